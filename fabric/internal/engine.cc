@@ -1,0 +1,379 @@
+// SPDX-License-Identifier: Apache-2.0
+// Engine lifecycle, the poll loop and the NodeContext surface. Inbound
+// traffic is in engine_io.cc, links and timers in engine_links.cc.
+#include "fabric/internal/engine.h"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "absl/strings/str_cat.h"
+#include "discovery/interfaces.h"
+#include "fabric/base/internal/zmq_errors.h"
+#include "fabric/base/log.h"
+#include "fabric/base/status_macros.h"
+
+namespace fabric::node_internal {
+namespace {
+
+// The loop wakes at least this often to run timers.
+constexpr absl::Duration kMaxPollWait = absl::Milliseconds(100);
+// A loop iteration that starts this long after the previous one means this
+// process was paused (SIGSTOP, swap, debugger).
+constexpr absl::Duration kStallThreshold = absl::Seconds(1);
+// libzmq allows 1023 sockets per context by default; each peer link costs 3.
+constexpr int kMaxSockets = 16384;
+
+std::string BindEndpoint(const NodeOptions& o, const std::string& host) {
+  return absl::StrCat(
+      "tcp://", host, ":",
+      o.mailbox_port == 0 ? std::string("*") : std::to_string(o.mailbox_port));
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(NodeOptions options) {
+  FABRIC_RETURN_IF_ERROR(ValidateNodeOptions(options));
+  const NodeId id = NodeId::Random();
+  if (options.name.empty()) options.name = "node-" + id.ShortHex();
+  std::unique_ptr<Engine> engine(new Engine(std::move(options), id));
+  const NodeOptions& o = engine->options_;
+
+  std::string host = "127.0.0.1";
+  if (o.discovery != DiscoveryMode::kSeeds) {
+    discovery::BeaconSocketOptions beacon;
+    beacon.loopback = o.discovery == DiscoveryMode::kLoopback;
+    beacon.interface = o.interface;
+    beacon.port = o.beacon_port;
+    FABRIC_ASSIGN_OR_RETURN(engine->beacon_,
+                            discovery::BeaconSocket::Open(beacon));
+    host = engine->beacon_->local_address();
+  } else if (!o.interface.empty()) {
+    FABRIC_ASSIGN_OR_RETURN(discovery::InterfaceAddress iface,
+                            discovery::LookupInterface(o.interface));
+    host = iface.address;
+  }
+
+  try {
+    engine->ctx_.set(zmq::ctxopt::max_sockets, kMaxSockets);
+  } catch (const zmq::error_t& e) {
+    return base_internal::ErrnoToStatus(e.num(), "zmq context");
+  }
+  FABRIC_ASSIGN_OR_RETURN(
+      engine->mailbox_,
+      MakeMailbox(engine->ctx_, engine->profile_, BindEndpoint(o, host)));
+  engine->mailbox_endpoint_ = engine->mailbox_.get(zmq::sockopt::last_endpoint);
+  const size_t colon = engine->mailbox_endpoint_.rfind(':');
+  engine->mailbox_port_ = static_cast<uint16_t>(
+      std::stoi(engine->mailbox_endpoint_.substr(colon + 1)));
+
+  engine->wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (engine->wake_fd_ < 0) {
+    return base_internal::ErrnoToStatus(errno, "eventfd");
+  }
+  if (o.on_peer_event) {
+    engine->dispatcher_ = std::make_unique<EventDispatcher>(o.on_peer_event);
+  }
+  return engine;
+}
+
+Engine::Engine(NodeOptions options, NodeId id)
+    : options_(std::move(options)),
+      id_(id),
+      clock_(RealClock()),
+      ctx_(1),
+      peers_(LivenessOptions{
+          options_.suspect_timeout, options_.dead_timeout,
+          options_.disconnect_grace,
+          std::max(absl::Seconds(30), 10 * options_.dead_timeout)}),
+      headers_(options_.headers),
+      rng_(std::hash<std::string>()(id.ToHex())) {
+  profile_.max_message_bytes = options_.max_message_bytes;
+  profile_.linger = options_.linger;
+  profile_.zmtp_heartbeat =
+      std::max(absl::Seconds(1), options_.heartbeat_interval);
+  profile_.zmtp_timeout = options_.dead_timeout;
+  cluster_hash_ = discovery::ClusterHash(options_.cluster);
+}
+
+Engine::~Engine() {
+  Close();
+  Join();
+  // Sockets close before the context (member order), each bounded by linger.
+  links_.clear();
+  mailbox_.close();
+  if (wake_fd_ >= 0) close(wake_fd_);
+  dispatcher_.reset();
+}
+
+void Engine::Start() {
+  thread_ = std::thread([this] {
+    thread_id_.store(std::this_thread::get_id(), std::memory_order_release);
+    Run();
+  });
+}
+
+bool Engine::OnEngineThread() const {
+  return thread_id_.load(std::memory_order_acquire) ==
+         std::this_thread::get_id();
+}
+
+void Engine::Close() noexcept {
+  {
+    absl::MutexLock lock(&mu_);
+    if (closing_) return;
+    closing_ = true;
+  }
+  const uint64_t one = 1;
+  ssize_t n = write(wake_fd_, &one, sizeof(one));
+  (void)n;  // a full eventfd counter still wakes the loop
+}
+
+void Engine::Join() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (joined_) return;
+    joined_ = true;
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+absl::Status Engine::Post(std::function<void(NodeContext&)> fn) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (closing_) {
+      return absl::CancelledError(
+          absl::StrCat("node ", options_.name, " is closed"));
+    }
+    commands_.push_back(std::move(fn));
+  }
+  const uint64_t one = 1;
+  ssize_t n = write(wake_fd_, &one, sizeof(one));
+  (void)n;
+  return absl::OkStatus();
+}
+
+NodeStats Engine::Stats() const {
+  auto get = [](const std::atomic<uint64_t>& a) {
+    return a.load(std::memory_order_relaxed);
+  };
+  const Counters& c = counters_;
+  NodeStats s;
+  s.beacons_sent = get(c.beacons_sent);
+  s.beacon_bytes_sent = get(c.beacon_bytes_sent);
+  s.beacons_received = get(c.beacons_received);
+  s.beacons_malformed = get(c.beacons_malformed);
+  s.beacons_wrong_version = get(c.beacons_wrong_version);
+  s.beacons_other_cluster = get(c.beacons_other_cluster);
+  s.messages_received = get(c.messages_received);
+  s.messages_sent = get(c.messages_sent);
+  s.messages_malformed = get(c.messages_malformed);
+  s.messages_wrong_version = get(c.messages_wrong_version);
+  s.messages_other_cluster = get(c.messages_other_cluster);
+  s.messages_unknown_sender = get(c.messages_unknown_sender);
+  s.messages_unknown_kind = get(c.messages_unknown_kind);
+  s.heartbeats_sent = get(c.heartbeats_sent);
+  s.peers_joined = get(c.peers_joined);
+  s.peers_left = get(c.peers_left);
+  s.local_stalls = get(c.local_stalls);
+  return s;
+}
+
+void Engine::Run() {
+  const absl::Time now = Now();
+  last_iteration_ = now;
+  next_beacon_ = now;  // the first beacon goes out at once
+  next_gossip_ = now + options_.beacon_interval;
+  for (const std::string& seed : options_.seeds) {
+    if (seed != mailbox_endpoint_) EnsureLink(seed, /*seed=*/true);
+  }
+  FABRIC_LOG(kInfo, "FAB-NODE-START ", options_.name, " ", id_.ToHex(), " ",
+             mailbox_endpoint_, " cluster=", options_.cluster,
+             " discovery=", DiscoveryModeName(options_.discovery));
+  while (!stop_) RunOnce();
+  Shutdown();
+}
+
+void Engine::RunOnce() {
+  // Poll set: wake fd, mailbox, beacon fd, then dealer + monitor per link.
+  std::vector<zmq::pollitem_t> items;
+  std::vector<Link*> polled;
+  items.reserve(3 + 2 * links_.size());
+  items.push_back({nullptr, wake_fd_, ZMQ_POLLIN, 0});
+  items.push_back({mailbox_.handle(), 0, ZMQ_POLLIN, 0});
+  if (beacon_) items.push_back({nullptr, beacon_->fd(), ZMQ_POLLIN, 0});
+  const size_t first_link = items.size();
+  for (auto& [endpoint, link] : links_) {
+    polled.push_back(link.get());
+    items.push_back({link->dealer.handle(), 0, ZMQ_POLLIN, 0});
+    items.push_back({link->monitor.handle(), 0, ZMQ_POLLIN, 0});
+  }
+  absl::Duration wait = kMaxPollWait;
+  if (beacon_) wait = std::min(wait, next_beacon_ - Now());
+  wait = std::max(wait, absl::ZeroDuration());
+  try {
+    zmq::poll(items.data(), items.size(),
+              std::chrono::milliseconds(absl::ToInt64Milliseconds(wait)));
+  } catch (const zmq::error_t& e) {
+    if (e.num() != EINTR) {
+      FABRIC_LOG(kError, "FAB-POLL-ERROR ", e.what());
+    }
+    return;
+  }
+
+  const absl::Time now = Now();
+  if (now - last_iteration_ > kStallThreshold) {
+    // We were paused; the silence we measured is ours, not the peers'.
+    counters_.local_stalls.fetch_add(1, std::memory_order_relaxed);
+    FABRIC_LOG(kWarning, "FAB-LOCAL-STALL ", options_.name, " paused for ",
+               absl::FormatDuration(now - last_iteration_));
+    peers_.ForgiveSilence(now);
+    next_beacon_ = now;
+  }
+  last_iteration_ = now;
+
+  if (items[0].revents & ZMQ_POLLIN) DrainCommands();
+  if (items[1].revents & ZMQ_POLLIN) DrainMailbox();
+  if (beacon_ && (items[2].revents & ZMQ_POLLIN)) DrainBeacons();
+  for (size_t i = 0; i < polled.size(); ++i) {
+    Link& link = *polled[i];
+    if (link.closing) continue;
+    if (items[first_link + 2 * i + 1].revents & ZMQ_POLLIN) DrainMonitor(link);
+    if (items[first_link + 2 * i].revents & ZMQ_POLLIN) DrainLink(link);
+  }
+  OnTimers(now);
+  ReapLinks();
+}
+
+void Engine::DrainCommands() {
+  uint64_t count = 0;
+  ssize_t n = read(wake_fd_, &count, sizeof(count));
+  (void)n;  // EAGAIN just means another wake already drained it
+  std::deque<std::function<void(NodeContext&)>> commands;
+  {
+    absl::MutexLock lock(&mu_);
+    commands.swap(commands_);
+    if (closing_) stop_ = true;
+  }
+  for (auto& fn : commands) fn(*this);
+}
+
+void Engine::Shutdown() {
+  for (auto& plugin : plugins_) plugin->OnDetach(*this);
+  const std::string goodbye = EncodeEnvelope(MessageKind::kGoodbye, id_, "");
+  for (auto& [endpoint, link] : links_) {
+    if (link->peer.has_value()) SendOnLink(*link, goodbye);
+  }
+  if (beacon_) SendBeacon(/*leaving=*/true);
+  // Commands posted after the loop stopped are dropped; their callers saw
+  // kCancelled or get it now through their own deadlines.
+  absl::MutexLock lock(&mu_);
+  commands_.clear();
+  FABRIC_LOG(kInfo, "FAB-NODE-STOP ", options_.name, " ", id_.ToHex());
+}
+
+absl::Status Engine::Send(const NodeId& peer, uint16_t kind,
+                          absl::string_view body) {
+  if (peers_.Find(peer) == nullptr) {
+    return absl::NotFoundError(
+        absl::StrCat("no peer ", peer.ShortHex(), " known to ", options_.name));
+  }
+  Link* link = LinkOf(peer);
+  if (link == nullptr || !link->connected) {
+    return absl::UnavailableError(
+        absl::StrCat("link to peer ", peer.ShortHex(), " is down"));
+  }
+  if (!SendOnLink(*link, EncodeEnvelope(kind, id_, body))) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("send queue to peer ", peer.ShortHex(), " is full"));
+  }
+  return absl::OkStatus();
+}
+
+void Engine::SetOffer(absl::string_view kind, absl::string_view name,
+                      bool offered) {
+  const std::string k(kind);
+  bool changed = false;
+  if (offered) {
+    changed = offers_[k].insert(std::string(name)).second;
+  } else {
+    auto it = offers_.find(k);
+    if (it != offers_.end()) {
+      changed = it->second.erase(std::string(name)) > 0;
+      if (it->second.empty()) offers_.erase(it);
+    }
+  }
+  if (changed) BumpStateVersion();
+}
+
+void Engine::SetHeader(absl::string_view key, absl::string_view value) {
+  const std::string k(key);
+  if (value.empty()) {
+    if (headers_.erase(k) == 0) return;
+  } else {
+    auto [it, inserted] = headers_.emplace(k, std::string(value));
+    if (!inserted && it->second == value) return;
+    it->second = std::string(value);
+  }
+  BumpStateVersion();
+}
+
+void Engine::BumpStateVersion() {
+  ++state_version_;
+  hello_wire_.clear();
+  BroadcastHello();
+  next_beacon_ = Now();  // the beacon carries the new version at once too
+}
+
+const PeerInfo* Engine::FindPeer(const NodeId& id) const {
+  return peers_.Find(id);
+}
+
+std::vector<PeerInfo> Engine::Peers() const { return peers_.Snapshot(); }
+
+absl::Status Engine::Attach(std::shared_ptr<Plugin> plugin) {
+  const std::vector<uint16_t> kinds = plugin->kinds();
+  for (uint16_t kind : kinds) {
+    if (kind < kFirstPatternKind) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("plugin kind ", kind, " is below ", kFirstPatternKind));
+    }
+    if (kind_owner_.contains(kind)) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("message kind ", kind, " already has a plugin"));
+    }
+  }
+  for (uint16_t kind : kinds) kind_owner_[kind] = plugin.get();
+  plugins_.push_back(plugin);
+  plugin->OnAttach(*this);
+  return absl::OkStatus();
+}
+
+void Engine::Dispatch(std::vector<PeerEvent> events) {
+  for (PeerEvent& event : events) {
+    const PeerInfo& p = event.peer;
+    FABRIC_LOG(kInfo, "FAB-PEER-", PeerEventTypeName(event.type), " ",
+               options_.name, " sees ", p.name, " ", p.id.ShortHex(), " ",
+               p.mailbox_endpoint, " (", event.reason, ")");
+    if (event.type == PeerEventType::kJoined) {
+      counters_.peers_joined.fetch_add(1, std::memory_order_relaxed);
+      if (options_.discovery == DiscoveryMode::kSeeds) {
+        // A newcomer learns everyone we know at once.
+        SendGossip(p.id, GossipList(p.id));
+      }
+    } else if (event.type == PeerEventType::kLeft) {
+      counters_.peers_left.fetch_add(1, std::memory_order_relaxed);
+      Link* link = FindLink(p.mailbox_endpoint);
+      if (link != nullptr && link->peer == p.id) {
+        link->peer.reset();
+        if (!link->seed) CloseLink(*link);
+      }
+    }
+    for (auto& plugin : plugins_) plugin->OnPeerEvent(*this, event);
+    if (dispatcher_) dispatcher_->Push(std::move(event));
+  }
+}
+
+}  // namespace fabric::node_internal

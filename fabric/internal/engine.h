@@ -1,0 +1,174 @@
+// SPDX-License-Identifier: Apache-2.0
+// The engine behind `fabric::Node`: one thread running a reactor over the
+// mailbox ROUTER, one DEALER link (and its monitor) per peer, the beacon
+// socket and timers. Application threads reach it only through `Post`
+// (a command queue plus an eventfd that wakes the poll). docs/threading.md
+// describes the threads; docs/protocol.md the messages.
+#ifndef FABRIC_INTERNAL_ENGINE_H_
+#define FABRIC_INTERNAL_ENGINE_H_
+
+#include <atomic>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+#include <zmq.hpp>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "discovery/beacon.h"
+#include "discovery/beacon_socket.h"
+#include "fabric/base/clock.h"
+#include "fabric/codec/control.h"
+#include "fabric/codec/envelope.h"
+#include "fabric/internal/event_dispatcher.h"
+#include "fabric/internal/socket_profile.h"
+#include "fabric/node.h"
+#include "fabric/peers/peer_table.h"
+#include "fabric/plugin.h"
+
+namespace fabric::node_internal {
+
+// One outgoing connection to a peer's mailbox.
+struct Link {
+  std::string endpoint;
+  zmq::socket_t dealer;
+  zmq::socket_t monitor;       // PAIR receiving the dealer's events
+  std::optional<NodeId> peer;  // set once that endpoint's HELLO arrived
+  bool seed = false;           // configured seed: never dropped
+  bool connected = false;      // ZMTP handshake done, not yet dropped
+  bool closing = false;        // reaped at the end of the loop iteration
+  absl::Time created_at;
+  absl::Time last_sent;
+};
+
+// Thread safety: `Post`, `Close`, `Join`, `Stats` and the accessors are
+// thread-safe; everything else runs on the engine thread.
+class Engine : public NodeContext {
+ public:
+  static absl::StatusOr<std::unique_ptr<Engine>> Create(NodeOptions options);
+  ~Engine() override;
+
+  void Start();
+  void Close() noexcept;
+  void Join();
+  absl::Status Post(std::function<void(NodeContext&)> fn);
+  bool OnEngineThread() const;
+  NodeStats Stats() const;
+
+  const std::string& name() const { return options_.name; }
+  const std::string& cluster() const { return options_.cluster; }
+  const std::string& mailbox_endpoint() const { return mailbox_endpoint_; }
+
+  // NodeContext (engine thread only).
+  const NodeId& self_id() const override { return id_; }
+  absl::Time Now() const override { return clock_->Now(); }
+  absl::Status Send(const NodeId& peer, uint16_t kind,
+                    absl::string_view body) override;
+  void SetOffer(absl::string_view kind, absl::string_view name,
+                bool offered) override;
+  const PeerInfo* FindPeer(const NodeId& id) const override;
+  std::vector<PeerInfo> Peers() const override;
+
+  // Engine thread only.
+  void SetHeader(absl::string_view key, absl::string_view value);
+  absl::Status Attach(std::shared_ptr<Plugin> plugin);
+
+ private:
+  // Counters, written on the engine thread and read anywhere. Relaxed
+  // ordering: each is an independent statistic.
+  struct Counters {
+    std::atomic<uint64_t> beacons_sent{0}, beacon_bytes_sent{0},
+        beacons_received{0}, beacons_malformed{0}, beacons_wrong_version{0},
+        beacons_other_cluster{0}, messages_received{0}, messages_sent{0},
+        messages_malformed{0}, messages_wrong_version{0},
+        messages_other_cluster{0}, messages_unknown_sender{0},
+        messages_unknown_kind{0}, heartbeats_sent{0}, peers_joined{0},
+        peers_left{0}, local_stalls{0};
+  };
+
+  Engine(NodeOptions options, NodeId id);
+
+  void Run();
+  void RunOnce();
+  void Shutdown();
+  void DrainCommands();
+
+  // engine_io.cc: inbound traffic.
+  void DrainMailbox();
+  void HandleMailboxMessage(absl::string_view routing_id,
+                            absl::string_view payload);
+  void HandleHello(absl::string_view body, absl::string_view routing_id);
+  void HandleGossip(const NodeId& sender, absl::string_view body);
+  void DrainBeacons();
+  void HandleBeacon(const discovery::Datagram& datagram);
+  void DrainLink(Link& link);
+  void DrainMonitor(Link& link);
+  void RequestHello(absl::string_view routing_id);
+
+  // engine_links.cc: outbound links and timers.
+  Link* EnsureLink(const std::string& endpoint, bool seed);
+  Link* FindLink(const std::string& endpoint);
+  Link* LinkOf(const NodeId& peer);
+  void CloseLink(Link& link);
+  void ReapLinks();
+  bool SendOnLink(Link& link, const std::string& wire);
+  void SendHello(Link& link);
+  void BroadcastHello();
+  void SendBeacon(bool leaving);
+  void OnTimers(absl::Time now);
+  void SendGossip(const NodeId& to, const std::vector<GossipEntry>& entries);
+  std::vector<GossipEntry> GossipList(const NodeId& except) const;
+  void Dispatch(std::vector<PeerEvent> events);
+  void BumpStateVersion();
+
+  // Immutable after construction.
+  NodeOptions options_;
+  const NodeId id_;
+  Clock* const clock_;
+  SocketProfile profile_;
+  uint64_t cluster_hash_ = 0;
+  std::string mailbox_endpoint_;
+  uint16_t mailbox_port_ = 0;
+  int wake_fd_ = -1;
+
+  zmq::context_t ctx_;
+  zmq::socket_t mailbox_;
+  std::unique_ptr<discovery::BeaconSocket> beacon_;
+  std::unique_ptr<EventDispatcher> dispatcher_;
+  std::thread thread_;
+  std::atomic<std::thread::id> thread_id_{};  // release/acquire with Start
+
+  mutable absl::Mutex mu_;
+  std::deque<std::function<void(NodeContext&)>> commands_ ABSL_GUARDED_BY(mu_);
+  bool closing_ ABSL_GUARDED_BY(mu_) = false;
+  bool joined_ ABSL_GUARDED_BY(mu_) = false;
+
+  // Engine thread only.
+  PeerTable peers_;
+  absl::flat_hash_map<std::string, std::unique_ptr<Link>> links_;
+  bool links_changed_ = true;
+  Headers headers_;
+  Offers offers_;
+  uint64_t state_version_ = 1;
+  std::string hello_wire_;  // cached HELLO envelope for state_version_
+  std::vector<std::shared_ptr<Plugin>> plugins_;
+  absl::flat_hash_map<uint16_t, Plugin*> kind_owner_;
+  absl::Time next_beacon_;
+  absl::Time next_gossip_;
+  absl::Time last_iteration_;
+  std::mt19937_64 rng_;
+  uint64_t monitor_seq_ = 0;
+  bool stop_ = false;
+  Counters counters_;
+};
+
+}  // namespace fabric::node_internal
+
+#endif  // FABRIC_INTERNAL_ENGINE_H_

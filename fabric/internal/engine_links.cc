@@ -1,0 +1,187 @@
+// SPDX-License-Identifier: Apache-2.0
+// Outbound side of the engine: one DEALER link per peer mailbox, HELLOs,
+// heartbeats, beacons, gossip and the timers that drive them.
+#include <zmq.h>
+
+#include "absl/strings/str_cat.h"
+#include "discovery/beacon_format.h"
+#include "fabric/base/log.h"
+#include "fabric/internal/engine.h"
+
+namespace fabric::node_internal {
+
+Link* Engine::FindLink(const std::string& endpoint) {
+  auto it = links_.find(endpoint);
+  return it == links_.end() || it->second->closing ? nullptr : it->second.get();
+}
+
+Link* Engine::LinkOf(const NodeId& peer) {
+  const PeerInfo* info = peers_.Find(peer);
+  if (info == nullptr) return nullptr;
+  Link* link = FindLink(info->mailbox_endpoint);
+  return link != nullptr && link->peer == peer ? link : nullptr;
+}
+
+Link* Engine::EnsureLink(const std::string& endpoint, bool seed) {
+  if (endpoint == mailbox_endpoint_) return nullptr;
+  auto it = links_.find(endpoint);
+  if (it != links_.end()) {
+    if (!it->second->closing) {
+      it->second->seed |= seed;
+      return it->second.get();
+    }
+    links_.erase(it);  // a closing link for this endpoint: replace it now
+  }
+  const std::string monitor_endpoint =
+      absl::StrCat("inproc://fabric-link-monitor-", ++monitor_seq_);
+  absl::StatusOr<zmq::socket_t> dealer =
+      MakeLink(ctx_, profile_, endpoint, monitor_endpoint);
+  if (!dealer.ok()) {
+    FABRIC_LOG(kWarning, "FAB-LINK-FAILED ", options_.name, " -> ", endpoint,
+               ": ", dealer.status().ToString());
+    return nullptr;
+  }
+  auto link = std::make_unique<Link>();
+  link->endpoint = endpoint;
+  link->dealer = std::move(*dealer);
+  try {
+    link->monitor = zmq::socket_t(ctx_, zmq::socket_type::pair);
+    link->monitor.set(zmq::sockopt::linger, 0);
+    link->monitor.connect(monitor_endpoint);
+  } catch (const zmq::error_t& e) {
+    FABRIC_LOG(kWarning, "FAB-LINK-FAILED ", options_.name,
+               " monitor: ", e.what());
+    return nullptr;
+  }
+  link->seed = seed;
+  link->created_at = Now();
+  link->last_sent = link->created_at;
+  Link* raw = link.get();
+  links_[endpoint] = std::move(link);
+  return raw;
+}
+
+void Engine::CloseLink(Link& link) { link.closing = true; }
+
+void Engine::ReapLinks() {
+  for (auto it = links_.begin(); it != links_.end();) {
+    if (it->second->closing) {
+      // Stop monitoring first so libzmq does not queue events nobody reads.
+      zmq_socket_monitor(it->second->dealer.handle(), nullptr, 0);
+      links_.erase(it++);
+    } else {
+      ++it;
+    }
+  }
+}
+
+bool Engine::SendOnLink(Link& link, const std::string& wire) {
+  try {
+    if (!link.dealer.send(zmq::buffer(wire), zmq::send_flags::dontwait)) {
+      return false;  // not connected (IMMEDIATE) or high-water mark reached
+    }
+  } catch (const zmq::error_t& e) {
+    return false;
+  }
+  link.last_sent = Now();
+  counters_.messages_sent.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+void Engine::SendHello(Link& link) {
+  if (hello_wire_.empty()) {
+    Hello hello;
+    hello.id = id_;
+    hello.name = options_.name;
+    hello.cluster = options_.cluster;
+    hello.mailbox_endpoint = mailbox_endpoint_;
+    hello.state_version = state_version_;
+    hello.headers = headers_;
+    hello.offers = offers_;
+    hello_wire_ = EncodeEnvelope(MessageKind::kHello, id_, EncodeHello(hello));
+  }
+  SendOnLink(link, hello_wire_);
+}
+
+void Engine::BroadcastHello() {
+  for (auto& [endpoint, link] : links_) {
+    if (link->connected && !link->closing) SendHello(*link);
+  }
+}
+
+void Engine::SendBeacon(bool leaving) {
+  discovery::Beacon beacon;
+  beacon.flags = leaving ? discovery::kFlagLeaving : 0;
+  beacon.cluster_hash = cluster_hash_;
+  beacon.id = id_;
+  beacon.mailbox_port = mailbox_port_;
+  beacon.state_version = static_cast<uint32_t>(state_version_);
+  const std::string wire = discovery::EncodeBeacon(beacon);
+  absl::Status sent = beacon_->Send(wire);
+  if (!sent.ok()) {
+    FABRIC_LOG(kWarning, "FAB-BEACON-SEND ", options_.name, ": ",
+               sent.ToString());
+    return;
+  }
+  counters_.beacons_sent.fetch_add(1, std::memory_order_relaxed);
+  counters_.beacon_bytes_sent.fetch_add(wire.size(), std::memory_order_relaxed);
+}
+
+std::vector<GossipEntry> Engine::GossipList(const NodeId& except) const {
+  std::vector<GossipEntry> entries;
+  for (const PeerInfo& p : peers_.Snapshot()) {
+    if (p.id != except && p.state == PeerState::kAlive) {
+      entries.push_back(GossipEntry{p.id, p.mailbox_endpoint});
+    }
+  }
+  return entries;
+}
+
+void Engine::SendGossip(const NodeId& to,
+                        const std::vector<GossipEntry>& entries) {
+  if (entries.empty()) return;
+  Link* link = LinkOf(to);
+  if (link == nullptr) return;
+  SendOnLink(*link,
+             EncodeEnvelope(MessageKind::kGossip, id_, EncodeGossip(entries)));
+}
+
+void Engine::OnTimers(absl::Time now) {
+  if (beacon_ && now >= next_beacon_) {
+    SendBeacon(/*leaving=*/false);
+    next_beacon_ = now + options_.beacon_interval;
+  }
+  std::string ping;  // encoded on first use: most iterations send none
+  for (auto& [endpoint, link] : links_) {
+    if (link->closing) continue;
+    if (link->peer.has_value()) {
+      if (link->connected &&
+          now - link->last_sent >= options_.heartbeat_interval) {
+        if (ping.empty()) {
+          ping = EncodeEnvelope(MessageKind::kPing, id_,
+                                EncodePing(state_version_));
+        }
+        if (SendOnLink(*link, ping)) {
+          counters_.heartbeats_sent.fetch_add(1, std::memory_order_relaxed);
+        }
+      }
+    } else if (!link->seed && now - link->created_at > options_.dead_timeout) {
+      // Learned from a beacon or gossip but never introduced itself.
+      CloseLink(*link);
+    }
+  }
+  Dispatch(peers_.Tick(now));
+  if (options_.discovery == DiscoveryMode::kSeeds && now >= next_gossip_) {
+    // Anti-entropy: every interval one random peer gets our full view, so
+    // nodes that joined through different seeds still find each other.
+    next_gossip_ = now + options_.beacon_interval;
+    std::vector<PeerInfo> peers = peers_.Snapshot();
+    if (!peers.empty()) {
+      const PeerInfo& target = peers[rng_() % peers.size()];
+      SendGossip(target.id, GossipList(target.id));
+    }
+  }
+  for (auto& plugin : plugins_) plugin->OnTick(*this, now);
+}
+
+}  // namespace fabric::node_internal

@@ -1,0 +1,72 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "fabric/internal/socket_profile.h"
+
+#include "absl/strings/str_cat.h"
+#include "fabric/base/internal/zmq_errors.h"
+
+namespace fabric::node_internal {
+namespace {
+
+constexpr int kMailboxRcvHwm = 100000;
+constexpr int kLinkSndHwm = 100000;
+constexpr absl::Duration kHandshakeInterval = absl::Seconds(5);
+
+int Millis(absl::Duration d) {
+  return static_cast<int>(absl::ToInt64Milliseconds(d));
+}
+
+void ApplyCommon(zmq::socket_t& s, const SocketProfile& p) {
+  s.set(zmq::sockopt::linger, Millis(p.linger));
+  s.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(p.max_message_bytes));
+  s.set(zmq::sockopt::handshake_ivl, Millis(kHandshakeInterval));
+  s.set(zmq::sockopt::heartbeat_ivl, Millis(p.zmtp_heartbeat));
+  s.set(zmq::sockopt::heartbeat_timeout, Millis(p.zmtp_timeout));
+  s.set(zmq::sockopt::heartbeat_ttl, Millis(p.zmtp_timeout));
+  s.set(zmq::sockopt::tcp_keepalive, 1);
+}
+
+}  // namespace
+
+absl::StatusOr<zmq::socket_t> MakeMailbox(zmq::context_t& ctx,
+                                          const SocketProfile& profile,
+                                          const std::string& endpoint) {
+  try {
+    zmq::socket_t s(ctx, zmq::socket_type::router);
+    ApplyCommon(s, profile);
+    s.set(zmq::sockopt::router_mandatory, 1);
+    s.set(zmq::sockopt::rcvhwm, kMailboxRcvHwm);
+    s.bind(endpoint);
+    return s;
+  } catch (const zmq::error_t& e) {
+    return base_internal::ErrnoToStatus(
+        e.num(), absl::StrCat("bind mailbox ", endpoint));
+  }
+}
+
+absl::StatusOr<zmq::socket_t> MakeLink(zmq::context_t& ctx,
+                                       const SocketProfile& profile,
+                                       const std::string& endpoint,
+                                       const std::string& monitor_endpoint) {
+  try {
+    zmq::socket_t s(ctx, zmq::socket_type::dealer);
+    ApplyCommon(s, profile);
+    // IMMEDIATE: queue only to a completed connection, so a send to a peer
+    // whose link is down fails at once instead of piling up.
+    s.set(zmq::sockopt::immediate, 1);
+    s.set(zmq::sockopt::sndhwm, kLinkSndHwm);
+    s.set(zmq::sockopt::reconnect_ivl, 100);
+    s.set(zmq::sockopt::reconnect_ivl_max, 1000);
+    if (zmq_socket_monitor(
+            s.handle(), monitor_endpoint.c_str(),
+            ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED) != 0) {
+      return base_internal::ErrnoToStatus(zmq_errno(), "zmq_socket_monitor");
+    }
+    s.connect(endpoint);
+    return s;
+  } catch (const zmq::error_t& e) {
+    return base_internal::ErrnoToStatus(e.num(),
+                                        absl::StrCat("connect ", endpoint));
+  }
+}
+
+}  // namespace fabric::node_internal

@@ -1,0 +1,41 @@
+// SPDX-License-Identifier: Apache-2.0
+// The one place that makes ZeroMQ sockets, applying one hardening profile
+// (DESIGN.md, "Security"): a maximum message size, a short handshake, ZMTP
+// heartbeats, ROUTER_MANDATORY, IMMEDIATE on outgoing links, explicit HWMs
+// and a bounded linger.
+#ifndef FABRIC_INTERNAL_SOCKET_PROFILE_H_
+#define FABRIC_INTERNAL_SOCKET_PROFILE_H_
+
+#include <cstddef>
+#include <string>
+#include <zmq.hpp>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace fabric::node_internal {
+
+struct SocketProfile {
+  size_t max_message_bytes;
+  absl::Duration linger;
+  absl::Duration zmtp_heartbeat;  // ZMTP PING interval on TCP links
+  absl::Duration zmtp_timeout;    // connection dropped after this silence
+};
+
+// Makes the mailbox ROUTER bound to `endpoint` ("tcp://127.0.0.1:0" style).
+// Returns the socket; its bound endpoint is read with ZMQ_LAST_ENDPOINT.
+absl::StatusOr<zmq::socket_t> MakeMailbox(zmq::context_t& ctx,
+                                          const SocketProfile& profile,
+                                          const std::string& endpoint);
+
+// Makes a DEALER link to a peer's mailbox, monitored on `monitor_endpoint`
+// (an inproc address) for handshake and disconnect events, then connected
+// to `endpoint`. The monitor starts before the connect so no event is lost.
+absl::StatusOr<zmq::socket_t> MakeLink(zmq::context_t& ctx,
+                                       const SocketProfile& profile,
+                                       const std::string& endpoint,
+                                       const std::string& monitor_endpoint);
+
+}  // namespace fabric::node_internal
+
+#endif  // FABRIC_INTERNAL_SOCKET_PROFILE_H_

@@ -1,0 +1,93 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "fabric/node.h"
+
+#include "absl/synchronization/notification.h"
+#include "fabric/base/status_macros.h"
+#include "fabric/internal/engine.h"
+
+namespace fabric {
+
+using node_internal::Engine;
+
+absl::StatusOr<std::unique_ptr<Node>> Node::Start(NodeOptions options) {
+  FABRIC_ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine,
+                          Engine::Create(std::move(options)));
+  engine->Start();
+  return std::unique_ptr<Node>(new Node(std::move(engine)));
+}
+
+Node::Node(std::unique_ptr<Engine> engine) : engine_(std::move(engine)) {}
+
+Node::~Node() = default;  // ~Engine closes and joins
+
+void Node::Close() noexcept { engine_->Close(); }
+void Node::Join() { engine_->Join(); }
+
+const NodeId& Node::id() const { return engine_->self_id(); }
+const std::string& Node::name() const { return engine_->name(); }
+const std::string& Node::cluster() const { return engine_->cluster(); }
+const std::string& Node::mailbox_endpoint() const {
+  return engine_->mailbox_endpoint();
+}
+
+absl::StatusOr<std::vector<PeerInfo>> Node::Peers() const {
+  if (engine_->OnEngineThread()) return engine_->Peers();
+  // The snapshot is shared so a timed-out wait cannot leave the engine
+  // writing into a dead stack frame.
+  struct Result {
+    absl::Notification done;
+    std::vector<PeerInfo> peers;
+  };
+  auto result = std::make_shared<Result>();
+  FABRIC_RETURN_IF_ERROR(engine_->Post([result](NodeContext& ctx) {
+    result->peers = ctx.Peers();
+    result->done.Notify();
+  }));
+  if (!result->done.WaitForNotificationWithTimeout(absl::Seconds(10))) {
+    return absl::DeadlineExceededError("node engine did not answer in 10s");
+  }
+  return std::move(result->peers);
+}
+
+absl::Status Node::SetOffer(absl::string_view kind, absl::string_view name,
+                            bool offered) {
+  if (kind.empty() || name.empty()) {
+    return absl::InvalidArgumentError("offer kind and name must be non-empty");
+  }
+  return engine_->Post([k = std::string(kind), n = std::string(name), offered](
+                           NodeContext& c) { c.SetOffer(k, n, offered); });
+}
+
+absl::Status Node::SetHeader(absl::string_view key, absl::string_view value) {
+  if (key.empty()) return absl::InvalidArgumentError("header key is empty");
+  Engine* engine = engine_.get();
+  return engine_->Post([engine, k = std::string(key), v = std::string(value)](
+                           NodeContext&) { engine->SetHeader(k, v); });
+}
+
+absl::Status Node::AttachPlugin(std::shared_ptr<Plugin> plugin) {
+  if (plugin == nullptr) return absl::InvalidArgumentError("null plugin");
+  if (engine_->OnEngineThread()) return engine_->Attach(std::move(plugin));
+  struct Result {
+    absl::Notification done;
+    absl::Status status;
+  };
+  auto result = std::make_shared<Result>();
+  Engine* engine = engine_.get();
+  FABRIC_RETURN_IF_ERROR(engine_->Post([engine, result, plugin](NodeContext&) {
+    result->status = engine->Attach(plugin);
+    result->done.Notify();
+  }));
+  if (!result->done.WaitForNotificationWithTimeout(absl::Seconds(10))) {
+    return absl::DeadlineExceededError("node engine did not answer in 10s");
+  }
+  return result->status;
+}
+
+absl::Status Node::Post(std::function<void(NodeContext&)> fn) {
+  return engine_->Post(std::move(fn));
+}
+
+NodeStats Node::Stats() const { return engine_->Stats(); }
+
+}  // namespace fabric

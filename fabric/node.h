@@ -1,0 +1,114 @@
+// SPDX-License-Identifier: Apache-2.0
+// `fabric::Node`: one identity in a cluster. It binds a mailbox, finds peers
+// (beacons or seeds), keeps them alive with heartbeats and reports peer
+// events. Patterns attach to it as plugins.
+//
+//   fabric::NodeOptions options;
+//   options.name = "worker-1";
+//   options.on_peer_event = [](const fabric::PeerEvent& e) { ... };
+//   absl::StatusOr<std::unique_ptr<fabric::Node>> node =
+//       fabric::Node::Start(std::move(options));
+//   if (!node.ok()) return node.status();
+//   ...
+//   (*node)->Close();  // or just destroy it
+#ifndef FABRIC_NODE_H_
+#define FABRIC_NODE_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "fabric/base/node_id.h"
+#include "fabric/node_options.h"
+#include "fabric/peers/peer_info.h"
+#include "fabric/plugin.h"
+
+namespace fabric {
+
+namespace node_internal {
+class Engine;
+}
+
+// Counters of one node. Every bad input is counted, never fatal.
+struct NodeStats {
+  uint64_t beacons_sent = 0;
+  uint64_t beacon_bytes_sent = 0;
+  uint64_t beacons_received = 0;
+  uint64_t beacons_malformed = 0;      // not a fabric beacon at all
+  uint64_t beacons_wrong_version = 0;  // fabric beacon, other version
+  uint64_t beacons_other_cluster = 0;
+  uint64_t messages_received = 0;
+  uint64_t messages_sent = 0;
+  uint64_t messages_malformed = 0;  // bad envelope or body
+  uint64_t messages_wrong_version = 0;
+  uint64_t messages_other_cluster = 0;
+  uint64_t messages_unknown_sender = 0;
+  uint64_t messages_unknown_kind = 0;
+  uint64_t heartbeats_sent = 0;
+  uint64_t peers_joined = 0;
+  uint64_t peers_left = 0;
+  uint64_t local_stalls = 0;  // our own loop paused (SIGSTOP, swap)
+};
+
+// Thread safety: thread-safe. Every method may be called from any thread;
+// commands are posted to the node's engine thread. Not copyable or movable:
+// hold it by `std::unique_ptr`.
+class Node {
+ public:
+  // Validates `options`, binds the mailbox and beacon sockets and starts the
+  // engine thread. Returns kInvalidArgument for bad options, kNotFound /
+  // kFailedPrecondition for an unusable interface, kAlreadyExists when a
+  // fixed mailbox port is taken.
+  static absl::StatusOr<std::unique_ptr<Node>> Start(NodeOptions options);
+
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+  // Closes and joins; bounded by `linger` plus one loop iteration.
+  ~Node();
+
+  // Starts shutdown: goodbyes to peers, a leaving beacon, then the engine
+  // exits. Non-blocking and idempotent. Later calls return kCancelled.
+  void Close() noexcept;
+  // Blocks until the engine thread has exited. Call after `Close`.
+  // REQUIRES: not called from the engine or event thread.
+  void Join();
+
+  const NodeId& id() const;
+  const std::string& name() const;
+  const std::string& cluster() const;
+  // This node's mailbox, e.g. "tcp://127.0.0.1:40123".
+  const std::string& mailbox_endpoint() const;
+
+  // Returns a snapshot of the known peers (alive and suspect), sorted by
+  // name. Returns kCancelled once closed.
+  absl::StatusOr<std::vector<PeerInfo>> Peers() const;
+
+  // Adds or removes an offer (see NodeContext::SetOffer).
+  absl::Status SetOffer(absl::string_view kind, absl::string_view name,
+                        bool offered);
+  // Sets (or with an empty value, removes) a HELLO header.
+  absl::Status SetHeader(absl::string_view key, absl::string_view value);
+
+  // Attaches a plugin. Returns kInvalidArgument for a kind below
+  // kFirstPatternKind and kAlreadyExists for a kind another plugin owns.
+  absl::Status AttachPlugin(std::shared_ptr<Plugin> plugin);
+
+  // Runs `fn` on the engine thread. Returns kCancelled once closed.
+  absl::Status Post(std::function<void(NodeContext&)> fn);
+
+  NodeStats Stats() const;
+
+ private:
+  explicit Node(std::unique_ptr<node_internal::Engine> engine);
+  std::unique_ptr<node_internal::Engine> engine_;
+};
+
+}  // namespace fabric
+
+#endif  // FABRIC_NODE_H_

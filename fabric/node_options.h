@@ -1,0 +1,96 @@
+// SPDX-License-Identifier: Apache-2.0
+// Options of a `fabric::Node`: identity, discovery and liveness timings.
+// Every field documents its meaning, unit, default and range; `Node::Start`
+// validates them and returns kInvalidArgument naming the bad field.
+#ifndef FABRIC_NODE_OPTIONS_H_
+#define FABRIC_NODE_OPTIONS_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "fabric/codec/control.h"
+#include "fabric/codec/wire_format.h"
+#include "fabric/peers/peer_info.h"
+
+namespace fabric {
+
+enum class DiscoveryMode {
+  // UDP broadcast on 127.255.255.255: every node on this host, nothing
+  // leaves it. The default; needs no configuration.
+  kLoopback,
+  // UDP broadcast on the named `interface`'s subnet. Chosen explicitly.
+  kLan,
+  // No beacons: connect to `seeds` and learn the rest by gossip.
+  kSeeds,
+};
+
+absl::string_view DiscoveryModeName(DiscoveryMode mode);  // "loopback", ...
+// Parses "loopback", "lan" or "seeds"; kInvalidArgument otherwise.
+absl::StatusOr<DiscoveryMode> ParseDiscoveryMode(absl::string_view text);
+
+struct NodeOptions {
+  // Human-readable name shown to peers. Default: "node-" + 8 hex of the id.
+  std::string name;
+  // Nodes only see peers of the same cluster. 1..255 bytes.
+  std::string cluster = "default";
+
+  DiscoveryMode discovery = DiscoveryMode::kLoopback;
+  // kLan: the interface to broadcast on (required), e.g. "eth0". kSeeds:
+  // optional; its address is bound and advertised (default 127.0.0.1).
+  std::string interface;
+  // UDP port for beacons, shared by the cluster. 1..65535. Default 47470.
+  uint16_t beacon_port = 47470;
+  // kSeeds: mailbox endpoints of nodes to contact first, such as
+  // "tcp://127.0.0.1:7000". At least one is required in that mode.
+  std::vector<std::string> seeds;
+  // TCP port of this node's mailbox. 0 (default) picks a free port; seed
+  // nodes set a fixed one so others can name them.
+  uint16_t mailbox_port = 0;
+
+  // Key/value strings sent to peers in HELLO.
+  Headers headers;
+
+  // How often a beacon is sent. 10 ms .. 60 s; default 1 s.
+  absl::Duration beacon_interval = absl::Seconds(1);
+  // A heartbeat goes to each peer not otherwise sent to for this long.
+  // 10 ms .. 60 s; default 500 ms.
+  absl::Duration heartbeat_interval = absl::Milliseconds(500);
+  // Silence before a peer is suspect. > heartbeat_interval; default 1.5 s.
+  absl::Duration suspect_timeout = absl::Milliseconds(1500);
+  // Silence before a peer is dead. > suspect_timeout; default 3 s.
+  absl::Duration dead_timeout = absl::Seconds(3);
+  // After its connection drops, how long a peer may take to reconnect before
+  // it is dead. 0 .. dead_timeout; default 300 ms.
+  absl::Duration disconnect_grace = absl::Milliseconds(300);
+
+  // Largest message accepted on any socket, envelope included.
+  // 1 KiB .. 1 GiB; default 16 MiB.
+  size_t max_message_bytes = kDefaultMaxMessageBytes;
+  // How long closing sockets may keep flushing (goodbyes). 0 .. 10 s;
+  // default 200 ms. Bounds how long destruction can take.
+  absl::Duration linger = absl::Milliseconds(200);
+
+  // Called for each peer event on the node's event thread (never the engine
+  // thread), one at a time in order. May block only itself; must not call
+  // `Node::Join` or destroy the node. Optional.
+  std::function<void(const PeerEvent&)> on_peer_event;
+};
+
+// Returns kInvalidArgument naming the first bad field.
+absl::Status ValidateNodeOptions(const NodeOptions& options);
+
+// Overrides fields from the environment where set: FABRIC_CLUSTER,
+// FABRIC_DISCOVERY, FABRIC_INTERFACE, FABRIC_BEACON_PORT, FABRIC_SEEDS
+// (comma-separated). Returns kInvalidArgument for an unparsable value.
+absl::Status ApplyEnvironment(NodeOptions* options);
+
+}  // namespace fabric
+
+#endif  // FABRIC_NODE_OPTIONS_H_

@@ -1,0 +1,355 @@
+// SPDX-License-Identifier: Apache-2.0
+// Node behaviour with several nodes in one process, over real loopback
+// sockets. Multi-process behaviour is in tests/integration/.
+#include "fabric/node.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <type_traits>
+#include <zmq.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "discovery/beacon.h"
+#include "fabric/codec/envelope.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/status_matchers.h"
+#include "tests/testing/test_util.h"
+
+namespace fabric {
+namespace {
+
+using ::fabric::testing::StatusIs;
+using ::fabric::testing::WaitUntil;
+
+static_assert(!std::is_copy_constructible_v<Node>);
+static_assert(!std::is_copy_assignable_v<Node>);
+
+constexpr absl::Duration kWait = absl::Seconds(20);
+
+// Collects the events one node reports. Thread-safe.
+class EventLog {
+ public:
+  std::function<void(const PeerEvent&)> Callback() {
+    return [this](const PeerEvent& e) {
+      absl::MutexLock lock(&mu_);
+      events_.push_back(e);
+    };
+  }
+  bool Has(PeerEventType type, const NodeId& id,
+           absl::string_view reason = "") {
+    absl::MutexLock lock(&mu_);
+    for (const PeerEvent& e : events_) {
+      if (e.type == type && e.peer.id == id &&
+          (reason.empty() || e.reason == reason)) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<PeerEvent> events_ ABSL_GUARDED_BY(mu_);
+};
+
+class NodeTest : public ::testing::Test {
+ protected:
+  NodeOptions Options(const std::string& name) {
+    NodeOptions o;
+    o.name = name;
+    o.cluster = cluster_;
+    o.beacon_port = port_;
+    o.beacon_interval = absl::Milliseconds(200);
+    return o;
+  }
+  std::unique_ptr<Node> StartNode(NodeOptions o) {
+    absl::StatusOr<std::unique_ptr<Node>> node = Node::Start(std::move(o));
+    EXPECT_THAT(node, ::fabric::testing::IsOk());
+    return node.ok() ? std::move(*node) : nullptr;
+  }
+  static size_t PeerCount(const Node& node) {
+    absl::StatusOr<std::vector<PeerInfo>> peers = node.Peers();
+    return peers.ok() ? peers->size() : 0;
+  }
+  static bool SeesOffer(const Node& node, const NodeId& id,
+                        const std::string& kind, const std::string& name) {
+    absl::StatusOr<std::vector<PeerInfo>> peers = node.Peers();
+    if (!peers.ok()) return false;
+    for (const PeerInfo& p : *peers) {
+      if (p.id == id) return p.HasOffer(kind, name);
+    }
+    return false;
+  }
+
+  const std::string cluster_ = ::fabric::testing::UniqueClusterName("node");
+  const uint16_t port_ = ::fabric::testing::FreeUdpPort();
+};
+
+TEST_F(NodeTest, NodesOnLoopbackFindEachOther) {
+  std::vector<std::unique_ptr<Node>> nodes;
+  for (int i = 0; i < 4; ++i) {
+    nodes.push_back(StartNode(Options("n" + std::to_string(i))));
+    ASSERT_NE(nodes.back(), nullptr);
+  }
+  for (auto& node : nodes) {
+    EXPECT_TRUE(WaitUntil([&] { return PeerCount(*node) == 3; }, kWait))
+        << node->name() << " sees " << PeerCount(*node);
+  }
+  absl::StatusOr<std::vector<PeerInfo>> peers = nodes[0]->Peers();
+  ASSERT_THAT(peers, ::fabric::testing::IsOk());
+  EXPECT_EQ((*peers)[0].name, "n1");
+  EXPECT_THAT((*peers)[0].mailbox_endpoint,
+              ::testing::StartsWith("tcp://127.0.0.1:"));
+  EXPECT_GT(nodes[0]->Stats().beacons_sent, 0u);
+}
+
+TEST_F(NodeTest, OfferChangeReachesPeers) {
+  auto a = StartNode(Options("a"));
+  EventLog log;
+  NodeOptions ob = Options("b");
+  ob.on_peer_event = log.Callback();
+  auto b = StartNode(std::move(ob));
+  ASSERT_TRUE(WaitUntil([&] { return PeerCount(*b) == 1; }, kWait));
+  FABRIC_ASSERT_OK(a->SetOffer("queue", "images", true));
+  EXPECT_TRUE(WaitUntil(
+      [&] { return SeesOffer(*b, a->id(), "queue", "images"); }, kWait));
+  EXPECT_TRUE(log.Has(PeerEventType::kUpdated, a->id()));
+  FABRIC_ASSERT_OK(a->SetOffer("queue", "images", false));
+  EXPECT_TRUE(WaitUntil(
+      [&] { return !SeesOffer(*b, a->id(), "queue", "images"); }, kWait));
+  FABRIC_ASSERT_OK(a->SetHeader("zone", "eu"));
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        absl::StatusOr<std::vector<PeerInfo>> peers = b->Peers();
+        return peers.ok() && !peers->empty() &&
+               (*peers)[0].headers.count("zone") == 1;
+      },
+      kWait));
+}
+
+// A plugin that answers every kind-100 message with kind-101 "pong:<body>"
+// and records what it receives.
+class EchoPlugin : public Plugin {
+ public:
+  std::vector<uint16_t> kinds() const override { return {100, 101}; }
+  void OnAttach(NodeContext& node) override {
+    node.SetOffer("service", "echo", true);
+  }
+  void OnMessage(NodeContext& node, const PeerInfo& from, uint16_t kind,
+                 absl::string_view body) override {
+    if (kind == 100) {
+      node.Send(from.id, 101, absl::StrCat("pong:", body)).IgnoreError();
+      return;
+    }
+    absl::MutexLock lock(&mu_);
+    replies_.emplace_back(body);
+  }
+  std::vector<std::string> replies() {
+    absl::MutexLock lock(&mu_);
+    return replies_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<std::string> replies_ ABSL_GUARDED_BY(mu_);
+};
+
+TEST_F(NodeTest, PluginsExchangeMessages) {
+  auto a = StartNode(Options("a"));
+  auto b = StartNode(Options("b"));
+  auto pa = std::make_shared<EchoPlugin>();
+  auto pb = std::make_shared<EchoPlugin>();
+  FABRIC_ASSERT_OK(a->AttachPlugin(pa));
+  FABRIC_ASSERT_OK(b->AttachPlugin(pb));
+  EXPECT_THAT(a->AttachPlugin(std::make_shared<EchoPlugin>()),
+              StatusIs(absl::StatusCode::kAlreadyExists));
+  ASSERT_TRUE(WaitUntil(
+      [&] { return SeesOffer(*a, b->id(), "service", "echo"); }, kWait));
+  const NodeId target = b->id();
+  absl::Notification sent;
+  absl::Status send_status;
+  FABRIC_ASSERT_OK(a->Post([&](NodeContext& ctx) {
+    send_status = ctx.Send(target, 100, "hi");
+    sent.Notify();
+  }));
+  ASSERT_TRUE(sent.WaitForNotificationWithTimeout(kWait));
+  FABRIC_ASSERT_OK(send_status);
+  EXPECT_TRUE(WaitUntil([&] { return !pa->replies().empty(); }, kWait));
+  EXPECT_EQ(pa->replies()[0], "pong:hi");
+
+  absl::Notification unknown;
+  absl::Status unknown_status;
+  FABRIC_ASSERT_OK(a->Post([&](NodeContext& ctx) {
+    unknown_status = ctx.Send(NodeId::Random(), 100, "x");
+    unknown.Notify();
+  }));
+  ASSERT_TRUE(unknown.WaitForNotificationWithTimeout(kWait));
+  EXPECT_THAT(unknown_status, StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_F(NodeTest, PluginKindsBelowPatternRangeAreRejected) {
+  class Bad : public Plugin {
+   public:
+    std::vector<uint16_t> kinds() const override { return {3}; }
+    void OnMessage(NodeContext&, const PeerInfo&, uint16_t,
+                   absl::string_view) override {}
+  };
+  auto a = StartNode(Options("a"));
+  EXPECT_THAT(a->AttachPlugin(std::make_shared<Bad>()),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST_F(NodeTest, CleanCloseIsSeenAsGoodbye) {
+  EventLog log;
+  NodeOptions oa = Options("a");
+  oa.on_peer_event = log.Callback();
+  auto a = StartNode(std::move(oa));
+  auto b = StartNode(Options("b"));
+  ASSERT_TRUE(WaitUntil(
+      [&] { return log.Has(PeerEventType::kJoined, b->id()); }, kWait));
+  const NodeId b_id = b->id();
+  b->Close();
+  b->Close();  // idempotent
+  EXPECT_THAT(b->Post([](NodeContext&) {}),
+              StatusIs(absl::StatusCode::kCancelled));
+  b.reset();
+  EXPECT_TRUE(WaitUntil(
+      [&] { return log.Has(PeerEventType::kLeft, b_id, "goodbye"); }, kWait));
+}
+
+TEST_F(NodeTest, OtherClustersAreIgnoredAndCounted) {
+  auto a = StartNode(Options("a"));
+  NodeOptions other = Options("stranger");
+  other.cluster = cluster_ + "-other";
+  auto b = StartNode(std::move(other));
+  ASSERT_TRUE(
+      WaitUntil([&] { return a->Stats().beacons_other_cluster >= 3; }, kWait));
+  EXPECT_EQ(PeerCount(*a), 0u);
+  EXPECT_EQ(PeerCount(*b), 0u);
+}
+
+TEST_F(NodeTest, GarbageBeaconsAndFramesAreCountedNotFatal) {
+  auto a = StartNode(Options("a"));
+  auto b = StartNode(Options("b"));
+  ASSERT_TRUE(WaitUntil([&] { return PeerCount(*a) == 1; }, kWait));
+
+  // Garbage datagrams on the beacon port: junk, a future version, and a
+  // truncated beacon.
+  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  ASSERT_GE(fd, 0);
+  const int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_BROADCAST, &one, sizeof(one));
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(port_);
+  inet_pton(AF_INET, "127.255.255.255", &to.sin_addr);
+  discovery::Beacon beacon;
+  beacon.id = NodeId::Random();
+  beacon.mailbox_port = 1;
+  std::string future = discovery::EncodeBeacon(beacon);
+  future[4] = 9;
+  for (const std::string& d :
+       {std::string("hello world"), future, future.substr(0, 10)}) {
+    sendto(fd, d.data(), d.size(), 0, reinterpret_cast<sockaddr*>(&to),
+           sizeof(to));
+  }
+  close(fd);
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        NodeStats s = a->Stats();
+        return s.beacons_malformed >= 1 && s.beacons_wrong_version >= 2;
+      },
+      kWait));
+
+  // Garbage frames into the mailbox: not msgpack, another envelope version,
+  // an oversized frame, and a valid PING from a stranger.
+  zmq::context_t ctx;
+  zmq::socket_t dealer(ctx, zmq::socket_type::dealer);
+  dealer.set(zmq::sockopt::linger, 0);
+  dealer.connect(a->mailbox_endpoint());
+  std::string v9 = EncodeEnvelope(MessageKind::kPing, NodeId::Random(), "");
+  v9[1] = 9;
+  dealer.send(zmq::str_buffer("\xc1\xc1\xc1"));
+  dealer.send(zmq::buffer(v9));
+  dealer.send(zmq::buffer(
+      EncodeEnvelope(MessageKind::kPing, NodeId::Random(), "\x91\x01")));
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        NodeStats s = a->Stats();
+        return s.messages_malformed >= 1 && s.messages_wrong_version >= 1 &&
+               s.messages_unknown_sender >= 1;
+      },
+      kWait));
+  // The stranger is asked to introduce itself rather than trusted.
+  zmq::message_t reply;
+  dealer.set(zmq::sockopt::rcvtimeo, 10000);
+  ASSERT_TRUE(dealer.recv(reply));
+  FABRIC_ASSERT_OK_AND_ASSIGN(
+      EnvelopeView env,
+      DecodeEnvelope(absl::string_view(reply.data<char>(), reply.size()),
+                     1 << 20));
+  EXPECT_EQ(env.kind, static_cast<uint16_t>(MessageKind::kHelloRequest));
+
+  // The node is still healthy and still sees its real peer.
+  EXPECT_EQ(PeerCount(*a), 1u);
+  FABRIC_ASSERT_OK(a->SetOffer("queue", "after-garbage", true));
+  EXPECT_TRUE(WaitUntil(
+      [&] { return SeesOffer(*b, a->id(), "queue", "after-garbage"); }, kWait));
+}
+
+TEST_F(NodeTest, SeedsModeLearnsEveryoneByGossip) {
+  const uint16_t seed_port = ::fabric::testing::FreeTcpPort();
+  const std::string seed = absl::StrCat("tcp://127.0.0.1:", seed_port);
+  std::vector<std::unique_ptr<Node>> nodes;
+  for (int i = 0; i < 5; ++i) {
+    NodeOptions o = Options("s" + std::to_string(i));
+    o.discovery = DiscoveryMode::kSeeds;
+    o.seeds = {seed};
+    if (i == 0) o.mailbox_port = seed_port;
+    nodes.push_back(StartNode(std::move(o)));
+    ASSERT_NE(nodes.back(), nullptr);
+  }
+  for (auto& node : nodes) {
+    EXPECT_TRUE(WaitUntil([&] { return PeerCount(*node) == 4; }, kWait))
+        << node->name() << " sees " << PeerCount(*node);
+    EXPECT_EQ(node->Stats().beacons_sent, 0u);
+  }
+}
+
+TEST(NodeOptionsTest, InvalidOptionsAreRejected) {
+  NodeOptions o;
+  o.cluster = "";
+  EXPECT_THAT(Node::Start(o), StatusIs(absl::StatusCode::kInvalidArgument));
+  o = NodeOptions();
+  o.discovery = DiscoveryMode::kLan;
+  EXPECT_THAT(Node::Start(o), StatusIs(absl::StatusCode::kInvalidArgument));
+  o = NodeOptions();
+  o.dead_timeout = absl::Seconds(1);  // below the suspect timeout
+  EXPECT_THAT(Node::Start(o), StatusIs(absl::StatusCode::kInvalidArgument));
+  o = NodeOptions();
+  o.discovery = DiscoveryMode::kSeeds;
+  EXPECT_THAT(Node::Start(o), StatusIs(absl::StatusCode::kInvalidArgument));
+  o.seeds = {"http://nope"};
+  EXPECT_THAT(Node::Start(o), StatusIs(absl::StatusCode::kInvalidArgument));
+  o = NodeOptions();
+  o.discovery = DiscoveryMode::kLan;
+  o.interface = "no-such-if0";
+  o.beacon_port = ::fabric::testing::FreeUdpPort();
+  EXPECT_THAT(Node::Start(o), StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST(NodeOptionsTest, ParseDiscoveryMode) {
+  EXPECT_THAT(ParseDiscoveryMode("LAN"),
+              ::fabric::testing::IsOkAndHolds(DiscoveryMode::kLan));
+  EXPECT_THAT(ParseDiscoveryMode("multicast"),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+}  // namespace
+}  // namespace fabric

@@ -1,0 +1,60 @@
+// SPDX-License-Identifier: Apache-2.0
+// What a node knows of one peer, and the events the application hears when
+// peers come and go: joined -> (suspect -> back)* -> left.
+#ifndef FABRIC_PEERS_PEER_INFO_H_
+#define FABRIC_PEERS_PEER_INFO_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "fabric/base/node_id.h"
+#include "fabric/codec/control.h"
+
+namespace fabric {
+
+enum class PeerState {
+  kAlive,    // heard from within the suspect timeout, link up
+  kSuspect,  // silent past the suspect timeout, or its connection dropped
+  kDead,     // gone: silent past the dead timeout, goodbye, or replaced
+};
+
+// A snapshot of one peer. Thread safety: thread-compatible value type.
+struct PeerInfo {
+  NodeId id;
+  std::string name;
+  std::string mailbox_endpoint;
+  std::string publish_endpoint;
+  uint64_t state_version = 0;
+  Headers headers;
+  Offers offers;
+  PeerState state = PeerState::kAlive;
+  absl::Time joined_at;  // first HELLO of this incarnation
+  absl::Time last_seen;  // last message of any kind from it
+
+  // Returns true when the peer offers `name` under `kind`.
+  bool HasOffer(absl::string_view kind, absl::string_view name) const;
+};
+
+enum class PeerEventType {
+  kJoined,   // first HELLO from a new incarnation
+  kSuspect,  // alive -> suspect
+  kBack,     // suspect -> alive
+  kLeft,     // -> dead (the peer is forgotten after this event)
+  kUpdated,  // its HELLO changed (headers or offers)
+};
+
+struct PeerEvent {
+  PeerEventType type;
+  PeerInfo peer;       // state after the event
+  std::string reason;  // e.g. "goodbye", "connection lost", "silent 3.0s"
+  absl::Time time;
+};
+
+absl::string_view PeerStateName(PeerState state);         // "alive", ...
+absl::string_view PeerEventTypeName(PeerEventType type);  // "joined", ...
+
+}  // namespace fabric
+
+#endif  // FABRIC_PEERS_PEER_INFO_H_

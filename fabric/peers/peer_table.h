@@ -1,0 +1,81 @@
+// SPDX-License-Identifier: Apache-2.0
+// The liveness state machine over all known peers. Pure logic with no
+// sockets: the engine feeds it what it hears (HELLOs, any traffic, link
+// drops, goodbyes) and the current time, and acts on the events it returns.
+#ifndef FABRIC_PEERS_PEER_TABLE_H_
+#define FABRIC_PEERS_PEER_TABLE_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/time/time.h"
+#include "fabric/base/node_id.h"
+#include "fabric/codec/control.h"
+#include "fabric/peers/peer_info.h"
+
+namespace fabric {
+
+struct LivenessOptions {
+  // Silence after which an alive peer becomes suspect.
+  absl::Duration suspect_timeout = absl::Milliseconds(1500);
+  // Silence after which a peer is dead. Must exceed `suspect_timeout`.
+  absl::Duration dead_timeout = absl::Seconds(3);
+  // How long a peer whose connection dropped may take to reconnect before it
+  // is dead. On one host a killed process refuses reconnects at once.
+  absl::Duration disconnect_grace = absl::Milliseconds(300);
+  // How long a dead peer's id is remembered so gossip cannot revive it.
+  absl::Duration tombstone_ttl = absl::Seconds(30);
+};
+
+// Thread safety: thread-compatible (the engine uses it on its loop thread).
+class PeerTable {
+ public:
+  explicit PeerTable(LivenessOptions options) : options_(options) {}
+
+  // A HELLO arrived. Returns kJoined for a new peer (and kLeft for an older
+  // incarnation on the same mailbox endpoint), kUpdated when its state
+  // version changed, kBack when it was suspect.
+  std::vector<PeerEvent> OnHello(const Hello& hello, absl::Time now);
+  // Any message from a known peer. Returns kBack when it was suspect.
+  std::vector<PeerEvent> OnTraffic(const NodeId& id, absl::Time now);
+  // Our link to the peer dropped. Returns kSuspect when it was alive. The peer
+  // is dead after `disconnect_grace` unless traffic arrives.
+  std::vector<PeerEvent> OnDisconnected(const NodeId& id, absl::Time now);
+  // Our link to the peer is up again.
+  void OnConnected(const NodeId& id);
+  // Forgets `id` now (goodbye, protocol violation). Returns kLeft.
+  std::vector<PeerEvent> Remove(const NodeId& id, absl::string_view reason,
+                                absl::Time now);
+  // Applies timeouts. Returns kSuspect and kLeft events.
+  std::vector<PeerEvent> Tick(absl::Time now);
+  // Treats every peer as heard from at `now`. Used after this process itself
+  // stalled (SIGSTOP, swap), so our own pause is not blamed on the peers.
+  void ForgiveSilence(absl::Time now);
+
+  // True while `id` died less than `tombstone_ttl` ago.
+  bool IsTombstoned(const NodeId& id, absl::Time now) const;
+
+  const PeerInfo* Find(const NodeId& id) const;
+  std::vector<PeerInfo> Snapshot() const;
+  size_t size() const { return peers_.size(); }
+
+ private:
+  struct Record {
+    PeerInfo info;
+    bool link_down = false;
+    absl::Time link_down_at;
+  };
+
+  PeerEvent MakeEvent(PeerEventType type, const Record& record,
+                      std::string reason, absl::Time now) const;
+  PeerEvent Kill(const NodeId& id, std::string reason, absl::Time now);
+
+  const LivenessOptions options_;
+  absl::flat_hash_map<NodeId, Record> peers_;
+  absl::flat_hash_map<NodeId, absl::Time> tombstones_;  // id -> expiry
+};
+
+}  // namespace fabric
+
+#endif  // FABRIC_PEERS_PEER_TABLE_H_

@@ -1,0 +1,32 @@
+// SPDX-License-Identifier: Apache-2.0
+// Small helpers every test uses: unique cluster names (so concurrent runs
+// never hear each other), free loopback ports, temp dirs, and waiting on a
+// condition with a deadline instead of sleeping.
+#ifndef FABRIC_TESTS_TESTING_TEST_UTIL_H_
+#define FABRIC_TESTS_TESTING_TEST_UTIL_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "absl/time/time.h"
+
+namespace fabric::testing {
+
+// Returns a cluster name unique to this process and call.
+std::string UniqueClusterName(const std::string& prefix = "test");
+
+// Returns a UDP (or TCP) port on 127.0.0.1 that was free a moment ago.
+uint16_t FreeUdpPort();
+uint16_t FreeTcpPort();
+
+// Creates a fresh directory under $TEST_TMPDIR or /tmp; the caller owns it.
+std::string MakeTempDir(const std::string& prefix);
+
+// Calls `condition` every 10 ms until it returns true or `timeout` passes.
+// Returns its last result.
+bool WaitUntil(const std::function<bool()>& condition, absl::Duration timeout);
+
+}  // namespace fabric::testing
+
+#endif  // FABRIC_TESTS_TESTING_TEST_UTIL_H_

@@ -1,0 +1,144 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "tools/cli/common_flags.h"
+
+#include <signal.h>
+
+#include <CLI/CLI.hpp>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "fabric/base/log.h"
+#include "fabric/base/status_macros.h"
+
+namespace fabric::cli {
+namespace {
+
+absl::StatusOr<std::pair<std::string, std::string>> SplitPair(
+    absl::string_view flag, const std::string& text) {
+  const size_t eq = text.find('=');
+  if (eq == std::string::npos || eq == 0 || eq + 1 == text.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(flag, " wants KEY=VALUE, got '", text, "'"));
+  }
+  return std::make_pair(text.substr(0, eq), text.substr(eq + 1));
+}
+
+absl::Status SetDuration(absl::string_view flag, const std::string& text,
+                         absl::Duration* out) {
+  if (text.empty()) return absl::OkStatus();
+  FABRIC_ASSIGN_OR_RETURN(*out, ParseDurationFlag(flag, text));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+void AddCommonFlags(CLI::App& app, CommonFlags& f) {
+  app.add_option("--cluster", f.cluster,
+                 "cluster name; nodes only see their own cluster "
+                 "(default 'default', env FABRIC_CLUSTER)");
+  app.add_option("--name", f.name, "this node's name (default node-<id>)");
+  app.add_option("--discovery", f.discovery,
+                 "loopback (default), lan or seeds (env FABRIC_DISCOVERY)");
+  app.add_option("--interface", f.interface,
+                 "network interface for lan discovery (env FABRIC_INTERFACE)");
+  app.add_option("--beacon-port", f.beacon_port,
+                 "UDP beacon port (default 47470, env FABRIC_BEACON_PORT)")
+      ->check(CLI::Range(1, 65535));
+  app.add_option("--port", f.port,
+                 "TCP port of this node's mailbox (default: any free port)")
+      ->check(CLI::Range(1, 65535));
+  app.add_option("--seed", f.seeds,
+                 "seed mailbox endpoint tcp://HOST:PORT (repeatable; env "
+                 "FABRIC_SEEDS, comma-separated)");
+  app.add_option("--header", f.headers, "HELLO header KEY=VALUE (repeatable)");
+  app.add_option(
+      "--offer", f.offers,
+      "advertise an offer KIND=NAME, e.g. queue=images (repeatable)");
+  app.add_option("--log-level", f.log_level,
+                 "debug, info, warning (default) or error");
+  app.add_option("--beacon-interval", f.beacon_interval,
+                 "time between beacons (default 1s)");
+  app.add_option("--heartbeat-interval", f.heartbeat_interval,
+                 "heartbeat to quiet peers (default 500ms)");
+  app.add_option("--suspect-timeout", f.suspect_timeout,
+                 "silence before a peer is suspect (default 1.5s)");
+  app.add_option("--dead-timeout", f.dead_timeout,
+                 "silence before a peer is dead (default 3s)");
+}
+
+absl::StatusOr<absl::Duration> ParseDurationFlag(absl::string_view flag,
+                                                 absl::string_view text) {
+  absl::Duration d;
+  double seconds = 0;
+  if (absl::SimpleAtod(text, &seconds)) {
+    d = absl::Seconds(seconds);
+  } else if (!absl::ParseDuration(text, &d)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        flag, ": '", text, "' is not a duration (like 1.5s, 200ms, 2m)"));
+  }
+  if (d < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(flag, ": duration must not be negative"));
+  }
+  return d;
+}
+
+absl::StatusOr<NodeOptions> BuildNodeOptions(const CommonFlags& f) {
+  if (!f.log_level.empty()) {
+    FABRIC_ASSIGN_OR_RETURN(LogLevel level, ParseLogLevel(f.log_level));
+    SetLogLevel(level);
+  }
+  NodeOptions o;
+  FABRIC_RETURN_IF_ERROR(ApplyEnvironment(&o));
+  if (!f.cluster.empty()) o.cluster = f.cluster;
+  if (!f.name.empty()) o.name = f.name;
+  if (!f.discovery.empty()) {
+    FABRIC_ASSIGN_OR_RETURN(o.discovery, ParseDiscoveryMode(f.discovery));
+  }
+  if (!f.interface.empty()) o.interface = f.interface;
+  if (f.beacon_port != 0) o.beacon_port = static_cast<uint16_t>(f.beacon_port);
+  if (f.port != 0) o.mailbox_port = static_cast<uint16_t>(f.port);
+  if (!f.seeds.empty()) o.seeds = f.seeds;
+  if (!o.seeds.empty() && f.discovery.empty() &&
+      std::getenv("FABRIC_DISCOVERY") == nullptr) {
+    o.discovery = DiscoveryMode::kSeeds;  // --seed alone means seeds mode
+  }
+  for (const std::string& h : f.headers) {
+    FABRIC_ASSIGN_OR_RETURN(auto kv, SplitPair("--header", h));
+    o.headers[kv.first] = kv.second;
+  }
+  FABRIC_RETURN_IF_ERROR(
+      SetDuration("--beacon-interval", f.beacon_interval, &o.beacon_interval));
+  FABRIC_RETURN_IF_ERROR(SetDuration(
+      "--heartbeat-interval", f.heartbeat_interval, &o.heartbeat_interval));
+  FABRIC_RETURN_IF_ERROR(
+      SetDuration("--suspect-timeout", f.suspect_timeout, &o.suspect_timeout));
+  FABRIC_RETURN_IF_ERROR(
+      SetDuration("--dead-timeout", f.dead_timeout, &o.dead_timeout));
+  if (o.discovery == DiscoveryMode::kLan && o.interface.empty()) {
+    return absl::InvalidArgumentError(
+        "--discovery lan needs --interface IF (or FABRIC_INTERFACE)");
+  }
+  FABRIC_RETURN_IF_ERROR(ValidateNodeOptions(o));
+  return o;
+}
+
+void BlockTerminationSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
+bool WaitForSignal(absl::Duration timeout) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  const timespec ts = absl::ToTimespec(std::max(timeout, absl::ZeroDuration()));
+  return sigtimedwait(&set, nullptr, &ts) > 0;
+}
+
+}  // namespace fabric::cli
