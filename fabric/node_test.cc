@@ -15,6 +15,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "discovery/beacon.h"
+#include "fabric/codec/control.h"
 #include "fabric/codec/envelope.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -279,10 +280,17 @@ TEST_F(NodeTest, GarbageBeaconsAndFramesAreCountedNotFatal) {
   dealer.send(zmq::buffer(v9));
   dealer.send(zmq::buffer(
       EncodeEnvelope(MessageKind::kPing, NodeId::Random(), "\x91\x01")));
+  // A HELLO of our cluster naming a non-TCP mailbox must not be followed.
+  Hello ipc_hello;
+  ipc_hello.id = NodeId::Random();
+  ipc_hello.cluster = cluster_;
+  ipc_hello.mailbox_endpoint = "ipc:///tmp/fabric-not-a-mailbox";
+  dealer.send(zmq::buffer(EncodeEnvelope(MessageKind::kHello, ipc_hello.id,
+                                         EncodeHello(ipc_hello))));
   EXPECT_TRUE(WaitUntil(
       [&] {
         NodeStats s = a->Stats();
-        return s.messages_malformed >= 1 && s.messages_wrong_version >= 1 &&
+        return s.messages_malformed >= 2 && s.messages_wrong_version >= 1 &&
                s.messages_unknown_sender >= 1;
       },
       kWait));

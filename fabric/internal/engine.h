@@ -153,7 +153,6 @@ class Engine : public NodeContext {
   // Engine thread only.
   PeerTable peers_;
   absl::flat_hash_map<std::string, std::unique_ptr<Link>> links_;
-  bool links_changed_ = true;
   Headers headers_;
   Offers offers_;
   uint64_t state_version_ = 1;

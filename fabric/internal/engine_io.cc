@@ -6,6 +6,7 @@
 
 #include <cstring>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "discovery/beacon_format.h"
 #include "fabric/base/log.h"
@@ -17,6 +18,13 @@ namespace {
 // Messages drained per socket per loop iteration, so one busy peer cannot
 // starve timers and the other sockets.
 constexpr int kMaxBatch = 1024;
+
+// Endpoints in HELLO and GOSSIP are untrusted: only TCP mailboxes are ever
+// connected to (no ipc:// or inproc:// from the network).
+bool IsTcpEndpoint(absl::string_view endpoint) {
+  return absl::StartsWith(endpoint, "tcp://") && endpoint.rfind(':') > 6 &&
+         endpoint.size() < 256;
+}
 
 void Bump(std::atomic<uint64_t>& counter) {
   counter.fetch_add(1, std::memory_order_relaxed);
@@ -131,6 +139,10 @@ void Engine::HandleHello(absl::string_view body, absl::string_view routing_id) {
     return;
   }
   if (hello->id == id_) return;  // we reached ourselves through a seed
+  if (!IsTcpEndpoint(hello->mailbox_endpoint)) {
+    Bump(counters_.messages_malformed);
+    return;
+  }
   if (hello->cluster != options_.cluster) {
     Bump(counters_.messages_other_cluster);
     FABRIC_LOG(kDebug, "FAB-CLUSTER-MISMATCH ", options_.name, " ignores ",
@@ -154,7 +166,7 @@ void Engine::HandleGossip(const NodeId& sender, absl::string_view body) {
   const absl::Time now = Now();
   for (const GossipEntry& e : *entries) {
     if (e.id == id_ || e.id == sender || peers_.Find(e.id) != nullptr ||
-        peers_.IsTombstoned(e.id, now) || e.mailbox_endpoint.empty() ||
+        peers_.IsTombstoned(e.id, now) || !IsTcpEndpoint(e.mailbox_endpoint) ||
         e.mailbox_endpoint == mailbox_endpoint_) {
       continue;
     }
