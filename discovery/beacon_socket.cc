@@ -12,7 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "discovery/interfaces.h"
-#include "fabric/base/internal/zmq_errors.h"
+#include "fabric/base/errno_status.h"
 #include "fabric/base/status_macros.h"
 
 namespace fabric::discovery {
@@ -21,7 +21,7 @@ namespace {
 constexpr size_t kMaxDatagram = 2048;
 
 absl::Status SocketError(absl::string_view what) {
-  return base_internal::ErrnoToStatus(errno, what);
+  return ZmqErrnoToStatus(errno, what);
 }
 
 absl::StatusOr<sockaddr_in> MakeAddress(const std::string& ip, uint16_t port) {

@@ -51,33 +51,38 @@ absl::StatusOr<std::vector<PeerInfo>> Node::Peers() const {
 
 absl::Status Node::SetOffer(absl::string_view kind, absl::string_view name,
                             bool offered) {
-  if (kind.empty() || name.empty()) {
-    return absl::InvalidArgumentError("offer kind and name must be non-empty");
-  }
-  return engine_->Post([k = std::string(kind), n = std::string(name), offered](
-                           NodeContext& c) { c.SetOffer(k, n, offered); });
+  Engine* engine = engine_.get();
+  return CallOnEngine([engine, k = std::string(kind), n = std::string(name),
+                       offered] { return engine->SetOffer(k, n, offered); });
 }
 
 absl::Status Node::SetHeader(absl::string_view key, absl::string_view value) {
-  if (key.empty()) return absl::InvalidArgumentError("header key is empty");
   Engine* engine = engine_.get();
-  return engine_->Post([engine, k = std::string(key), v = std::string(value)](
-                           NodeContext&) { engine->SetHeader(k, v); });
+  return CallOnEngine([engine, k = std::string(key), v = std::string(value)] {
+    return engine->SetHeader(k, v);
+  });
 }
 
 absl::Status Node::AttachPlugin(std::shared_ptr<Plugin> plugin) {
   if (plugin == nullptr) return absl::InvalidArgumentError("null plugin");
-  if (engine_->OnEngineThread()) return engine_->Attach(std::move(plugin));
+  Engine* engine = engine_.get();
+  return CallOnEngine([engine, plugin] { return engine->Attach(plugin); });
+}
+
+absl::Status Node::CallOnEngine(std::function<absl::Status()> fn) {
+  if (engine_->OnEngineThread()) return fn();
+  // Shared so that a timed-out wait cannot leave the engine writing into a
+  // dead stack frame.
   struct Result {
     absl::Notification done;
     absl::Status status;
   };
   auto result = std::make_shared<Result>();
-  Engine* engine = engine_.get();
-  FABRIC_RETURN_IF_ERROR(engine_->Post([engine, result, plugin](NodeContext&) {
-    result->status = engine->Attach(plugin);
-    result->done.Notify();
-  }));
+  FABRIC_RETURN_IF_ERROR(
+      engine_->Post([result, fn = std::move(fn)](NodeContext&) {
+        result->status = fn();
+        result->done.Notify();
+      }));
   if (!result->done.WaitForNotificationWithTimeout(absl::Seconds(10))) {
     return absl::DeadlineExceededError("node engine did not answer in 10s");
   }

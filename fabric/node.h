@@ -89,10 +89,13 @@ class Node {
   // name. Returns kCancelled once closed.
   absl::StatusOr<std::vector<PeerInfo>> Peers() const;
 
-  // Adds or removes an offer (see NodeContext::SetOffer).
+  // Adds or removes an offer (see NodeContext::SetOffer for the codes).
+  // Blocks until the engine applied it.
   absl::Status SetOffer(absl::string_view kind, absl::string_view name,
                         bool offered);
-  // Sets (or with an empty value, removes) a HELLO header.
+  // Sets (or with an empty value, removes) a HELLO header. Returns
+  // kInvalidArgument for an empty or over-long key or value and
+  // kResourceExhausted beyond kMaxHeaders. Blocks until applied.
   absl::Status SetHeader(absl::string_view key, absl::string_view value);
 
   // Attaches a plugin. Returns kInvalidArgument for a kind below
@@ -106,6 +109,9 @@ class Node {
 
  private:
   explicit Node(std::unique_ptr<node_internal::Engine> engine);
+  // Runs `fn` on the engine thread (directly when already there) and
+  // returns its status; kCancelled once closed.
+  absl::Status CallOnEngine(std::function<absl::Status()> fn);
   std::unique_ptr<node_internal::Engine> engine_;
 };
 

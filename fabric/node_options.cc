@@ -47,6 +47,16 @@ absl::Status ValidateNodeOptions(const NodeOptions& o) {
     return Bad("cluster", "must be 1..255 bytes");
   }
   if (o.name.size() > 255) return Bad("name", "must be at most 255 bytes");
+  if (o.headers.size() > kMaxHeaders) {
+    return Bad("headers", absl::StrCat("at most ", kMaxHeaders, " headers"));
+  }
+  for (const auto& [key, value] : o.headers) {
+    if (key.empty() || key.size() > kMaxStringBytes ||
+        value.size() > kMaxStringBytes) {
+      return Bad("headers", absl::StrCat("'", key.substr(0, 32),
+                                         "' is empty or over-long"));
+    }
+  }
   if (o.discovery == DiscoveryMode::kLan && o.interface.empty()) {
     return Bad("interface", "LAN discovery needs an interface name");
   }
@@ -77,6 +87,9 @@ absl::Status ValidateNodeOptions(const NodeOptions& o) {
   }
   if (o.dead_timeout <= o.suspect_timeout) {
     return Bad("dead_timeout", "must exceed suspect_timeout");
+  }
+  if (o.dead_timeout > absl::Minutes(10)) {
+    return Bad("dead_timeout", "must be at most 10m");
   }
   if (!InRange(o.disconnect_grace, absl::ZeroDuration(), o.dead_timeout)) {
     return Bad("disconnect_grace", "must be 0..dead_timeout");

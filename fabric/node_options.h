@@ -64,7 +64,7 @@ struct NodeOptions {
   absl::Duration heartbeat_interval = absl::Milliseconds(500);
   // Silence before a peer is suspect. > heartbeat_interval; default 1.5 s.
   absl::Duration suspect_timeout = absl::Milliseconds(1500);
-  // Silence before a peer is dead. > suspect_timeout; default 3 s.
+  // Silence before a peer is dead. > suspect_timeout, <= 10 min; default 3 s.
   absl::Duration dead_timeout = absl::Seconds(3);
   // After its connection drops, how long a peer may take to reconnect before
   // it is dead. 0 .. dead_timeout; default 300 ms.

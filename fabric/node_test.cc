@@ -140,7 +140,7 @@ class EchoPlugin : public Plugin {
  public:
   std::vector<uint16_t> kinds() const override { return {100, 101}; }
   void OnAttach(NodeContext& node) override {
-    node.SetOffer("service", "echo", true);
+    EXPECT_TRUE(node.SetOffer("service", "echo", true).ok());
   }
   void OnMessage(NodeContext& node, const PeerInfo& from, uint16_t kind,
                  absl::string_view body) override {
@@ -192,6 +192,41 @@ TEST_F(NodeTest, PluginsExchangeMessages) {
   }));
   ASSERT_TRUE(unknown.WaitForNotificationWithTimeout(kWait));
   EXPECT_THAT(unknown_status, StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_F(NodeTest, OwnHelloStaysWithinPeerLimits) {
+  auto a = StartNode(Options("a"));
+  EXPECT_THAT(a->SetOffer("queue", std::string(kMaxStringBytes + 1, 'x'), true),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(a->SetOffer("", "x", true),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  for (size_t i = 0; i < kMaxOfferKinds; ++i) {
+    FABRIC_ASSERT_OK(a->SetOffer(absl::StrCat("kind", i), "x", true));
+  }
+  EXPECT_THAT(a->SetOffer("one-too-many", "x", true),
+              StatusIs(absl::StatusCode::kResourceExhausted));
+  for (size_t i = 0; i < kMaxHeaders; ++i) {
+    FABRIC_ASSERT_OK(a->SetHeader(absl::StrCat("h", i), "v"));
+  }
+  EXPECT_THAT(a->SetHeader("one-too-many", "v"),
+              StatusIs(absl::StatusCode::kResourceExhausted));
+  FABRIC_EXPECT_OK(a->SetHeader("h0", ""));  // removing makes room again
+  FABRIC_EXPECT_OK(a->SetHeader("fits-now", "v"));
+}
+
+TEST_F(NodeTest, PluginsCannotSendCoreKinds) {
+  auto a = StartNode(Options("a"));
+  auto b = StartNode(Options("b"));
+  ASSERT_TRUE(WaitUntil([&] { return PeerCount(*a) == 1; }, kWait));
+  const NodeId target = b->id();
+  absl::Notification done;
+  absl::Status status;
+  FABRIC_ASSERT_OK(a->Post([&](NodeContext& ctx) {
+    status = ctx.Send(target, static_cast<uint16_t>(MessageKind::kGoodbye), "");
+    done.Notify();
+  }));
+  ASSERT_TRUE(done.WaitForNotificationWithTimeout(kWait));
+  EXPECT_THAT(status, StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
 TEST_F(NodeTest, PluginKindsBelowPatternRangeAreRejected) {

@@ -28,15 +28,18 @@ class NodeContext {
   virtual absl::Time Now() const = 0;
 
   // Sends a message of `kind` to a live peer, without blocking. Returns
-  // kNotFound for an unknown peer, kUnavailable when its link is not
+  // kInvalidArgument for a core kind (< kFirstPatternKind), kNotFound for
+  // an unknown peer, kUnavailable when its link is not
   // connected and kResourceExhausted when the link's queue is full.
   virtual absl::Status Send(const NodeId& peer, uint16_t kind,
                             absl::string_view body) = 0;
 
   // Adds or removes `name` under offer `kind` (e.g. "queue", "images"). Peers
-  // see the change at once in a new HELLO (kUpdated event).
-  virtual void SetOffer(absl::string_view kind, absl::string_view name,
-                        bool offered) = 0;
+  // see the change at once in a new HELLO (kUpdated event). Returns
+  // kInvalidArgument for an empty or over-long string and kResourceExhausted
+  // when the HELLO would exceed the limits peers enforce (wire_format.h).
+  virtual absl::Status SetOffer(absl::string_view kind, absl::string_view name,
+                                bool offered) = 0;
 
   // Returns the peer or nullptr. The pointer is valid until the hook returns.
   virtual const PeerInfo* FindPeer(const NodeId& id) const = 0;

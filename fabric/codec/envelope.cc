@@ -35,7 +35,7 @@ absl::StatusOr<EnvelopeView> DecodeEnvelope(absl::string_view wire,
                      " bytes exceeds the limit of ", max_bytes));
   }
   FABRIC_ASSIGN_OR_RETURN(msgpack::object_handle handle,
-                          codec_internal::UnpackBounded(wire, 4, 1));
+                          codec_internal::UnpackBounded(wire, 16, 1));
   FABRIC_ASSIGN_OR_RETURN(const msgpack::object_array* fields,
                           AsArray(handle.get(), "envelope"));
   if (fields->size < 1) {

@@ -66,6 +66,15 @@ TEST(Envelope, DecodeReportsOtherVersionAsUnimplemented) {
               StatusIs(absl::StatusCode::kUnimplemented));
 }
 
+TEST(Envelope, FutureVersionWithMoreFieldsIsUnimplemented) {
+  // [2, 3, bin16, bin0, 7]: a later version may add fields.
+  std::string wire = "\x95\x02\x03\xc4\x10";
+  wire += std::string(16, 'i');
+  wire += std::string("\xc4\x00\x07", 3);
+  EXPECT_THAT(DecodeEnvelope(wire, kMax),
+              StatusIs(absl::StatusCode::kUnimplemented));
+}
+
 TEST(Envelope, DecodeRejectsWrongTypes) {
   // A map instead of an array, a string as version, a short sender id.
   EXPECT_THAT(DecodeEnvelope("\x80", kMax),

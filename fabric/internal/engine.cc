@@ -11,7 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "discovery/interfaces.h"
-#include "fabric/base/internal/zmq_errors.h"
+#include "fabric/base/errno_status.h"
 #include "fabric/base/log.h"
 #include "fabric/base/status_macros.h"
 
@@ -59,7 +59,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(NodeOptions options) {
   try {
     engine->ctx_.set(zmq::ctxopt::max_sockets, kMaxSockets);
   } catch (const zmq::error_t& e) {
-    return base_internal::ErrnoToStatus(e.num(), "zmq context");
+    return ZmqErrnoToStatus(e.num(), "zmq context");
   }
   FABRIC_ASSIGN_OR_RETURN(
       engine->mailbox_,
@@ -71,7 +71,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(NodeOptions options) {
 
   engine->wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (engine->wake_fd_ < 0) {
-    return base_internal::ErrnoToStatus(errno, "eventfd");
+    return ZmqErrnoToStatus(errno, "eventfd");
   }
   if (o.on_peer_event) {
     engine->dispatcher_ = std::make_unique<EventDispatcher>(o.on_peer_event);
@@ -101,7 +101,8 @@ Engine::Engine(NodeOptions options, NodeId id)
 Engine::~Engine() {
   Close();
   Join();
-  // Sockets close before the context (member order), each bounded by linger.
+  // The engine thread closed its sockets in Shutdown if it ever started;
+  // otherwise they close here, before the context (member order).
   links_.clear();
   mailbox_.close();
   if (wake_fd_ >= 0) close(wake_fd_);
@@ -267,6 +268,14 @@ void Engine::Shutdown() {
     if (link->peer.has_value()) SendOnLink(*link, goodbye);
   }
   if (beacon_) SendBeacon(/*leaving=*/true);
+  // Sockets close on the thread that used them; each flushes for at most
+  // `linger`, which bounds shutdown.
+  for (auto& [endpoint, link] : links_) {
+    zmq_socket_monitor(link->dealer.handle(), nullptr, 0);
+  }
+  links_.clear();
+  mailbox_.close();
+  beacon_.reset();
   // Commands posted after the loop stopped are dropped; their callers saw
   // kCancelled or get it now through their own deadlines.
   absl::MutexLock lock(&mu_);
@@ -276,6 +285,11 @@ void Engine::Shutdown() {
 
 absl::Status Engine::Send(const NodeId& peer, uint16_t kind,
                           absl::string_view body) {
+  if (kind < kFirstPatternKind) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "kind ", kind,
+        " is reserved for the core (patterns use >= ", kFirstPatternKind, ")"));
+  }
   if (peers_.Find(peer) == nullptr) {
     return absl::NotFoundError(
         absl::StrCat("no peer ", peer.ShortHex(), " known to ", options_.name));
@@ -292,32 +306,85 @@ absl::Status Engine::Send(const NodeId& peer, uint16_t kind,
   return absl::OkStatus();
 }
 
-void Engine::SetOffer(absl::string_view kind, absl::string_view name,
-                      bool offered) {
-  const std::string k(kind);
-  bool changed = false;
-  if (offered) {
-    changed = offers_[k].insert(std::string(name)).second;
-  } else {
-    auto it = offers_.find(k);
-    if (it != offers_.end()) {
-      changed = it->second.erase(std::string(name)) > 0;
-      if (it->second.empty()) offers_.erase(it);
-    }
+absl::Status Engine::SetOffer(absl::string_view kind, absl::string_view name,
+                              bool offered) {
+  if (kind.empty() || name.empty() || kind.size() > kMaxStringBytes ||
+      name.size() > kMaxStringBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "offer kind and name must be 1..", kMaxStringBytes, " bytes"));
   }
-  if (changed) BumpStateVersion();
-}
-
-void Engine::SetHeader(absl::string_view key, absl::string_view value) {
-  const std::string k(key);
-  if (value.empty()) {
-    if (headers_.erase(k) == 0) return;
-  } else {
-    auto [it, inserted] = headers_.emplace(k, std::string(value));
-    if (!inserted && it->second == value) return;
-    it->second = std::string(value);
+  const std::string k(kind);
+  const std::string n(name);
+  if (!offered) {
+    auto it = offers_.find(k);
+    if (it == offers_.end() || it->second.erase(n) == 0) {
+      return absl::OkStatus();
+    }
+    if (it->second.empty()) offers_.erase(it);
+    BumpStateVersion();
+    return absl::OkStatus();
+  }
+  if (offers_.count(k) > 0 && offers_[k].count(n) > 0) return absl::OkStatus();
+  offers_[k].insert(n);
+  absl::Status fits = CheckHelloLimits();
+  if (!fits.ok()) {
+    offers_[k].erase(n);
+    if (offers_[k].empty()) offers_.erase(k);
+    return fits;
   }
   BumpStateVersion();
+  return absl::OkStatus();
+}
+
+absl::Status Engine::SetHeader(absl::string_view key, absl::string_view value) {
+  if (key.empty() || key.size() > kMaxStringBytes ||
+      value.size() > kMaxStringBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("header key must be 1..", kMaxStringBytes,
+                     " bytes, value at most ", kMaxStringBytes));
+  }
+  const std::string k(key);
+  if (value.empty()) {
+    if (headers_.erase(k) > 0) BumpStateVersion();
+    return absl::OkStatus();
+  }
+  auto it = headers_.find(k);
+  if (it != headers_.end() && it->second == value) return absl::OkStatus();
+  const Headers before = headers_;
+  headers_[k] = std::string(value);
+  absl::Status fits = CheckHelloLimits();
+  if (!fits.ok()) {
+    headers_ = before;
+    return fits;
+  }
+  BumpStateVersion();
+  return absl::OkStatus();
+}
+
+absl::Status Engine::CheckHelloLimits() const {
+  if (headers_.size() > kMaxHeaders) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("more than ", kMaxHeaders, " headers"));
+  }
+  if (offers_.size() > kMaxOfferKinds) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("more than ", kMaxOfferKinds, " offer kinds"));
+  }
+  size_t bytes = 1024;  // fixed fields and msgpack framing, generously
+  for (const auto& [kind, names] : offers_) {
+    if (names.size() > kMaxOffersPerKind) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "more than ", kMaxOffersPerKind, " offers of kind ", kind));
+    }
+    bytes += kind.size() + 8;
+    for (const std::string& n : names) bytes += n.size() + 8;
+  }
+  for (const auto& [k, v] : headers_) bytes += k.size() + v.size() + 16;
+  if (bytes > options_.max_message_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "HELLO of about ", bytes, " bytes exceeds max_message_bytes"));
+  }
+  return absl::OkStatus();
 }
 
 void Engine::BumpStateVersion() {
@@ -360,8 +427,14 @@ void Engine::Dispatch(std::vector<PeerEvent> events) {
     if (event.type == PeerEventType::kJoined) {
       counters_.peers_joined.fetch_add(1, std::memory_order_relaxed);
       if (options_.discovery == DiscoveryMode::kSeeds) {
-        // A newcomer learns everyone we know at once.
-        SendGossip(p.id, GossipList(p.id));
+        // A newcomer learns everyone we know as soon as our link to it is up
+        // (IMMEDIATE would drop a send on a link still connecting).
+        Link* link = LinkOf(p.id);
+        if (link != nullptr && link->connected) {
+          SendGossip(p.id, GossipList(p.id));
+        } else if (link != nullptr) {
+          link->gossip_pending = true;
+        }
       }
     } else if (event.type == PeerEventType::kLeft) {
       counters_.peers_left.fetch_add(1, std::memory_order_relaxed);

@@ -39,11 +39,12 @@ namespace fabric::node_internal {
 struct Link {
   std::string endpoint;
   zmq::socket_t dealer;
-  zmq::socket_t monitor;       // PAIR receiving the dealer's events
-  std::optional<NodeId> peer;  // set once that endpoint's HELLO arrived
-  bool seed = false;           // configured seed: never dropped
-  bool connected = false;      // ZMTP handshake done, not yet dropped
-  bool closing = false;        // reaped at the end of the loop iteration
+  zmq::socket_t monitor;        // PAIR receiving the dealer's events
+  std::optional<NodeId> peer;   // set once that endpoint's HELLO arrived
+  bool seed = false;            // configured seed: never dropped
+  bool connected = false;       // ZMTP handshake done, not yet dropped
+  bool gossip_pending = false;  // seeds mode: send our view once connected
+  bool closing = false;         // reaped at the end of the loop iteration
   absl::Time created_at;
   absl::Time last_sent;
 };
@@ -71,13 +72,13 @@ class Engine : public NodeContext {
   absl::Time Now() const override { return clock_->Now(); }
   absl::Status Send(const NodeId& peer, uint16_t kind,
                     absl::string_view body) override;
-  void SetOffer(absl::string_view kind, absl::string_view name,
-                bool offered) override;
+  absl::Status SetOffer(absl::string_view kind, absl::string_view name,
+                        bool offered) override;
   const PeerInfo* FindPeer(const NodeId& id) const override;
   std::vector<PeerInfo> Peers() const override;
 
   // Engine thread only.
-  void SetHeader(absl::string_view key, absl::string_view value);
+  absl::Status SetHeader(absl::string_view key, absl::string_view value);
   absl::Status Attach(std::shared_ptr<Plugin> plugin);
 
  private:
@@ -104,7 +105,7 @@ class Engine : public NodeContext {
   void DrainMailbox();
   void HandleMailboxMessage(absl::string_view routing_id,
                             absl::string_view payload);
-  void HandleHello(absl::string_view body, absl::string_view routing_id);
+  void HandleHello(const NodeId& sender, absl::string_view body);
   void HandleGossip(const NodeId& sender, absl::string_view body);
   void DrainBeacons();
   void HandleBeacon(const discovery::Datagram& datagram);
@@ -127,6 +128,8 @@ class Engine : public NodeContext {
   std::vector<GossipEntry> GossipList(const NodeId& except) const;
   void Dispatch(std::vector<PeerEvent> events);
   void BumpStateVersion();
+  // Returns kResourceExhausted when our HELLO would break a peer's limits.
+  absl::Status CheckHelloLimits() const;
 
   // Immutable after construction.
   NodeOptions options_;

@@ -59,7 +59,10 @@ void Engine::DrainMailbox() {
       FABRIC_LOG(kWarning, "FAB-MAILBOX-RECV ", e.what());
       return;
     }
-    if (payload.size() == 0) continue;
+    if (payload.size() == 0) {
+      Bump(counters_.messages_malformed);
+      continue;
+    }
     HandleMailboxMessage(
         absl::string_view(routing_id.data<char>(), routing_id.size()),
         absl::string_view(payload.data<char>(), payload.size()));
@@ -83,7 +86,7 @@ void Engine::HandleMailboxMessage(absl::string_view routing_id,
   }
   const MessageKind kind = static_cast<MessageKind>(env->kind);
   if (kind == MessageKind::kHello) {
-    HandleHello(env->body, routing_id);
+    HandleHello(env->sender, env->body);
     return;
   }
   if (peers_.Find(env->sender) == nullptr) {
@@ -130,7 +133,7 @@ void Engine::HandleMailboxMessage(absl::string_view routing_id,
   owner->second->OnMessage(*this, *peer, env->kind, env->body);
 }
 
-void Engine::HandleHello(absl::string_view body, absl::string_view routing_id) {
+void Engine::HandleHello(const NodeId& sender, absl::string_view body) {
   absl::StatusOr<Hello> hello = DecodeHello(body);
   if (!hello.ok()) {
     Bump(counters_.messages_malformed);
@@ -139,7 +142,7 @@ void Engine::HandleHello(absl::string_view body, absl::string_view routing_id) {
     return;
   }
   if (hello->id == id_) return;  // we reached ourselves through a seed
-  if (!IsTcpEndpoint(hello->mailbox_endpoint)) {
+  if (hello->id != sender || !IsTcpEndpoint(hello->mailbox_endpoint)) {
     Bump(counters_.messages_malformed);
     return;
   }
@@ -149,12 +152,20 @@ void Engine::HandleHello(absl::string_view body, absl::string_view routing_id) {
                hello->name, " of cluster '", hello->cluster, "'");
     return;
   }
+  const PeerInfo* known = peers_.Find(hello->id);
+  if (known != nullptr && known->mailbox_endpoint != hello->mailbox_endpoint) {
+    // The peer moved (it rebound its mailbox): drop the link to the old one.
+    Link* old = FindLink(known->mailbox_endpoint);
+    if (old != nullptr && old->peer == hello->id) {
+      old->peer.reset();
+      if (!old->seed) CloseLink(*old);
+    }
+  }
   // Bind the link first, so that a kLeft for an older incarnation on the
   // same endpoint does not close the link the new one now uses.
   Link* link = EnsureLink(hello->mailbox_endpoint, /*seed=*/false);
   if (link != nullptr) link->peer = hello->id;
   Dispatch(peers_.OnHello(*hello, Now()));
-  (void)routing_id;
 }
 
 void Engine::HandleGossip(const NodeId& sender, absl::string_view body) {
@@ -233,12 +244,18 @@ void Engine::DrainLink(Link& link) {
     } catch (const zmq::error_t& e) {
       return;
     }
+    Bump(counters_.messages_received);
     absl::StatusOr<EnvelopeView> env =
         DecodeEnvelope(absl::string_view(msg.data<char>(), msg.size()),
                        options_.max_message_bytes);
-    if (!env.ok() ||
-        env->kind != static_cast<uint16_t>(MessageKind::kHelloRequest)) {
-      Bump(counters_.messages_malformed);
+    if (!env.ok()) {
+      Bump(absl::IsUnimplemented(env.status())
+               ? counters_.messages_wrong_version
+               : counters_.messages_malformed);
+      continue;
+    }
+    if (env->kind != static_cast<uint16_t>(MessageKind::kHelloRequest)) {
+      Bump(counters_.messages_unknown_kind);
       continue;
     }
     SendHello(link);
@@ -262,6 +279,10 @@ void Engine::DrainMonitor(Link& link) {
       link.connected = true;
       if (link.peer.has_value()) peers_.OnConnected(*link.peer);
       SendHello(link);  // HELLO is the first message on every connection
+      if (link.gossip_pending && link.peer.has_value()) {
+        link.gossip_pending = false;
+        SendGossip(*link.peer, GossipList(*link.peer));
+      }
     } else if (id == ZMQ_EVENT_DISCONNECTED) {
       link.connected = false;
       if (link.peer.has_value()) {

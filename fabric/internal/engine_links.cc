@@ -26,11 +26,16 @@ Link* Engine::EnsureLink(const std::string& endpoint, bool seed) {
   if (endpoint == mailbox_endpoint_) return nullptr;
   auto it = links_.find(endpoint);
   if (it != links_.end()) {
-    if (!it->second->closing) {
-      it->second->seed |= seed;
-      return it->second.get();
+    // A link marked closing in this iteration is revived, not replaced: the
+    // poll loop may still hold a pointer to it until ReapLinks.
+    Link& link = *it->second;
+    if (link.closing) {
+      link.closing = false;
+      link.peer.reset();
+      link.created_at = Now();
     }
-    links_.erase(it);  // a closing link for this endpoint: replace it now
+    link.seed |= seed;
+    return &link;
   }
   const std::string monitor_endpoint =
       absl::StrCat("inproc://fabric-link-monitor-", ++monitor_seq_);

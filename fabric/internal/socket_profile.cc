@@ -2,13 +2,17 @@
 #include "fabric/internal/socket_profile.h"
 
 #include "absl/strings/str_cat.h"
-#include "fabric/base/internal/zmq_errors.h"
+#include "fabric/base/errno_status.h"
 
 namespace fabric::node_internal {
 namespace {
 
+// Every HWM is explicit. The mailbox receives all peers' traffic; it sends
+// only HELLO_REQUESTs. Links carry traffic out and HELLO_REQUESTs back.
 constexpr int kMailboxRcvHwm = 100000;
+constexpr int kMailboxSndHwm = 1000;
 constexpr int kLinkSndHwm = 100000;
+constexpr int kLinkRcvHwm = 1000;
 constexpr absl::Duration kHandshakeInterval = absl::Seconds(5);
 
 int Millis(absl::Duration d) {
@@ -35,11 +39,11 @@ absl::StatusOr<zmq::socket_t> MakeMailbox(zmq::context_t& ctx,
     ApplyCommon(s, profile);
     s.set(zmq::sockopt::router_mandatory, 1);
     s.set(zmq::sockopt::rcvhwm, kMailboxRcvHwm);
+    s.set(zmq::sockopt::sndhwm, kMailboxSndHwm);
     s.bind(endpoint);
     return s;
   } catch (const zmq::error_t& e) {
-    return base_internal::ErrnoToStatus(
-        e.num(), absl::StrCat("bind mailbox ", endpoint));
+    return ZmqErrnoToStatus(e.num(), absl::StrCat("bind mailbox ", endpoint));
   }
 }
 
@@ -54,18 +58,18 @@ absl::StatusOr<zmq::socket_t> MakeLink(zmq::context_t& ctx,
     // whose link is down fails at once instead of piling up.
     s.set(zmq::sockopt::immediate, 1);
     s.set(zmq::sockopt::sndhwm, kLinkSndHwm);
+    s.set(zmq::sockopt::rcvhwm, kLinkRcvHwm);
     s.set(zmq::sockopt::reconnect_ivl, 100);
     s.set(zmq::sockopt::reconnect_ivl_max, 1000);
     if (zmq_socket_monitor(
             s.handle(), monitor_endpoint.c_str(),
             ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED) != 0) {
-      return base_internal::ErrnoToStatus(zmq_errno(), "zmq_socket_monitor");
+      return ZmqErrnoToStatus(zmq_errno(), "zmq_socket_monitor");
     }
     s.connect(endpoint);
     return s;
   } catch (const zmq::error_t& e) {
-    return base_internal::ErrnoToStatus(e.num(),
-                                        absl::StrCat("connect ", endpoint));
+    return ZmqErrnoToStatus(e.num(), absl::StrCat("connect ", endpoint));
   }
 }
 

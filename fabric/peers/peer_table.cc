@@ -90,12 +90,14 @@ std::vector<PeerEvent> PeerTable::OnHello(const Hello& hello, absl::Time now) {
   }
   Record& record = it->second;
   PeerInfo& info = record.info;
-  const bool changed = hello.state_version != info.state_version ||
+  const bool changed = hello.mailbox_endpoint != info.mailbox_endpoint ||
+                       hello.state_version != info.state_version ||
                        hello.offers != info.offers ||
                        hello.headers != info.headers ||
                        hello.name != info.name ||
                        hello.publish_endpoint != info.publish_endpoint;
   info.name = hello.name;
+  info.mailbox_endpoint = hello.mailbox_endpoint;
   info.publish_endpoint = hello.publish_endpoint;
   info.state_version = hello.state_version;
   info.headers = hello.headers;

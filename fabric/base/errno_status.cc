@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "fabric/base/internal/zmq_errors.h"
+#include "fabric/base/errno_status.h"
 
 #include <zmq.h>
 
@@ -7,9 +7,9 @@
 
 #include "absl/strings/str_cat.h"
 
-namespace fabric::base_internal {
+namespace fabric {
 
-absl::Status ErrnoToStatus(int err, absl::string_view what) {
+absl::Status ZmqErrnoToStatus(int err, absl::string_view what) {
   const std::string message = absl::StrCat(what, ": ", zmq_strerror(err));
   switch (err) {
     case EAGAIN:
@@ -36,4 +36,4 @@ absl::Status ErrnoToStatus(int err, absl::string_view what) {
   }
 }
 
-}  // namespace fabric::base_internal
+}  // namespace fabric

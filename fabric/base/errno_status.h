@@ -1,21 +1,22 @@
 // SPDX-License-Identifier: Apache-2.0
 // The one adapter from libzmq errors (errno values and zmq::error_t) to
-// absl::Status codes (STYLE.md section 5). Internal: only fabric/ includes it.
-#ifndef FABRIC_BASE_INTERNAL_ZMQ_ERRORS_H_
-#define FABRIC_BASE_INTERNAL_ZMQ_ERRORS_H_
+// absl::Status codes (STYLE.md section 5), shared by every module that makes
+// socket calls.
+#ifndef FABRIC_BASE_ERRNO_STATUS_H_
+#define FABRIC_BASE_ERRNO_STATUS_H_
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 
-namespace fabric::base_internal {
+namespace fabric {
 
 // Maps an errno from a libzmq or socket call to a Status whose message is
 // "`what`: strerror". EAGAIN/ETIMEDOUT -> kDeadlineExceeded, ETERM ->
 // kCancelled, EFSM -> kFailedPrecondition, EINVAL/EPROTONOSUPPORT/ENODEV ->
 // kInvalidArgument, EHOSTUNREACH -> kUnavailable, ENOMEM ->
 // kResourceExhausted, EADDRINUSE -> kAlreadyExists, anything else kInternal.
-absl::Status ErrnoToStatus(int err, absl::string_view what);
+absl::Status ZmqErrnoToStatus(int err, absl::string_view what);
 
-}  // namespace fabric::base_internal
+}  // namespace fabric
 
-#endif  // FABRIC_BASE_INTERNAL_ZMQ_ERRORS_H_
+#endif  // FABRIC_BASE_ERRNO_STATUS_H_
