@@ -88,8 +88,8 @@ absl::Status ValidateNodeOptions(const NodeOptions& o) {
   if (o.dead_timeout <= o.suspect_timeout) {
     return Bad("dead_timeout", "must exceed suspect_timeout");
   }
-  if (o.dead_timeout > absl::Minutes(10)) {
-    return Bad("dead_timeout", "must be at most 10m");
+  if (o.dead_timeout > absl::Minutes(5)) {  // ZMTP TTL (2x) caps at 6553 s
+    return Bad("dead_timeout", "must be at most 5m");
   }
   if (!InRange(o.disconnect_grace, absl::ZeroDuration(), o.dead_timeout)) {
     return Bad("disconnect_grace", "must be 0..dead_timeout");

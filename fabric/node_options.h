@@ -59,12 +59,13 @@ struct NodeOptions {
 
   // How often a beacon is sent. 10 ms .. 60 s; default 1 s.
   absl::Duration beacon_interval = absl::Seconds(1);
-  // A heartbeat goes to each peer not otherwise sent to for this long.
-  // 10 ms .. 60 s; default 500 ms.
-  absl::Duration heartbeat_interval = absl::Milliseconds(500);
-  // Silence before a peer is suspect. > heartbeat_interval; default 1.5 s.
-  absl::Duration suspect_timeout = absl::Milliseconds(1500);
-  // Silence before a peer is dead. > suspect_timeout, <= 10 min; default 3 s.
+  // A heartbeat (PING) goes to each peer not otherwise sent to for this
+  // long. Peers in the same beacon mode skip PINGs when `beacon_interval`
+  // <= this: the beacon is the heartbeat. 10 ms .. 60 s; default 1 s.
+  absl::Duration heartbeat_interval = absl::Seconds(1);
+  // Silence before a peer is suspect. > heartbeat_interval; default 2 s.
+  absl::Duration suspect_timeout = absl::Seconds(2);
+  // Silence before a peer is dead. > suspect_timeout, <= 5 min; default 3 s.
   absl::Duration dead_timeout = absl::Seconds(3);
   // After its connection drops, how long a peer may take to reconnect before
   // it is dead. 0 .. dead_timeout; default 300 ms.

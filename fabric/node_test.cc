@@ -110,6 +110,23 @@ TEST_F(NodeTest, NodesOnLoopbackFindEachOther) {
   EXPECT_GT(nodes[0]->Stats().beacons_sent, 0u);
 }
 
+TEST_F(NodeTest, BeaconsReplacePingsBetweenLoopbackPeers) {
+  auto a = StartNode(Options("a"));
+  auto b = StartNode(Options("b"));
+  ASSERT_TRUE(WaitUntil([&] { return PeerCount(*a) == 1; }, kWait));
+  // Stay alive over several heartbeat intervals on beacons alone.
+  const uint64_t beacons = a->Stats().beacons_received;
+  ASSERT_TRUE(WaitUntil(
+      [&] { return a->Stats().beacons_received >= beacons + 15; }, kWait));
+  EXPECT_EQ(a->Stats().heartbeats_sent, 0u);
+  EXPECT_EQ(b->Stats().heartbeats_sent, 0u);
+  absl::StatusOr<std::vector<PeerInfo>> peers = a->Peers();
+  ASSERT_THAT(peers, ::fabric::testing::IsOk());
+  ASSERT_EQ(peers->size(), 1u);
+  EXPECT_EQ((*peers)[0].state, PeerState::kAlive);
+  EXPECT_EQ((*peers)[0].discovery, "loopback");
+}
+
 TEST_F(NodeTest, OfferChangeReachesPeers) {
   auto a = StartNode(Options("a"));
   EventLog log;
@@ -363,6 +380,10 @@ TEST_F(NodeTest, SeedsModeLearnsEveryoneByGossip) {
         << node->name() << " sees " << PeerCount(*node);
     EXPECT_EQ(node->Stats().beacons_sent, 0u);
   }
+  // Without beacons, quiet peers are kept alive by PINGs over the mailbox.
+  EXPECT_TRUE(
+      WaitUntil([&] { return nodes[1]->Stats().heartbeats_sent >= 4; }, kWait));
+  EXPECT_EQ(PeerCount(*nodes[1]), 4u);
 }
 
 TEST(NodeOptionsTest, InvalidOptionsAreRejected) {

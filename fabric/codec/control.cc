@@ -87,7 +87,7 @@ constexpr size_t kHelloMaxElements = kMaxOffersPerKind;
 std::string EncodeHello(const Hello& hello) {
   msgpack::sbuffer buffer;
   Packer pk(buffer);
-  pk.pack_map(8);
+  pk.pack_map(9);
   PackStr(pk, "id");
   PackBin(pk, hello.id.bytes());
   PackStr(pk, "name");
@@ -100,6 +100,8 @@ std::string EncodeHello(const Hello& hello) {
   PackStr(pk, hello.publish_endpoint);
   PackStr(pk, "version");
   pk.pack_uint64(hello.state_version);
+  PackStr(pk, "discovery");
+  PackStr(pk, hello.discovery);
   PackStr(pk, "headers");
   pk.pack_map(static_cast<uint32_t>(hello.headers.size()));
   for (const auto& [key, value] : hello.headers) {
@@ -144,6 +146,8 @@ absl::StatusOr<Hello> DecodeHello(absl::string_view body) {
     } else if (key == "publish") {
       FABRIC_ASSIGN_OR_RETURN(hello.publish_endpoint,
                               BoundedString(val, "publish"));
+    } else if (key == "discovery") {
+      FABRIC_ASSIGN_OR_RETURN(hello.discovery, BoundedString(val, "discovery"));
     } else if (key == "version") {
       FABRIC_ASSIGN_OR_RETURN(hello.state_version, AsUint(val, "version"));
     } else if (key == "headers") {

@@ -30,6 +30,9 @@ struct Hello {
   std::string mailbox_endpoint;  // "tcp://127.0.0.1:40123"
   std::string publish_endpoint;  // empty when the node does not publish
   uint64_t state_version = 0;    // grows whenever headers or offers change
+  // "loopback", "lan" or "seeds": peers in the same beacon mode hear each
+  // other's beacons, which then serve as heartbeats (no PINGs needed).
+  std::string discovery;
   Headers headers;
   Offers offers;
 };

@@ -19,6 +19,7 @@ Hello SampleHello() {
   h.mailbox_endpoint = "tcp://127.0.0.1:40000";
   h.publish_endpoint = "tcp://127.0.0.1:40001";
   h.state_version = 7;
+  h.discovery = "loopback";
   h.headers = {{"zone", "a"}, {"version", "1.2"}};
   h.offers = {{"queue", {"images", "thumbs"}}, {"service", {"echo"}}};
   return h;
@@ -33,6 +34,7 @@ TEST(Control, HelloRoundTrip) {
   EXPECT_EQ(back.mailbox_endpoint, h.mailbox_endpoint);
   EXPECT_EQ(back.publish_endpoint, h.publish_endpoint);
   EXPECT_EQ(back.state_version, h.state_version);
+  EXPECT_EQ(back.discovery, h.discovery);
   EXPECT_EQ(back.headers, h.headers);
   EXPECT_EQ(back.offers, h.offers);
 }

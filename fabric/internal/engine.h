@@ -98,6 +98,7 @@ class Engine : public NodeContext {
 
   void Run();
   void RunOnce();
+  void SweepLinks();
   void Shutdown();
   void DrainCommands();
 
@@ -123,6 +124,7 @@ class Engine : public NodeContext {
   void SendHello(Link& link);
   void BroadcastHello();
   void SendBeacon(bool leaving);
+  bool BeaconsReach(const NodeId& peer) const;
   void OnTimers(absl::Time now);
   void SendGossip(const NodeId& to, const std::vector<GossipEntry>& entries);
   std::vector<GossipEntry> GossipList(const NodeId& except) const;
@@ -164,6 +166,7 @@ class Engine : public NodeContext {
   absl::flat_hash_map<uint16_t, Plugin*> kind_owner_;
   absl::Time next_beacon_;
   absl::Time next_gossip_;
+  absl::Time next_sweep_;
   absl::Time last_iteration_;
   std::mt19937_64 rng_;
   uint64_t monitor_seq_ = 0;

@@ -220,14 +220,19 @@ void Engine::HandleBeacon(const discovery::Datagram& datagram) {
     if (known != nullptr) Dispatch(peers_.Remove(beacon->id, "goodbye", Now()));
     return;
   }
-  // Beacons do not refresh liveness (a beacon can outlive a dead TCP path);
-  // they only start a link to an unknown node or ask for a newer HELLO.
+  // A beacon of a known peer is its heartbeat (PeerTable::OnBeacon: it never
+  // revives a dropped link). An unknown node gets a link; a newer state
+  // version gets a HELLO_REQUEST.
   const std::string endpoint = absl::StrCat("tcp://", datagram.source_address,
                                             ":", beacon->mailbox_port);
   if (known == nullptr) {
     EnsureLink(endpoint, /*seed=*/false);
-  } else if (static_cast<uint32_t>(known->state_version) !=
-             beacon->state_version) {
+    return;
+  }
+  Dispatch(peers_.OnBeacon(beacon->id, Now()));
+  known = peers_.Find(beacon->id);
+  if (known != nullptr &&
+      static_cast<uint32_t>(known->state_version) != beacon->state_version) {
     Link* link = LinkOf(beacon->id);
     if (link != nullptr) {
       SendOnLink(*link, EncodeEnvelope(MessageKind::kHelloRequest, id_, ""));

@@ -101,6 +101,7 @@ void Engine::SendHello(Link& link) {
     hello.cluster = options_.cluster;
     hello.mailbox_endpoint = mailbox_endpoint_;
     hello.state_version = state_version_;
+    hello.discovery = std::string(DiscoveryModeName(options_.discovery));
     hello.headers = headers_;
     hello.offers = offers_;
     hello_wire_ = EncodeEnvelope(MessageKind::kHello, id_, EncodeHello(hello));
@@ -112,6 +113,19 @@ void Engine::BroadcastHello() {
   for (auto& [endpoint, link] : links_) {
     if (link->connected && !link->closing) SendHello(*link);
   }
+}
+
+bool Engine::BeaconsReach(const NodeId& peer) const {
+  // A peer in our beacon mode hears our beacons, and a beacon every
+  // heartbeat interval is a heartbeat: PINGs would only add load (each
+  // one wakes two I/O threads and an engine; 100 nodes on one host drowned
+  // in them).
+  if (!beacon_ || options_.beacon_interval > options_.heartbeat_interval) {
+    return false;
+  }
+  const PeerInfo* info = peers_.Find(peer);
+  return info != nullptr &&
+         info->discovery == DiscoveryModeName(options_.discovery);
 }
 
 void Engine::SendBeacon(bool leaving) {
@@ -160,7 +174,7 @@ void Engine::OnTimers(absl::Time now) {
   for (auto& [endpoint, link] : links_) {
     if (link->closing) continue;
     if (link->peer.has_value()) {
-      if (link->connected &&
+      if (link->connected && !BeaconsReach(*link->peer) &&
           now - link->last_sent >= options_.heartbeat_interval) {
         if (ping.empty()) {
           ping = EncodeEnvelope(MessageKind::kPing, id_,

@@ -23,10 +23,17 @@ void ApplyCommon(zmq::socket_t& s, const SocketProfile& p) {
   s.set(zmq::sockopt::linger, Millis(p.linger));
   s.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(p.max_message_bytes));
   s.set(zmq::sockopt::handshake_ivl, Millis(kHandshakeInterval));
+  s.set(zmq::sockopt::tcp_keepalive, 1);
+}
+
+// ZMTP PINGs catch half-open TCP connections. Only the connecting side
+// pings, so each connection carries one PING stream, not two. The TTL it
+// announces (how long the mailbox side waits for any traffic) is twice the
+// PING interval: equal values dropped quiet, healthy links at the boundary.
+void ApplyZmtpHeartbeat(zmq::socket_t& s, const SocketProfile& p) {
   s.set(zmq::sockopt::heartbeat_ivl, Millis(p.zmtp_heartbeat));
   s.set(zmq::sockopt::heartbeat_timeout, Millis(p.zmtp_timeout));
-  s.set(zmq::sockopt::heartbeat_ttl, Millis(p.zmtp_timeout));
-  s.set(zmq::sockopt::tcp_keepalive, 1);
+  s.set(zmq::sockopt::heartbeat_ttl, Millis(2 * p.zmtp_heartbeat));
 }
 
 }  // namespace
@@ -57,6 +64,7 @@ absl::StatusOr<zmq::socket_t> MakeLink(zmq::context_t& ctx,
     // IMMEDIATE: queue only to a completed connection, so a send to a peer
     // whose link is down fails at once instead of piling up.
     s.set(zmq::sockopt::immediate, 1);
+    ApplyZmtpHeartbeat(s, profile);
     s.set(zmq::sockopt::sndhwm, kLinkSndHwm);
     s.set(zmq::sockopt::rcvhwm, kLinkRcvHwm);
     s.set(zmq::sockopt::reconnect_ivl, 100);

@@ -27,6 +27,7 @@ struct PeerInfo {
   std::string mailbox_endpoint;
   std::string publish_endpoint;
   uint64_t state_version = 0;
+  std::string discovery;  // the peer's discovery mode, from its HELLO
   Headers headers;
   Offers offers;
   PeerState state = PeerState::kAlive;

@@ -81,6 +81,7 @@ std::vector<PeerEvent> PeerTable::OnHello(const Hello& hello, absl::Time now) {
     info.mailbox_endpoint = hello.mailbox_endpoint;
     info.publish_endpoint = hello.publish_endpoint;
     info.state_version = hello.state_version;
+    info.discovery = hello.discovery;
     info.headers = hello.headers;
     info.offers = hello.offers;
     info.last_seen = now;
@@ -100,6 +101,7 @@ std::vector<PeerEvent> PeerTable::OnHello(const Hello& hello, absl::Time now) {
   info.mailbox_endpoint = hello.mailbox_endpoint;
   info.publish_endpoint = hello.publish_endpoint;
   info.state_version = hello.state_version;
+  info.discovery = hello.discovery;
   info.headers = hello.headers;
   info.offers = hello.offers;
   std::vector<PeerEvent> back = OnTraffic(hello.id, now);
@@ -119,6 +121,21 @@ std::vector<PeerEvent> PeerTable::OnTraffic(const NodeId& id, absl::Time now) {
   if (record.info.state == PeerState::kSuspect) {
     record.info.state = PeerState::kAlive;
     return {MakeEvent(PeerEventType::kBack, record, "heard from again", now)};
+  }
+  return {};
+}
+
+std::vector<PeerEvent> PeerTable::OnBeacon(const NodeId& id, absl::Time now) {
+  auto it = peers_.find(id);
+  if (it == peers_.end()) return {};
+  Record& record = it->second;
+  record.info.last_seen = now;
+  // A beacon proves the process runs, not that our TCP path to it works: a
+  // dropped link still kills the peer after the grace (Zyre learned that
+  // beacons alone kept peers with dead connections alive).
+  if (record.info.state == PeerState::kSuspect && !record.link_down) {
+    record.info.state = PeerState::kAlive;
+    return {MakeEvent(PeerEventType::kBack, record, "beacon", now)};
   }
   return {};
 }

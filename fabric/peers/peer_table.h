@@ -18,7 +18,7 @@ namespace fabric {
 
 struct LivenessOptions {
   // Silence after which an alive peer becomes suspect.
-  absl::Duration suspect_timeout = absl::Milliseconds(1500);
+  absl::Duration suspect_timeout = absl::Seconds(2);
   // Silence after which a peer is dead. Must exceed `suspect_timeout`.
   absl::Duration dead_timeout = absl::Seconds(3);
   // How long a peer whose connection dropped may take to reconnect before it
@@ -39,6 +39,9 @@ class PeerTable {
   std::vector<PeerEvent> OnHello(const Hello& hello, absl::Time now);
   // Any message from a known peer. Returns kBack when it was suspect.
   std::vector<PeerEvent> OnTraffic(const NodeId& id, absl::Time now);
+  // A beacon from a known peer: it counts as a heartbeat (refreshes
+  // `last_seen`, suspect -> back) but does not clear a dropped link.
+  std::vector<PeerEvent> OnBeacon(const NodeId& id, absl::Time now);
   // Our link to the peer dropped. Returns kSuspect when it was alive. The peer
   // is dead after `disconnect_grace` unless traffic arrives.
   std::vector<PeerEvent> OnDisconnected(const NodeId& id, absl::Time now);

@@ -14,7 +14,7 @@ using ::testing::IsEmpty;
 
 LivenessOptions Options() {
   LivenessOptions o;
-  o.suspect_timeout = absl::Milliseconds(1500);
+  o.suspect_timeout = absl::Milliseconds(1500);  // kept: tests use 1.4/1.6 s
   o.dead_timeout = absl::Seconds(3);
   o.disconnect_grace = absl::Milliseconds(300);
   o.tombstone_ttl = absl::Seconds(30);
@@ -82,6 +82,32 @@ TEST_F(PeerTableTest, TrafficBringsSuspectBack) {
   EXPECT_THAT(table_.OnTraffic(a_, clock_.Now()), IsEmpty());
   clock_.Advance(absl::Seconds(1));
   EXPECT_THAT(table_.Tick(clock_.Now()), IsEmpty());
+}
+
+TEST_F(PeerTableTest, BeaconIsAHeartbeat) {
+  table_.OnHello(MakeHello(a_, "tcp://h:1"), clock_.Now());
+  for (int i = 0; i < 5; ++i) {
+    clock_.Advance(absl::Seconds(1));
+    EXPECT_THAT(table_.OnBeacon(a_, clock_.Now()), IsEmpty());
+    EXPECT_THAT(table_.Tick(clock_.Now()), IsEmpty());
+  }
+  clock_.Advance(absl::Seconds(2));
+  EXPECT_THAT(table_.Tick(clock_.Now()),
+              ElementsAre(Type(PeerEventType::kSuspect)));
+  EXPECT_THAT(table_.OnBeacon(a_, clock_.Now()),
+              ElementsAre(Type(PeerEventType::kBack)));
+  EXPECT_THAT(table_.OnBeacon(NodeId::Random(), clock_.Now()), IsEmpty());
+}
+
+TEST_F(PeerTableTest, BeaconDoesNotReviveADroppedLink) {
+  table_.OnHello(MakeHello(a_, "tcp://h:1"), clock_.Now());
+  table_.OnDisconnected(a_, clock_.Now());
+  clock_.Advance(absl::Milliseconds(200));
+  EXPECT_THAT(table_.OnBeacon(a_, clock_.Now()), IsEmpty());  // still suspect
+  EXPECT_EQ(table_.Find(a_)->state, PeerState::kSuspect);
+  clock_.Advance(absl::Milliseconds(100));
+  EXPECT_THAT(table_.Tick(clock_.Now()),
+              ElementsAre(Type(PeerEventType::kLeft)));
 }
 
 TEST_F(PeerTableTest, DroppedConnectionIsDeadAfterGrace) {

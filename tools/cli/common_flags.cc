@@ -60,9 +60,10 @@ void AddCommonFlags(CLI::App& app, CommonFlags& f) {
   app.add_option("--beacon-interval", f.beacon_interval,
                  "time between beacons (default 1s)");
   app.add_option("--heartbeat-interval", f.heartbeat_interval,
-                 "heartbeat to quiet peers (default 500ms)");
+                 "heartbeat to quiet peers (default 1s; peers that hear our "
+                 "beacons need none)");
   app.add_option("--suspect-timeout", f.suspect_timeout,
-                 "silence before a peer is suspect (default 1.5s)");
+                 "silence before a peer is suspect (default 2s)");
   app.add_option("--dead-timeout", f.dead_timeout,
                  "silence before a peer is dead (default 3s)");
 }
