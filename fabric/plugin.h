@@ -67,7 +67,7 @@ class Plugin {
   // untrusted and valid only during the call.
   virtual void OnMessage(NodeContext& node, const PeerInfo& from, uint16_t kind,
                          absl::string_view body) = 0;
-  // Called at least every 100 ms.
+  // Called every 50 ms.
   virtual void OnTick(NodeContext& node, absl::Time now) {
     (void)node;
     (void)now;
