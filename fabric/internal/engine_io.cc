@@ -284,6 +284,13 @@ void Engine::DrainMonitor(Link& link) {
       link.connected = true;
       if (link.peer.has_value()) peers_.OnConnected(*link.peer);
       SendHello(link);  // HELLO is the first message on every connection
+      if (!link.peer.has_value()) {
+        // We reached a mailbox found by beacon, seed or gossip but do not
+        // know its node yet. It may know us already (say it was paused
+        // while we declared it dead) and then has no reason to introduce
+        // itself, so ask.
+        SendOnLink(link, EncodeEnvelope(MessageKind::kHelloRequest, id_, ""));
+      }
       if (link.gossip_pending && link.peer.has_value()) {
         link.gossip_pending = false;
         SendGossip(*link.peer, GossipList(*link.peer));

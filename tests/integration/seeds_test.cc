@@ -1,0 +1,172 @@
+// SPDX-License-Identifier: Apache-2.0
+// Seeds discovery across processes: no beacons, one node with a fixed
+// mailbox port is the seed, and the others learn about each other by gossip
+// through it, also when the seed comes up after them.
+#include <stdlib.h>
+
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/status_matchers.h"
+#include "tests/testing/subprocess.h"
+#include "tests/testing/test_util.h"
+
+namespace fabric {
+namespace {
+
+using ::fabric::testing::FreeTcpPort;
+using ::fabric::testing::Subprocess;
+using ::fabric::testing::UniqueClusterName;
+
+constexpr int kOthers = 5;
+constexpr absl::Duration kDeadline = absl::Seconds(60);
+
+// The children must not pick up FABRIC_* settings from whoever runs ctest.
+void ClearFabricEnvironment() {
+  for (const char* var :
+       {"FABRIC_CLUSTER", "FABRIC_DISCOVERY", "FABRIC_INTERFACE",
+        "FABRIC_BEACON_PORT", "FABRIC_SEEDS"}) {
+    unsetenv(var);
+  }
+}
+
+absl::Duration Remaining(absl::Time deadline) {
+  return std::max(deadline - absl::Now(), absl::ZeroDuration());
+}
+
+class SeedsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ClearFabricEnvironment();
+    ASSERT_NE(seed_port_, 0) << "no free TCP port";
+  }
+
+  // Starts `fabric node --name NAME --cluster C --seed SEED [--discovery
+  // seeds] <extra>` and awaits its READY line.
+  absl::StatusOr<std::unique_ptr<Subprocess>> StartNode(
+      const std::string& name, bool explicit_mode,
+      std::vector<std::string> extra = {}) {
+    std::vector<std::string> argv = {
+        FABRIC_CLI_PATH, "node",   "--name", name,
+        "--cluster",     cluster_, "--seed", seed_};
+    if (explicit_mode) {
+      argv.push_back("--discovery");
+      argv.push_back("seeds");
+    }
+    for (std::string& flag : extra) argv.push_back(std::move(flag));
+    absl::StatusOr<std::unique_ptr<Subprocess>> proc = Subprocess::Spawn(argv);
+    if (!proc.ok()) return proc;
+    absl::StatusOr<size_t> ready = (*proc)->WaitForLine(
+        [](absl::string_view l) { return absl::StartsWith(l, "READY "); },
+        Remaining(deadline_));
+    if (!ready.ok()) {
+      return absl::Status(ready.status().code(),
+                          absl::StrCat(ready.status().message(),
+                                       "\nstderr: ", (*proc)->Stderr()));
+    }
+    names_.push_back(name);
+    return proc;
+  }
+
+  absl::StatusOr<std::unique_ptr<Subprocess>> StartSeed(bool explicit_mode) {
+    absl::StatusOr<std::unique_ptr<Subprocess>> seed =
+        StartNode("seed", explicit_mode, {"--port", absl::StrCat(seed_port_)});
+    if (seed.ok() && !absl::StrContains((*seed)->StdoutLines()[0],
+                                        absl::StrCat(" ", seed_, " "))) {
+      return absl::InternalError(absl::StrCat("seed is not at ", seed_, ": ",
+                                              (*seed)->StdoutLines()[0]));
+    }
+    return seed;
+  }
+
+  // Every node reports all the others, each joined exactly by name.
+  void ExpectFullMesh(const std::vector<Subprocess*>& nodes) {
+    const int others = static_cast<int>(nodes.size()) - 1;
+    for (size_t i = 0; i < nodes.size(); ++i) {
+      FABRIC_EXPECT_OK(nodes[i]->WaitForLineContaining(
+          absl::StrCat(" peers=", others, " "), Remaining(deadline_)))
+          << nodes[i]->label();
+    }
+    std::set<std::string> all(names_.begin(), names_.end());
+    for (size_t i = 0; i < nodes.size(); ++i) {
+      std::set<std::string> joined;
+      for (const std::string& line : nodes[i]->StdoutLines()) {
+        std::vector<std::string> f = absl::StrSplit(line, ' ');
+        if (f.size() > 3 && f[0] == "joined") {
+          joined.insert(f[1]);
+          // Seeds mode on one host: every mailbox is on loopback.
+          EXPECT_THAT(f[3], ::testing::StartsWith("tcp://127.0.0.1:"));
+        }
+      }
+      std::set<std::string> expected = all;
+      expected.erase(names_[i]);
+      EXPECT_EQ(joined, expected)
+          << names_[i] << ":\n"
+          << absl::StrJoin(nodes[i]->StdoutLines(), "\n");
+    }
+  }
+
+  const std::string cluster_ = UniqueClusterName("seeds");
+  const uint16_t seed_port_ = FreeTcpPort();
+  const std::string seed_ = absl::StrCat("tcp://127.0.0.1:", seed_port_);
+  const absl::Time deadline_ = absl::Now() + kDeadline;
+  std::vector<std::string> names_;  // in start order
+};
+
+TEST_F(SeedsTest, NodesLearnEachOtherThroughTheSeed) {
+  std::vector<std::unique_ptr<Subprocess>> procs;
+  // The seed lists itself as its seed: the same command line works for all.
+  FABRIC_ASSERT_OK_AND_ASSIGN(auto seed, StartSeed(/*explicit_mode=*/true));
+  procs.push_back(std::move(seed));
+  for (int i = 0; i < kOthers; ++i) {
+    FABRIC_ASSERT_OK_AND_ASSIGN(
+        auto node, StartNode(absl::StrCat("n", i), /*explicit_mode=*/true));
+    procs.push_back(std::move(node));
+  }
+  std::vector<Subprocess*> nodes;
+  for (auto& p : procs) nodes.push_back(p.get());
+  ExpectFullMesh(nodes);
+}
+
+TEST_F(SeedsTest, SeedFlagAloneImpliesSeedsMode) {
+  std::vector<std::unique_ptr<Subprocess>> procs;
+  FABRIC_ASSERT_OK_AND_ASSIGN(auto seed, StartSeed(/*explicit_mode=*/false));
+  procs.push_back(std::move(seed));
+  for (int i = 0; i < kOthers; ++i) {
+    FABRIC_ASSERT_OK_AND_ASSIGN(
+        auto node, StartNode(absl::StrCat("n", i), /*explicit_mode=*/false));
+    procs.push_back(std::move(node));
+  }
+  std::vector<Subprocess*> nodes;
+  for (auto& p : procs) nodes.push_back(p.get());
+  ExpectFullMesh(nodes);
+}
+
+TEST_F(SeedsTest, NodesStartedBeforeTheSeedFindItWhenItComesUp) {
+  std::vector<std::unique_ptr<Subprocess>> procs;
+  for (int i = 0; i < kOthers; ++i) {
+    FABRIC_ASSERT_OK_AND_ASSIGN(
+        auto node, StartNode(absl::StrCat("n", i), /*explicit_mode=*/true));
+    procs.push_back(std::move(node));
+  }
+  // Nobody to talk to yet: the others keep retrying the seed.
+  FABRIC_ASSERT_OK_AND_ASSIGN(auto seed, StartSeed(/*explicit_mode=*/true));
+  procs.push_back(std::move(seed));
+  std::vector<Subprocess*> nodes;
+  for (auto& p : procs) nodes.push_back(p.get());
+  ExpectFullMesh(nodes);
+}
+
+}  // namespace
+}  // namespace fabric
