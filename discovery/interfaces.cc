@@ -43,13 +43,33 @@ absl::StatusOr<InterfaceAddress> LookupInterface(absl::string_view name) {
       problem = "is down";
       continue;
     }
-    if ((ifa->ifa_flags & IFF_BROADCAST) == 0 ||
-        ifa->ifa_broadaddr == nullptr) {
+    if ((ifa->ifa_flags & IFF_BROADCAST) == 0) {
       problem = "cannot broadcast";
       continue;
     }
+    // An address added without "brd" has broadcast 0.0.0.0: derive it from
+    // the netmask rather than beacon to 0.0.0.0 (which only reaches us).
+    const auto* addr = reinterpret_cast<const sockaddr_in*>(ifa->ifa_addr);
+    in_addr_t broadcast = INADDR_ANY;
+    if (ifa->ifa_broadaddr != nullptr) {
+      broadcast = reinterpret_cast<const sockaddr_in*>(ifa->ifa_broadaddr)
+                      ->sin_addr.s_addr;
+    }
+    if (broadcast == INADDR_ANY && ifa->ifa_netmask != nullptr) {
+      const in_addr_t mask =
+          reinterpret_cast<const sockaddr_in*>(ifa->ifa_netmask)
+              ->sin_addr.s_addr;
+      if (mask != INADDR_BROADCAST) broadcast = addr->sin_addr.s_addr | ~mask;
+    }
+    if (broadcast == INADDR_ANY) {
+      problem = "has no broadcast address";
+      continue;
+    }
+    sockaddr_in bcast{};
+    bcast.sin_family = AF_INET;
+    bcast.sin_addr.s_addr = broadcast;
     result = InterfaceAddress{std::string(name), Dotted(ifa->ifa_addr),
-                              Dotted(ifa->ifa_broadaddr)};
+                              Dotted(reinterpret_cast<sockaddr*>(&bcast))};
     break;
   }
   freeifaddrs(list);

@@ -137,7 +137,9 @@ TEST_F(NodeTest, OfferChangeReachesPeers) {
   FABRIC_ASSERT_OK(a->SetOffer("queue", "images", true));
   EXPECT_TRUE(WaitUntil(
       [&] { return SeesOffer(*b, a->id(), "queue", "images"); }, kWait));
-  EXPECT_TRUE(log.Has(PeerEventType::kUpdated, a->id()));
+  // The event thread may deliver `updated` just after Peers() shows it.
+  EXPECT_TRUE(WaitUntil(
+      [&] { return log.Has(PeerEventType::kUpdated, a->id()); }, kWait));
   FABRIC_ASSERT_OK(a->SetOffer("queue", "images", false));
   EXPECT_TRUE(WaitUntil(
       [&] { return !SeesOffer(*b, a->id(), "queue", "images"); }, kWait));
