@@ -25,6 +25,7 @@
 namespace fabric {
 namespace {
 
+using ::fabric::testing::ClearFabricEnvironment;
 using ::fabric::testing::FreeUdpPort;
 using ::fabric::testing::StatusIs;
 using ::fabric::testing::Subprocess;
@@ -34,15 +35,6 @@ using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
 constexpr absl::Duration kTimeout = absl::Seconds(30);
-
-// The children must not pick up FABRIC_* settings from whoever runs ctest.
-void ClearFabricEnvironment() {
-  for (const char* var :
-       {"FABRIC_CLUSTER", "FABRIC_DISCOVERY", "FABRIC_INTERFACE",
-        "FABRIC_BEACON_PORT", "FABRIC_SEEDS"}) {
-    unsetenv(var);
-  }
-}
 
 // What a finished `fabric` run left behind.
 struct RunResult {

@@ -29,6 +29,7 @@
 namespace fabric {
 namespace {
 
+using ::fabric::testing::ClearFabricEnvironment;
 using ::fabric::testing::FreeUdpPort;
 using ::fabric::testing::Subprocess;
 using ::fabric::testing::UniqueClusterName;
@@ -38,15 +39,6 @@ using ::testing::StartsWith;
 
 constexpr absl::Duration kIpTimeout = absl::Seconds(20);
 constexpr absl::Duration kTimeout = absl::Seconds(30);
-
-// The children must not pick up FABRIC_* settings from whoever runs ctest.
-void ClearFabricEnvironment() {
-  for (const char* var :
-       {"FABRIC_CLUSTER", "FABRIC_DISCOVERY", "FABRIC_INTERFACE",
-        "FABRIC_BEACON_PORT", "FABRIC_SEEDS"}) {
-    unsetenv(var);
-  }
-}
 
 // The iproute2 `ip` binary, or "" when there is none.
 std::string FindIp() {

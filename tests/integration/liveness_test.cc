@@ -27,6 +27,7 @@
 namespace fabric {
 namespace {
 
+using ::fabric::testing::ClearFabricEnvironment;
 using ::fabric::testing::FreeTcpPort;
 using ::fabric::testing::FreeUdpPort;
 using ::fabric::testing::StatusIs;
@@ -94,15 +95,6 @@ EventLine EventAt(const Subprocess& proc, size_t index) {
   const std::vector<std::string> lines = proc.StdoutLines();
   if (index < lines.size()) ParseEvent(lines[index], &e);
   return e;
-}
-
-// The children must not pick up FABRIC_* settings from whoever runs ctest.
-void ClearFabricEnvironment() {
-  for (const char* var :
-       {"FABRIC_CLUSTER", "FABRIC_DISCOVERY", "FABRIC_INTERFACE",
-        "FABRIC_BEACON_PORT", "FABRIC_SEEDS"}) {
-    unsetenv(var);
-  }
 }
 
 class LivenessTest : public ::testing::Test {

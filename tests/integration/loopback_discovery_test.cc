@@ -24,26 +24,15 @@
 namespace fabric {
 namespace {
 
+using ::fabric::testing::ClearFabricEnvironment;
 using ::fabric::testing::FreeUdpPort;
+using ::fabric::testing::Remaining;
 using ::fabric::testing::Subprocess;
 using ::fabric::testing::UniqueClusterName;
 
 constexpr int kNodes = 20;
 // Generous: 20 processes on a loaded two-core CI machine.
 constexpr absl::Duration kDeadline = absl::Seconds(60);
-
-// The children must not pick up FABRIC_* settings from whoever runs ctest.
-void ClearFabricEnvironment() {
-  for (const char* var :
-       {"FABRIC_CLUSTER", "FABRIC_DISCOVERY", "FABRIC_INTERFACE",
-        "FABRIC_BEACON_PORT", "FABRIC_SEEDS"}) {
-    unsetenv(var);
-  }
-}
-
-absl::Duration Remaining(absl::Time deadline) {
-  return std::max(deadline - absl::Now(), absl::ZeroDuration());
-}
 
 TEST(LoopbackDiscovery, TwentyNodesAllSeeEachOther) {
   ClearFabricEnvironment();

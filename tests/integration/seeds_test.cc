@@ -25,25 +25,14 @@
 namespace fabric {
 namespace {
 
+using ::fabric::testing::ClearFabricEnvironment;
 using ::fabric::testing::FreeTcpPort;
+using ::fabric::testing::Remaining;
 using ::fabric::testing::Subprocess;
 using ::fabric::testing::UniqueClusterName;
 
 constexpr int kOthers = 5;
 constexpr absl::Duration kDeadline = absl::Seconds(60);
-
-// The children must not pick up FABRIC_* settings from whoever runs ctest.
-void ClearFabricEnvironment() {
-  for (const char* var :
-       {"FABRIC_CLUSTER", "FABRIC_DISCOVERY", "FABRIC_INTERFACE",
-        "FABRIC_BEACON_PORT", "FABRIC_SEEDS"}) {
-    unsetenv(var);
-  }
-}
-
-absl::Duration Remaining(absl::Time deadline) {
-  return std::max(deadline - absl::Now(), absl::ZeroDuration());
-}
 
 class SeedsTest : public ::testing::Test {
  protected:

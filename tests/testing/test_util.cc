@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <random>
@@ -52,6 +53,18 @@ std::string MakeTempDir(const std::string& prefix) {
       absl::StrCat(base != nullptr ? base : "/tmp", "/", prefix, "-XXXXXX");
   if (mkdtemp(pattern.data()) == nullptr) return "";
   return pattern;
+}
+
+void ClearFabricEnvironment() {
+  for (const char* var :
+       {"FABRIC_CLUSTER", "FABRIC_DISCOVERY", "FABRIC_INTERFACE",
+        "FABRIC_BEACON_PORT", "FABRIC_SEEDS"}) {
+    unsetenv(var);
+  }
+}
+
+absl::Duration Remaining(absl::Time deadline) {
+  return std::max(deadline - absl::Now(), absl::ZeroDuration());
 }
 
 bool WaitUntil(const std::function<bool()>& condition, absl::Duration timeout) {

@@ -23,6 +23,13 @@ uint16_t FreeTcpPort();
 // Creates a fresh directory under $TEST_TMPDIR or /tmp; the caller owns it.
 std::string MakeTempDir(const std::string& prefix);
 
+// Unsets the FABRIC_* variables (cluster, discovery, interface, beacon port,
+// seeds) so child processes do not pick up settings from whoever runs ctest.
+void ClearFabricEnvironment();
+
+// Returns the time left until `deadline`, never negative.
+absl::Duration Remaining(absl::Time deadline);
+
 // Calls `condition` every 10 ms until it returns true or `timeout` passes.
 // Returns its last result.
 bool WaitUntil(const std::function<bool()>& condition, absl::Duration timeout);
