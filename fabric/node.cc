@@ -69,6 +69,23 @@ absl::Status Node::AttachPlugin(std::shared_ptr<Plugin> plugin) {
   return CallOnEngine([engine, plugin] { return engine->Attach(plugin); });
 }
 
+absl::StatusOr<std::shared_ptr<Plugin>> Node::FindOrAttachPlugin(
+    uint16_t kind, std::function<std::shared_ptr<Plugin>()> make) {
+  Engine* engine = engine_.get();
+  auto found = std::make_shared<std::shared_ptr<Plugin>>();
+  FABRIC_RETURN_IF_ERROR(
+      CallOnEngine([engine, kind, make = std::move(make), found] {
+        *found = engine->PluginOwning(kind);
+        if (*found != nullptr) return absl::OkStatus();
+        std::shared_ptr<Plugin> plugin = make();
+        if (plugin == nullptr) return absl::InvalidArgumentError("null plugin");
+        FABRIC_RETURN_IF_ERROR(engine->Attach(plugin));
+        *found = std::move(plugin);
+        return absl::OkStatus();
+      }));
+  return *found;
+}
+
 absl::Status Node::CallOnEngine(std::function<absl::Status()> fn) {
   if (engine_->OnEngineThread()) return fn();
   // Shared so that a timed-out wait cannot leave the engine writing into a

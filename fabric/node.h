@@ -101,6 +101,11 @@ class Node {
   // Attaches a plugin. Returns kInvalidArgument for a kind below
   // kFirstPatternKind and kAlreadyExists for a kind another plugin owns.
   absl::Status AttachPlugin(std::shared_ptr<Plugin> plugin);
+  // Returns the plugin that owns `kind`; when there is none, attaches the one
+  // `make` returns (on the engine thread, so two callers cannot both attach).
+  // Lets several pattern objects share one per-node plugin.
+  absl::StatusOr<std::shared_ptr<Plugin>> FindOrAttachPlugin(
+      uint16_t kind, std::function<std::shared_ptr<Plugin>()> make);
 
   // Runs `fn` on the engine thread. Returns kCancelled once closed.
   absl::Status Post(std::function<void(NodeContext&)> fn);

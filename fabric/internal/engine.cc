@@ -443,6 +443,15 @@ absl::Status Engine::Attach(std::shared_ptr<Plugin> plugin) {
   return absl::OkStatus();
 }
 
+std::shared_ptr<Plugin> Engine::PluginOwning(uint16_t kind) const {
+  auto it = kind_owner_.find(kind);
+  if (it == kind_owner_.end()) return nullptr;
+  for (const std::shared_ptr<Plugin>& p : plugins_) {
+    if (p.get() == it->second) return p;
+  }
+  return nullptr;
+}
+
 void Engine::Dispatch(std::vector<PeerEvent> events) {
   for (PeerEvent& event : events) {
     const PeerInfo& p = event.peer;

@@ -80,6 +80,8 @@ class Engine : public NodeContext {
   // Engine thread only.
   absl::Status SetHeader(absl::string_view key, absl::string_view value);
   absl::Status Attach(std::shared_ptr<Plugin> plugin);
+  // The plugin owning `kind`, or null.
+  std::shared_ptr<Plugin> PluginOwning(uint16_t kind) const;
 
  private:
   // Counters, written on the engine thread and read anywhere. Relaxed
