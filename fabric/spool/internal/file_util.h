@@ -1,0 +1,92 @@
+// SPDX-License-Identifier: Apache-2.0
+// POSIX file helpers for the spool: errno to Status, whole-file reads, full
+// writes, fdatasync, directory fsync, atomic replacement and the segment
+// file names. Every call that can hit the disk goes through here so tests can
+// inject faults (`SetFileFaultHookForTesting`).
+#ifndef FABRIC_SPOOL_INTERNAL_FILE_UTIL_H_
+#define FABRIC_SPOOL_INTERNAL_FILE_UTIL_H_
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace fabric::spool_internal {
+
+// Maps an errno to a Status whose message is "`what`: strerror":
+// ENOSPC/EDQUOT/EFBIG -> kResourceExhausted ("spool disk full: ..."),
+// ENOENT -> kNotFound, EACCES/EPERM/EROFS -> kPermissionDenied, EIO ->
+// kDataLoss, anything else kInternal.
+absl::Status ErrnoStatus(int err, absl::string_view what);
+
+// "seg-00000000000000000042.log" and back. Parse returns nullopt for any
+// other name (including ".tmp" files).
+std::string SegmentFileName(uint64_t number);
+std::optional<uint64_t> ParseSegmentFileName(absl::string_view name);
+
+std::string JoinPath(absl::string_view dir, absl::string_view name);
+
+// Creates `path` and its missing parents (mode 0755).
+absl::Status MakeDirs(const std::string& path);
+// Returns the names in `dir`, without "." and "..".
+absl::StatusOr<std::vector<std::string>> ListDir(const std::string& dir);
+absl::StatusOr<std::string> ReadFile(const std::string& path);
+absl::StatusOr<uint64_t> FileSize(const std::string& path);
+bool FileExists(const std::string& path);
+
+// Writes all of `data` at `offset`, retrying short writes and EINTR.
+absl::Status PWriteAll(int fd, absl::string_view data, uint64_t offset,
+                       absl::string_view path);
+absl::Status DataSync(int fd, absl::string_view path);
+absl::Status SyncDir(const std::string& dir);
+absl::Status Truncate(int fd, uint64_t size, absl::string_view path);
+absl::Status RemoveFile(const std::string& path);
+absl::Status RenameFile(const std::string& from, const std::string& to);
+
+// Writes `contents` to `dir/name` through `name.tmp`: write, fdatasync,
+// rename, fsync(dir). A crash leaves either the old file or the new one.
+absl::Status WriteFileAtomically(const std::string& dir, absl::string_view name,
+                                 absl::string_view contents);
+
+// A file descriptor owner. Thread safety: thread-compatible.
+class File {
+ public:
+  File() = default;
+  explicit File(int fd) : fd_(fd) {}
+  File(File&& other) noexcept : fd_(other.Release()) {}
+  File& operator=(File&& other) noexcept;
+  File(const File&) = delete;
+  File& operator=(const File&) = delete;
+  ~File() { Close(); }
+
+  int get() const { return fd_; }
+  bool valid() const { return fd_ >= 0; }
+  int Release() {
+    int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
+  void Close() noexcept;
+
+ private:
+  int fd_ = -1;
+};
+
+absl::StatusOr<File> OpenFile(const std::string& path, int flags, int mode);
+
+// Fault injection for tests. The hook is called before each write, fdatasync
+// and rename with the operation and the file's path; a non-zero return is
+// used as the errno of a failed call. Pass nullptr to remove it. Not for
+// production use: it is a process-wide setting.
+enum class FileOp { kWrite, kSync, kRename };
+using FileFaultHook = std::function<int(FileOp op, absl::string_view path)>;
+void SetFileFaultHookForTesting(FileFaultHook hook);
+
+}  // namespace fabric::spool_internal
+
+#endif  // FABRIC_SPOOL_INTERNAL_FILE_UTIL_H_

@@ -1,0 +1,271 @@
+// SPDX-License-Identifier: Apache-2.0
+// The writer thread of `Spool::Impl`: takes every pending chunk at once,
+// writes it, syncs per the fsync policy (group commit under kBatch), reports
+// durability, and when idle deletes and compacts segments. Any failed
+// fdatasync or write is fail-stop (docs/spool.md section 9).
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "fabric/base/clock.h"
+#include "fabric/base/log.h"
+#include "fabric/base/status_macros.h"
+#include "fabric/spool/internal/record.h"
+#include "fabric/spool/internal/segment_io.h"
+#include "fabric/spool/internal/spool_impl.h"
+
+namespace fabric {
+
+using spool_internal::kSegmentHeaderSize;
+
+namespace {
+
+// Maintenance also runs this often while the writer never goes idle.
+constexpr absl::Duration kBusyMaintenanceInterval = absl::Seconds(1);
+// The writer wakes at least this often even with nothing to do.
+constexpr absl::Duration kIdleWakeup = absl::Seconds(1);
+// After a compaction fails for lack of space, wait this long to retry.
+constexpr absl::Duration kCompactionBackoff = absl::Seconds(10);
+constexpr size_t kMaxKeptChunkBytes = 8 << 20;
+constexpr size_t kMaxSpareBuffers = 16;
+
+}  // namespace
+
+std::string Spool::Impl::SegmentPath(uint64_t segment) const {
+  return spool_internal::JoinPath(options_.dir,
+                                  spool_internal::SegmentFileName(segment));
+}
+
+bool Spool::Impl::HasWorkLocked() const {
+  if (!failed_.ok() || stop_) return stop_;
+  if (!pending_.empty() || !pending_acks_.empty()) return true;
+  if (flush_lsn_ > synced_lsn_) return true;
+  if (maintenance_due_) return true;
+  return options_.fsync == FsyncPolicy::kInterval && dirty_ &&
+         RealClock()->Now() >= last_sync_ + options_.fsync_interval;
+}
+
+absl::Duration Spool::Impl::IdleTimeoutLocked() const {
+  if (options_.fsync == FsyncPolicy::kInterval && dirty_) {
+    return std::clamp(last_sync_ + options_.fsync_interval - RealClock()->Now(),
+                      absl::ZeroDuration(), kIdleWakeup);
+  }
+  return kIdleWakeup;
+}
+
+void Spool::Impl::RecycleLocked(std::vector<Chunk>& batch) {
+  for (Chunk& chunk : batch) {
+    if (spare_buffers_.size() < kMaxSpareBuffers &&
+        chunk.data.capacity() <= kMaxKeptChunkBytes) {
+      chunk.data.clear();
+      spare_buffers_.push_back(std::move(chunk.data));
+    }
+  }
+  batch.clear();
+}
+
+void Spool::Impl::WriterLoop() {
+  const FsyncPolicy policy = options_.fsync;
+  std::vector<Chunk> batch;
+  while (true) {
+    bool stopping = false;
+    bool flush_wanted = false;
+    uint64_t batch_lsn = 0;
+    {
+      absl::MutexLock l(&mu_);
+      RecycleLocked(batch);
+      while (!HasWorkLocked()) {
+        writer_idle_ = true;
+        writer_cv_.WaitWithTimeout(&mu_, IdleTimeoutLocked());
+        writer_idle_ = false;
+      }
+      if (!failed_.ok()) return;  // HasWorkLocked: failed and stopping
+      EncodePendingAcksLocked();
+      batch.swap(pending_);
+      batch_lsn = next_lsn_ - 1;
+      stopping = stop_;
+      flush_wanted = flush_lsn_ > synced_lsn_;
+    }
+
+    BatchResult result;
+    absl::Status status = WriteBatch(batch, &result);
+    if (status.ok()) {
+      written_lsn_ = batch_lsn;
+      const bool sync =
+          dirty_ &&
+          (flush_wanted || (stopping && policy != FsyncPolicy::kNone) ||
+           (policy == FsyncPolicy::kBatch && result.needs_sync) ||
+           (policy == FsyncPolicy::kInterval &&
+            RealClock()->Now() >= last_sync_ + options_.fsync_interval));
+      if (sync) status = Sync();
+    }
+    if (!status.ok()) {
+      Fail(status);
+      continue;
+    }
+    // kAlways confirmed chunk by chunk in WriteBatch; kBatch synced above.
+    // Confirm before `Flush` can return for these records.
+    if (policy != FsyncPolicy::kAlways) Confirm(result.max_seq);
+    bool maintain = false;
+    {
+      absl::MutexLock l(&mu_);
+      if (!dirty_ && written_lsn_ > synced_lsn_) {
+        synced_lsn_ = written_lsn_;
+        done_cv_.SignalAll();
+      }
+      if (!stopping && maintenance_due_ &&
+          (pending_.empty() ||
+           RealClock()->Now() >=
+               last_maintenance_ + kBusyMaintenanceInterval)) {
+        maintain = true;
+        maintenance_due_ = false;
+        last_maintenance_ = RealClock()->Now();
+      }
+    }
+    if (stopping) return;
+    if (maintain) Maintain();
+  }
+}
+
+void Spool::Impl::Maintain() {
+  absl::Status status = DeleteResolvedSegments();
+  if (status.ok() && RealClock()->Now() >= compaction_backoff_until_) {
+    status = CompactOneSegment();
+    if (absl::IsResourceExhausted(status)) {
+      FABRIC_LOG(kWarning, "FAB-SPOOL-COMPACTION-FAILED ", options_.dir, ": ",
+                 status.message(), "; retrying later");
+      compaction_backoff_until_ = RealClock()->Now() + kCompactionBackoff;
+      status = absl::OkStatus();
+    }
+  }
+  if (!status.ok()) Fail(status);
+}
+
+absl::Status Spool::Impl::WriteBatch(std::vector<Chunk>& batch,
+                                     BatchResult* result) {
+  for (Chunk& chunk : batch) {
+    if (chunk.new_segment) FABRIC_RETURN_IF_ERROR(OpenNextSegment(chunk));
+    if (!chunk.data.empty()) {
+      const std::string path = SegmentPath(file_segment_);
+      absl::Status status = spool_internal::PWriteAll(file_.get(), chunk.data,
+                                                      file_offset_, path);
+      if (!status.ok()) {
+        // Cut off whatever part landed so no partial record stays behind;
+        // the spool fails either way.
+        spool_internal::Truncate(file_.get(), file_offset_, path).IgnoreError();
+        return status;
+      }
+      file_offset_ += chunk.data.size();
+      dirty_ = true;
+    }
+    result->max_seq = std::max(result->max_seq, chunk.max_seq);
+    result->needs_sync = result->needs_sync || chunk.needs_sync;
+    if (options_.fsync == FsyncPolicy::kAlways && chunk.needs_sync) {
+      FABRIC_RETURN_IF_ERROR(Sync());
+      Confirm(chunk.max_seq);
+      absl::MutexLock l(&mu_);
+      synced_lsn_ = std::max(synced_lsn_, chunk.max_lsn);
+      done_cv_.SignalAll();
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Spool::Impl::OpenNextSegment(const Chunk& chunk) {
+  // The old segment is complete and durable before the new one exists, so
+  // only the newest segment can ever have a torn tail.
+  if (dirty_) FABRIC_RETURN_IF_ERROR(Sync());
+  spool_internal::SegmentHeader header;
+  header.segment = chunk.segment;
+  header.base_seq = chunk.base_seq;
+  header.base_lsn = chunk.base_lsn;
+  header.created = absl::Now();
+  header.producer_id = producer_id_;
+  FABRIC_ASSIGN_OR_RETURN(file_,
+                          spool_internal::CreateSegment(options_.dir, header));
+  file_segment_ = chunk.segment;
+  file_offset_ = kSegmentHeaderSize;
+  absl::MutexLock l(&mu_);
+  writer_segment_ = chunk.segment;
+  return absl::OkStatus();
+}
+
+absl::Status Spool::Impl::Sync() {
+  FABRIC_RETURN_IF_ERROR(
+      spool_internal::DataSync(file_.get(), SegmentPath(file_segment_)));
+  dirty_ = false;
+  last_sync_ = RealClock()->Now();
+  return absl::OkStatus();
+}
+
+void Spool::Impl::Confirm(uint64_t seq) {
+  if (seq <= durable_seq_) return;
+  durable_seq_ = seq;
+  if (options_.on_durable) options_.on_durable(seq);
+}
+
+void Spool::Impl::Fail(const absl::Status& status) {
+  {
+    absl::MutexLock l(&mu_);
+    if (!failed_.ok()) return;
+    failed_ = status;
+    RecycleLocked(pending_);
+    pending_acks_.clear();
+    done_cv_.SignalAll();
+    room_cv_.SignalAll();
+  }
+  FABRIC_LOG(kError, "FAB-SPOOL-FAILED ", options_.dir, ": ", status.ToString(),
+             "; records after the last confirmation are "
+             "not durable; reopen the spool to recover");
+  if (options_.on_error) options_.on_error(status);
+}
+
+absl::Status Spool::Impl::DeleteResolvedSegments() {
+  while (true) {
+    std::vector<uint64_t> numbers;
+    {
+      absl::MutexLock l(&mu_);
+      numbers = index_.Deletable(writer_segment_);
+    }
+    if (numbers.empty()) return absl::OkStatus();
+    // What resolved these segments' records (DEAD, replays) must be durable
+    // before the records vanish (kNone promises nothing on power loss).
+    if (dirty_ && options_.fsync != FsyncPolicy::kNone) {
+      FABRIC_RETURN_IF_ERROR(Sync());
+    }
+    for (uint64_t n : numbers) {
+      FABRIC_RETURN_IF_ERROR(spool_internal::RemoveFile(SegmentPath(n)));
+    }
+    // Durable before anything depending on these deletions happens.
+    FABRIC_RETURN_IF_ERROR(spool_internal::SyncDir(options_.dir));
+    absl::MutexLock l(&mu_);
+    for (uint64_t n : numbers) index_.DropSegment(n);
+  }
+}
+
+absl::Status Spool::Impl::CompactOneSegment() {
+  spool_internal::CompactionSnapshot snapshot;
+  {
+    absl::MutexLock l(&mu_);
+    std::optional<uint64_t> candidate =
+        index_.CompactionCandidate(writer_segment_);
+    if (!candidate.has_value()) return absl::OkStatus();
+    snapshot = index_.BeginCompaction(*candidate);
+  }
+  if (dirty_ && options_.fsync != FsyncPolicy::kNone) {
+    FABRIC_RETURN_IF_ERROR(Sync());
+  }
+  FABRIC_ASSIGN_OR_RETURN(
+      uint64_t size,
+      spool_internal::RewriteSegment(options_.dir, producer_id_, snapshot));
+  FABRIC_LOG(kInfo, "FAB-SPOOL-COMPACTED ", SegmentPath(snapshot.segment), ": ",
+             size, " bytes, ", snapshot.enq.size() + snapshot.dead.size(),
+             " live records");
+  absl::MutexLock l(&mu_);
+  index_.FinishCompaction(snapshot, size);
+  maintenance_due_ = true;
+  return absl::OkStatus();
+}
+
+}  // namespace fabric
