@@ -1,0 +1,259 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "patterns/work_queue/internal/queue_plugin.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "fabric/base/log.h"
+#include "fabric/base/status_macros.h"
+
+namespace fabric::wq {
+
+absl::StatusOr<std::shared_ptr<QueuePlugin>> QueuePlugin::Get(Node& node) {
+  FABRIC_ASSIGN_OR_RETURN(std::shared_ptr<Plugin> plugin,
+                          node.FindOrAttachPlugin(kDemand, [] {
+                            return std::static_pointer_cast<Plugin>(
+                                std::make_shared<QueuePlugin>());
+                          }));
+  auto queue_plugin = std::dynamic_pointer_cast<QueuePlugin>(plugin);
+  if (queue_plugin == nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "message kind ", kDemand, " belongs to another plugin on this node"));
+  }
+  return queue_plugin;
+}
+
+std::vector<uint16_t> QueuePlugin::kinds() const {
+  return {kDemand, kCredit, kTasks, kResults, kExtend};
+}
+
+void QueuePlugin::OnAttach(NodeContext& ctx) { (void)ctx; }
+
+void QueuePlugin::OnPeerEvent(NodeContext& ctx, const PeerEvent& event) {
+  const PeerInfo& peer = event.peer;
+  switch (event.type) {
+    case PeerEventType::kJoined:
+    case PeerEventType::kUpdated:
+    case PeerEventType::kBack:
+      for (auto& [queue, producer] : producers_) {
+        if (peer.HasOffer(kQueueOffer, queue)) {
+          producer->OnWorkerUp(ctx, peer.id);
+        } else {
+          producer->OnWorkerDown(ctx, peer.id, /*lost=*/false);
+        }
+      }
+      break;
+    case PeerEventType::kLeft:
+      for (auto& [queue, producer] : producers_) {
+        producer->OnWorkerDown(ctx, peer.id, /*lost=*/true);
+      }
+      // A worker serving several queues appears once per queue.
+      {
+        std::vector<WorkerEndpoint*> seen;
+        for (auto& [queue, worker] : workers_) {
+          bool dup = false;
+          for (WorkerEndpoint* w : seen) dup = dup || w == worker.get();
+          if (dup) continue;
+          seen.push_back(worker.get());
+          worker->OnProducerGone(ctx, peer.id);
+        }
+      }
+      break;
+    case PeerEventType::kSuspect:
+      break;
+  }
+  RunLocal(ctx);
+}
+
+void QueuePlugin::OnMessage(NodeContext& ctx, const PeerInfo& from,
+                            uint16_t kind, absl::string_view body) {
+  Route(ctx, from.id, kind, body);
+  RunLocal(ctx);
+}
+
+void QueuePlugin::Route(NodeContext& ctx, const NodeId& from, uint16_t kind,
+                        absl::string_view body) {
+  auto bad = [&](const absl::Status& status) {
+    malformed_.fetch_add(1, std::memory_order_relaxed);
+    FABRIC_LOG(kWarning, "FAB-WQ-MALFORMED kind ", kind, " from ",
+               from.ShortHex(), ": ", status.message());
+  };
+  switch (kind) {
+    case kDemand: {
+      absl::StatusOr<Demand> m = DecodeDemand(body);
+      if (!m.ok()) return bad(m.status());
+      auto it = workers_.find(m->queue);
+      if (it != workers_.end()) it->second->OnDemand(ctx, from, *m);
+      return;
+    }
+    case kTasks: {
+      absl::StatusOr<Tasks> m = DecodeTasks(body);
+      if (!m.ok()) return bad(m.status());
+      auto it = workers_.find(m->queue);
+      if (it != workers_.end()) {
+        it->second->OnTasks(ctx, from, std::move(*m));
+      } else {
+        // Nobody here serves it (stopped meanwhile): hand every task back.
+        Results back;
+        back.queue = m->queue;
+        for (const WireTask& t : m->tasks) {
+          back.others.push_back(OtherResult{t.seq, t.attempt, Verdict::kRelease,
+                                            0, "queue not served here"});
+        }
+        (void)Send(ctx, from, kResults, EncodeResults(back));
+      }
+      return;
+    }
+    case kCredit: {
+      absl::StatusOr<Credit> m = DecodeCredit(body);
+      if (!m.ok()) return bad(m.status());
+      auto it = producers_.find(m->queue);
+      if (it != producers_.end()) it->second->OnCredit(ctx, from, *m);
+      return;
+    }
+    case kResults: {
+      absl::StatusOr<Results> m = DecodeResults(body);
+      if (!m.ok()) return bad(m.status());
+      auto it = producers_.find(m->queue);
+      if (it != producers_.end()) it->second->OnResults(ctx, from, *m);
+      return;
+    }
+    case kExtend: {
+      absl::StatusOr<Extend> m = DecodeExtend(body);
+      if (!m.ok()) return bad(m.status());
+      auto it = producers_.find(m->queue);
+      if (it != producers_.end()) it->second->OnExtend(ctx, from, *m);
+      return;
+    }
+    default:
+      return bad(absl::InvalidArgumentError("unknown work-queue kind"));
+  }
+}
+
+void QueuePlugin::OnTick(NodeContext& ctx, absl::Time now) {
+  for (auto& [queue, producer] : producers_) producer->OnTick(ctx, now);
+  std::vector<WorkerEndpoint*> seen;
+  for (auto& [queue, worker] : workers_) {
+    bool dup = false;
+    for (WorkerEndpoint* w : seen) dup = dup || w == worker.get();
+    if (dup) continue;
+    seen.push_back(worker.get());
+    worker->OnTick(ctx, now);
+  }
+  RunLocal(ctx);
+}
+
+void QueuePlugin::OnDetach(NodeContext& ctx) {
+  (void)ctx;
+  detached_.store(true);
+  producers_.clear();
+  workers_.clear();
+  local_.clear();
+}
+
+absl::Status QueuePlugin::AddProducer(
+    NodeContext& ctx, std::shared_ptr<ProducerEndpoint> producer) {
+  const std::string queue = producer->queue();
+  if (detached_.load()) return absl::CancelledError("node is closed");
+  if (producers_.contains(queue)) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("this node already has a producer for queue ", queue));
+  }
+  producers_[queue] = producer;
+  for (const PeerInfo& peer : ctx.Peers()) {
+    if (peer.HasOffer(kQueueOffer, queue)) producer->OnWorkerUp(ctx, peer.id);
+  }
+  if (workers_.contains(queue)) producer->OnWorkerUp(ctx, ctx.self_id());
+  RunLocal(ctx);
+  return absl::OkStatus();
+}
+
+void QueuePlugin::RemoveProducer(NodeContext& ctx, const std::string& queue) {
+  producers_.erase(queue);
+  // Workers here forget the credit they granted to it.
+  std::vector<WorkerEndpoint*> seen;
+  for (auto& [q, worker] : workers_) {
+    bool dup = false;
+    for (WorkerEndpoint* w : seen) dup = dup || w == worker.get();
+    if (dup || q != queue) continue;
+    seen.push_back(worker.get());
+    worker->OnProducerGone(ctx, ctx.self_id());
+  }
+  RunLocal(ctx);
+}
+
+absl::Status QueuePlugin::AddWorker(NodeContext& ctx,
+                                    const std::vector<std::string>& queues,
+                                    std::shared_ptr<WorkerEndpoint> worker) {
+  if (detached_.load()) return absl::CancelledError("node is closed");
+  for (const std::string& q : queues) {
+    if (workers_.contains(q)) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("this node already has a worker for queue ", q));
+    }
+  }
+  for (const std::string& q : queues) {
+    FABRIC_RETURN_IF_ERROR(ctx.SetOffer(kQueueOffer, q, true));
+  }
+  for (const std::string& q : queues) {
+    workers_[q] = worker;
+    auto it = producers_.find(q);
+    if (it != producers_.end()) it->second->OnWorkerUp(ctx, ctx.self_id());
+  }
+  RunLocal(ctx);
+  return absl::OkStatus();
+}
+
+void QueuePlugin::RemoveWorker(NodeContext& ctx,
+                               const std::vector<std::string>& queues) {
+  for (const std::string& q : queues) {
+    (void)ctx.SetOffer(kQueueOffer, q, false);
+    workers_.erase(q);
+    auto it = producers_.find(q);
+    if (it != producers_.end()) {
+      it->second->OnWorkerDown(ctx, ctx.self_id(), /*lost=*/false);
+    }
+  }
+  RunLocal(ctx);
+}
+
+absl::Status QueuePlugin::Send(NodeContext& ctx, const NodeId& to,
+                               uint16_t kind, std::string body) {
+  if (to == ctx.self_id()) {
+    local_.push_back(LocalMessage{kind, std::move(body)});
+    return absl::OkStatus();
+  }
+  return ctx.Send(to, kind, body);
+}
+
+void QueuePlugin::RunLocal(NodeContext& ctx) {
+  if (running_local_) return;  // the outer call drains
+  running_local_ = true;
+  while (!local_.empty()) {
+    std::vector<LocalMessage> batch;
+    batch.swap(local_);
+    for (LocalMessage& m : batch) Route(ctx, ctx.self_id(), m.kind, m.body);
+  }
+  running_local_ = false;
+}
+
+absl::Status RunOnEngine(Node& node,
+                         std::function<absl::Status(NodeContext&)> fn) {
+  struct Result {
+    absl::Notification done;
+    absl::Status status;
+  };
+  auto result = std::make_shared<Result>();
+  FABRIC_RETURN_IF_ERROR(
+      node.Post([result, fn = std::move(fn)](NodeContext& ctx) {
+        result->status = fn(ctx);
+        result->done.Notify();
+      }));
+  if (!result->done.WaitForNotificationWithTimeout(absl::Seconds(10))) {
+    return absl::DeadlineExceededError("node engine did not answer in 10s");
+  }
+  return result->status;
+}
+
+}  // namespace fabric::wq

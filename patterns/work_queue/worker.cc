@@ -1,0 +1,611 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "patterns/work_queue/worker.h"
+
+#include <algorithm>
+#include <atomic>
+#include <deque>
+#include <exception>
+#include <thread>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/container/node_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "fabric/base/log.h"
+#include "fabric/base/status_macros.h"
+#include "patterns/work_queue/internal/queue_plugin.h"
+#include "patterns/work_queue/internal/wire.h"
+
+namespace fabric {
+namespace {
+
+// A producer that says it holds none of our credit while we count some as
+// outstanding lost a grant if none was sent for this long.
+constexpr absl::Duration kLostGrant = absl::Seconds(1);
+
+struct ProducerKey {
+  NodeId node;
+  std::string queue;
+  friend bool operator==(const ProducerKey& a, const ProducerKey& b) {
+    return a.node == b.node && a.queue == b.queue;
+  }
+  template <typename H>
+  friend H AbslHashValue(H h, const ProducerKey& k) {
+    return H::combine(std::move(h), k.node, k.queue);
+  }
+};
+
+}  // namespace
+
+class Worker::Impl : public wq::WorkerEndpoint,
+                     public std::enable_shared_from_this<Impl> {
+ public:
+  Impl(Node& node, WorkerOptions options)
+      : node_(node), options_(std::move(options)) {}
+  ~Impl() override = default;
+
+  absl::Status Init();
+  void Close();
+  WorkerStats Stats() const;
+
+  // wq::WorkerEndpoint (engine thread).
+  void OnDemand(NodeContext& ctx, const NodeId& from,
+                const wq::Demand& m) override;
+  void OnTasks(NodeContext& ctx, const NodeId& from, wq::Tasks m) override;
+  void OnProducerGone(NodeContext& ctx, const NodeId& node) override;
+  void OnTick(NodeContext& ctx, absl::Time now) override;
+
+ private:
+  struct Delivery {
+    Task task;
+    NodeId from;  // the producer's node
+  };
+  struct Result {
+    ProducerKey key;
+    TaskId id;
+    uint32_t attempt;
+    wq::Verdict verdict;
+    uint64_t delay_ms = 0;
+    std::string reason;
+  };
+  struct ProducerLink {
+    bool wants = false;
+    bool gone = false;
+    uint64_t outstanding = 0;  // credit granted, tasks not yet received
+    uint64_t held = 0;         // tasks received, not yet resolved
+    uint64_t grant = 0;        // to send
+    absl::Time last_grant = absl::InfinitePast();
+    std::vector<uint64_t> acked;
+    std::vector<wq::OtherResult> others;
+  };
+  class Context;
+
+  void HandlerLoop();
+  Outcome RunHandler(const Delivery& d);
+  void PostResults(std::vector<Result> results);
+  void DrainResults(NodeContext& ctx);
+  void Resolve(const Result& r, absl::Time wall_now);
+  void Grant(absl::Time now);
+  void Flush(NodeContext& ctx, absl::Time now);
+  void PruneDedup(absl::Time now);
+  void ExtendLease(const Delivery& d, absl::Duration extension);
+
+  Node& node_;
+  const WorkerOptions options_;
+  std::shared_ptr<wq::QueuePlugin> plugin_;
+  std::vector<std::thread> threads_;
+
+  mutable absl::Mutex mu_;
+  std::deque<Delivery> waiting_ ABSL_GUARDED_BY(mu_);
+  int running_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+
+  absl::Mutex results_mu_;
+  std::vector<Result> results_ ABSL_GUARDED_BY(results_mu_);
+  bool results_posted_ ABSL_GUARDED_BY(results_mu_) = false;
+
+  struct Counters {
+    std::atomic<uint64_t> received{0}, acked{0}, retried{0}, rejected{0},
+        released{0}, duplicates{0}, handler_errors{0};
+  };
+  Counters counters_;
+
+  // Engine thread only.
+  bool engine_detached_ = false;
+  absl::flat_hash_map<ProducerKey, ProducerLink> producers_;
+  uint64_t held_total_ = 0;
+  uint64_t outstanding_total_ = 0;
+  size_t round_robin_ = 0;
+  // Task ids by producer id, so a frame (one producer) costs one lookup.
+  struct SeenTasks {
+    absl::flat_hash_set<uint64_t> in_progress;
+    absl::flat_hash_set<uint64_t> done;  // acked within the dedup window
+  };
+  SeenTasks& SeenFor(const NodeId& producer);
+  absl::node_hash_map<NodeId, SeenTasks> seen_;  // stable: see SeenFor
+  const NodeId* seen_cache_key_ = nullptr;
+  SeenTasks* seen_cache_ = nullptr;
+  struct DoneEntry {
+    absl::Time at;
+    NodeId producer;
+    uint64_t seq;
+  };
+  std::deque<DoneEntry> done_order_;
+};
+
+class Worker::Impl::Context : public TaskContext {
+ public:
+  Context(Impl* impl, const Delivery* d) : impl_(impl), d_(d) {}
+  absl::Status ExtendLease(absl::Duration extension) override {
+    if (extension <= absl::ZeroDuration()) {
+      return absl::InvalidArgumentError("lease extension must be positive");
+    }
+    impl_->ExtendLease(*d_, extension);
+    return absl::OkStatus();
+  }
+
+ private:
+  Impl* impl_;
+  const Delivery* d_;
+};
+
+absl::Status Worker::Impl::Init() {
+  if (options_.queues.empty()) {
+    return absl::InvalidArgumentError("a worker needs at least one queue");
+  }
+  for (const std::string& q : options_.queues) {
+    if (q.empty() || q.size() > wq::kMaxQueueName) {
+      return absl::InvalidArgumentError("queue name must be 1..256 bytes");
+    }
+  }
+  if (!options_.handler) return absl::InvalidArgumentError("no handler");
+  if (options_.concurrency < 1 || options_.prefetch < 1) {
+    return absl::InvalidArgumentError(
+        "concurrency and prefetch must be at least 1");
+  }
+  FABRIC_ASSIGN_OR_RETURN(plugin_, wq::QueuePlugin::Get(node_));
+  std::shared_ptr<Impl> self = shared_from_this();
+  FABRIC_RETURN_IF_ERROR(wq::RunOnEngine(node_, [self](NodeContext& ctx) {
+    return self->plugin_->AddWorker(ctx, self->options_.queues, self);
+  }));
+  for (int i = 0; i < options_.concurrency; ++i) {
+    threads_.emplace_back([self] { self->HandlerLoop(); });
+  }
+  return absl::OkStatus();
+}
+
+// ------------------------------------------------------------ handler side
+
+void Worker::Impl::HandlerLoop() {
+  for (;;) {
+    std::vector<Delivery> batch;
+    {
+      absl::MutexLock lock(&mu_);
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return stopping_ || !waiting_.empty();
+      };
+      mu_.Await(absl::Condition(&ready));
+      if (stopping_) return;
+      // Take a share of what waits, so idle threads find work too.
+      const size_t take = std::clamp<size_t>(
+          waiting_.size() / static_cast<size_t>(options_.concurrency), 1, 256);
+      for (size_t i = 0; i < take && !waiting_.empty(); ++i) {
+        batch.push_back(std::move(waiting_.front()));
+        waiting_.pop_front();
+      }
+      running_ += static_cast<int>(batch.size());
+    }
+    std::vector<Result> results;
+    results.reserve(batch.size());
+    for (const Delivery& d : batch) {
+      Outcome outcome = RunHandler(d);
+      Result r{ProducerKey{d.from, d.task.queue},
+               d.task.id,
+               d.task.attempt,
+               wq::Verdict::kAck,
+               0,
+               ""};
+      switch (outcome.verdict()) {
+        case Outcome::Verdict::kAck:
+          counters_.acked++;
+          break;
+        case Outcome::Verdict::kRetry:
+          counters_.retried++;
+          r.verdict = wq::Verdict::kRetry;
+          r.delay_ms = static_cast<uint64_t>(
+              std::max<int64_t>(0, absl::ToInt64Milliseconds(outcome.delay())));
+          r.reason = outcome.reason();
+          break;
+        case Outcome::Verdict::kReject:
+          counters_.rejected++;
+          r.verdict = wq::Verdict::kReject;
+          r.reason = outcome.reason();
+          break;
+      }
+      results.push_back(std::move(r));
+    }
+    PostResults(std::move(results));
+    absl::MutexLock lock(&mu_);
+    running_ -= static_cast<int>(batch.size());
+  }
+}
+
+Outcome Worker::Impl::RunHandler(const Delivery& d) {
+  Context ctx(this, &d);
+  try {
+    return options_.handler(d.task, ctx);
+  } catch (const std::exception& e) {
+    counters_.handler_errors++;
+    return Outcome::RetryAfter(absl::ZeroDuration(),
+                               absl::StrCat("handler threw: ", e.what()));
+  } catch (...) {
+    counters_.handler_errors++;
+    return Outcome::RetryAfter(absl::ZeroDuration(), "handler threw");
+  }
+}
+
+void Worker::Impl::PostResults(std::vector<Result> results) {
+  bool post = false;
+  {
+    absl::MutexLock lock(&results_mu_);
+    for (Result& r : results) results_.push_back(std::move(r));
+    if (!results_posted_) results_posted_ = post = true;
+  }
+  if (post) {
+    std::shared_ptr<Impl> self = shared_from_this();
+    (void)node_.Post([self](NodeContext& ctx) { self->DrainResults(ctx); });
+  }
+}
+
+void Worker::Impl::ExtendLease(const Delivery& d, absl::Duration extension) {
+  std::shared_ptr<Impl> self = shared_from_this();
+  wq::Extend m{d.task.queue,
+               static_cast<uint64_t>(absl::ToInt64Milliseconds(extension)),
+               {d.task.id.seq}};
+  NodeId to = d.from;
+  (void)node_.Post([self, to, m = std::move(m)](NodeContext& ctx) {
+    (void)self->plugin_->Send(ctx, to, wq::kExtend, wq::EncodeExtend(m));
+    self->plugin_->RunLocal(ctx);
+  });
+}
+
+// ------------------------------------------------------------- engine side
+
+void Worker::Impl::OnDemand(NodeContext& ctx, const NodeId& from,
+                            const wq::Demand& m) {
+  if (engine_detached_) return;
+  const absl::Time now = ctx.Now();
+  ProducerLink& link = producers_[ProducerKey{from, m.queue}];
+  link.gone = false;
+  if (m.backlog > 0) {
+    link.wants = true;
+    if (m.credit_held == 0 && link.outstanding > 0 &&
+        now - link.last_grant > kLostGrant) {
+      outstanding_total_ -= link.outstanding;
+      link.outstanding = 0;
+    }
+  } else {
+    link.wants = false;
+    const uint64_t back = std::min(m.credit_held, link.outstanding);
+    link.outstanding -= back;
+    outstanding_total_ -= back;
+  }
+  Grant(now);
+  Flush(ctx, now);
+}
+
+void Worker::Impl::OnTasks(NodeContext& ctx, const NodeId& from, wq::Tasks m) {
+  if (engine_detached_) return;
+  const absl::Time now = ctx.Now();
+  ProducerLink& link = producers_[ProducerKey{from, m.queue}];
+  link.gone = false;
+  const uint64_t used = std::min<uint64_t>(m.tasks.size(), link.outstanding);
+  link.outstanding -= used;
+  outstanding_total_ -= used;
+  std::vector<Delivery> batch;
+  batch.reserve(m.tasks.size());
+  SeenTasks& seen = SeenFor(m.producer);
+  for (wq::WireTask& t : m.tasks) {
+    counters_.received++;
+    TaskId id{m.producer, t.seq};
+    if (seen.done.contains(t.seq)) {
+      // Completed within the dedup window: ack again, do not run.
+      counters_.duplicates++;
+      link.acked.push_back(t.seq);
+      continue;
+    }
+    if (!seen.in_progress.insert(t.seq).second) {
+      // Already running here (a redelivery after a lease ran out); its
+      // result answers both deliveries.
+      counters_.duplicates++;
+      continue;
+    }
+    link.held++;
+    held_total_++;
+    batch.push_back(
+        Delivery{Task{id, m.queue, std::move(t.headers), std::string(t.body),
+                      t.attempt, t.redelivered},
+                 from});
+  }
+  if (!batch.empty()) {
+    absl::MutexLock lock(&mu_);
+    for (Delivery& d : batch) waiting_.push_back(std::move(d));
+  }
+  Grant(now);
+  Flush(ctx, now);
+}
+
+void Worker::Impl::OnProducerGone(NodeContext& ctx, const NodeId& node) {
+  if (engine_detached_) return;
+  std::vector<Result> dropped;
+  {
+    // Waiting tasks of a producer that died cannot be reported; its next
+    // run (or its lease) delivers them again.
+    absl::MutexLock lock(&mu_);
+    for (auto it = waiting_.begin(); it != waiting_.end();) {
+      if (it->from == node) {
+        dropped.push_back(Result{ProducerKey{it->from, it->task.queue},
+                                 it->task.id, it->task.attempt,
+                                 wq::Verdict::kRelease, 0, ""});
+        it = waiting_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  const absl::Time wall_now = absl::Now();
+  for (const Result& r : dropped) Resolve(r, wall_now);
+  for (auto it = producers_.begin(); it != producers_.end();) {
+    ProducerLink& link = it->second;
+    if (it->first.node != node) {
+      ++it;
+      continue;
+    }
+    outstanding_total_ -= link.outstanding;
+    link.outstanding = 0;
+    link.wants = false;
+    link.gone = true;
+    link.acked.clear();
+    link.others.clear();
+    if (link.held == 0) {
+      producers_.erase(it++);
+    } else {
+      ++it;
+    }
+  }
+  const absl::Time now = ctx.Now();
+  Grant(now);
+  Flush(ctx, now);
+}
+
+void Worker::Impl::DrainResults(NodeContext& ctx) {
+  std::vector<Result> results;
+  {
+    absl::MutexLock lock(&results_mu_);
+    results.swap(results_);
+    results_posted_ = false;
+  }
+  if (engine_detached_) return;
+  const absl::Time wall_now = absl::Now();
+  for (const Result& r : results) Resolve(r, wall_now);
+  const absl::Time now = ctx.Now();
+  PruneDedup(now);
+  Grant(now);
+  Flush(ctx, now);
+  plugin_->RunLocal(ctx);
+}
+
+void Worker::Impl::Resolve(const Result& r, absl::Time wall_now) {
+  SeenTasks& seen = SeenFor(r.id.producer);
+  seen.in_progress.erase(r.id.seq);
+  if (r.verdict == wq::Verdict::kAck && seen.done.insert(r.id.seq).second) {
+    done_order_.push_back(DoneEntry{wall_now, r.id.producer, r.id.seq});
+  }
+  auto it = producers_.find(r.key);
+  if (it == producers_.end()) return;
+  ProducerLink& link = it->second;
+  if (link.held > 0) {
+    link.held--;
+    held_total_--;
+  }
+  if (link.gone) {
+    if (link.held == 0) producers_.erase(it);
+    return;
+  }
+  if (r.verdict == wq::Verdict::kAck) {
+    link.acked.push_back(r.id.seq);
+  } else {
+    link.others.push_back(
+        wq::OtherResult{r.id.seq, r.attempt, r.verdict, r.delay_ms, r.reason});
+  }
+}
+
+Worker::Impl::SeenTasks& Worker::Impl::SeenFor(const NodeId& producer) {
+  if (seen_cache_ != nullptr && *seen_cache_key_ == producer) {
+    return *seen_cache_;
+  }
+  // node_hash_map keeps elements in place, so the cached pointers stay
+  // valid until that element is erased (PruneDedup resets the cache).
+  auto [it, inserted] = seen_.try_emplace(producer);
+  seen_cache_key_ = &it->first;
+  seen_cache_ = &it->second;
+  return it->second;
+}
+
+void Worker::Impl::Grant(absl::Time now) {
+  (void)now;
+  const uint64_t prefetch = static_cast<uint64_t>(options_.prefetch);
+  if (held_total_ + outstanding_total_ >= prefetch) return;
+  uint64_t free = prefetch - held_total_ - outstanding_total_;
+  std::vector<ProducerLink*> wanting;
+  for (auto& [key, link] : producers_) {
+    if (link.wants && !link.gone) wanting.push_back(&link);
+  }
+  if (wanting.empty()) return;
+  const uint64_t share = std::max<uint64_t>(1, prefetch / wanting.size());
+  const size_t n = wanting.size();
+  const size_t start = round_robin_++ % n;
+  for (size_t i = 0; i < n && free > 0; ++i) {
+    ProducerLink& link = *wanting[(start + i) % n];
+    const uint64_t has = link.held + link.outstanding;
+    if (has >= share) continue;
+    const uint64_t g = std::min(free, share - has);
+    link.grant += g;
+    link.outstanding += g;
+    outstanding_total_ += g;
+    free -= g;
+  }
+}
+
+void Worker::Impl::Flush(NodeContext& ctx, absl::Time now) {
+  for (auto& [key, link] : producers_) {
+    if (link.grant == 0 && link.acked.empty() && link.others.empty()) {
+      continue;
+    }
+    std::string body;
+    uint16_t kind;
+    if (link.acked.empty() && link.others.empty()) {
+      kind = wq::kCredit;
+      body = wq::EncodeCredit(wq::Credit{key.queue, link.grant});
+    } else {
+      kind = wq::kResults;
+      wq::Results m{key.queue, link.grant, std::move(link.acked),
+                    std::move(link.others)};
+      body = wq::EncodeResults(m);
+    }
+    absl::Status sent = plugin_->Send(ctx, key.node, kind, std::move(body));
+    if (!sent.ok()) {
+      // The grant never left: take it back. Lost results only delay those
+      // tasks until their lease runs out (then the dedup window acks them).
+      FABRIC_LOG(kInfo, "FAB-WQ-RESULTS ", key.queue, " to ",
+                 key.node.ShortHex(), " not sent: ", sent.message());
+      link.outstanding -= std::min(link.outstanding, link.grant);
+      outstanding_total_ -= std::min(outstanding_total_, link.grant);
+    } else if (link.grant > 0) {
+      link.last_grant = now;
+    }
+    link.grant = 0;
+    link.acked.clear();
+    link.others.clear();
+  }
+}
+
+void Worker::Impl::PruneDedup(absl::Time now) {
+  (void)now;
+  const absl::Time wall = absl::Now();
+  while (!done_order_.empty() &&
+         (done_order_.size() > options_.dedup_max ||
+          wall - done_order_.front().at > options_.dedup_window)) {
+    const DoneEntry& e = done_order_.front();
+    auto it = seen_.find(e.producer);
+    if (it != seen_.end()) {
+      it->second.done.erase(e.seq);
+      if (it->second.done.empty() && it->second.in_progress.empty()) {
+        seen_cache_key_ = nullptr;
+        seen_cache_ = nullptr;
+        seen_.erase(it);
+      }
+    }
+    done_order_.pop_front();
+  }
+}
+
+void Worker::Impl::OnTick(NodeContext& ctx, absl::Time now) {
+  if (engine_detached_) return;
+  PruneDedup(now);
+  Grant(now);
+  Flush(ctx, now);
+}
+
+void Worker::Impl::Close() {
+  std::vector<Delivery> waiting;
+  {
+    absl::MutexLock lock(&mu_);
+    if (closed_) return;
+    closed_ = true;
+    stopping_ = true;
+    waiting.assign(std::make_move_iterator(waiting_.begin()),
+                   std::make_move_iterator(waiting_.end()));
+    waiting_.clear();
+  }
+  std::shared_ptr<Impl> self = shared_from_this();
+  // Stop advertising first so producers stop sending.
+  absl::Status removed = wq::RunOnEngine(node_, [self](NodeContext& ctx) {
+    self->plugin_->RemoveWorker(ctx, self->options_.queues);
+    return absl::OkStatus();
+  });
+  // Tasks not started go back to their producers unrun.
+  std::vector<Result> released;
+  for (const Delivery& d : waiting) {
+    counters_.released++;
+    released.push_back(Result{ProducerKey{d.from, d.task.queue}, d.task.id,
+                              d.task.attempt, wq::Verdict::kRelease, 0,
+                              "worker closing"});
+  }
+  if (!released.empty()) PostResults(std::move(released));
+  // Running handlers finish (bounded); their results follow.
+  bool idle;
+  {
+    absl::MutexLock lock(&mu_);
+    auto no_running = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return running_ == 0;
+    };
+    idle = mu_.AwaitWithTimeout(absl::Condition(&no_running),
+                                options_.drain_timeout);
+    if (!idle) {
+      FABRIC_LOG(kWarning, "FAB-WQ-DRAIN ", running_,
+                 " handler(s) still running after ",
+                 absl::FormatDuration(options_.drain_timeout),
+                 "; their leases will run out");
+    }
+  }
+  for (std::thread& t : threads_) {
+    // A thread still inside a handler keeps `self` alive and ends on its own.
+    if (idle && t.get_id() != std::this_thread::get_id()) {
+      t.join();
+    } else {
+      t.detach();
+    }
+  }
+  if (removed.ok()) {
+    (void)wq::RunOnEngine(node_, [self](NodeContext& ctx) {
+      self->DrainResults(ctx);
+      self->engine_detached_ = true;
+      return absl::OkStatus();
+    });
+  }
+}
+
+WorkerStats Worker::Impl::Stats() const {
+  WorkerStats s;
+  s.received = counters_.received.load();
+  s.acked = counters_.acked.load();
+  s.retried = counters_.retried.load();
+  s.rejected = counters_.rejected.load();
+  s.released = counters_.released.load();
+  s.duplicates = counters_.duplicates.load();
+  s.handler_errors = counters_.handler_errors.load();
+  absl::MutexLock lock(&mu_);
+  s.running = static_cast<uint64_t>(running_);
+  s.waiting = waiting_.size();
+  return s;
+}
+
+// ------------------------------------------------------------------ facade
+
+absl::StatusOr<std::unique_ptr<Worker>> Worker::Create(Node& node,
+                                                       WorkerOptions options) {
+  auto impl = std::make_shared<Impl>(node, std::move(options));
+  FABRIC_RETURN_IF_ERROR(impl->Init());
+  return std::unique_ptr<Worker>(new Worker(std::move(impl)));
+}
+
+Worker::Worker(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Worker::~Worker() { Close(); }
+WorkerStats Worker::Stats() const { return impl_->Stats(); }
+void Worker::Close() { impl_->Close(); }
+
+}  // namespace fabric
