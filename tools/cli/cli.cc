@@ -23,6 +23,152 @@ void RaiseFileLimit() {
   }
 }
 
+// Registers `fabric push` on `app`.
+CLI::App* AddPush(CLI::App& app, PushFlags& f) {
+  CLI::App* cmd = app.add_subcommand(
+      "push",
+      "push tasks onto a work queue: MSG arguments, --count generated "
+      "bodies, or one task per stdin line (read when neither is given and "
+      "stdin is not a terminal). Exits 0 once every task is confirmed "
+      "(durable); without --spool tasks live in memory only and are lost at "
+      "exit, so it then waits as with --wait-acked. With --spool and no new "
+      "messages it delivers what the spool holds");
+  cmd->add_option("queue", f.queue, "the queue")->required();
+  cmd->add_option("messages", f.messages,
+                  "task bodies (use -- before ones that start with '-')");
+  cmd->add_option("--count", f.count, "push N generated bodies msg-1 .. msg-N")
+      ->type_name("N");
+  cmd->add_option("--size", f.size,
+                  "with --count: pad each body with '.' to B bytes")
+      ->type_name("B");
+  cmd->add_flag("--no-stdin", f.no_stdin, "never read tasks from stdin");
+  cmd->add_option("--spool", f.spool,
+                  "durable spool directory (created if missing); without "
+                  "it tasks live in memory only")
+      ->type_name("DIR");
+  cmd->add_option("--fsync", f.fsync,
+                  "with --spool: always, batch (default), interval or none")
+      ->type_name("POLICY");
+  cmd->add_option("--header", f.headers,
+                  "task header KEY=VALUE (repeatable; HELLO headers go "
+                  "before the verb)")
+      ->type_name("K=V");
+  cmd->add_flag("--wait-acked", f.wait_acked,
+                "wait until every task is acked or dead-lettered; exit 1 if "
+                "any was dead-lettered");
+  cmd->add_option("--timeout", f.timeout,
+                  "overall time bound (default 0: none)")
+      ->type_name("DURATION");
+  cmd->add_option("--max-attempts", f.max_attempts,
+                  "deliveries before a task is dead-lettered (default 5)")
+      ->type_name("N");
+  cmd->add_option("--lease", f.lease,
+                  "redeliver a task not acked within this (default 30s)")
+      ->type_name("DURATION");
+  cmd->add_option("--retry-backoff", f.retry_backoff,
+                  "first retry delay, doubling per attempt (default 1s)")
+      ->type_name("DURATION");
+  cmd->add_option("--max-bytes", f.max_bytes,
+                  "limit on bytes of unacked tasks held (default 1 GiB)")
+      ->type_name("BYTES");
+  cmd->add_option("--push-timeout", f.push_timeout,
+                  "how long a push waits for room under --max-bytes before "
+                  "failing (default 30s)")
+      ->type_name("DURATION");
+  cmd->add_option("--progress", f.progress,
+                  "a progress line on stderr every DURATION (default 1s "
+                  "above 1000 tasks, else off; 0: off)")
+      ->type_name("DURATION");
+  return cmd;
+}
+
+// Registers `fabric work` on `app`.
+CLI::App* AddWork(CLI::App& app, WorkFlags& f) {
+  CLI::App* cmd = app.add_subcommand(
+      "work",
+      "serve work queues until interrupted: prints READY, then one line per "
+      "task ('task ID queue=Q attempt=N [redelivered] BODY') and acks it");
+  cmd->add_option("queues", f.queues, "the queues to serve")->required();
+  cmd->add_flag("--json", f.json, "print tasks as JSON lines");
+  cmd->add_option("--exec", f.exec,
+                  "run CMD with /bin/sh -c per task, body on stdin, env "
+                  "FABRIC_TASK_ID, FABRIC_QUEUE, FABRIC_ATTEMPT; its output "
+                  "goes to stderr. Exit 0 acks, anything else retries")
+      ->type_name("CMD");
+  cmd->add_option("--reject-exit", f.reject_exit,
+                  "with --exec: this exit code dead-letters the task at once")
+      ->type_name("CODE");
+  cmd->add_option("--concurrency", f.concurrency,
+                  "tasks handled at once (default 1)")
+      ->type_name("N");
+  cmd->add_option("--prefetch", f.prefetch,
+                  "tasks held at once, running plus waiting (default 256)")
+      ->type_name("N");
+  cmd->add_option("--count", f.count,
+                  "exit after N tasks were handled (running ones finish)")
+      ->type_name("N");
+  cmd->add_option("--lease-extend", f.lease_extend,
+                  "with --exec: while the command runs, extend the lease by "
+                  "DURATION every DURATION/2")
+      ->type_name("DURATION");
+  return cmd;
+}
+
+struct SpoolVerbs {
+  CLI::App* inspect;
+  CLI::App* verify;
+};
+
+// Registers `fabric spool inspect|verify` on `app`.
+SpoolVerbs AddSpool(CLI::App& app, SpoolFlags& f) {
+  CLI::App* spool =
+      app.add_subcommand("spool", "look into a producer's spool directory");
+  spool->require_subcommand(1);
+  SpoolVerbs verbs;
+  verbs.inspect = spool->add_subcommand(
+      "inspect", "summarize a spool (read-only; works while a producer runs)");
+  verbs.verify = spool->add_subcommand(
+      "verify",
+      "check every record (read-only): prints ok and exits 0, or lists each "
+      "problem and exits 1");
+  for (CLI::App* cmd : {verbs.inspect, verbs.verify}) {
+    cmd->add_option("dir", f.dir, "the spool directory")->required();
+    cmd->add_flag("--json", f.json, "print JSON");
+  }
+  return verbs;
+}
+
+struct DlqVerbs {
+  CLI::App* list;
+  CLI::App* replay;
+  CLI::App* purge;
+};
+
+// Registers `fabric dlq list|replay|purge` on `app`.
+DlqVerbs AddDlq(CLI::App& app, DlqFlags& f) {
+  CLI::App* dlq =
+      app.add_subcommand("dlq", "dead letters of a producer's spool directory");
+  dlq->require_subcommand(1);
+  DlqVerbs verbs;
+  verbs.list = dlq->add_subcommand(
+      "list", "one line per dead letter: seq, attempts, died, reason, body");
+  verbs.replay = dlq->add_subcommand(
+      "replay",
+      "re-enqueue dead letters as new tasks in the spool; the next producer "
+      "on it delivers them, e.g. 'fabric push QUEUE --spool DIR "
+      "--wait-acked'. Fails while a producer holds the spool");
+  verbs.purge = dlq->add_subcommand(
+      "purge", "delete dead letters. Fails while a producer holds the spool");
+  for (CLI::App* cmd : {verbs.list, verbs.replay, verbs.purge}) {
+    cmd->add_option("dir", f.dir, "the spool directory")->required();
+    cmd->add_option("--seq", f.seqs,
+                    "only this dead letter (repeatable; default all)")
+        ->type_name("N");
+  }
+  verbs.list->add_flag("--json", f.json, "print JSON lines");
+  return verbs;
+}
+
 }  // namespace
 
 int ExitCode(const absl::Status& status) {
@@ -53,6 +199,16 @@ int Run(int argc, char** argv) {
                         "print as soon as N peers are seen; exit 1 if fewer "
                         "are seen within --wait");
 
+  PushFlags push;
+  CLI::App* push_cmd = AddPush(app, push);
+  WorkFlags work;
+  CLI::App* work_cmd = AddWork(app, work);
+
+  SpoolFlags spool;
+  const SpoolVerbs spool_cmds = AddSpool(app, spool);
+  DlqFlags dlq;
+  const DlqVerbs dlq_cmds = AddDlq(app, dlq);
+
   NodeFlags node;
   CLI::App* node_cmd = app.add_subcommand(
       "node", "run a plain node until interrupted, printing peer events");
@@ -73,6 +229,20 @@ int Run(int argc, char** argv) {
     status = RunPeers(common, peers);
   } else if (node_cmd->parsed()) {
     status = RunNode(common, node);
+  } else if (push_cmd->parsed()) {
+    status = RunPush(common, push);
+  } else if (work_cmd->parsed()) {
+    status = RunWork(common, work);
+  } else if (spool_cmds.inspect->parsed()) {
+    status = RunSpoolInspect(common, spool);
+  } else if (spool_cmds.verify->parsed()) {
+    status = RunSpoolVerify(common, spool);
+  } else if (dlq_cmds.list->parsed()) {
+    status = RunDlqList(common, dlq);
+  } else if (dlq_cmds.replay->parsed()) {
+    status = RunDlqReplay(common, dlq);
+  } else if (dlq_cmds.purge->parsed()) {
+    status = RunDlqPurge(common, dlq);
   }
   if (!status.ok()) {
     std::fprintf(stderr, "fabric: %s\n", std::string(status.message()).c_str());

@@ -5,8 +5,10 @@
 #define FABRIC_TOOLS_CLI_COMMANDS_H_
 
 #include <atomic>
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -26,6 +28,52 @@ struct NodeFlags {
   bool json = false;
 };
 
+// `fabric push QUEUE [MSG...]`. Durations are unparsed flag text; empty
+// means the default.
+struct PushFlags {
+  std::string queue;
+  std::vector<std::string> messages;
+  int64_t count = -1;  // -1: not given
+  int64_t size = -1;   // -1: not given
+  bool no_stdin = false;
+  std::string spool;                 // empty: memory only (implies wait_acked)
+  std::string fsync;                 // always|batch|interval|none; empty: batch
+  std::vector<std::string> headers;  // task headers KEY=VALUE
+  bool wait_acked = false;
+  std::string timeout;       // overall bound; empty or 0: none
+  int64_t max_attempts = 0;  // 0: the producer's default
+  std::string lease;
+  std::string retry_backoff;
+  uint64_t max_bytes = 0;  // 0: the producer's default
+  std::string push_timeout;
+  std::string progress;  // empty: 1s above 1000 messages, else off
+};
+
+// `fabric work QUEUE [QUEUE...]`.
+struct WorkFlags {
+  std::vector<std::string> queues;
+  bool json = false;
+  std::string exec;      // empty: print and ack
+  int reject_exit = -1;  // -1: none
+  int concurrency = 1;
+  int prefetch = 0;          // 0: the worker's default
+  int64_t count = 0;         // 0: serve until interrupted
+  std::string lease_extend;  // empty: never extend
+};
+
+// `fabric spool inspect|verify DIR`.
+struct SpoolFlags {
+  std::string dir;
+  bool json = false;
+};
+
+// `fabric dlq list|replay|purge DIR [--seq N ...]`.
+struct DlqFlags {
+  std::string dir;
+  bool json = false;
+  std::vector<uint64_t> seqs;  // empty: all
+};
+
 // `fabric peers`: joins the cluster, waits, prints the peers it sees; with
 // --watch keeps printing events until SIGINT/SIGTERM.
 absl::Status RunPeers(const CommonFlags& common, const PeersFlags& flags);
@@ -33,6 +81,32 @@ absl::Status RunPeers(const CommonFlags& common, const PeersFlags& flags);
 // `fabric node`: runs a plain node until SIGINT/SIGTERM, printing
 // "READY <mailbox> <id> <name>" and then one line per peer event.
 absl::Status RunNode(const CommonFlags& common, const NodeFlags& flags);
+
+// `fabric push`: pushes messages onto a work queue (or, with --spool and no
+// new messages, delivers what the spool holds), waits until they are
+// confirmed (or with --wait-acked, completed), prints a summary line.
+// Returns kInvalidArgument for bad flags, kResourceExhausted when the limit
+// stays reached, kAborted when tasks were dead-lettered under --wait-acked,
+// kDeadlineExceeded past --timeout and kCancelled on SIGINT/SIGTERM.
+absl::Status RunPush(const CommonFlags& common, const PushFlags& flags);
+
+// `fabric work`: serves queues until SIGINT/SIGTERM (or --count tasks),
+// printing "READY ..." and then one line per task.
+absl::Status RunWork(const CommonFlags& common, const WorkFlags& flags);
+
+// `fabric spool inspect DIR`: prints what a read-only scan finds.
+absl::Status RunSpoolInspect(const CommonFlags& common,
+                             const SpoolFlags& flags);
+// `fabric spool verify DIR`: prints "ok ..." or each problem; returns
+// kDataLoss when a record is corrupt or the tail is torn.
+absl::Status RunSpoolVerify(const CommonFlags& common, const SpoolFlags& flags);
+
+// `fabric dlq list DIR`: one line per dead letter (read-only).
+absl::Status RunDlqList(const CommonFlags& common, const DlqFlags& flags);
+// `fabric dlq replay DIR`: re-enqueues dead letters as new spooled tasks.
+absl::Status RunDlqReplay(const CommonFlags& common, const DlqFlags& flags);
+// `fabric dlq purge DIR`: deletes dead letters.
+absl::Status RunDlqPurge(const CommonFlags& common, const DlqFlags& flags);
 
 // A started node whose peer events are printed to stdout (when `print`),
 // and counted. Shared by `node` and `peers --watch`.

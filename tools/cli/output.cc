@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -44,6 +45,12 @@ std::string JsonPeer(const PeerInfo& p, absl::Time now) {
       ",\"headers\":", JsonObjectOfStrings(p.headers),
       ",\"offers\":", JsonOffers(p.offers), "}");
 }
+
+std::string UtcMillis(absl::Time t) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", t, absl::UTCTimeZone());
+}
+
+constexpr size_t kBodyPreviewBytes = 60;
 
 }  // namespace
 
@@ -134,6 +141,106 @@ std::string FormatEvent(const PeerEvent& e, size_t peer_count, bool json) {
                       p.id.ShortHex(), " ", p.mailbox_endpoint,
                       " peers=", peer_count, " offers=", FormatOffers(p.offers),
                       " (", e.reason, ")");
+}
+
+std::string PrintableBody(absl::string_view body) {
+  for (char c : body) {
+    if (c < 0x20 || c > 0x7e) return absl::CEscape(body);
+  }
+  return std::string(body);
+}
+
+std::string FormatTaskLine(const Task& task, bool json) {
+  if (json) {
+    return absl::StrCat(
+        "{\"task\":", JsonString(task.id.ToString()),
+        ",\"producer\":", JsonString(task.id.producer.ToHex()),
+        ",\"seq\":", task.id.seq, ",\"queue\":", JsonString(task.queue),
+        ",\"attempt\":", task.attempt,
+        ",\"redelivered\":", task.redelivered ? "true" : "false",
+        ",\"headers\":", JsonObjectOfStrings(task.headers),
+        ",\"body\":", JsonString(task.body), "}");
+  }
+  return absl::StrCat("task ", task.id.ToString(), " queue=", task.queue,
+                      " attempt=", task.attempt,
+                      task.redelivered ? " redelivered " : " ",
+                      PrintableBody(task.body));
+}
+
+std::string FormatVerdictLine(const TaskId& id, absl::string_view verdict,
+                              absl::string_view detail, bool json) {
+  if (json) {
+    return absl::StrCat("{\"verdict\":", JsonString(verdict),
+                        ",\"task\":", JsonString(id.ToString()),
+                        ",\"detail\":", JsonString(detail), "}");
+  }
+  return absl::StrCat(verdict, " ", id.ToString(), " ", detail);
+}
+
+std::string FormatDeadLetter(const DeadLetter& dead, bool json) {
+  if (json) {
+    return absl::StrCat(
+        "{\"seq\":", dead.task.seq, ",\"attempts\":", dead.attempts,
+        ",\"reason\":", JsonString(dead.reason),
+        ",\"died\":", JsonString(UtcMillis(dead.died)),
+        ",\"enqueued\":", JsonString(UtcMillis(dead.task.enqueued)),
+        ",\"headers\":", JsonObjectOfStrings(dead.task.headers),
+        ",\"body\":", JsonString(dead.task.body), "}");
+  }
+  absl::string_view body = dead.task.body;
+  const bool cut = body.size() > kBodyPreviewBytes;
+  return absl::StrCat(
+      "seq=", dead.task.seq, " attempts=", dead.attempts,
+      " died=", UtcMillis(dead.died), " reason=", JsonString(dead.reason),
+      " body=",
+      JsonString(PrintableBody(cut ? body.substr(0, kBodyPreviewBytes) : body)),
+      cut ? "..." : "");
+}
+
+std::string FormatSpoolProblem(const SpoolProblem& problem) {
+  return absl::StrCat("corrupt ", problem.segment, " offset ", problem.offset,
+                      ": ", problem.what);
+}
+
+std::string FormatSpoolReport(absl::string_view dir, const SpoolReport& r,
+                              bool json) {
+  if (json) {
+    std::vector<std::string> problems;
+    for (const SpoolProblem& p : r.corrupt) {
+      problems.push_back(absl::StrCat("{\"segment\":", JsonString(p.segment),
+                                      ",\"offset\":", p.offset,
+                                      ",\"what\":", JsonString(p.what), "}"));
+    }
+    return absl::StrCat(
+        "{\"dir\":", JsonString(dir),
+        ",\"producer\":", JsonString(r.producer_id.ToHex()),
+        ",\"queue\":", JsonString(r.queue), ",\"next_seq\":", r.next_seq,
+        ",\"segments\":", r.segments, ",\"disk_bytes\":", r.disk_bytes,
+        ",\"live_bytes\":", r.live_bytes, ",\"records\":", r.records,
+        ",\"enqueued\":", r.enqueued, ",\"pending\":", r.pending,
+        ",\"acked\":", r.acked, ",\"dead\":", r.dead,
+        ",\"torn_tail_bytes\":", r.torn_tail_bytes, ",\"corrupt\":[",
+        absl::StrJoin(problems, ","), "]}\n");
+  }
+  std::string out =
+      absl::StrCat("spool            ", dir, "\n",                    //
+                   "producer         ", r.producer_id.ToHex(), "\n",  //
+                   "queue            ", r.queue, "\n",                //
+                   "next-seq         ", r.next_seq, "\n",             //
+                   "segments         ", r.segments, "\n",             //
+                   "disk-bytes       ", r.disk_bytes, "\n",           //
+                   "live-bytes       ", r.live_bytes, "\n",           //
+                   "records          ", r.records, "\n",              //
+                   "enqueued         ", r.enqueued, "\n",             //
+                   "pending          ", r.pending, "\n",              //
+                   "acked            ", r.acked, "\n",                //
+                   "dead             ", r.dead, "\n",                 //
+                   "torn-tail-bytes  ", r.torn_tail_bytes, "\n",      //
+                   "corrupt          ", r.corrupt.size(), "\n");
+  for (const SpoolProblem& p : r.corrupt) {
+    absl::StrAppend(&out, "  ", FormatSpoolProblem(p), "\n");
+  }
+  return out;
 }
 
 }  // namespace fabric::cli

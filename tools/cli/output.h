@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// How the CLI prints peers and peer events, as text or JSON.
+// How the CLI prints peers and peer events, work-queue tasks, dead letters
+// and spool reports, as text or JSON.
 #ifndef FABRIC_TOOLS_CLI_OUTPUT_H_
 #define FABRIC_TOOLS_CLI_OUTPUT_H_
 
@@ -9,6 +10,8 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "fabric/peers/peer_info.h"
+#include "fabric/spool/spool.h"
+#include "patterns/work_queue/task.h"
 
 namespace fabric::cli {
 
@@ -27,6 +30,33 @@ std::string FormatPeerJson(const std::vector<PeerInfo>& peers, absl::Time now);
 // One line per event: "joined web-1 1a2b3c4d tcp://127.0.0.1:4000 peers=3
 // (hello)" or the same as a JSON object.
 std::string FormatEvent(const PeerEvent& event, size_t peer_count, bool json);
+
+// Returns `body` unchanged when every byte is printable ASCII (space to
+// '~'), else C-escaped ("a\\nb", "\\377"), so one task stays one line.
+std::string PrintableBody(absl::string_view body);
+
+// "task 0bd6ffb8:42 queue=images attempt=2 redelivered <body>", or a JSON
+// object with the full producer id, seq, headers and the raw body.
+std::string FormatTaskLine(const Task& task, bool json);
+
+// The outcome of a `--exec` run: "ack 0bd6ffb8:42 exit=0",
+// "retry 0bd6ffb8:42 exit=3", "reject ... exit=4", "retry ... signal=9",
+// or a JSON object. `detail` is "exit=N", "signal=N" or an error text.
+std::string FormatVerdictLine(const TaskId& id, absl::string_view verdict,
+                              absl::string_view detail, bool json);
+
+// One dead letter: `seq=12 attempts=3 died=2024-05-01T10:00:00.000Z
+// reason="max_attempts: exit 3" body="msg-12"` (the body cut to 60 bytes),
+// or a JSON object with the whole body.
+std::string FormatDeadLetter(const DeadLetter& dead, bool json);
+
+// A spool scan as "key value" lines (each corrupt record indented below
+// `corrupt`), or one JSON object.
+std::string FormatSpoolReport(absl::string_view dir, const SpoolReport& report,
+                              bool json);
+
+// "corrupt 000001.seg offset 4096: checksum mismatch".
+std::string FormatSpoolProblem(const SpoolProblem& problem);
 
 }  // namespace fabric::cli
 
