@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "patterns/work_queue/internal/queue_plugin.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -48,16 +49,8 @@ void QueuePlugin::OnPeerEvent(NodeContext& ctx, const PeerEvent& event) {
       for (auto& [queue, producer] : producers_) {
         producer->OnWorkerDown(ctx, peer.id, /*lost=*/true);
       }
-      // A worker serving several queues appears once per queue.
-      {
-        std::vector<WorkerEndpoint*> seen;
-        for (auto& [queue, worker] : workers_) {
-          bool dup = false;
-          for (WorkerEndpoint* w : seen) dup = dup || w == worker.get();
-          if (dup) continue;
-          seen.push_back(worker.get());
-          worker->OnProducerGone(ctx, peer.id);
-        }
+      for (WorkerEndpoint* worker : DistinctWorkers()) {
+        worker->OnProducerGone(ctx, peer.id);
       }
       break;
     case PeerEventType::kSuspect:
@@ -78,6 +71,12 @@ void QueuePlugin::Route(NodeContext& ctx, const NodeId& from, uint16_t kind,
     malformed_.fetch_add(1, std::memory_order_relaxed);
     FABRIC_LOG(kWarning, "FAB-WQ-MALFORMED kind ", kind, " from ",
                from.ShortHex(), ": ", status.message());
+  };
+  // Decodes a producer-bound message and hands it to that queue's producer.
+  auto ToProducer = [&](auto decoded, auto method) {
+    if (!decoded.ok()) return bad(decoded.status());
+    auto it = producers_.find(decoded->queue);
+    if (it != producers_.end()) ((*it->second).*method)(ctx, from, *decoded);
   };
   switch (kind) {
     case kDemand: {
@@ -105,27 +104,12 @@ void QueuePlugin::Route(NodeContext& ctx, const NodeId& from, uint16_t kind,
       }
       return;
     }
-    case kCredit: {
-      absl::StatusOr<Credit> m = DecodeCredit(body);
-      if (!m.ok()) return bad(m.status());
-      auto it = producers_.find(m->queue);
-      if (it != producers_.end()) it->second->OnCredit(ctx, from, *m);
-      return;
-    }
-    case kResults: {
-      absl::StatusOr<Results> m = DecodeResults(body);
-      if (!m.ok()) return bad(m.status());
-      auto it = producers_.find(m->queue);
-      if (it != producers_.end()) it->second->OnResults(ctx, from, *m);
-      return;
-    }
-    case kExtend: {
-      absl::StatusOr<Extend> m = DecodeExtend(body);
-      if (!m.ok()) return bad(m.status());
-      auto it = producers_.find(m->queue);
-      if (it != producers_.end()) it->second->OnExtend(ctx, from, *m);
-      return;
-    }
+    case kCredit:
+      return ToProducer(DecodeCredit(body), &ProducerEndpoint::OnCredit);
+    case kResults:
+      return ToProducer(DecodeResults(body), &ProducerEndpoint::OnResults);
+    case kExtend:
+      return ToProducer(DecodeExtend(body), &ProducerEndpoint::OnExtend);
     default:
       return bad(absl::InvalidArgumentError("unknown work-queue kind"));
   }
@@ -133,14 +117,7 @@ void QueuePlugin::Route(NodeContext& ctx, const NodeId& from, uint16_t kind,
 
 void QueuePlugin::OnTick(NodeContext& ctx, absl::Time now) {
   for (auto& [queue, producer] : producers_) producer->OnTick(ctx, now);
-  std::vector<WorkerEndpoint*> seen;
-  for (auto& [queue, worker] : workers_) {
-    bool dup = false;
-    for (WorkerEndpoint* w : seen) dup = dup || w == worker.get();
-    if (dup) continue;
-    seen.push_back(worker.get());
-    worker->OnTick(ctx, now);
-  }
+  for (WorkerEndpoint* worker : DistinctWorkers()) worker->OnTick(ctx, now);
   RunLocal(ctx);
 }
 
@@ -150,6 +127,18 @@ void QueuePlugin::OnDetach(NodeContext& ctx) {
   producers_.clear();
   workers_.clear();
   local_.clear();
+}
+
+std::vector<WorkerEndpoint*> QueuePlugin::DistinctWorkers() const {
+  // A worker serving several queues is registered once per queue.
+  std::vector<WorkerEndpoint*> distinct;
+  for (const auto& [queue, worker] : workers_) {
+    if (std::find(distinct.begin(), distinct.end(), worker.get()) ==
+        distinct.end()) {
+      distinct.push_back(worker.get());
+    }
+  }
+  return distinct;
 }
 
 absl::Status QueuePlugin::AddProducer(
@@ -171,15 +160,9 @@ absl::Status QueuePlugin::AddProducer(
 
 void QueuePlugin::RemoveProducer(NodeContext& ctx, const std::string& queue) {
   producers_.erase(queue);
-  // Workers here forget the credit they granted to it.
-  std::vector<WorkerEndpoint*> seen;
-  for (auto& [q, worker] : workers_) {
-    bool dup = false;
-    for (WorkerEndpoint* w : seen) dup = dup || w == worker.get();
-    if (dup || q != queue) continue;
-    seen.push_back(worker.get());
-    worker->OnProducerGone(ctx, ctx.self_id());
-  }
+  // The local worker of that queue forgets the credit it granted to it.
+  auto it = workers_.find(queue);
+  if (it != workers_.end()) it->second->OnProducerGone(ctx, ctx.self_id());
   RunLocal(ctx);
 }
 

@@ -93,6 +93,7 @@ class QueuePlugin : public Plugin {
  private:
   void Route(NodeContext& ctx, const NodeId& from, uint16_t kind,
              absl::string_view body);
+  std::vector<WorkerEndpoint*> DistinctWorkers() const;
 
   absl::flat_hash_map<std::string, std::shared_ptr<ProducerEndpoint>>
       producers_;
