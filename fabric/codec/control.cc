@@ -5,15 +5,15 @@
 
 #include "absl/strings/str_cat.h"
 #include "fabric/base/status_macros.h"
-#include "fabric/codec/internal/msgpack_util.h"
+#include "fabric/codec/msgpack_bounded.h"
 #include "fabric/codec/wire_format.h"
 
 namespace fabric {
 
-using codec_internal::AsArray;
-using codec_internal::AsBytes;
-using codec_internal::AsMap;
-using codec_internal::AsUint;
+using msgpack_bounded::AsArray;
+using msgpack_bounded::AsBytes;
+using msgpack_bounded::AsMap;
+using msgpack_bounded::AsUint;
 
 namespace {
 
@@ -121,7 +121,7 @@ std::string EncodeHello(const Hello& hello) {
 absl::StatusOr<Hello> DecodeHello(absl::string_view body) {
   FABRIC_ASSIGN_OR_RETURN(
       msgpack::object_handle handle,
-      codec_internal::UnpackBounded(body, kHelloMaxElements, 4));
+      msgpack_bounded::UnpackBounded(body, kHelloMaxElements, 4));
   FABRIC_ASSIGN_OR_RETURN(const msgpack::object_map* map,
                           AsMap(handle.get(), "hello"));
   Hello hello;
@@ -172,7 +172,7 @@ std::string EncodePing(uint64_t state_version) {
 
 absl::StatusOr<uint64_t> DecodePing(absl::string_view body) {
   FABRIC_ASSIGN_OR_RETURN(msgpack::object_handle handle,
-                          codec_internal::UnpackBounded(body, 8, 1));
+                          msgpack_bounded::UnpackBounded(body, 8, 1));
   FABRIC_ASSIGN_OR_RETURN(const msgpack::object_array* fields,
                           AsArray(handle.get(), "ping"));
   if (fields->size < 1) return absl::InvalidArgumentError("empty ping");
@@ -194,7 +194,7 @@ std::string EncodeGossip(const std::vector<GossipEntry>& entries) {
 absl::StatusOr<std::vector<GossipEntry>> DecodeGossip(absl::string_view body) {
   FABRIC_ASSIGN_OR_RETURN(
       msgpack::object_handle handle,
-      codec_internal::UnpackBounded(body, kMaxGossipEntries, 2));
+      msgpack_bounded::UnpackBounded(body, kMaxGossipEntries, 2));
   FABRIC_ASSIGN_OR_RETURN(const msgpack::object_array* list,
                           AsArray(handle.get(), "gossip"));
   std::vector<GossipEntry> entries;

@@ -5,13 +5,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "fabric/base/status_macros.h"
-#include "fabric/codec/internal/msgpack_util.h"
+#include "fabric/codec/msgpack_bounded.h"
 
 namespace fabric {
 
-using codec_internal::AsArray;
-using codec_internal::AsBytes;
-using codec_internal::AsUint;
+using msgpack_bounded::AsArray;
+using msgpack_bounded::AsBytes;
+using msgpack_bounded::AsUint;
 
 std::string EncodeEnvelope(uint16_t kind, const NodeId& sender,
                            absl::string_view body) {
@@ -35,7 +35,7 @@ absl::StatusOr<EnvelopeView> DecodeEnvelope(absl::string_view wire,
                      " bytes exceeds the limit of ", max_bytes));
   }
   FABRIC_ASSIGN_OR_RETURN(msgpack::object_handle handle,
-                          codec_internal::UnpackBounded(wire, 16, 1));
+                          msgpack_bounded::UnpackBounded(wire, 16, 1));
   FABRIC_ASSIGN_OR_RETURN(const msgpack::object_array* fields,
                           AsArray(handle.get(), "envelope"));
   if (fields->size < 1) {

@@ -12,6 +12,7 @@
 #include <map>
 #include <random>
 #include <set>
+#include <thread>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/match.h"
@@ -306,9 +307,18 @@ TEST(SpoolMaintenance, FailedCompactionRenameLeavesTheOldSegment) {
     send('A', task.seq);
     (*spool)->Ack(task.seq);
   }
-  uint64_t next_ack = 1;
+  uint64_t next_ack = 0;
+  uint64_t last = 0;
   for (uint64_t i = 0;; ++i) {
-    if (!(*spool)->Append({}, Body(i)).ok()) _exit(4);
+    // Like a producer with a window of unconfirmed tasks.
+    while (last > durable.load() + 256) std::this_thread::yield();
+    absl::StatusOr<uint64_t> seq = (*spool)->Append({}, Body(i));
+    if (!seq.ok()) {
+      fprintf(stderr, "append failed: %s\n", seq.status().ToString().c_str());
+      _exit(4);
+    }
+    last = *seq;
+    if (next_ack == 0) next_ack = last;
     for (; next_ack + 5 <= durable.load(); ++next_ack) {
       if (next_ack % 7 == 0) continue;  // some stay pending for good
       send('A', next_ack);

@@ -145,7 +145,12 @@ void Spool::Impl::Maintain() {
 absl::Status Spool::Impl::WriteBatch(std::vector<Chunk>& batch,
                                      BatchResult* result) {
   for (Chunk& chunk : batch) {
-    if (chunk.new_segment) FABRIC_RETURN_IF_ERROR(OpenNextSegment(chunk));
+    if (chunk.new_segment) {
+      FABRIC_RETURN_IF_ERROR(OpenNextSegment(chunk));
+      // The roll synced the old file: a batch spanning many segments is
+      // confirmed as it goes, not only at its end.
+      Confirm(result->max_seq);
+    }
     if (!chunk.data.empty()) {
       const std::string path = SegmentPath(file_segment_);
       absl::Status status = spool_internal::PWriteAll(file_.get(), chunk.data,
@@ -161,6 +166,10 @@ absl::Status Spool::Impl::WriteBatch(std::vector<Chunk>& batch,
     }
     result->max_seq = std::max(result->max_seq, chunk.max_seq);
     result->needs_sync = result->needs_sync || chunk.needs_sync;
+    if (options_.fsync == FsyncPolicy::kInterval ||
+        options_.fsync == FsyncPolicy::kNone) {
+      Confirm(result->max_seq);  // written is enough
+    }
     if (options_.fsync == FsyncPolicy::kAlways && chunk.needs_sync) {
       FABRIC_RETURN_IF_ERROR(Sync());
       Confirm(chunk.max_seq);

@@ -5,17 +5,17 @@
 
 #include "absl/strings/str_cat.h"
 #include "fabric/base/status_macros.h"
-#include "fabric/codec/internal/msgpack_util.h"
+#include "fabric/codec/msgpack_bounded.h"
 #include "fabric/codec/wire_format.h"
 
 namespace fabric::wq {
 namespace {
 
-using codec_internal::AsArray;
-using codec_internal::AsBytes;
-using codec_internal::AsMap;
-using codec_internal::AsUint;
-using codec_internal::UnpackBounded;
+using msgpack_bounded::AsArray;
+using msgpack_bounded::AsBytes;
+using msgpack_bounded::AsMap;
+using msgpack_bounded::AsUint;
+using msgpack_bounded::UnpackBounded;
 
 // msgpack-c writes through any type with write(const char*, size_t).
 struct StringSink {

@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "fabric/codec/internal/msgpack_util.h"
+#include "fabric/codec/msgpack_bounded.h"
 
 #include <exception>
 
 #include "absl/strings/str_cat.h"
 
-namespace fabric::codec_internal {
+namespace fabric::msgpack_bounded {
 namespace {
 
 // Keeps strings and binaries pointing into the caller's buffer.
@@ -81,4 +81,4 @@ absl::StatusOr<const msgpack::object_map*> AsMap(const msgpack::object& o,
   return &o.via.map;
 }
 
-}  // namespace fabric::codec_internal
+}  // namespace fabric::msgpack_bounded

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // Bounded msgpack decoding for untrusted input: explicit unpack limits and
-// every msgpack exception turned into a Status. Internal to fabric/codec.
-#ifndef FABRIC_CODEC_INTERNAL_MSGPACK_UTIL_H_
-#define FABRIC_CODEC_INTERNAL_MSGPACK_UTIL_H_
+// every msgpack exception turned into a Status. Shared by the core codecs
+// and the pattern codecs (patterns/*/internal/wire.cc).
+#ifndef FABRIC_CODEC_MSGPACK_BOUNDED_H_
+#define FABRIC_CODEC_MSGPACK_BOUNDED_H_
 
 #include <cstdint>
 #include <msgpack.hpp>
@@ -12,7 +13,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
-namespace fabric::codec_internal {
+namespace fabric::msgpack_bounded {
 
 // Unpacks exactly one msgpack object from `data`, with container sizes capped
 // at `max_elements` and nesting at `max_depth`. Strings and binaries reference
@@ -32,6 +33,6 @@ absl::StatusOr<const msgpack::object_array*> AsArray(const msgpack::object& o,
 absl::StatusOr<const msgpack::object_map*> AsMap(const msgpack::object& o,
                                                  absl::string_view what);
 
-}  // namespace fabric::codec_internal
+}  // namespace fabric::msgpack_bounded
 
-#endif  // FABRIC_CODEC_INTERNAL_MSGPACK_UTIL_H_
+#endif  // FABRIC_CODEC_MSGPACK_BOUNDED_H_
