@@ -184,8 +184,8 @@ class Producer::Impl : public wq::ProducerEndpoint,
   struct Counters {
     std::atomic<uint64_t> pushed{0}, confirmed{0}, recovered{0}, dispatched{0},
         redelivered{0}, acked{0}, late_acks{0}, retries{0}, lease_expired{0},
-        worker_lost{0}, dead_lettered{0}, rejected_pushes{0}, malformed{0},
-        in_flight{0}, backlog{0}, workers{0};
+        worker_lost{0}, dead_lettered{0}, rejected_pushes{0}, in_flight{0},
+        backlog{0}, workers{0};
   };
   Counters counters_;
 
@@ -491,7 +491,9 @@ ProducerStats Producer::Impl::Stats() const {
   s.worker_lost = c.worker_lost.load();
   s.dead_lettered = c.dead_lettered.load();
   s.rejected_pushes = c.rejected_pushes.load();
-  s.malformed = c.malformed.load();
+  // Frames are decoded before they reach a producer: the node's plugin
+  // counts them.
+  s.malformed = plugin_ != nullptr ? plugin_->malformed() : 0;
   s.in_flight = c.in_flight.load();
   s.backlog = c.backlog.load();
   s.workers = c.workers.load();

@@ -74,7 +74,7 @@ struct ProducerStats {
   uint64_t worker_lost = 0;  // deliveries outstanding at a worker that left
   uint64_t dead_lettered = 0;
   uint64_t rejected_pushes = 0;  // pushes refused (limit, spool failure)
-  uint64_t malformed = 0;        // undecodable frames from workers
+  uint64_t malformed = 0;        // undecodable work-queue frames at this node
   uint64_t in_flight = 0;        // gauge: delivered, not yet resolved
   uint64_t backlog = 0;          // gauge: confirmed, waiting for credit
   uint64_t workers = 0;          // gauge: workers of this queue known

@@ -415,3 +415,50 @@ TEST_F(WorkQueueTest, BadOptionsAndDuplicatesAreRefused) {
 
 }  // namespace
 }  // namespace fabric
+
+namespace fabric {
+namespace {
+
+// A node that speaks the work-queue kinds badly.
+class GarbagePlugin : public Plugin {
+ public:
+  std::vector<uint16_t> kinds() const override { return {110, 112, 113}; }
+  void OnMessage(NodeContext&, const PeerInfo&, uint16_t,
+                 absl::string_view) override {}
+};
+
+TEST_F(WorkQueueTest, MalformedFramesAreCountedAndWorkGoesOn) {
+  auto wn = StartNode("w");
+  auto pn = StartNode("p");
+  auto rogue = StartNode("rogue");
+  FABRIC_ASSERT_OK(rogue->AttachPlugin(std::make_shared<GarbagePlugin>()));
+  auto worker = StartWorker(*wn, "w");
+  auto producer = StartProducer(*pn, POptions());
+  ASSERT_TRUE(WaitWorkers(*producer, 1));
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        absl::StatusOr<std::vector<PeerInfo>> peers = rogue->Peers();
+        return peers.ok() && peers->size() == 2;
+      },
+      kWait));
+  const NodeId worker_id = wn->id();
+  const NodeId producer_id = pn->id();
+  for (uint16_t kind : {110, 112}) {
+    FABRIC_ASSERT_OK(rogue->Post([=](NodeContext& ctx) {
+      (void)ctx.Send(worker_id, kind, "\xc1 not msgpack");
+      (void)ctx.Send(producer_id, 113, "\x93\x01");
+    }));
+  }
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        return worker->Stats().malformed >= 2 &&
+               producer->Stats().malformed >= 2;
+      },
+      kWait));
+  FABRIC_ASSERT_OK(producer->Push("still works").status());
+  FABRIC_ASSERT_OK(producer->WaitCompleted(kWait));
+  EXPECT_EQ(seen_.Count("still works"), 1);
+}
+
+}  // namespace
+}  // namespace fabric

@@ -588,6 +588,7 @@ WorkerStats Worker::Impl::Stats() const {
   s.released = counters_.released.load();
   s.duplicates = counters_.duplicates.load();
   s.handler_errors = counters_.handler_errors.load();
+  s.malformed = plugin_ != nullptr ? plugin_->malformed() : 0;
   absl::MutexLock lock(&mu_);
   s.running = static_cast<uint64_t>(running_);
   s.waiting = waiting_.size();

@@ -66,7 +66,7 @@ struct WorkerStats {
   uint64_t rejected = 0;
   uint64_t released = 0;        // handed back unrun (Close)
   uint64_t duplicates = 0;      // dropped: completed within the dedup window
-  uint64_t malformed = 0;       // undecodable frames
+  uint64_t malformed = 0;       // undecodable work-queue frames at this node
   uint64_t handler_errors = 0;  // handler threw (counted as a retry)
   uint64_t running = 0;         // gauge
   uint64_t waiting = 0;         // gauge
