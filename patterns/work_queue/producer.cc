@@ -156,7 +156,10 @@ class Producer::Impl : public wq::ProducerEndpoint,
 
   Node& node_;
   const ProducerOptions options_;
-  std::unique_ptr<Spool> spool_;
+  // Set once in Init. Pushers copy it under mu_, so Close cannot destroy
+  // the spool under a push waiting for room.
+  std::shared_ptr<Spool> spool_;
+  bool spooled_ = false;
   NodeId producer_id_;
   std::shared_ptr<wq::QueuePlugin> plugin_;
 
@@ -235,6 +238,7 @@ absl::Status Producer::Impl::Init() {
     so.on_durable = [self](uint64_t seq) { self->OnDurable(seq); };
     so.on_error = [self](const absl::Status& s) { self->OnSpoolError(s); };
     FABRIC_ASSIGN_OR_RETURN(spool_, Spool::Open(std::move(so)));
+    spooled_ = true;
     producer_id_ = spool_->producer_id();
     const SpoolReport& report = spool_->recovery();
     if (!report.corrupt.empty() || report.torn_tail_bytes > 0) {
@@ -264,7 +268,10 @@ absl::Status Producer::Impl::Init() {
   }
   counters_.backlog = ready_.size();
   if (options_.on_completed) {
-    cb_thread_ = std::thread([this] { CallbackLoop(); });
+    // Holds the producer alive while a callback runs, even one that
+    // closes or destroys the Producer.
+    cb_thread_ =
+        std::thread([self = shared_from_this()] { self->CallbackLoop(); });
   }
   FABRIC_ASSIGN_OR_RETURN(plugin_, wq::QueuePlugin::Get(node_));
   std::shared_ptr<Impl> self = shared_from_this();
@@ -290,7 +297,7 @@ absl::StatusOr<TaskId> Producer::Impl::PushAsync(absl::string_view body,
         "task of ", size, " bytes exceeds the limit of ", kMaxTaskBytes));
   }
   const absl::Time deadline = absl::Now() + options_.push_timeout;
-  if (spool_ == nullptr) {
+  if (!spooled_) {
     absl::MutexLock lock(&mu_);
     auto room = [this, size]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
       return closed_ || held_bytes_ + size <= options_.max_bytes ||
@@ -316,28 +323,31 @@ absl::StatusOr<TaskId> Producer::Impl::PushAsync(absl::string_view body,
     ToEngine(std::move(one));
     return TaskId{producer_id_, seq};
   }
+  std::shared_ptr<Spool> spool;  // outlives the lock below
   {
     absl::MutexLock lock(&mu_);
     FABRIC_RETURN_IF_ERROR(CheckOpen());
+    spool = spool_;
   }
+  if (spool == nullptr) return absl::CancelledError("producer is closed");
   uint64_t seq = 0;
   for (;;) {
-    absl::StatusOr<uint64_t> appended = spool_->Append(headers, body);
+    absl::StatusOr<uint64_t> appended = spool->Append(headers, body);
     if (appended.ok()) {
       seq = *appended;
       break;
     }
-    const bool over_limit = spool_->live_bytes() + size > spool_->max_bytes() &&
-                            spool_->health().ok();
+    const bool over_limit =
+        spool->live_bytes() + size > spool->max_bytes() && spool->health().ok();
     if (appended.status().code() != absl::StatusCode::kResourceExhausted ||
         !over_limit) {
       counters_.rejected_pushes++;
       return appended.status();
     }
-    if (!spool_->WaitForRoom(deadline) && absl::Now() >= deadline) {
+    if (!spool->WaitForRoom(deadline) && absl::Now() >= deadline) {
       counters_.rejected_pushes++;
       return absl::ResourceExhaustedError(absl::StrCat(
-          "spool limit of ", spool_->max_bytes(), " bytes reached in ",
+          "spool limit of ", spool->max_bytes(), " bytes reached in ",
           options_.spool_dir, "; waited ",
           absl::FormatDuration(options_.push_timeout), " for workers to ack"));
     }
@@ -393,7 +403,9 @@ void Producer::Impl::ToEngine(std::vector<NewTask> tasks) {
     if (!drain_posted_) drain_posted_ = post = true;
   }
   if (post) {
-    std::shared_ptr<Impl> self = shared_from_this();
+    // Null while ~Impl runs (the spool's last confirmations arrive then).
+    std::shared_ptr<Impl> self = weak_from_this().lock();
+    if (self == nullptr) return;
     // A closed node drops the post; the tasks stay in the spool.
     (void)node_.Post([self](NodeContext& ctx) { self->Drain(ctx); });
   }
@@ -436,6 +448,14 @@ void Producer::Impl::Close() {
   if (plugin_ == nullptr) return;
   std::shared_ptr<Impl> self = shared_from_this();
   absl::Status removed = wq::RunOnEngine(node_, [self](NodeContext& ctx) {
+    // Workers stop counting this producer as wanting work and get their
+    // unused credit back.
+    const absl::Time now = ctx.Now();
+    for (auto& [id, link] : self->workers_) {
+      const uint64_t credit = link.credit;
+      link.credit = 0;
+      self->SendDemand(ctx, id, link, 0, credit, now);
+    }
     self->engine_detached_ = true;
     self->plugin_->RemoveProducer(ctx, self->options_.queue);
     return absl::OkStatus();
@@ -444,7 +464,16 @@ void Producer::Impl::Close() {
   // Once the engine acknowledged the removal it never touches the spool
   // again, so it can be closed now (a later producer may reopen it). When
   // the node is already closed the spool closes with the last reference.
-  if (removed.ok() && spool_ != nullptr) spool_.reset();
+  if (removed.ok()) {
+    std::shared_ptr<Spool> drop;
+    {
+      absl::MutexLock lock(&mu_);
+      drop = std::move(spool_);
+    }
+    // Destroyed outside mu_: the spool reports its last records through
+    // OnDurable, which takes mu_.
+    drop.reset();
+  }
 }
 
 void Producer::Impl::CallbackLoop() {
@@ -572,6 +601,7 @@ void Producer::Impl::Dispatch(NodeContext& ctx, absl::Time now) {
     auto it = tasks_.find(seq);
     if (it == tasks_.end() || it->second.state != State::kReady) continue;
     TaskState& t = it->second;
+    const size_t task_bytes = TaskBytes(t.headers, t.body);
     // The worker with the most credit; a redelivery avoids the worker that
     // had the task last when another one has credit.
     Target* best = nullptr;
@@ -583,6 +613,16 @@ void Producer::Impl::Dispatch(NodeContext& ctx, absl::Time now) {
     if (best == nullptr) {
       ready_.push_front(seq);
       break;
+    }
+    // Keep frames under kMaxFrameBytes unless one task alone is bigger, and
+    // so always under the peers' message limit.
+    if (!best->seqs.empty() &&
+        best->encoder.bytes() + task_bytes > kMaxFrameBytes) {
+      send(*best);
+      if (best->link->credit == 0) {  // the send failed
+        ready_.push_front(seq);
+        continue;
+      }
     }
     t.attempts++;
     t.state = State::kInFlight;

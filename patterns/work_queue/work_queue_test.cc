@@ -462,3 +462,36 @@ TEST_F(WorkQueueTest, MalformedFramesAreCountedAndWorkGoesOn) {
 
 }  // namespace
 }  // namespace fabric
+
+namespace fabric {
+namespace {
+
+TEST_F(WorkQueueTest, ClosedProducerHandsItsCreditBack) {
+  auto wn = StartNode("w");
+  auto pa = StartNode("pa");
+  auto pb = StartNode("pb");
+  absl::Notification release;
+  // One slot: whoever holds the worker's credit decides who gets served.
+  auto worker = StartWorker(
+      *wn, "w",
+      [&](const Task& t, TaskContext&) {
+        if (t.body == "first") release.WaitForNotificationWithTimeout(kWait);
+        return Outcome::Ack();
+      },
+      /*prefetch=*/1);
+  auto a = StartProducer(*pa, POptions());
+  ASSERT_TRUE(WaitWorkers(*a, 1));
+  FABRIC_ASSERT_OK(a->Push("first").status());
+  FABRIC_ASSERT_OK(a->Push("second").status());  // a keeps a backlog
+  ASSERT_TRUE(WaitUntil([&] { return seen_.Count("first") == 1; }, kWait));
+  a->Close();  // with a backlog, on a node that stays up
+  release.Notify();
+  auto b = StartProducer(*pb, POptions());
+  ASSERT_TRUE(WaitWorkers(*b, 1));
+  FABRIC_ASSERT_OK(b->Push("from b").status());
+  FABRIC_ASSERT_OK(b->WaitCompleted(kWait));
+  EXPECT_EQ(seen_.Count("from b"), 1);
+}
+
+}  // namespace
+}  // namespace fabric

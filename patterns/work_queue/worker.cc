@@ -54,7 +54,8 @@ class Worker::Impl : public wq::WorkerEndpoint,
   void OnDemand(NodeContext& ctx, const NodeId& from,
                 const wq::Demand& m) override;
   void OnTasks(NodeContext& ctx, const NodeId& from, wq::Tasks m) override;
-  void OnProducerGone(NodeContext& ctx, const NodeId& node) override;
+  void OnProducerGone(NodeContext& ctx, const NodeId& node,
+                      const std::string& queue) override;
   void OnTick(NodeContext& ctx, absl::Time now) override;
 
  private:
@@ -106,6 +107,9 @@ class Worker::Impl : public wq::WorkerEndpoint,
   absl::Mutex results_mu_;
   std::vector<Result> results_ ABSL_GUARDED_BY(results_mu_);
   bool results_posted_ ABSL_GUARDED_BY(results_mu_) = false;
+  // Set when Close returns: the node may be gone, so handler threads still
+  // running (past drain_timeout) must not touch it.
+  bool node_released_ ABSL_GUARDED_BY(results_mu_) = false;
 
   struct Counters {
     std::atomic<uint64_t> received{0}, acked{0}, retried{0}, rejected{0},
@@ -248,16 +252,15 @@ Outcome Worker::Impl::RunHandler(const Delivery& d) {
 }
 
 void Worker::Impl::PostResults(std::vector<Result> results) {
-  bool post = false;
-  {
-    absl::MutexLock lock(&results_mu_);
-    for (Result& r : results) results_.push_back(std::move(r));
-    if (!results_posted_) results_posted_ = post = true;
-  }
-  if (post) {
-    std::shared_ptr<Impl> self = shared_from_this();
-    (void)node_.Post([self](NodeContext& ctx) { self->DrainResults(ctx); });
-  }
+  absl::MutexLock lock(&results_mu_);
+  if (node_released_) return;  // the producers' leases cover these
+  for (Result& r : results) results_.push_back(std::move(r));
+  if (results_posted_) return;
+  results_posted_ = true;
+  // Post under the lock (it never blocks) so Close cannot release the node
+  // in between.
+  std::shared_ptr<Impl> self = shared_from_this();
+  (void)node_.Post([self](NodeContext& ctx) { self->DrainResults(ctx); });
 }
 
 void Worker::Impl::ExtendLease(const Delivery& d, absl::Duration extension) {
@@ -266,6 +269,8 @@ void Worker::Impl::ExtendLease(const Delivery& d, absl::Duration extension) {
                static_cast<uint64_t>(absl::ToInt64Milliseconds(extension)),
                {d.task.id.seq}};
   NodeId to = d.from;
+  absl::MutexLock lock(&results_mu_);
+  if (node_released_) return;
   (void)node_.Post([self, to, m = std::move(m)](NodeContext& ctx) {
     (void)self->plugin_->Send(ctx, to, wq::kExtend, wq::EncodeExtend(m));
     self->plugin_->RunLocal(ctx);
@@ -330,23 +335,42 @@ void Worker::Impl::OnTasks(NodeContext& ctx, const NodeId& from, wq::Tasks m) {
                       t.attempt, t.redelivered},
                  from});
   }
+  bool stopping = false;
   if (!batch.empty()) {
     absl::MutexLock lock(&mu_);
-    for (Delivery& d : batch) waiting_.push_back(std::move(d));
+    stopping = stopping_;
+    if (!stopping) {
+      for (Delivery& d : batch) waiting_.push_back(std::move(d));
+    }
+  }
+  if (stopping) {
+    // Closing: no handler will start these; hand them back at once.
+    const absl::Time wall_now = absl::Now();
+    for (const Delivery& d : batch) {
+      counters_.released++;
+      Resolve(
+          Result{ProducerKey{d.from, d.task.queue}, d.task.id, d.task.attempt,
+                 wq::Verdict::kRelease, 0, "worker closing"},
+          wall_now);
+    }
   }
   Grant(now);
   Flush(ctx, now);
 }
 
-void Worker::Impl::OnProducerGone(NodeContext& ctx, const NodeId& node) {
+void Worker::Impl::OnProducerGone(NodeContext& ctx, const NodeId& node,
+                                  const std::string& queue) {
   if (engine_detached_) return;
+  auto matches = [&](const NodeId& n, const std::string& q) {
+    return n == node && (queue.empty() || q == queue);
+  };
   std::vector<Result> dropped;
   {
     // Waiting tasks of a producer that died cannot be reported; its next
     // run (or its lease) delivers them again.
     absl::MutexLock lock(&mu_);
     for (auto it = waiting_.begin(); it != waiting_.end();) {
-      if (it->from == node) {
+      if (matches(it->from, it->task.queue)) {
         dropped.push_back(Result{ProducerKey{it->from, it->task.queue},
                                  it->task.id, it->task.attempt,
                                  wq::Verdict::kRelease, 0, ""});
@@ -360,7 +384,7 @@ void Worker::Impl::OnProducerGone(NodeContext& ctx, const NodeId& node) {
   for (const Result& r : dropped) Resolve(r, wall_now);
   for (auto it = producers_.begin(); it != producers_.end();) {
     ProducerLink& link = it->second;
-    if (it->first.node != node) {
+    if (!matches(it->first.node, it->first.queue)) {
       ++it;
       continue;
     }
@@ -577,6 +601,8 @@ void Worker::Impl::Close() {
       return absl::OkStatus();
     });
   }
+  absl::MutexLock lock(&results_mu_);
+  node_released_ = true;
 }
 
 WorkerStats Worker::Impl::Stats() const {

@@ -50,7 +50,7 @@ void QueuePlugin::OnPeerEvent(NodeContext& ctx, const PeerEvent& event) {
         producer->OnWorkerDown(ctx, peer.id, /*lost=*/true);
       }
       for (WorkerEndpoint* worker : DistinctWorkers()) {
-        worker->OnProducerGone(ctx, peer.id);
+        worker->OnProducerGone(ctx, peer.id, "");
       }
       break;
     case PeerEventType::kSuspect:
@@ -73,10 +73,18 @@ void QueuePlugin::Route(NodeContext& ctx, const NodeId& from, uint16_t kind,
                from.ShortHex(), ": ", status.message());
   };
   // Decodes a producer-bound message and hands it to that queue's producer.
+  // Credit for a producer no longer here goes straight back, so the
+  // worker does not keep it reserved forever.
   auto ToProducer = [&](auto decoded, auto method) {
     if (!decoded.ok()) return bad(decoded.status());
     auto it = producers_.find(decoded->queue);
-    if (it != producers_.end()) ((*it->second).*method)(ctx, from, *decoded);
+    if (it != producers_.end()) {
+      ((*it->second).*method)(ctx, from, *decoded);
+      return;
+    }
+    uint64_t grant = 0;
+    if constexpr (requires { decoded->grant; }) grant = decoded->grant;
+    (void)Send(ctx, from, kDemand, EncodeDemand({decoded->queue, 0, grant}));
   };
   switch (kind) {
     case kDemand: {
@@ -162,7 +170,9 @@ void QueuePlugin::RemoveProducer(NodeContext& ctx, const std::string& queue) {
   producers_.erase(queue);
   // The local worker of that queue forgets the credit it granted to it.
   auto it = workers_.find(queue);
-  if (it != workers_.end()) it->second->OnProducerGone(ctx, ctx.self_id());
+  if (it != workers_.end()) {
+    it->second->OnProducerGone(ctx, ctx.self_id(), queue);
+  }
   RunLocal(ctx);
 }
 

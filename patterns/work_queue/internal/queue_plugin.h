@@ -51,7 +51,10 @@ class WorkerEndpoint {
   virtual void OnDemand(NodeContext& ctx, const NodeId& from,
                         const Demand& m) = 0;
   virtual void OnTasks(NodeContext& ctx, const NodeId& from, Tasks m) = 0;
-  virtual void OnProducerGone(NodeContext& ctx, const NodeId& node) = 0;
+  // The producer of `queue` at `node` is gone; every producer of that node
+  // when `queue` is empty (the node left).
+  virtual void OnProducerGone(NodeContext& ctx, const NodeId& node,
+                              const std::string& queue) = 0;
   virtual void OnTick(NodeContext& ctx, absl::Time now) = 0;
 };
 
