@@ -225,6 +225,11 @@ absl::Status Producer::Impl::Init() {
         "lease, max_batch and max_bytes must be positive and timeouts not "
         "negative");
   }
+  if (options_.max_batch > wq::kMaxTasksPerFrame) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_batch must be at most ", wq::kMaxTasksPerFrame,
+                     " (what workers decode in one frame)"));
+  }
   std::vector<NewTask> recovered;
   if (!options_.spool_dir.empty()) {
     SpoolOptions so;

@@ -51,8 +51,8 @@ struct ProducerOptions {
   // retry_backoff * 2^(n-1), capped at max_retry_backoff, +-10% jitter.
   absl::Duration retry_backoff = absl::Seconds(1);
   absl::Duration max_retry_backoff = absl::Minutes(5);
-  // Most tasks in one frame to a worker (a frame also stays under the node's
-  // max_message_bytes).
+  // Most tasks in one frame to a worker, at most 65536; a frame also stops
+  // growing at 1 MiB unless a single task is larger.
   size_t max_batch = 512;
   // Called for every task that completes (acked or dead-lettered), in the
   // order they complete, on the producer's own callback thread. May block

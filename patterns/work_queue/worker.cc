@@ -170,6 +170,11 @@ absl::Status Worker::Impl::Init() {
     return absl::InvalidArgumentError(
         "concurrency and prefetch must be at least 1");
   }
+  if (static_cast<size_t>(options_.prefetch) > wq::kMaxTasksPerFrame) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("prefetch must be at most ", wq::kMaxTasksPerFrame,
+                     " (acks of a whole window fit one frame)"));
+  }
   FABRIC_ASSIGN_OR_RETURN(plugin_, wq::QueuePlugin::Get(node_));
   std::shared_ptr<Impl> self = shared_from_this();
   FABRIC_RETURN_IF_ERROR(wq::RunOnEngine(node_, [self](NodeContext& ctx) {

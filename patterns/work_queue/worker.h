@@ -49,6 +49,7 @@ struct WorkerOptions {
   TaskHandler handler;  // called on the worker's threads; may block
   int concurrency = 1;  // handler threads
   // Tasks held at once (running plus waiting), the credit producers share.
+  // At most 65536.
   int prefetch = 256;
   // Completed task ids remembered to drop redeliveries: for this long, and
   // at most `dedup_max` of them (oldest forgotten first).
