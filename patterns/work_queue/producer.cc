@@ -119,7 +119,6 @@ class Producer::Impl : public wq::ProducerEndpoint,
   };
   struct WorkerLink {
     uint64_t credit = 0;
-    uint64_t in_flight = 0;
     bool offering = true;
     bool wants_sent = false;  // the worker believes we have a backlog
     absl::Time last_demand = absl::InfinitePast();
@@ -142,10 +141,9 @@ class Producer::Impl : public wq::ProducerEndpoint,
   void MaybeDemand(NodeContext& ctx, absl::Time now);
   void SendDemand(NodeContext& ctx, const NodeId& worker, WorkerLink& link,
                   uint64_t backlog, uint64_t returned, absl::Time now);
-  // Ends the current lease of `t` if it is in flight. `hint` may be the
-  // link of `t.worker` (saves a lookup) or null.
-  void EndLease(uint64_t seq, TaskState& t, WorkerLink* hint = nullptr);
-  void Ack(uint64_t seq, const NodeId& from, WorkerLink* from_link);
+  // Ends the current lease of `t` if it is in flight.
+  void EndLease(uint64_t seq, TaskState& t);
+  void Ack(uint64_t seq, const NodeId& from);
   // A delivery failed; retries it (after `delay`) or dead-letters it.
   void Fail(uint64_t seq, TaskState& t, const NodeId& worker,
             absl::string_view reason, absl::Duration delay, absl::Time now);
@@ -639,7 +637,6 @@ void Producer::Impl::Dispatch(NodeContext& ctx, absl::Time now) {
                       t.body);
     best->seqs.push_back(seq);
     if (--best->link->credit == 0) with_credit--;
-    best->link->in_flight++;
     best->link->last_use = now;
     if (best->seqs.size() >= options_.max_batch ||
         best->encoder.bytes() >= kMaxFrameBytes) {
@@ -673,15 +670,8 @@ void Producer::Impl::SendDemand(NodeContext& ctx, const NodeId& worker,
   if (sent.ok()) link.wants_sent = backlog > 0;
 }
 
-void Producer::Impl::EndLease(uint64_t seq, TaskState& t, WorkerLink* hint) {
-  if (t.state != State::kInFlight) return;
-  in_flight_.erase(seq);
-  WorkerLink* link = hint;
-  if (link == nullptr) {
-    auto w = workers_.find(t.worker);
-    if (w != workers_.end()) link = &w->second;
-  }
-  if (link != nullptr && link->in_flight > 0) link->in_flight--;
+void Producer::Impl::EndLease(uint64_t seq, TaskState& t) {
+  if (t.state == State::kInFlight) in_flight_.erase(seq);
 }
 
 void Producer::Impl::OnWorkerUp(NodeContext& ctx, const NodeId& worker) {
@@ -744,14 +734,13 @@ void Producer::Impl::OnCredit(NodeContext& ctx, const NodeId& from,
   Dispatch(ctx, now);
 }
 
-void Producer::Impl::Ack(uint64_t seq, const NodeId& from,
-                         WorkerLink* from_link) {
+void Producer::Impl::Ack(uint64_t seq, const NodeId& from) {
   auto it = tasks_.find(seq);
   if (it == tasks_.end()) return;  // already resolved
   TaskState& t = it->second;
   const bool current = t.state == State::kInFlight && t.worker == from;
   if (!current) counters_.late_acks++;
-  EndLease(seq, t, current ? from_link : nullptr);
+  EndLease(seq, t);
   if (spool_ != nullptr) {
     spool_->Ack(seq);
   } else {
@@ -828,10 +817,7 @@ void Producer::Impl::OnResults(NodeContext& ctx, const NodeId& from,
                                const wq::Results& m) {
   if (engine_detached_) return;
   const absl::Time now = ctx.Now();
-  auto from_it = workers_.find(from);
-  WorkerLink* from_link =
-      from_it == workers_.end() ? nullptr : &from_it->second;
-  for (uint64_t seq : m.acked) Ack(seq, from, from_link);
+  for (uint64_t seq : m.acked) Ack(seq, from);
   for (const wq::OtherResult& r : m.others) {
     auto it = tasks_.find(r.seq);
     if (it == tasks_.end()) continue;
@@ -843,7 +829,7 @@ void Producer::Impl::OnResults(NodeContext& ctx, const NodeId& from,
     }
     switch (r.verdict) {
       case wq::Verdict::kAck:
-        Ack(r.seq, from, from_link);
+        Ack(r.seq, from);
         break;
       case wq::Verdict::kRetry: {
         counters_.retries++;

@@ -88,9 +88,9 @@ class Worker::Impl : public wq::WorkerEndpoint,
   void PostResults(std::vector<Result> results);
   void DrainResults(NodeContext& ctx);
   void Resolve(const Result& r, absl::Time wall_now);
-  void Grant(absl::Time now);
+  void Grant();
   void Flush(NodeContext& ctx, absl::Time now);
-  void PruneDedup(absl::Time now);
+  void PruneDedup();
   void ExtendLease(const Delivery& d, absl::Duration extension);
 
   Node& node_;
@@ -303,7 +303,7 @@ void Worker::Impl::OnDemand(NodeContext& ctx, const NodeId& from,
     link.outstanding -= back;
     outstanding_total_ -= back;
   }
-  Grant(now);
+  Grant();
   Flush(ctx, now);
 }
 
@@ -359,7 +359,7 @@ void Worker::Impl::OnTasks(NodeContext& ctx, const NodeId& from, wq::Tasks m) {
           wall_now);
     }
   }
-  Grant(now);
+  Grant();
   Flush(ctx, now);
 }
 
@@ -406,7 +406,7 @@ void Worker::Impl::OnProducerGone(NodeContext& ctx, const NodeId& node,
     }
   }
   const absl::Time now = ctx.Now();
-  Grant(now);
+  Grant();
   Flush(ctx, now);
 }
 
@@ -421,8 +421,8 @@ void Worker::Impl::DrainResults(NodeContext& ctx) {
   const absl::Time wall_now = absl::Now();
   for (const Result& r : results) Resolve(r, wall_now);
   const absl::Time now = ctx.Now();
-  PruneDedup(now);
-  Grant(now);
+  PruneDedup();
+  Grant();
   Flush(ctx, now);
   plugin_->RunLocal(ctx);
 }
@@ -464,8 +464,7 @@ Worker::Impl::SeenTasks& Worker::Impl::SeenFor(const NodeId& producer) {
   return it->second;
 }
 
-void Worker::Impl::Grant(absl::Time now) {
-  (void)now;
+void Worker::Impl::Grant() {
   const uint64_t prefetch = static_cast<uint64_t>(options_.prefetch);
   if (held_total_ + outstanding_total_ >= prefetch) return;
   uint64_t free = prefetch - held_total_ - outstanding_total_;
@@ -522,8 +521,7 @@ void Worker::Impl::Flush(NodeContext& ctx, absl::Time now) {
   }
 }
 
-void Worker::Impl::PruneDedup(absl::Time now) {
-  (void)now;
+void Worker::Impl::PruneDedup() {
   const absl::Time wall = absl::Now();
   while (!done_order_.empty() &&
          (done_order_.size() > options_.dedup_max ||
@@ -544,8 +542,8 @@ void Worker::Impl::PruneDedup(absl::Time now) {
 
 void Worker::Impl::OnTick(NodeContext& ctx, absl::Time now) {
   if (engine_detached_) return;
-  PruneDedup(now);
-  Grant(now);
+  PruneDedup();
+  Grant();
   Flush(ctx, now);
 }
 
