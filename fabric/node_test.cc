@@ -192,13 +192,26 @@ TEST_F(NodeTest, PluginsExchangeMessages) {
   ASSERT_TRUE(WaitUntil(
       [&] { return SeesOffer(*a, b->id(), "service", "echo"); }, kWait));
   const NodeId target = b->id();
-  absl::Notification sent;
+  // Seeing b's HELLO does not mean a's own link to b is connected yet;
+  // until it is, Send is refused (kUnavailable), never queued.
   absl::Status send_status;
-  FABRIC_ASSERT_OK(a->Post([&](NodeContext& ctx) {
-    send_status = ctx.Send(target, 100, "hi");
-    sent.Notify();
-  }));
-  ASSERT_TRUE(sent.WaitForNotificationWithTimeout(kWait));
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        absl::Notification sent;
+        if (!a->Post([&](NodeContext& ctx) {
+                send_status = ctx.Send(target, 100, "hi");
+                sent.Notify();
+              }).ok()) {
+          return false;
+        }
+        sent.WaitForNotification();
+        if (absl::IsUnavailable(send_status)) {
+          absl::SleepFor(absl::Milliseconds(10));
+          return false;
+        }
+        return true;
+      },
+      kWait));
   FABRIC_ASSERT_OK(send_status);
   EXPECT_TRUE(WaitUntil([&] { return !pa->replies().empty(); }, kWait));
   EXPECT_EQ(pa->replies()[0], "pong:hi");

@@ -286,7 +286,8 @@ TEST(SpoolMaintenance, FailedCompactionRenameLeavesTheOldSegment) {
 }
 
 // Child side of the kill test: appends, acks some durable tasks, and tells
-// the parent each durable seq ('D') and each seq about to be acked ('A').
+// the parent its first appended seq ('F'), each durable seq ('D') and each
+// seq about to be acked ('A').
 [[noreturn]] void KillChild(const std::string& dir, int out) {
   auto send = [out](char kind, uint64_t seq) {
     char message[9];
@@ -318,7 +319,10 @@ TEST(SpoolMaintenance, FailedCompactionRenameLeavesTheOldSegment) {
       _exit(4);
     }
     last = *seq;
-    if (next_ack == 0) next_ack = last;
+    if (next_ack == 0) {
+      next_ack = last;
+      send('F', last);
+    }
     for (; next_ack + 5 <= durable.load(); ++next_ack) {
       if (next_ack % 7 == 0) continue;  // some stay pending for good
       send('A', next_ack);
@@ -332,6 +336,7 @@ TEST(SpoolMaintenance, KillAtRandomPointsLosesNothingConfirmed) {
   const std::string& dir = tmp.path();
   std::mt19937_64 rng(5);
   std::set<uint64_t> acked;
+  std::set<uint64_t> never_confirmed;
   uint64_t confirmed = 0;
   for (int round = 0; round < 6; ++round) {
     SCOPED_TRACE(absl::StrCat("round ", round));
@@ -356,6 +361,14 @@ TEST(SpoolMaintenance, KillAtRandomPointsLosesNothingConfirmed) {
       uint64_t seq;
       std::memcpy(&seq, message + 1, sizeof(seq));
       if (message[0] == 'D') confirmed = std::max(confirmed, seq);
+      // Seqs between what the previous run confirmed and this run's first
+      // append were never confirmed: unconfirmed appends the kill may have
+      // torn, and seqs recovery skipped after a torn tail so none is
+      // reused. A later watermark does not cover them.
+      if (message[0] == 'F') {
+        for (uint64_t s = confirmed + 1; s < seq; ++s)
+          never_confirmed.insert(s);
+      }
       if (message[0] == 'A') acked.insert(seq);
       if (++messages == kill_after && !killed) {
         kill(child, SIGKILL);
@@ -371,7 +384,7 @@ TEST(SpoolMaintenance, KillAtRandomPointsLosesNothingConfirmed) {
     FABRIC_ASSERT_OK_AND_ASSIGN(auto spool, Spool::Open(SmallSegments(dir)));
     const std::set<uint64_t> pending = SeqSet(spool->TakePending());
     for (uint64_t seq = 1; seq <= confirmed; ++seq) {
-      if (!acked.contains(seq)) {
+      if (!acked.contains(seq) && !never_confirmed.contains(seq)) {
         ASSERT_TRUE(pending.contains(seq)) << "lost confirmed seq " << seq;
       }
     }
