@@ -81,4 +81,26 @@ absl::StatusOr<const msgpack::object_map*> AsMap(const msgpack::object& o,
   return &o.via.map;
 }
 
+absl::StatusOr<uint32_t> AsU32(const msgpack::object& o,
+                               absl::string_view what) {
+  absl::StatusOr<uint64_t> v = AsUint(o, what);
+  if (!v.ok()) return v.status();
+  if (*v > UINT32_MAX) {
+    return absl::InvalidArgumentError(absl::StrCat(what, " out of range"));
+  }
+  return static_cast<uint32_t>(*v);
+}
+
+absl::StatusOr<const msgpack::object_array*> Fields(const msgpack::object& o,
+                                                    size_t min,
+                                                    absl::string_view what) {
+  absl::StatusOr<const msgpack::object_array*> a = AsArray(o, what);
+  if (!a.ok()) return a.status();
+  if ((*a)->size < min) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " has ", (*a)->size, " fields, want ", min));
+  }
+  return a;
+}
+
 }  // namespace fabric::msgpack_bounded

@@ -14,24 +14,15 @@ namespace {
 using msgpack_bounded::AsArray;
 using msgpack_bounded::AsBytes;
 using msgpack_bounded::AsMap;
+using msgpack_bounded::AsU32;
 using msgpack_bounded::AsUint;
+using msgpack_bounded::Fields;
+using msgpack_bounded::PackBin;
+using msgpack_bounded::Packer;
+using msgpack_bounded::PackString;
+using msgpack_bounded::StringSink;
 using msgpack_bounded::UnpackBounded;
 
-// msgpack-c writes through any type with write(const char*, size_t).
-struct StringSink {
-  std::string* out;
-  void write(const char* data, size_t size) { out->append(data, size); }
-};
-using Packer = msgpack::packer<StringSink>;
-
-void PackString(Packer& pk, absl::string_view s) {
-  pk.pack_str(static_cast<uint32_t>(s.size()));
-  pk.pack_str_body(s.data(), static_cast<uint32_t>(s.size()));
-}
-void PackBin(Packer& pk, absl::string_view s) {
-  pk.pack_bin(static_cast<uint32_t>(s.size()));
-  pk.pack_bin_body(s.data(), static_cast<uint32_t>(s.size()));
-}
 void PackHeaders(Packer& pk, const Headers& headers) {
   pk.pack_map(static_cast<uint32_t>(headers.size()));
   for (const auto& [k, v] : headers) {
@@ -44,32 +35,12 @@ void PackSeqs(Packer& pk, const std::vector<uint64_t>& seqs) {
   for (uint64_t s : seqs) pk.pack(s);
 }
 
-absl::StatusOr<const msgpack::object_array*> Fields(const msgpack::object& o,
-                                                    size_t min,
-                                                    absl::string_view what) {
-  FABRIC_ASSIGN_OR_RETURN(const msgpack::object_array* a, AsArray(o, what));
-  if (a->size < min) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(what, " has ", a->size, " fields, want ", min));
-  }
-  return a;
-}
-
 absl::StatusOr<std::string> QueueName(const msgpack::object& o) {
   FABRIC_ASSIGN_OR_RETURN(absl::string_view q, AsBytes(o, "queue"));
   if (q.empty() || q.size() > kMaxQueueName) {
     return absl::InvalidArgumentError("bad queue name length");
   }
   return std::string(q);
-}
-
-absl::StatusOr<uint32_t> AsU32(const msgpack::object& o,
-                               absl::string_view what) {
-  FABRIC_ASSIGN_OR_RETURN(uint64_t v, AsUint(o, what));
-  if (v > UINT32_MAX) {
-    return absl::InvalidArgumentError(absl::StrCat(what, " out of range"));
-  }
-  return static_cast<uint32_t>(v);
 }
 
 absl::StatusOr<std::vector<uint64_t>> Seqs(const msgpack::object& o,
