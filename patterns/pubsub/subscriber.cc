@@ -38,6 +38,7 @@ constexpr int kMaxBatch = 4096;  // frames read per loop iteration
 constexpr absl::Duration kTick = absl::Milliseconds(20);
 constexpr absl::Duration kSyncEvery = absl::Milliseconds(200);
 constexpr absl::Duration kReportEvery = absl::Seconds(1);
+constexpr absl::Duration kDisconnectGrace = absl::Seconds(3);
 constexpr absl::Duration kReplayRetry = absl::Milliseconds(200);
 
 bool ValidName(absl::string_view name) {
@@ -301,6 +302,7 @@ class Subscriber::Impl : public ps::SubscriberEndpoint,
       if ((items[1].revents & ZMQ_POLLIN) != 0) DrainSub();
       const absl::Time now = absl::Now();
       PumpReplays(now);
+      DisconnectDue(now);
       if (positions_ != nullptr && now >= next_sync) {
         positions_->Sync();
         next_sync = now + kSyncEvery;
@@ -326,18 +328,17 @@ class Subscriber::Impl : public ps::SubscriberEndpoint,
     for (const ps::PublisherInfo& info : publishers) {
       for (const std::string& e : info.endpoints) want.insert(e);
     }
-    for (auto it = connected_.begin(); it != connected_.end();) {
-      if (want.contains(*it)) {
-        ++it;
-        continue;
+    // A publisher that stopped advertising is disconnected only after a
+    // grace period: its last messages may still be in flight, and
+    // disconnecting drops what the connection holds.
+    const absl::Time now = absl::Now();
+    for (const std::string& e : connected_) {
+      if (!want.contains(e) && !disconnect_at_.contains(e)) {
+        disconnect_at_[e] = now + kDisconnectGrace;
       }
-      try {
-        sub_.disconnect(*it);
-      } catch (const zmq::error_t&) {
-      }
-      connected_.erase(it++);
     }
     for (const std::string& e : want) {
+      disconnect_at_.erase(e);
       if (connected_.contains(e)) continue;
       try {
         sub_.connect(e);
@@ -368,8 +369,28 @@ class Subscriber::Impl : public ps::SubscriberEndpoint,
       }
     }
     absl::MutexLock l(&stats_mu_);
-    stats_.publishers = connected_.size();
+    stats_.publishers = connected_.size() - disconnect_at_.size();
     stats_.streams = streams_.size();
+  }
+
+  void DisconnectDue(absl::Time now) {
+    bool changed = false;
+    for (auto it = disconnect_at_.begin(); it != disconnect_at_.end();) {
+      if (it->second > now) {
+        ++it;
+        continue;
+      }
+      try {
+        sub_.disconnect(it->first);
+      } catch (const zmq::error_t&) {
+      }
+      connected_.erase(it->first);
+      disconnect_at_.erase(it++);
+      changed = true;
+    }
+    if (!changed) return;
+    absl::MutexLock l(&stats_mu_);
+    stats_.publishers = connected_.size() - disconnect_at_.size();
   }
 
   // A stream seen for the first time: where does it start?
@@ -681,6 +702,7 @@ class Subscriber::Impl : public ps::SubscriberEndpoint,
   zmq::socket_t sub_;
   std::thread thread_;
   absl::flat_hash_set<std::string> connected_;
+  std::map<std::string, absl::Time> disconnect_at_;
   absl::flat_hash_map<uint64_t, Stream> streams_;
   uint64_t request_seq_ = 0;
 

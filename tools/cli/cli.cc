@@ -161,6 +161,10 @@ CLI::App* AddPub(CLI::App& app, PubFlags& f) {
       ->type_name("N");
   cmd->add_flag("--stay", f.stay,
                 "after publishing, keep serving replays until interrupted");
+  cmd->add_option("--hwm", f.hwm,
+                  "messages queued per subscriber before they are dropped "
+                  "(default 100000)")
+      ->type_name("N");
   return cmd;
 }
 
@@ -188,6 +192,10 @@ CLI::App* AddSub(CLI::App& app, SubFlags& f) {
       ->type_name("WHERE");
   cmd->add_flag("--json", f.json, "print messages and gaps as JSON lines");
   cmd->add_option("--count", f.count, "exit after N messages")->type_name("N");
+  cmd->add_option("--hwm", f.hwm,
+                  "messages queued per publisher before it drops for us "
+                  "(default 100000)")
+      ->type_name("N");
   return cmd;
 }
 

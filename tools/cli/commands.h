@@ -78,6 +78,7 @@ struct PubFlags {
   std::string wait_timeout;  // default 30s
   double rate = 0;           // messages per second; 0: as fast as possible
   bool stay = false;         // serve replays and beats until interrupted
+  int hwm = 0;               // 0: the publisher's default
 };
 
 // `fabric sub PREFIX...`.
@@ -88,6 +89,7 @@ struct SubFlags {
   std::string from;       // latest|earliest|SEQ|TIME
   bool json = false;
   int64_t count = 0;  // 0: until interrupted
+  int hwm = 0;        // 0: the subscriber's default
 };
 
 // `fabric spool inspect|verify DIR`.

@@ -55,6 +55,8 @@ absl::StatusOr<PubPlan> ParsePubFlags(const PubFlags& f) {
   if (f.count < -1) {
     return absl::InvalidArgumentError("--count must not be negative");
   }
+  if (f.hwm < 0) return absl::InvalidArgumentError("--hwm must be positive");
+  if (f.hwm > 0) plan.options.send_hwm = f.hwm;
   if (f.rate < 0)
     return absl::InvalidArgumentError("--rate must not be negative");
   if (f.wait_subscribers < 0) {
@@ -203,6 +205,8 @@ absl::StatusOr<SubscriberOptions> ParseSubFlags(const SubFlags& f) {
     return absl::InvalidArgumentError("--count must not be negative");
   }
   o.prefixes = f.prefixes;
+  if (f.hwm < 0) return absl::InvalidArgumentError("--hwm must be positive");
+  if (f.hwm > 0) o.receive_hwm = f.hwm;
   if (!f.from.empty()) {
     FABRIC_ASSIGN_OR_RETURN(o.start, StartPosition::Parse(f.from));
   }
