@@ -77,8 +77,8 @@ class Publisher::Impl : public ps::PublisherEndpoint,
   ~Impl() override { Close(); }
 
   absl::Status Init() {
-    if (options_.send_hwm <= 0) {
-      return absl::InvalidArgumentError("send_hwm must be positive");
+    if (options_.send_hwm < 0) {
+      return absl::InvalidArgumentError("send_hwm must not be negative");
     }
     if (options_.beat_interval <= absl::ZeroDuration()) {
       return absl::InvalidArgumentError("beat_interval must be positive");

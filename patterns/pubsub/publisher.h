@@ -48,7 +48,8 @@ struct PublisherOptions {
   uint64_t retention_bytes = uint64_t{1} << 30;  // per durable topic
   absl::Duration retention_age = absl::InfiniteDuration();
   uint64_t segment_bytes = uint64_t{16} << 20;
-  // Messages queued per subscriber before drops (ZMQ_SNDHWM).
+  // Messages queued per subscriber before drops (ZMQ_SNDHWM); 0 never
+  // drops and lets the queue of a stalled subscriber grow without bound.
   int send_hwm = 100000;
   // Largest frame (topic + headers + body + 31 bytes) accepted by Publish.
   size_t max_message_bytes = 1 << 20;

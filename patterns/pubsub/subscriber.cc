@@ -104,10 +104,11 @@ class Subscriber::Impl : public ps::SubscriberEndpoint,
             absl::StrCat("bad prefix '", prefix, "'"));
       }
     }
-    if (options_.receive_hwm <= 0 || options_.max_pending == 0 ||
+    if (options_.receive_hwm < 0 || options_.max_pending == 0 ||
         options_.replay_batch == 0 || options_.replay_bytes == 0) {
       return absl::InvalidArgumentError(
-          "receive_hwm, max_pending and replay sizes must be positive");
+          "receive_hwm must not be negative, max_pending and replay sizes "
+          "must be positive");
     }
     if (!options_.durable_name.empty()) {
       if (!ValidName(options_.durable_name)) {
@@ -171,11 +172,11 @@ class Subscriber::Impl : public ps::SubscriberEndpoint,
   absl::Status WaitForPublishers(size_t n, absl::Duration timeout) {
     absl::MutexLock l(&stats_mu_);
     const auto enough = [&]() ABSL_SHARED_LOCKS_REQUIRED(stats_mu_) {
-      return stats_.publishers >= n;
+      return publishers_known_ >= n;
     };
     if (!stats_mu_.AwaitWithTimeout(absl::Condition(&enough), timeout)) {
       return absl::DeadlineExceededError(absl::StrCat(
-          "only ", stats_.publishers, " of ", n, " publishers found within ",
+          "only ", publishers_known_, " of ", n, " publishers found within ",
           absl::FormatDuration(timeout)));
     }
     return absl::OkStatus();
@@ -207,8 +208,23 @@ class Subscriber::Impl : public ps::SubscriberEndpoint,
   }
 
   SubscriberStats Stats() const {
+    SubscriberStats s;
+    const auto get = [](const std::atomic<uint64_t>& c) {
+      return c.load(std::memory_order_relaxed);
+    };
+    s.received = get(counters_.received);
+    s.delivered = get(counters_.delivered);
+    s.replayed = get(counters_.replayed);
+    s.duplicates = get(counters_.duplicates);
+    s.gaps = get(counters_.gaps);
+    s.lost = get(counters_.lost);
+    s.malformed = get(counters_.malformed);
+    s.replay_requests = get(counters_.replay_requests);
+    s.streams = get(counters_.streams);
+    s.held = get(counters_.held);
     absl::MutexLock l(&stats_mu_);
-    return stats_;
+    s.publishers = publishers_known_;
+    return s;
   }
 
   // SubscriberEndpoint (engine thread).
@@ -368,9 +384,9 @@ class Subscriber::Impl : public ps::SubscriberEndpoint,
         st.owner = info.node;
       }
     }
+    counters_.streams.store(streams_.size(), std::memory_order_relaxed);
     absl::MutexLock l(&stats_mu_);
-    stats_.publishers = connected_.size() - disconnect_at_.size();
-    stats_.streams = streams_.size();
+    publishers_known_ = connected_.size() - disconnect_at_.size();
   }
 
   void DisconnectDue(absl::Time now) {
@@ -390,7 +406,7 @@ class Subscriber::Impl : public ps::SubscriberEndpoint,
     }
     if (!changed) return;
     absl::MutexLock l(&stats_mu_);
-    stats_.publishers = connected_.size() - disconnect_at_.size();
+    publishers_known_ = connected_.size() - disconnect_at_.size();
   }
 
   // A stream seen for the first time: where does it start?
@@ -429,20 +445,14 @@ class Subscriber::Impl : public ps::SubscriberEndpoint,
   }
 
   void CountMalformed(const absl::Status& status) {
-    {
-      absl::MutexLock l(&stats_mu_);
-      ++stats_.malformed;
-    }
+    { Bump(counters_.malformed); }
     FABRIC_LOG(kDebug, "FAB-SUB-MALFORMED ", status.ToString());
   }
 
   void HandleFrame(absl::string_view data) {
     absl::StatusOr<ps::FrameView> v = ps::DecodeFrame(data);
     if (!v.ok()) return CountMalformed(v.status());
-    {
-      absl::MutexLock l(&stats_mu_);
-      ++stats_.received;
-    }
+    Bump(counters_.received);
     auto [it, created] = streams_.try_emplace(v->stream);
     Stream& st = it->second;
     if (created) {
@@ -450,8 +460,7 @@ class Subscriber::Impl : public ps::SubscriberEndpoint,
       st.topic = std::string(v->topic);
       st.durable = (v->flags & ps::kFlagDurable) != 0;
       InitStream(st);
-      absl::MutexLock l(&stats_mu_);
-      stats_.streams = streams_.size();
+      counters_.streams.store(streams_.size(), std::memory_order_relaxed);
     } else if (st.topic != v->topic) {
       return CountMalformed(absl::InvalidArgumentError(
           "a frame's topic differs from its stream's"));
@@ -462,26 +471,27 @@ class Subscriber::Impl : public ps::SubscriberEndpoint,
     }
     if (st.next == 0 && !st.replaying) st.next = v->seq;  // start: latest
     if (v->seq < st.next) {
-      absl::MutexLock l(&stats_mu_);
-      ++stats_.duplicates;
+      Bump(counters_.duplicates);
       return;
     }
     if (st.replaying || (v->seq > st.next && st.durable)) {
       st.replaying = true;
       if (st.held.size() < options_.max_held) {
-        absl::StatusOr<Message> m = ToMessage(st, *v);
-        if (!m.ok()) return CountMalformed(m.status());
-        st.held.emplace(v->seq, *std::move(m));
+        Message m;
+        absl::Status filled = FillMessage(st, *v, &m);
+        if (!filled.ok()) return CountMalformed(filled);
+        st.held.emplace(v->seq, std::move(m));
       }
       // Beyond max_held it is simply not kept: being durable, the replay
       // brings it back.
       return;
     }
     if (v->seq > st.next) Gap(st, st.next, v->seq - 1, "dropped");
-    absl::StatusOr<Message> m = ToMessage(st, *v);
-    if (!m.ok()) return CountMalformed(m.status());
+    absl::Status filled = FillMessage(st, *v, &scratch_);
+    if (!filled.ok()) return CountMalformed(filled);
     st.next = v->seq + 1;
-    Deliver(st, *std::move(m));
+    // With a handler `scratch_` is only lent, so its buffers are reused.
+    Deliver(st, std::move(scratch_));
   }
 
   void OnBeat(Stream& st, uint64_t newest) {
@@ -498,24 +508,27 @@ class Subscriber::Impl : public ps::SubscriberEndpoint,
     }
   }
 
-  absl::StatusOr<Message> ToMessage(const Stream& st, const ps::FrameView& v) {
-    Message m;
-    FABRIC_ASSIGN_OR_RETURN(m.headers, ps::DecodeHeaders(v.headers));
-    m.topic = st.topic;
-    m.body = std::string(v.body);
-    m.stream = st.id;
-    m.seq = v.seq;
-    m.published = v.published;
-    m.durable = (v.flags & ps::kFlagDurable) != 0;
-    return m;
+  // Fills `m` (reusing its buffers) from a live frame.
+  static absl::Status FillMessage(const Stream& st, const ps::FrameView& v,
+                                  Message* m) {
+    if (v.headers.empty()) {
+      m->headers.clear();
+    } else {
+      FABRIC_ASSIGN_OR_RETURN(m->headers, ps::DecodeHeaders(v.headers));
+    }
+    m->topic = st.topic;
+    m->body.assign(v.body.data(), v.body.size());
+    m->stream = st.id;
+    m->seq = v.seq;
+    m->published = v.published;
+    m->durable = (v.flags & ps::kFlagDurable) != 0;
+    m->replayed = false;
+    return absl::OkStatus();
   }
 
-  void Deliver(Stream& st, Message m) {
-    {
-      absl::MutexLock l(&stats_mu_);
-      ++stats_.delivered;
-      if (m.replayed) ++stats_.replayed;
-    }
+  void Deliver(Stream& st, Message&& m) {
+    Bump(counters_.delivered);
+    if (m.replayed) Bump(counters_.replayed);
     if (options_.handler) {
       const uint64_t seq = m.seq;
       options_.handler(m);
@@ -528,11 +541,8 @@ class Subscriber::Impl : public ps::SubscriberEndpoint,
 
   void Gap(Stream& st, uint64_t first, uint64_t last, const char* reason) {
     GapEvent e{st.topic, st.id, first, last, reason};
-    {
-      absl::MutexLock l(&stats_mu_);
-      ++stats_.gaps;
-      stats_.lost += e.count();
-    }
+    Bump(counters_.gaps);
+    counters_.lost.fetch_add(e.count(), std::memory_order_relaxed);
     FABRIC_LOG(kInfo, "FAB-SUB-GAP ", st.topic, " stream ",
                ps::StreamHex(st.id), " lost ", e.count(), " (", first, "..",
                last, ", ", reason, ")");
@@ -682,10 +692,10 @@ class Subscriber::Impl : public ps::SubscriberEndpoint,
           self->OnReplayData(to, std::move(failed));
         }
       });
-      absl::MutexLock l(&stats_mu_);
-      ++stats_.replay_requests;
-      stats_.held = 0;
-      for (const auto& [sid, s] : streams_) stats_.held += s.held.size();
+      Bump(counters_.replay_requests);
+      uint64_t held = 0;
+      for (const auto& [sid, s] : streams_) held += s.held.size();
+      counters_.held.store(held, std::memory_order_relaxed);
     }
   }
 
@@ -705,6 +715,7 @@ class Subscriber::Impl : public ps::SubscriberEndpoint,
   std::map<std::string, absl::Time> disconnect_at_;
   absl::flat_hash_map<uint64_t, Stream> streams_;
   uint64_t request_seq_ = 0;
+  Message scratch_;
 
   absl::Mutex inbox_mu_;
   std::vector<ps::PublisherInfo> publishers_ ABSL_GUARDED_BY(inbox_mu_);
@@ -716,8 +727,18 @@ class Subscriber::Impl : public ps::SubscriberEndpoint,
   std::deque<Pending> queue_ ABSL_GUARDED_BY(queue_mu_);
   bool closed_ ABSL_GUARDED_BY(queue_mu_) = false;
 
+  // Written by the subscriber thread, read anywhere; relaxed: each is an
+  // independent statistic.
+  struct Counters {
+    std::atomic<uint64_t> received{0}, delivered{0}, replayed{0}, duplicates{0},
+        gaps{0}, lost{0}, malformed{0}, replay_requests{0}, streams{0}, held{0};
+  };
+  static void Bump(std::atomic<uint64_t>& c) {
+    c.fetch_add(1, std::memory_order_relaxed);
+  }
+  Counters counters_;
   mutable absl::Mutex stats_mu_;
-  SubscriberStats stats_ ABSL_GUARDED_BY(stats_mu_);
+  uint64_t publishers_known_ ABSL_GUARDED_BY(stats_mu_) = 0;
 };
 
 absl::StatusOr<std::unique_ptr<Subscriber>> Subscriber::Create(

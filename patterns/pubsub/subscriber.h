@@ -60,7 +60,7 @@ struct SubscriberOptions {
   std::function<void(const Message&)> handler;
   // Called for each gap, on the subscriber's thread.
   std::function<void(const GapEvent&)> on_gap;
-  // Messages queued per publisher connection (ZMQ_RCVHWM).
+  // Messages queued per publisher connection (ZMQ_RCVHWM); 0: unbounded.
   int receive_hwm = 100000;
   // Pull mode: messages waiting for `Next`; when full the subscriber stops
   // reading and the publishers' high-water marks take over.
