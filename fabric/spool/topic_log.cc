@@ -212,7 +212,9 @@ class TopicLog::Impl {
     if (!file.ok()) {
       // Retention deleted the segment since we looked: the caller asks again
       // and gets the new first_seq.
-      if (absl::IsNotFound(file.status())) return absl::OkStatus();
+      if (absl::IsNotFound(file.status())) {
+        return absl::UnavailableError("segment deleted while reading");
+      }
       return file.status();
     }
     std::string block;
@@ -259,31 +261,37 @@ class TopicLog::Impl {
         out->next = seq + 1;
       }
       if (!progressed) {
-        if (block.size() == kReadBlock) {
-          // A record larger than the block: read it whole, alone.
-          if (!out->entries.empty()) break;
-          RecordView record;
-          std::string why;
-          absl::StatusOr<std::string> image = spool_internal::ReadFile(path);
-          if (!image.ok()) return image.status();
-          if (!spool_internal::ParseRecordAt(*image, offset, number, 0, &record,
-                                             &why)) {
-            return absl::DataLossError(
-                absl::StrCat("damaged record in ", path, ": ", why));
-          }
-          block.assign(record.payload.data(), record.payload.size());
-          uint64_t seq = 0;
-          absl::Time t;
-          if (spool_internal::PeekEnqPayload(block, &seq, &t) && seq >= from &&
-              seq <= out->durable_seq) {
-            out->entries.push_back(block);
-            out->next = seq + 1;
-          }
-          offset += record.size;
-          continue;
-        }
-        // Damage inside the written part of an older segment (recovery
-        // reported it): move on to the next segment.
+        // A record larger than the block, or damage (recovery reported it):
+        // the slow path reads the rest of the segment whole and walks it
+        // like recovery does, stepping over damage to the next intact
+        // record.
+        if (!out->entries.empty()) break;
+        absl::StatusOr<std::string> image = spool_internal::ReadFile(path);
+        if (!image.ok()) return image.status();
+        if (image->size() > end) image->resize(end);
+        size_t bytes_seen = 0;
+        bool full = false;
+        spool_internal::WalkSegment(
+            *image, number, offset, [&](const RecordView& record) {
+              uint64_t seq = 0;
+              absl::Time when;
+              if (full ||
+                  record.type != static_cast<uint8_t>(RecordType::kEnq) ||
+                  !spool_internal::PeekEnqPayload(record.payload, &seq,
+                                                  &when) ||
+                  seq < from || seq > out->durable_seq) {
+                return;
+              }
+              if (out->entries.size() >= max_entries ||
+                  (!out->entries.empty() &&
+                   bytes_seen + record.payload.size() > max_bytes)) {
+                full = true;
+                return;
+              }
+              bytes_seen += record.payload.size();
+              out->entries.emplace_back(record.payload);
+              out->next = seq + 1;
+            });
         break;
       }
       offset += pos;
@@ -332,8 +340,10 @@ class TopicLog::Impl {
             found = seq;
           }
         });
-    if (found != 0) return found;
     absl::MutexLock l(&mu_);
+    // A message not yet durable is not readable either: start after the
+    // durable end, where it will be.
+    if (found != 0 && found <= durable_seq_) return found;
     return durable_seq_ + 1;
   }
 
@@ -705,6 +715,7 @@ absl::StatusOr<std::unique_ptr<TopicLog>> TopicLog::Open(
   std::map<uint64_t, Impl::Segment> segments;
   uint64_t next_seq = 1, next_lsn = 1;
   std::optional<NodeId> segment_id;
+  std::vector<std::string> empty_segments;
   for (size_t i = 0; i < numbers.size(); ++i) {
     const uint64_t number = numbers[i];
     const bool newest = i + 1 == numbers.size();
@@ -772,8 +783,10 @@ absl::StatusOr<std::unique_ptr<TopicLog>> TopicLog::Open(
       }
     }
     if (seg.first_seq == 0) {
-      // Nothing to keep; the new active segment's header carries next_seq.
-      FABRIC_RETURN_IF_ERROR(spool_internal::RemoveFile(path));
+      // Nothing to keep. Removed once the new active segment exists, whose
+      // header then carries next_seq: until then this file may be the only
+      // record of it.
+      empty_segments.push_back(path);
       continue;
     }
     seg.planned_bytes = seg.written_bytes = size;
@@ -797,6 +810,9 @@ absl::StatusOr<std::unique_ptr<TopicLog>> TopicLog::Open(
                                      std::move(report), std::move(segments),
                                      next_seq, next_lsn);
   FABRIC_RETURN_IF_ERROR(impl->Start(last_number));
+  for (const std::string& path : empty_segments) {
+    (void)spool_internal::RemoveFile(path);
+  }
   return std::unique_ptr<TopicLog>(new TopicLog(std::move(impl)));
 }
 

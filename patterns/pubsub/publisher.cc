@@ -33,6 +33,9 @@ namespace {
 constexpr uint32_t kMaxReplayEntries = 16384;
 constexpr uint32_t kMaxReplayBytes = 4 << 20;
 constexpr absl::Duration kPoll = absl::Milliseconds(20);
+// A durable message must fit one replay reply under the node's default
+// 16 MiB message limit.
+constexpr size_t kMaxMessageBytes = 15 << 20;
 constexpr int kBeatIdleIntervals = 10;
 
 // A topic as a directory name: [A-Za-z0-9._-] kept, every other byte %XX,
@@ -74,11 +77,21 @@ class Publisher::Impl : public ps::PublisherEndpoint,
   Impl(Node& node, PublisherOptions options)
       : node_(node), options_(std::move(options)) {}
 
-  ~Impl() override { Close(); }
+  ~Impl() override {
+    Close();
+    // Closing a log may report a last durable seq: OnDurable then finds
+    // the XPUB closed and drops the frames.
+    for (auto& [id, stream] : durable_by_id_) stream->log.reset();
+  }
 
   absl::Status Init() {
     if (options_.send_hwm < 0) {
       return absl::InvalidArgumentError("send_hwm must not be negative");
+    }
+    if (options_.max_message_bytes == 0 ||
+        options_.max_message_bytes > kMaxMessageBytes) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "max_message_bytes must be in [1, ", kMaxMessageBytes, "]"));
     }
     if (options_.beat_interval <= absl::ZeroDuration()) {
       return absl::InvalidArgumentError("beat_interval must be positive");
@@ -250,13 +263,12 @@ class Publisher::Impl : public ps::PublisherEndpoint,
     if (thread_.joinable()) thread_.join();
     // Closing a log writes and syncs what it holds; its last on_durable
     // sends the held frames.
-    std::vector<std::unique_ptr<TopicLog>> logs;
+    // The logs stay open (a concurrent Flush may use them) until the Impl
+    // goes; flushing now sends every held durable frame before the XPUB
+    // closes.
     for (auto& [id, stream] : durable_by_id_) {
-      if (stream->log == nullptr) continue;
       (void)stream->log->Flush(absl::Seconds(5));
-      logs.push_back(std::move(stream->log));
     }
-    logs.clear();  // outside mu_: a last on_durable takes it
     {
       absl::MutexLock l(&mu_);
       xpub_.close();

@@ -51,7 +51,8 @@ struct PublisherOptions {
   // Messages queued per subscriber before drops (ZMQ_SNDHWM); 0 never
   // drops and lets the queue of a stalled subscriber grow without bound.
   int send_hwm = 100000;
-  // Largest frame (topic + headers + body + 31 bytes) accepted by Publish.
+  // Largest frame (topic + headers + body + 31 bytes) accepted by Publish;
+  // at most 15 MiB.
   size_t max_message_bytes = 1 << 20;
   // Every interval, each stream published to since the last beat sends a
   // beat carrying its newest seq, so a subscriber notices lost messages at

@@ -155,18 +155,25 @@ class Subscriber::Impl : public ps::SubscriberEndpoint,
       return absl::FailedPreconditionError(
           "this subscriber delivers to its handler");
     }
+    const absl::Time deadline = absl::Now() + timeout;
     absl::MutexLock l(&queue_mu_);
     const auto ready = [&]() ABSL_SHARED_LOCKS_REQUIRED(queue_mu_) {
       return !queue_.empty() || closed_;
     };
-    if (!queue_mu_.AwaitWithTimeout(absl::Condition(&ready), timeout)) {
-      return absl::DeadlineExceededError("no message");
+    for (;;) {
+      if (!queue_mu_.AwaitWithDeadline(absl::Condition(&ready), deadline)) {
+        return absl::DeadlineExceededError("no message");
+      }
+      if (queue_.empty()) return absl::CancelledError("subscriber is closed");
+      Pending p = std::move(queue_.front());
+      queue_.pop_front();
+      if (p.marker) {
+        positions_->Commit(p.slot, p.commit_seq);
+        continue;
+      }
+      if (p.slot >= 0) positions_->Commit(p.slot, p.message.seq);
+      return std::move(p.message);
     }
-    if (queue_.empty()) return absl::CancelledError("subscriber is closed");
-    Pending p = std::move(queue_.front());
-    queue_.pop_front();
-    if (p.slot >= 0) positions_->Commit(p.slot, p.message.seq);
-    return std::move(p.message);
   }
 
   absl::Status WaitForPublishers(size_t n, absl::Duration timeout) {
@@ -237,10 +244,9 @@ class Subscriber::Impl : public ps::SubscriberEndpoint,
     Wake();
   }
   void OnReplayData(const NodeId& from, ps::ReplayData data) override {
-    (void)from;
     {
       absl::MutexLock l(&inbox_mu_);
-      replies_.push_back(std::move(data));
+      replies_.push_back({from, std::move(data)});
     }
     Wake();
   }
@@ -260,9 +266,13 @@ class Subscriber::Impl : public ps::SubscriberEndpoint,
     int slot = -1;                     // position slot (durable name)
     std::optional<NodeId> owner;       // the node keeping it (durable)
   };
+  // A message for Next, or (`marker`) only a position to commit once Next
+  // has returned everything queued before it.
   struct Pending {
     Message message;
     int slot;
+    bool marker = false;
+    uint64_t commit_seq = 0;  // marker: the position
   };
 
   void Wake() {
@@ -302,7 +312,7 @@ class Subscriber::Impl : public ps::SubscriberEndpoint,
         uint64_t count;
         (void)!read(wake_fd_, &count, sizeof count);
       }
-      std::vector<ps::ReplayData> replies;
+      std::vector<Reply> replies;
       std::optional<std::vector<ps::PublisherInfo>> publishers;
       {
         absl::MutexLock l(&inbox_mu_);
@@ -314,7 +324,7 @@ class Subscriber::Impl : public ps::SubscriberEndpoint,
         }
       }
       if (publishers.has_value()) ApplyPublishers(*publishers);
-      for (ps::ReplayData& reply : replies) OnReplay(std::move(reply));
+      for (Reply& reply : replies) OnReplay(reply.from, std::move(reply.data));
       if ((items[1].revents & ZMQ_POLLIN) != 0) DrainSub();
       const absl::Time now = absl::Now();
       PumpReplays(now);
@@ -547,8 +557,15 @@ class Subscriber::Impl : public ps::SubscriberEndpoint,
                ps::StreamHex(st.id), " lost ", e.count(), " (", first, "..",
                last, ", ", reason, ")");
     if (options_.on_gap) options_.on_gap(e);
-    // A durable subscriber never asks for these again.
-    if (st.slot >= 0 && st.next <= last) positions_->Commit(st.slot, last);
+    // A durable subscriber never asks for these again; in pull mode only
+    // once Next returned what was queued before the gap.
+    if (st.slot < 0 || st.next > last) return;
+    if (options_.handler) {
+      positions_->Commit(st.slot, last);
+      return;
+    }
+    absl::MutexLock l(&queue_mu_);
+    queue_.push_back({Message{}, st.slot, /*marker=*/true, last});
   }
 
   // Delivers held live messages that now follow on.
@@ -567,30 +584,36 @@ class Subscriber::Impl : public ps::SubscriberEndpoint,
     }
   }
 
-  void OnReplay(ps::ReplayData data) {
+  void OnReplay(const NodeId& from, ps::ReplayData data) {
     auto it = streams_.find(data.stream);
     if (it == streams_.end() || it->second.outstanding != data.request) {
       return;  // late: a request we gave up on
     }
     Stream& st = it->second;
+    // Only the node we asked may answer (a local failure to send is
+    // reported as coming from it too).
+    if (!st.owner.has_value() || from != *st.owner) {
+      return CountMalformed(
+          absl::InvalidArgumentError("replay reply from another node"));
+    }
     st.outstanding = 0;
     if (data.status == ps::ReplayStatus::kUnknownStream) {
-      // Its publisher no longer keeps it: what we hold is all we will get.
-      st.replaying = false;
-      st.initial = false;
-      if (!st.held.empty()) {
-        const uint64_t first = st.held.begin()->first;
-        if (st.next != 0 && first > st.next) {
-          Gap(st, st.next, first - 1, "unavailable");
-        }
-        st.next = first;
-        DrainHeld(st);
-      }
+      // It does not keep the stream (now): perhaps it is shutting down and
+      // will come back. Wait for a node to offer the stream again.
+      st.owner.reset();
+      st.retry_at = absl::Now() + kReplayRetry;
       return;
     }
     if (data.status != ps::ReplayStatus::kOk) {
       st.retry_at = absl::Now() + kReplayRetry;
       return;
+    }
+    if (data.start == 0 || data.start > data.durable_seq + 1 ||
+        data.next < data.start || data.next > data.durable_seq + 1 ||
+        (!st.initial && st.next != 0 && data.start < st.next)) {
+      st.retry_at = absl::Now() + kReplayRetry;
+      return CountMalformed(
+          absl::InvalidArgumentError("replay reply with an impossible range"));
     }
     if (st.initial || st.next == 0) {
       st.next = std::max<uint64_t>(data.start, 1);
@@ -605,7 +628,7 @@ class Subscriber::Impl : public ps::SubscriberEndpoint,
         CountMalformed(task.status());
         continue;
       }
-      if (task->seq < st.next) continue;
+      if (task->seq < st.next || task->seq >= data.next) continue;
       if (task->seq > st.next) Gap(st, st.next, task->seq - 1, "damaged");
       Message m;
       m.topic = st.topic;
@@ -619,10 +642,14 @@ class Subscriber::Impl : public ps::SubscriberEndpoint,
       st.next = m.seq + 1;
       Deliver(st, std::move(m));
     }
-    if (data.entries.empty() && data.next > st.next &&
-        data.next <= data.durable_seq + 1) {
+    if (data.next > st.next) {
+      // The log skipped these (damaged or undecodable records).
       Gap(st, st.next, data.next - 1, "damaged");
       st.next = data.next;
+    } else if (data.entries.empty() && st.next <= data.durable_seq) {
+      // Nothing readable from here to the durable end.
+      Gap(st, st.next, data.durable_seq, "damaged");
+      st.next = data.durable_seq + 1;
     }
     DrainHeld(st);
     const bool more = st.next <= data.durable_seq;
@@ -647,7 +674,10 @@ class Subscriber::Impl : public ps::SubscriberEndpoint,
         if (now - st.sent_at < options_.replay_timeout) continue;
         st.outstanding = 0;  // lost or unanswered: ask again
       }
-      if (!st.owner.has_value() || now < st.retry_at || QueueFull()) continue;
+      if (!st.owner.has_value() || now < st.retry_at || QueueFull() ||
+          id_.load() == 0) {
+        continue;
+      }
       ps::ReplayRequest r;
       r.subscriber = id_.load();
       r.request = ++request_seq_;
@@ -720,7 +750,11 @@ class Subscriber::Impl : public ps::SubscriberEndpoint,
   absl::Mutex inbox_mu_;
   std::vector<ps::PublisherInfo> publishers_ ABSL_GUARDED_BY(inbox_mu_);
   bool publishers_changed_ ABSL_GUARDED_BY(inbox_mu_) = false;
-  std::vector<ps::ReplayData> replies_ ABSL_GUARDED_BY(inbox_mu_);
+  struct Reply {
+    NodeId from;
+    ps::ReplayData data;
+  };
+  std::vector<Reply> replies_ ABSL_GUARDED_BY(inbox_mu_);
   bool stop_ ABSL_GUARDED_BY(inbox_mu_) = false;
 
   absl::Mutex queue_mu_;

@@ -107,7 +107,8 @@ class Subscriber {
   // Waits until at least `n` publisher endpoints are connected.
   absl::Status WaitForPublishers(size_t n, absl::Duration timeout);
 
-  // Stops receiving, saves positions and returns. Idempotent.
+  // Stops receiving, saves positions and returns. Idempotent. Not from the
+  // handler (it joins the thread running it).
   void Close();
 
   SubscriberStats Stats() const;

@@ -148,8 +148,8 @@ void PubSubPlugin::RemovePublisher(NodeContext& ctx,
 uint32_t PubSubPlugin::AddSubscriber(
     NodeContext& ctx, std::shared_ptr<SubscriberEndpoint> subscriber) {
   const uint32_t id = next_subscriber_++;
+  subscribers_.emplace(id, subscriber);
   subscriber->OnPublishers(Snapshot(ctx));
-  subscribers_.emplace(id, std::move(subscriber));
   return id;
 }
 
