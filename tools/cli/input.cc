@@ -28,6 +28,20 @@ absl::Status ParseHeaders(const std::vector<std::string>& pairs, Headers* out) {
   return absl::OkStatus();
 }
 
+absl::Status CheckMessageSource(size_t messages, int64_t count, int64_t size) {
+  if (messages > 0 && count >= 0) {
+    return absl::InvalidArgumentError(
+        "give either MSG... or --count, not both");
+  }
+  if (size >= 0 && count < 0) {
+    return absl::InvalidArgumentError("--size needs --count");
+  }
+  if (count < -1) {
+    return absl::InvalidArgumentError("--count must not be negative");
+  }
+  return absl::OkStatus();
+}
+
 std::string GeneratedBody(int64_t i, int64_t size) {
   std::string body = absl::StrCat("msg-", i);
   if (size > static_cast<int64_t>(body.size())) {

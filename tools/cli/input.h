@@ -5,6 +5,7 @@
 #define FABRIC_TOOLS_CLI_INPUT_H_
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -16,6 +17,10 @@ namespace fabric::cli {
 
 // Parses KEY=VALUE pairs (from --header) into `out`.
 absl::Status ParseHeaders(const std::vector<std::string>& pairs, Headers* out);
+
+// Checks that MSG arguments (`messages` of them), --count (-1: not given)
+// and --size (-1: not given) make sense together.
+absl::Status CheckMessageSource(size_t messages, int64_t count, int64_t size);
 
 // "msg-<i>" padded with '.' to `size` bytes (never cut).
 std::string GeneratedBody(int64_t i, int64_t size);

@@ -45,16 +45,8 @@ absl::StatusOr<PubPlan> ParsePubFlags(const PubFlags& f) {
   PubPlan plan;
   if (f.topic.empty()) return absl::InvalidArgumentError("TOPIC is required");
   FABRIC_RETURN_IF_ERROR(ParseHeaders(f.headers, &plan.headers));
-  if (!f.messages.empty() && f.count >= 0) {
-    return absl::InvalidArgumentError(
-        "give either MSG... or --count, not both");
-  }
-  if (f.size >= 0 && f.count < 0) {
-    return absl::InvalidArgumentError("--size needs --count");
-  }
-  if (f.count < -1) {
-    return absl::InvalidArgumentError("--count must not be negative");
-  }
+  FABRIC_RETURN_IF_ERROR(
+      CheckMessageSource(f.messages.size(), f.count, f.size));
   if (f.hwm < 0) return absl::InvalidArgumentError("--hwm must be positive");
   if (f.hwm > 0) plan.options.send_hwm = f.hwm;
   if (f.rate < 0)

@@ -88,16 +88,8 @@ absl::StatusOr<PushPlan> ParsePushFlags(const PushFlags& f) {
   if (f.queue.empty()) return absl::InvalidArgumentError("QUEUE is required");
   FABRIC_RETURN_IF_ERROR(ParseProducerFlags(f, &plan.producer));
   FABRIC_RETURN_IF_ERROR(ParseHeaders(f.headers, &plan.headers));
-  if (!f.messages.empty() && f.count >= 0) {
-    return absl::InvalidArgumentError(
-        "give either MSG... or --count, not both");
-  }
-  if (f.size >= 0 && f.count < 0) {
-    return absl::InvalidArgumentError("--size needs --count");
-  }
-  if (f.count < -1) {
-    return absl::InvalidArgumentError("--count must not be negative");
-  }
+  FABRIC_RETURN_IF_ERROR(
+      CheckMessageSource(f.messages.size(), f.count, f.size));
   if (!f.messages.empty()) {
     plan.source = PushPlan::Source::kArgs;
     plan.expected = static_cast<int64_t>(f.messages.size());
