@@ -22,6 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "fabric/node.h"
@@ -276,6 +277,9 @@ void Print(const Result& r, int sent) {
 
 int main(int argc, char** argv) {
   using namespace fabric::bench;
+  // Debian's Abseil is built with mutex deadlock detection on, which
+  // charges every lock; services (and the fabric CLI) turn it off.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   Flags f;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];

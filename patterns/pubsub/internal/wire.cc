@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "patterns/pubsub/internal/wire.h"
 
+#include <algorithm>
+#include <bit>
 #include <cstring>
 
 #include "absl/strings/numbers.h"
@@ -27,20 +29,27 @@ using msgpack_bounded::UnpackBounded;
 // reads well below).
 constexpr size_t kMaxReplayEntries = 65536;
 
+// Frame integers are little-endian.
+constexpr bool kBigEndianHost = std::endian::native == std::endian::big;
+
 void PutU32(char* p, uint32_t v) {
-  for (int i = 0; i < 4; ++i) p[i] = static_cast<char>(v >> (8 * i));
+  if constexpr (kBigEndianHost) v = __builtin_bswap32(v);
+  std::memcpy(p, &v, 4);
 }
 void PutU64(char* p, uint64_t v) {
-  for (int i = 0; i < 8; ++i) p[i] = static_cast<char>(v >> (8 * i));
+  if constexpr (kBigEndianHost) v = __builtin_bswap64(v);
+  std::memcpy(p, &v, 8);
 }
 uint64_t GetU64(const char* p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(p[i]);
+  uint64_t v;
+  std::memcpy(&v, p, 8);
+  if constexpr (kBigEndianHost) v = __builtin_bswap64(v);
   return v;
 }
 uint32_t GetU32(const char* p) {
-  uint32_t v = 0;
-  for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(p[i]);
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  if constexpr (kBigEndianHost) v = __builtin_bswap32(v);
   return v;
 }
 
@@ -94,8 +103,13 @@ void EncodeFrame(absl::string_view topic, uint8_t flags, uint64_t stream,
 }
 
 absl::StatusOr<FrameView> DecodeFrame(absl::string_view frame) {
-  const size_t nul = frame.find('\0');
-  if (nul == absl::string_view::npos || nul == 0 || nul > kMaxTopicBytes) {
+  const void* found = std::memchr(frame.data(), '\0',
+                                  std::min(frame.size(), kMaxTopicBytes + 1));
+  const size_t nul =
+      found == nullptr
+          ? absl::string_view::npos
+          : static_cast<size_t>(static_cast<const char*>(found) - frame.data());
+  if (nul == absl::string_view::npos || nul == 0) {
     return absl::InvalidArgumentError("frame has no topic");
   }
   FrameView v;
