@@ -98,6 +98,12 @@ void RpcPlugin::Submit(std::shared_ptr<CallState> call) {
     return;
   }
   if (!post) return;
+  if (OnEngineThread() && in_message_) {
+    // A callback calling again: OnMessage drains when it returns, which
+    // saves a wake-up of the engine per batch.
+    drain_here_ = true;
+    return;
+  }
   std::shared_ptr<RpcPlugin> self = shared_from_this();
   absl::Status posted =
       node_.Post([self](NodeContext& ctx) { self->DrainInbox(ctx); });

@@ -92,7 +92,14 @@ void RpcPlugin::OnPeerEvent(NodeContext& ctx, const PeerEvent& event) {
 
 void RpcPlugin::OnMessage(NodeContext& ctx, const PeerInfo& from, uint16_t kind,
                           absl::string_view body) {
+  in_message_ = true;
   Route(ctx, from.id, kind, body);
+  in_message_ = false;
+  if (drain_here_) {
+    // Callbacks made new calls: send them now, in one batch.
+    drain_here_ = false;
+    DrainInbox(ctx);
+  }
   FlushCancels(ctx);
   RunLocal(ctx);
 }

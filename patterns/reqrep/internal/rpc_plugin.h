@@ -219,6 +219,8 @@ class RpcPlugin : public Plugin,
   Calls parked_;  // waiting for a server or a connected link
   absl::flat_hash_map<NodeId, std::vector<uint64_t>> cancels_;
   uint64_t round_robin_ = 0;
+  bool in_message_ = false;  // inside OnMessage
+  bool drain_here_ = false;  // a call was submitted from inside it
   struct LocalMessage {
     uint16_t kind;
     std::string body;

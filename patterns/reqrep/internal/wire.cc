@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "fabric/base/status_macros.h"
 #include "fabric/codec/msgpack_bounded.h"
+#include "fabric/codec/msgpack_pack.h"
 #include "fabric/codec/wire_format.h"
 
 namespace fabric::rr {
@@ -13,49 +14,18 @@ namespace {
 
 using msgpack_bounded::AsArray;
 using msgpack_bounded::AsBytes;
-using msgpack_bounded::AsMap;
 using msgpack_bounded::AsUint;
 using msgpack_bounded::UnpackBounded;
 
-// msgpack-c writes through any type with write(const char*, size_t).
-struct StringSink {
-  std::string* out;
-  void write(const char* data, size_t size) { out->append(data, size); }
-};
-using Packer = msgpack::packer<StringSink>;
+using msgpack_pack::AsU32;
+using msgpack_pack::PackBin;
+using msgpack_pack::Packer;
+using msgpack_pack::PackStr;
+using msgpack_pack::StringSink;
 
 // An array32 header: 0xdd and a big-endian count. Kept at the front of every
 // frame so the count can be filled in last.
 constexpr size_t kArrayHeader = 5;
-
-void PackStr(Packer& pk, absl::string_view s) {
-  pk.pack_str(static_cast<uint32_t>(s.size()));
-  pk.pack_str_body(s.data(), static_cast<uint32_t>(s.size()));
-}
-void PackBin(Packer& pk, absl::string_view s) {
-  pk.pack_bin(static_cast<uint32_t>(s.size()));
-  pk.pack_bin_body(s.data(), static_cast<uint32_t>(s.size()));
-}
-
-absl::StatusOr<const msgpack::object_array*> Entry(const msgpack::object& o,
-                                                   size_t want,
-                                                   absl::string_view what) {
-  FABRIC_ASSIGN_OR_RETURN(const msgpack::object_array* a, AsArray(o, what));
-  if (a->size < want) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(what, " has ", a->size, " fields, want ", want));
-  }
-  return a;
-}
-
-absl::StatusOr<uint32_t> AsU32(const msgpack::object& o,
-                               absl::string_view what) {
-  FABRIC_ASSIGN_OR_RETURN(uint64_t v, AsUint(o, what));
-  if (v > UINT32_MAX) {
-    return absl::InvalidArgumentError(absl::StrCat(what, " out of range"));
-  }
-  return static_cast<uint32_t>(v);
-}
 
 // A string field that may also be nil (read as empty).
 absl::StatusOr<absl::string_view> OptionalBytes(const msgpack::object& o,
@@ -67,22 +37,6 @@ absl::StatusOr<absl::string_view> OptionalBytes(const msgpack::object& o,
     return absl::InvalidArgumentError(absl::StrCat(what, " too long"));
   }
   return s;
-}
-
-absl::Status DecodeHeaderMap(const msgpack::object& o, Headers* out) {
-  if (o.type == msgpack::type::NIL) return absl::OkStatus();
-  FABRIC_ASSIGN_OR_RETURN(const msgpack::object_map* m, AsMap(o, "headers"));
-  if (m->size > kMaxHeaders) {
-    return absl::InvalidArgumentError("too many headers");
-  }
-  for (uint32_t i = 0; i < m->size; ++i) {
-    FABRIC_ASSIGN_OR_RETURN(absl::string_view k,
-                            AsBytes(m->ptr[i].key, "header key"));
-    FABRIC_ASSIGN_OR_RETURN(absl::string_view v,
-                            AsBytes(m->ptr[i].val, "header value"));
-    out->emplace(std::string(k), std::string(v));
-  }
-  return absl::OkStatus();
 }
 
 absl::StatusOr<const msgpack::object_array*> Frame(
@@ -119,11 +73,7 @@ void FrameEncoder::AddRequest(uint64_t id, uint32_t attempt,
   if (headers.empty()) {
     pk.pack_nil();
   } else {
-    pk.pack_map(static_cast<uint32_t>(headers.size()));
-    for (const auto& [k, v] : headers) {
-      PackStr(pk, k);
-      PackStr(pk, v);
-    }
+    msgpack_pack::PackStringMap(pk, headers);
   }
   PackBin(pk, body);
   ++count_;
@@ -167,7 +117,7 @@ absl::StatusOr<std::vector<WireRequest>> DecodeRequests(
   out.reserve(list->size);
   for (uint32_t i = 0; i < list->size; ++i) {
     FABRIC_ASSIGN_OR_RETURN(const msgpack::object_array* f,
-                            Entry(list->ptr[i], 7, "request"));
+                            msgpack_pack::AsFields(list->ptr[i], 7, "request"));
     WireRequest r;
     FABRIC_ASSIGN_OR_RETURN(r.id, AsUint(f->ptr[0], "request id"));
     FABRIC_ASSIGN_OR_RETURN(r.attempt, AsU32(f->ptr[1], "attempt"));
@@ -178,7 +128,8 @@ absl::StatusOr<std::vector<WireRequest>> DecodeRequests(
     FABRIC_ASSIGN_OR_RETURN(r.timeout_ms, AsUint(f->ptr[3], "timeout"));
     FABRIC_ASSIGN_OR_RETURN(
         r.key, OptionalBytes(f->ptr[4], "idempotency key", kMaxIdempotencyKey));
-    FABRIC_RETURN_IF_ERROR(DecodeHeaderMap(f->ptr[5], &r.headers));
+    FABRIC_ASSIGN_OR_RETURN(r.headers, msgpack_pack::DecodeStringMap(
+                                           f->ptr[5], "headers", kMaxHeaders));
     FABRIC_ASSIGN_OR_RETURN(r.body, AsBytes(f->ptr[6], "body"));
     out.push_back(std::move(r));
   }
@@ -194,7 +145,7 @@ absl::StatusOr<std::vector<WireReply>> DecodeReplies(absl::string_view body) {
   out.reserve(list->size);
   for (uint32_t i = 0; i < list->size; ++i) {
     FABRIC_ASSIGN_OR_RETURN(const msgpack::object_array* f,
-                            Entry(list->ptr[i], 6, "reply"));
+                            msgpack_pack::AsFields(list->ptr[i], 6, "reply"));
     WireReply r;
     FABRIC_ASSIGN_OR_RETURN(r.id, AsUint(f->ptr[0], "request id"));
     FABRIC_ASSIGN_OR_RETURN(r.attempt, AsU32(f->ptr[1], "attempt"));

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "fabric/base/status_macros.h"
 #include "fabric/codec/msgpack_bounded.h"
+#include "fabric/codec/msgpack_pack.h"
 #include "fabric/codec/wire_format.h"
 
 namespace fabric::wq {
@@ -13,46 +14,18 @@ namespace {
 
 using msgpack_bounded::AsArray;
 using msgpack_bounded::AsBytes;
-using msgpack_bounded::AsMap;
 using msgpack_bounded::AsUint;
 using msgpack_bounded::UnpackBounded;
 
-// msgpack-c writes through any type with write(const char*, size_t).
-struct StringSink {
-  std::string* out;
-  void write(const char* data, size_t size) { out->append(data, size); }
-};
-using Packer = msgpack::packer<StringSink>;
+using msgpack_pack::AsU32;
+using msgpack_pack::PackBin;
+using msgpack_pack::Packer;
+using msgpack_pack::PackStr;
+using msgpack_pack::StringSink;
 
-void PackString(Packer& pk, absl::string_view s) {
-  pk.pack_str(static_cast<uint32_t>(s.size()));
-  pk.pack_str_body(s.data(), static_cast<uint32_t>(s.size()));
-}
-void PackBin(Packer& pk, absl::string_view s) {
-  pk.pack_bin(static_cast<uint32_t>(s.size()));
-  pk.pack_bin_body(s.data(), static_cast<uint32_t>(s.size()));
-}
-void PackHeaders(Packer& pk, const Headers& headers) {
-  pk.pack_map(static_cast<uint32_t>(headers.size()));
-  for (const auto& [k, v] : headers) {
-    PackString(pk, k);
-    PackString(pk, v);
-  }
-}
 void PackSeqs(Packer& pk, const std::vector<uint64_t>& seqs) {
   pk.pack_array(static_cast<uint32_t>(seqs.size()));
   for (uint64_t s : seqs) pk.pack(s);
-}
-
-absl::StatusOr<const msgpack::object_array*> Fields(const msgpack::object& o,
-                                                    size_t min,
-                                                    absl::string_view what) {
-  FABRIC_ASSIGN_OR_RETURN(const msgpack::object_array* a, AsArray(o, what));
-  if (a->size < min) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(what, " has ", a->size, " fields, want ", min));
-  }
-  return a;
 }
 
 absl::StatusOr<std::string> QueueName(const msgpack::object& o) {
@@ -61,15 +34,6 @@ absl::StatusOr<std::string> QueueName(const msgpack::object& o) {
     return absl::InvalidArgumentError("bad queue name length");
   }
   return std::string(q);
-}
-
-absl::StatusOr<uint32_t> AsU32(const msgpack::object& o,
-                               absl::string_view what) {
-  FABRIC_ASSIGN_OR_RETURN(uint64_t v, AsUint(o, what));
-  if (v > UINT32_MAX) {
-    return absl::InvalidArgumentError(absl::StrCat(what, " out of range"));
-  }
-  return static_cast<uint32_t>(v);
 }
 
 absl::StatusOr<std::vector<uint64_t>> Seqs(const msgpack::object& o,
@@ -84,23 +48,6 @@ absl::StatusOr<std::vector<uint64_t>> Seqs(const msgpack::object& o,
   return seqs;
 }
 
-absl::StatusOr<Headers> DecodeHeaders(const msgpack::object& o) {
-  Headers headers;
-  if (o.type == msgpack::type::NIL) return headers;
-  FABRIC_ASSIGN_OR_RETURN(const msgpack::object_map* m, AsMap(o, "headers"));
-  if (m->size > kMaxHeaders) {
-    return absl::InvalidArgumentError("too many headers");
-  }
-  for (uint32_t i = 0; i < m->size; ++i) {
-    FABRIC_ASSIGN_OR_RETURN(absl::string_view k,
-                            AsBytes(m->ptr[i].key, "header key"));
-    FABRIC_ASSIGN_OR_RETURN(absl::string_view v,
-                            AsBytes(m->ptr[i].val, "header value"));
-    headers.emplace(std::string(k), std::string(v));
-  }
-  return headers;
-}
-
 constexpr size_t kMaxDepth = 4;
 constexpr size_t kSmallElements = 16;
 
@@ -111,7 +58,7 @@ std::string EncodeDemand(const Demand& m) {
   StringSink sink{&out};
   Packer pk(sink);
   pk.pack_array(3);
-  PackString(pk, m.queue);
+  PackStr(pk, m.queue);
   pk.pack(m.backlog);
   pk.pack(m.credit_held);
   return out;
@@ -121,7 +68,7 @@ absl::StatusOr<Demand> DecodeDemand(absl::string_view body) {
   FABRIC_ASSIGN_OR_RETURN(msgpack::object_handle h,
                           UnpackBounded(body, kSmallElements, kMaxDepth));
   FABRIC_ASSIGN_OR_RETURN(const msgpack::object_array* f,
-                          Fields(h.get(), 3, "demand"));
+                          msgpack_pack::AsFields(h.get(), 3, "demand"));
   Demand m;
   FABRIC_ASSIGN_OR_RETURN(m.queue, QueueName(f->ptr[0]));
   FABRIC_ASSIGN_OR_RETURN(m.backlog, AsUint(f->ptr[1], "backlog"));
@@ -134,7 +81,7 @@ std::string EncodeCredit(const Credit& m) {
   StringSink sink{&out};
   Packer pk(sink);
   pk.pack_array(2);
-  PackString(pk, m.queue);
+  PackStr(pk, m.queue);
   pk.pack(m.grant);
   return out;
 }
@@ -143,7 +90,7 @@ absl::StatusOr<Credit> DecodeCredit(absl::string_view body) {
   FABRIC_ASSIGN_OR_RETURN(msgpack::object_handle h,
                           UnpackBounded(body, kSmallElements, kMaxDepth));
   FABRIC_ASSIGN_OR_RETURN(const msgpack::object_array* f,
-                          Fields(h.get(), 2, "credit"));
+                          msgpack_pack::AsFields(h.get(), 2, "credit"));
   Credit m;
   FABRIC_ASSIGN_OR_RETURN(m.queue, QueueName(f->ptr[0]));
   FABRIC_ASSIGN_OR_RETURN(m.grant, AsUint(f->ptr[1], "grant"));
@@ -168,7 +115,7 @@ void TasksEncoder::Add(uint64_t seq, uint32_t attempt, bool redelivered,
   if (headers.empty()) {
     pk.pack_nil();
   } else {
-    PackHeaders(pk, headers);
+    msgpack_pack::PackStringMap(pk, headers);
   }
   PackBin(pk, body);
   ++count_;
@@ -180,7 +127,7 @@ std::string TasksEncoder::Finish() const {
   StringSink sink{&out};
   Packer pk(sink);
   pk.pack_array(3);
-  PackString(pk, queue_);
+  PackStr(pk, queue_);
   PackBin(pk, producer_.bytes());
   pk.pack_array(static_cast<uint32_t>(count_));
   out.append(tasks_);
@@ -191,7 +138,7 @@ absl::StatusOr<Tasks> DecodeTasks(absl::string_view body) {
   FABRIC_ASSIGN_OR_RETURN(msgpack::object_handle h,
                           UnpackBounded(body, kMaxTasksPerFrame, kMaxDepth));
   FABRIC_ASSIGN_OR_RETURN(const msgpack::object_array* f,
-                          Fields(h.get(), 3, "tasks"));
+                          msgpack_pack::AsFields(h.get(), 3, "tasks"));
   Tasks m;
   FABRIC_ASSIGN_OR_RETURN(m.queue, QueueName(f->ptr[0]));
   FABRIC_ASSIGN_OR_RETURN(absl::string_view pid,
@@ -202,7 +149,7 @@ absl::StatusOr<Tasks> DecodeTasks(absl::string_view body) {
   m.tasks.reserve(list->size);
   for (uint32_t i = 0; i < list->size; ++i) {
     FABRIC_ASSIGN_OR_RETURN(const msgpack::object_array* t,
-                            Fields(list->ptr[i], 5, "task"));
+                            msgpack_pack::AsFields(list->ptr[i], 5, "task"));
     WireTask task;
     FABRIC_ASSIGN_OR_RETURN(task.seq, AsUint(t->ptr[0], "seq"));
     FABRIC_ASSIGN_OR_RETURN(task.attempt, AsU32(t->ptr[1], "attempt"));
@@ -210,7 +157,9 @@ absl::StatusOr<Tasks> DecodeTasks(absl::string_view body) {
       return absl::InvalidArgumentError("redelivered is not a boolean");
     }
     task.redelivered = t->ptr[2].via.boolean;
-    FABRIC_ASSIGN_OR_RETURN(task.headers, DecodeHeaders(t->ptr[3]));
+    FABRIC_ASSIGN_OR_RETURN(
+        task.headers,
+        msgpack_pack::DecodeStringMap(t->ptr[3], "headers", kMaxHeaders));
     FABRIC_ASSIGN_OR_RETURN(task.body, AsBytes(t->ptr[4], "body"));
     m.tasks.push_back(std::move(task));
   }
@@ -223,7 +172,7 @@ std::string EncodeResults(const Results& m) {
   StringSink sink{&out};
   Packer pk(sink);
   pk.pack_array(4);
-  PackString(pk, m.queue);
+  PackStr(pk, m.queue);
   pk.pack(m.grant);
   PackSeqs(pk, m.acked);
   pk.pack_array(static_cast<uint32_t>(m.others.size()));
@@ -233,9 +182,9 @@ std::string EncodeResults(const Results& m) {
     pk.pack(r.attempt);
     pk.pack(static_cast<uint32_t>(r.verdict));
     pk.pack(r.delay_ms);
-    PackString(pk, r.reason.size() > kMaxStringBytes
-                       ? absl::string_view(r.reason).substr(0, kMaxStringBytes)
-                       : absl::string_view(r.reason));
+    PackStr(pk, r.reason.size() > kMaxStringBytes
+                    ? absl::string_view(r.reason).substr(0, kMaxStringBytes)
+                    : absl::string_view(r.reason));
   }
   return out;
 }
@@ -244,7 +193,7 @@ absl::StatusOr<Results> DecodeResults(absl::string_view body) {
   FABRIC_ASSIGN_OR_RETURN(msgpack::object_handle h,
                           UnpackBounded(body, kMaxTasksPerFrame, kMaxDepth));
   FABRIC_ASSIGN_OR_RETURN(const msgpack::object_array* f,
-                          Fields(h.get(), 4, "results"));
+                          msgpack_pack::AsFields(h.get(), 4, "results"));
   Results m;
   FABRIC_ASSIGN_OR_RETURN(m.queue, QueueName(f->ptr[0]));
   FABRIC_ASSIGN_OR_RETURN(m.grant, AsUint(f->ptr[1], "grant"));
@@ -253,8 +202,9 @@ absl::StatusOr<Results> DecodeResults(absl::string_view body) {
                           AsArray(f->ptr[3], "results list"));
   m.others.reserve(others->size);
   for (uint32_t i = 0; i < others->size; ++i) {
-    FABRIC_ASSIGN_OR_RETURN(const msgpack::object_array* r,
-                            Fields(others->ptr[i], 5, "result"));
+    FABRIC_ASSIGN_OR_RETURN(
+        const msgpack::object_array* r,
+        msgpack_pack::AsFields(others->ptr[i], 5, "result"));
     OtherResult o;
     FABRIC_ASSIGN_OR_RETURN(o.seq, AsUint(r->ptr[0], "seq"));
     FABRIC_ASSIGN_OR_RETURN(o.attempt, AsU32(r->ptr[1], "attempt"));
@@ -280,7 +230,7 @@ std::string EncodeExtend(const Extend& m) {
   StringSink sink{&out};
   Packer pk(sink);
   pk.pack_array(3);
-  PackString(pk, m.queue);
+  PackStr(pk, m.queue);
   pk.pack(m.extend_ms);
   PackSeqs(pk, m.seqs);
   return out;
@@ -290,7 +240,7 @@ absl::StatusOr<Extend> DecodeExtend(absl::string_view body) {
   FABRIC_ASSIGN_OR_RETURN(msgpack::object_handle h,
                           UnpackBounded(body, kMaxTasksPerFrame, kMaxDepth));
   FABRIC_ASSIGN_OR_RETURN(const msgpack::object_array* f,
-                          Fields(h.get(), 3, "extend"));
+                          msgpack_pack::AsFields(h.get(), 3, "extend"));
   Extend m;
   FABRIC_ASSIGN_OR_RETURN(m.queue, QueueName(f->ptr[0]));
   FABRIC_ASSIGN_OR_RETURN(m.extend_ms, AsUint(f->ptr[1], "extension"));
