@@ -84,6 +84,16 @@ class Load {
     for (int i = 0; i < in_flight; ++i) StartOne();
   }
 
+  // Waits until no callback runs (they run on the client node's engine
+  // thread) and starts no more calls.
+  ~Load() {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+    auto idle = [this]()
+                    ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return active_ == 0; };
+    mu_.Await(absl::Condition(&idle));
+  }
+
   int done() {
     absl::MutexLock lock(&mu_);
     return static_cast<int>(results_.size());
@@ -105,8 +115,9 @@ class Load {
     int i;
     {
       absl::MutexLock lock(&mu_);
-      if (started_ >= total_) return;
+      if (started_ >= total_ || stopping_) return;
       i = started_++;
+      active_++;
     }
     const absl::Time start = absl::Now();
     const std::string body = absl::StrCat("call-", i);
@@ -128,6 +139,8 @@ class Load {
             results_[i] = res;
           }
           StartOne();
+          absl::MutexLock lock(&mu_);
+          active_--;
         });
   }
 
@@ -136,6 +149,8 @@ class Load {
   const int total_;
   absl::Mutex mu_;
   int started_ ABSL_GUARDED_BY(mu_) = 0;
+  int active_ ABSL_GUARDED_BY(mu_) = 0;  // calls whose callback has not ended
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::map<int, Result> results_ ABSL_GUARDED_BY(mu_);
 };
 
