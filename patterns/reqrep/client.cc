@@ -5,6 +5,9 @@
 // the engine completes it, so a reply costs one wake-up of the caller.
 #include "patterns/reqrep/client.h"
 
+#include <algorithm>
+#include <atomic>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -29,6 +32,10 @@ absl::Status ValidateOptions(const ClientOptions& o) {
   }
   if (o.max_attempts < 1 || o.max_attempts > 100) {
     return absl::InvalidArgumentError("max_attempts must be 1..100");
+  }
+  if (o.spin_wait < absl::ZeroDuration() ||
+      o.spin_wait > absl::Milliseconds(10)) {
+    return absl::InvalidArgumentError("spin_wait must be 0..10ms");
   }
   if (o.max_request_bytes < 1 || o.max_request_bytes > kMaxRequestLimit) {
     return absl::InvalidArgumentError(
@@ -119,7 +126,9 @@ absl::StatusOr<Reply> Client::Call(absl::string_view service,
   FABRIC_ASSIGN_OR_RETURN(std::shared_ptr<rr::CallState> call,
                           MakeCall(*plugin_, shared_, service, body, options,
                                    rr::CallState::Mode::kBlocking));
+  const int64_t start_ns = absl::GetCurrentTimeNanos();
   plugin_->Submit(call);
+  SpinForReply(*call);
   absl::MutexLock lock(&call->mu);
   call->mu.AwaitWithDeadline(absl::Condition(&call->finished),
                              call->deadline + kEngineGrace);
@@ -133,7 +142,40 @@ absl::StatusOr<Reply> Client::Call(absl::string_view service,
     return absl::DeadlineExceededError(
         absl::StrCat("service ", service, ": no reply before the deadline"));
   }
+  // EWMA with weight 1/8 (a race between callers only blurs the hint).
+  const int64_t rtt = absl::GetCurrentTimeNanos() - start_ns;
+  const int64_t old_rtt =
+      shared_->recent_rtt_ns.load(std::memory_order_relaxed);
+  shared_->recent_rtt_ns.store(
+      old_rtt == 0 ? rtt : old_rtt + (rtt - old_rtt) / 8,
+      std::memory_order_relaxed);
   return std::move(call->result);
+}
+
+void Client::SpinForReply(const rr::CallState& call) {
+  const int64_t max_ns = absl::ToInt64Nanoseconds(shared_->options.spin_wait);
+  const int64_t recent = shared_->recent_rtt_ns.load(std::memory_order_relaxed);
+  // Spin for about twice the recent round trip; not at all when calls are
+  // slower than the budget (a sleeping wake-up is cheap next to them).
+  if (max_ns <= 0 || recent > max_ns) return;
+  const int64_t spin_ns = recent == 0 ? max_ns : std::min(max_ns, 2 * recent);
+  // One spinner per two CPUs: more would starve the threads that produce
+  // the replies.
+  static const int kMaxSpinners =
+      std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / 2);
+  static std::atomic<int> spinners{0};
+  if (spinners.fetch_add(1, std::memory_order_relaxed) >= kMaxSpinners) {
+    spinners.fetch_sub(1, std::memory_order_relaxed);
+    return;
+  }
+  const int64_t until = absl::GetCurrentTimeNanos() + spin_ns;
+  while (!call.done.load(std::memory_order_acquire) &&
+         absl::GetCurrentTimeNanos() < until) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  }
+  spinners.fetch_sub(1, std::memory_order_relaxed);
 }
 
 void Client::CallAsync(absl::string_view service, absl::string_view body,

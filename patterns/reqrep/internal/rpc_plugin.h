@@ -57,6 +57,9 @@ struct ClientShared {
   // Relaxed counters: independent statistics.
   std::atomic<uint64_t> calls{0}, ok{0}, failed{0}, deadline_exceeded{0},
       unavailable{0}, attempts{0}, retries{0}, in_flight{0};
+  // Moving average of blocking calls' round trips in ns (relaxed: a hint
+  // for how long Call spins).
+  std::atomic<int64_t> recent_rtt_ns{0};
 };
 
 // One call from submission to completion.
