@@ -86,6 +86,11 @@ absl::StatusOr<std::shared_ptr<Plugin>> Node::FindOrAttachPlugin(
   return *found;
 }
 
+absl::Status Node::Call(std::function<absl::Status(NodeContext&)> fn) {
+  Engine* engine = engine_.get();
+  return CallOnEngine([engine, fn = std::move(fn)] { return fn(*engine); });
+}
+
 absl::Status Node::CallOnEngine(std::function<absl::Status()> fn) {
   if (engine_->OnEngineThread()) return fn();
   // Shared so that a timed-out wait cannot leave the engine writing into a

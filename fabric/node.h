@@ -109,6 +109,10 @@ class Node {
 
   // Runs `fn` on the engine thread. Returns kCancelled once closed.
   absl::Status Post(std::function<void(NodeContext&)> fn);
+  // Runs `fn` on the engine thread (directly when already there), waits for
+  // it and returns its status; kCancelled once closed, kDeadlineExceeded if
+  // the engine did not get to it within 10 s.
+  absl::Status Call(std::function<absl::Status(NodeContext&)> fn);
 
   NodeStats Stats() const;
 

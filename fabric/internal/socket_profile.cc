@@ -3,6 +3,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "fabric/base/errno_status.h"
+#include "fabric/sockets.h"
 
 namespace fabric::node_internal {
 namespace {
@@ -18,6 +19,8 @@ constexpr absl::Duration kHandshakeInterval = absl::Seconds(5);
 int Millis(absl::Duration d) {
   return static_cast<int>(absl::ToInt64Milliseconds(d));
 }
+
+}  // namespace
 
 void ApplyCommon(zmq::socket_t& s, const SocketProfile& p) {
   s.set(zmq::sockopt::linger, Millis(p.linger));
@@ -35,8 +38,6 @@ void ApplyZmtpHeartbeat(zmq::socket_t& s, const SocketProfile& p) {
   s.set(zmq::sockopt::heartbeat_timeout, Millis(p.zmtp_timeout));
   s.set(zmq::sockopt::heartbeat_ttl, Millis(2 * p.zmtp_heartbeat));
 }
-
-}  // namespace
 
 absl::StatusOr<zmq::socket_t> MakeMailbox(zmq::context_t& ctx,
                                           const SocketProfile& profile,
@@ -82,3 +83,50 @@ absl::StatusOr<zmq::socket_t> MakeLink(zmq::context_t& ctx,
 }
 
 }  // namespace fabric::node_internal
+
+namespace fabric {
+namespace {
+
+// Pub/sub links are watched by discovery (a publisher that leaves is
+// disconnected); ZMTP heartbeats only catch half-open TCP connections.
+constexpr absl::Duration kStreamHeartbeat = absl::Seconds(2);
+constexpr absl::Duration kStreamTimeout = absl::Seconds(10);
+
+node_internal::SocketProfile StreamProfile(const StreamSocketOptions& o) {
+  return {o.max_message_bytes, o.linger, kStreamHeartbeat, kStreamTimeout};
+}
+
+}  // namespace
+
+absl::StatusOr<zmq::socket_t> MakeXpubSocket(zmq::context_t& ctx,
+                                             const StreamSocketOptions& options,
+                                             const std::string& endpoint) {
+  try {
+    zmq::socket_t s(ctx, zmq::socket_type::xpub);
+    node_internal::ApplyCommon(s, StreamProfile(options));
+    s.set(zmq::sockopt::sndhwm, options.hwm);
+    s.set(zmq::sockopt::rcvhwm, 10000);  // subscription messages only
+    s.bind(endpoint);
+    return s;
+  } catch (const zmq::error_t& e) {
+    return ZmqErrnoToStatus(e.num(), absl::StrCat("bind publisher ", endpoint));
+  }
+}
+
+absl::StatusOr<zmq::socket_t> MakeSubSocket(
+    zmq::context_t& ctx, const StreamSocketOptions& options) {
+  try {
+    zmq::socket_t s(ctx, zmq::socket_type::sub);
+    const node_internal::SocketProfile profile = StreamProfile(options);
+    node_internal::ApplyCommon(s, profile);
+    node_internal::ApplyZmtpHeartbeat(s, profile);
+    s.set(zmq::sockopt::rcvhwm, options.hwm);
+    s.set(zmq::sockopt::reconnect_ivl, 100);
+    s.set(zmq::sockopt::reconnect_ivl_max, 1000);
+    return s;
+  } catch (const zmq::error_t& e) {
+    return ZmqErrnoToStatus(e.num(), "make subscriber socket");
+  }
+}
+
+}  // namespace fabric

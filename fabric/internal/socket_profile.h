@@ -22,6 +22,12 @@ struct SocketProfile {
   absl::Duration zmtp_timeout;    // connection dropped after this silence
 };
 
+// Options every socket gets: linger, maximum message size, handshake
+// interval, TCP keepalive.
+void ApplyCommon(zmq::socket_t& s, const SocketProfile& profile);
+// ZMTP heartbeats, for the connecting side of a TCP link.
+void ApplyZmtpHeartbeat(zmq::socket_t& s, const SocketProfile& profile);
+
 // Makes the mailbox ROUTER bound to `endpoint` ("tcp://127.0.0.1:0" style).
 // Returns the socket; its bound endpoint is read with ZMQ_LAST_ENDPOINT.
 absl::StatusOr<zmq::socket_t> MakeMailbox(zmq::context_t& ctx,

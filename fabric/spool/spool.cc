@@ -3,10 +3,6 @@
 // forwarding to `Spool::Impl` (fabric/spool/internal/spool_impl.h).
 #include "fabric/spool/spool.h"
 
-#include <fcntl.h>
-#include <sys/file.h>
-
-#include <cerrno>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -52,23 +48,6 @@ absl::Status ValidateOptions(const SpoolOptions& options) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<File> LockDirectory(const std::string& dir) {
-  FABRIC_ASSIGN_OR_RETURN(
-      File lock,
-      spool_internal::OpenFile(
-          spool_internal::JoinPath(dir, spool_internal::kLockFileName),
-          O_RDWR | O_CREAT, 0644));
-  if (flock(lock.get(), LOCK_EX | LOCK_NB) != 0) {
-    if (errno == EWOULDBLOCK) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("spool ", dir, " is in use by another process"));
-    }
-    return spool_internal::ErrnoStatus(errno,
-                                       absl::StrCat("cannot lock ", dir));
-  }
-  return lock;
-}
-
 }  // namespace
 
 absl::string_view FsyncPolicyName(FsyncPolicy policy) {
@@ -99,7 +78,8 @@ absl::StatusOr<FsyncPolicy> ParseFsyncPolicy(absl::string_view name) {
 absl::StatusOr<std::unique_ptr<Spool>> Spool::Open(SpoolOptions options) {
   FABRIC_RETURN_IF_ERROR(ValidateOptions(options));
   FABRIC_RETURN_IF_ERROR(spool_internal::MakeDirs(options.dir));
-  FABRIC_ASSIGN_OR_RETURN(File lock, LockDirectory(options.dir));
+  FABRIC_ASSIGN_OR_RETURN(File lock,
+                          spool_internal::LockDirectory(options.dir, "spool"));
   FABRIC_ASSIGN_OR_RETURN(
       Recovered recovered,
       spool_internal::Recover(options.dir, RecoveryMode::kOpen, options.queue));

@@ -211,11 +211,10 @@ absl::StatusOr<std::vector<NodeId>> Client::Servers(absl::string_view service) {
   auto out = std::make_shared<std::vector<NodeId>>();
   std::shared_ptr<rr::RpcPlugin> plugin = plugin_;
   std::string name(service);
-  FABRIC_RETURN_IF_ERROR(
-      rr::RunOnEngine(node_, [plugin, name, out](NodeContext&) {
-        *out = plugin->ServersOf(name);
-        return absl::OkStatus();
-      }));
+  FABRIC_RETURN_IF_ERROR(node_.Call([plugin, name, out](NodeContext&) {
+    *out = plugin->ServersOf(name);
+    return absl::OkStatus();
+  }));
   return std::move(*out);
 }
 

@@ -278,7 +278,7 @@ absl::Status Producer::Impl::Init() {
   }
   FABRIC_ASSIGN_OR_RETURN(plugin_, wq::QueuePlugin::Get(node_));
   std::shared_ptr<Impl> self = shared_from_this();
-  return wq::RunOnEngine(node_, [self](NodeContext& ctx) {
+  return node_.Call([self](NodeContext& ctx) {
     FABRIC_RETURN_IF_ERROR(self->plugin_->AddProducer(ctx, self));
     self->Dispatch(ctx, ctx.Now());
     self->plugin_->RunLocal(ctx);
@@ -450,7 +450,7 @@ void Producer::Impl::Close() {
   }
   if (plugin_ == nullptr) return;
   std::shared_ptr<Impl> self = shared_from_this();
-  absl::Status removed = wq::RunOnEngine(node_, [self](NodeContext& ctx) {
+  absl::Status removed = node_.Call([self](NodeContext& ctx) {
     // Workers stop counting this producer as wanting work and get their
     // unused credit back.
     const absl::Time now = ctx.Now();

@@ -177,7 +177,7 @@ absl::Status Worker::Impl::Init() {
   }
   FABRIC_ASSIGN_OR_RETURN(plugin_, wq::QueuePlugin::Get(node_));
   std::shared_ptr<Impl> self = shared_from_this();
-  FABRIC_RETURN_IF_ERROR(wq::RunOnEngine(node_, [self](NodeContext& ctx) {
+  FABRIC_RETURN_IF_ERROR(node_.Call([self](NodeContext& ctx) {
     return self->plugin_->AddWorker(ctx, self->options_.queues, self);
   }));
   for (int i = 0; i < options_.concurrency; ++i) {
@@ -560,7 +560,7 @@ void Worker::Impl::Close() {
   }
   std::shared_ptr<Impl> self = shared_from_this();
   // Stop advertising first so producers stop sending.
-  absl::Status removed = wq::RunOnEngine(node_, [self](NodeContext& ctx) {
+  absl::Status removed = node_.Call([self](NodeContext& ctx) {
     self->plugin_->RemoveWorker(ctx, self->options_.queues);
     return absl::OkStatus();
   });
@@ -598,7 +598,7 @@ void Worker::Impl::Close() {
     }
   }
   if (removed.ok()) {
-    (void)wq::RunOnEngine(node_, [self](NodeContext& ctx) {
+    (void)node_.Call([self](NodeContext& ctx) {
       self->DrainResults(ctx);
       self->engine_detached_ = true;
       return absl::OkStatus();

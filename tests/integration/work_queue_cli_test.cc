@@ -28,6 +28,7 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/cli_harness.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/test_util.h"
@@ -36,8 +37,10 @@ namespace fabric {
 namespace {
 
 using ::fabric::testing::ClearFabricEnvironment;
+using ::fabric::testing::Finish;
 using ::fabric::testing::FreeUdpPort;
 using ::fabric::testing::MakeTempDir;
+using ::fabric::testing::RunResult;
 using ::fabric::testing::Subprocess;
 using ::fabric::testing::UniqueClusterName;
 using ::fabric::testing::WaitUntil;
@@ -46,31 +49,6 @@ using ::testing::StartsWith;
 
 constexpr absl::Duration kTimeout = absl::Seconds(60);
 constexpr absl::Duration kReadyTimeout = absl::Seconds(20);
-
-struct RunResult {
-  int exit_code = -1;
-  std::vector<std::string> lines;  // stdout
-  std::string out;                 // stdout joined with '\n'
-  std::string err;                 // stderr
-};
-
-// Waits for `proc` to exit and its stdout to close; collects its output.
-absl::StatusOr<RunResult> Finish(Subprocess& proc,
-                                 absl::Duration timeout = kTimeout) {
-  absl::StatusOr<int> code = proc.Wait(timeout);
-  if (!code.ok()) return code.status();
-  absl::StatusOr<size_t> eof =
-      proc.WaitForLine([](absl::string_view) { return false; }, kTimeout);
-  if (eof.status().code() != absl::StatusCode::kUnavailable) {
-    return absl::InternalError("stdout did not close");
-  }
-  RunResult r;
-  r.exit_code = *code;
-  r.lines = proc.StdoutLines();
-  r.out = absl::StrJoin(r.lines, "\n");
-  r.err = proc.Stderr();
-  return r;
-}
 
 // The "pushed P confirmed C acked A dead D recovered R" line as a map.
 std::map<std::string, int64_t> Summary(const std::vector<std::string>& lines) {

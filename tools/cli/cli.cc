@@ -114,6 +114,91 @@ CLI::App* AddWork(CLI::App& app, WorkFlags& f) {
   return cmd;
 }
 
+// Registers `fabric pub` on `app`.
+CLI::App* AddPub(CLI::App& app, PubFlags& f) {
+  CLI::App* cmd = app.add_subcommand(
+      "pub",
+      "publish on a topic: MSG arguments, --count generated bodies, or one "
+      "message per stdin line (read when neither is given and stdin is not a "
+      "terminal). Prints READY, publishes, and exits once every message is "
+      "sent (and, with --durable, on disk)");
+  cmd->add_option("topic", f.topic, "the topic")->required();
+  cmd->add_option("messages", f.messages,
+                  "message bodies (use -- before ones that start with '-')");
+  cmd->add_option("--count", f.count,
+                  "publish N generated bodies msg-1 .. msg-N")
+      ->type_name("N");
+  cmd->add_option("--size", f.size,
+                  "with --count: pad each body with '.' to B bytes")
+      ->type_name("B");
+  cmd->add_flag("--no-stdin", f.no_stdin, "never read messages from stdin");
+  cmd->add_option("--header", f.headers,
+                  "message header KEY=VALUE (repeatable)")
+      ->type_name("K=V");
+  cmd->add_flag("--durable", f.durable,
+                "keep the topic stream in a log so subscribers can replay it");
+  cmd->add_option("--spool", f.spool,
+                  "with --durable: directory of the topic logs (default "
+                  "./fabric-topics)")
+      ->type_name("DIR");
+  cmd->add_option("--fsync", f.fsync,
+                  "with --durable: always, batch (default), interval or none")
+      ->type_name("POLICY");
+  cmd->add_option("--retention-bytes", f.retention_bytes,
+                  "with --durable: keep about this many bytes (default 1 GiB)")
+      ->type_name("BYTES");
+  cmd->add_option("--retention-age", f.retention_age,
+                  "with --durable: drop messages older than this (default: "
+                  "never)")
+      ->type_name("DURATION");
+  cmd->add_option("--wait-subscribers", f.wait_subscribers,
+                  "wait until N subscribers are connected before publishing")
+      ->type_name("N");
+  cmd->add_option("--wait-timeout", f.wait_timeout,
+                  "how long --wait-subscribers waits (default 30s)")
+      ->type_name("DURATION");
+  cmd->add_option("--rate", f.rate, "publish at most N messages per second")
+      ->type_name("N");
+  cmd->add_flag("--stay", f.stay,
+                "after publishing, keep serving replays until interrupted");
+  cmd->add_option("--hwm", f.hwm,
+                  "messages queued per subscriber before they are dropped "
+                  "(default 100000)")
+      ->type_name("N");
+  return cmd;
+}
+
+// Registers `fabric sub` on `app`.
+CLI::App* AddSub(CLI::App& app, SubFlags& f) {
+  CLI::App* cmd = app.add_subcommand(
+      "sub",
+      "subscribe to topic prefixes until interrupted: prints READY, then "
+      "'TOPIC SEQ BODY' per message (in order per publisher stream) and a "
+      "'gap ...' line on stderr for messages that will never arrive");
+  cmd->add_option("prefixes", f.prefixes, "topic prefixes ('' for all)")
+      ->required();
+  cmd->add_option("--durable", f.durable,
+                  "durable subscriber NAME: its position in each durable "
+                  "stream is kept on disk and resumed after a restart")
+      ->type_name("NAME");
+  cmd->add_option("--state-dir", f.state_dir,
+                  "with --durable: where positions are kept (default "
+                  "./fabric-subs)")
+      ->type_name("DIR");
+  cmd->add_option("--from", f.from,
+                  "where a durable stream with no saved position starts: "
+                  "latest (default), earliest, a SEQ, an RFC 3339 time or "
+                  "-DURATION")
+      ->type_name("WHERE");
+  cmd->add_flag("--json", f.json, "print messages and gaps as JSON lines");
+  cmd->add_option("--count", f.count, "exit after N messages")->type_name("N");
+  cmd->add_option("--hwm", f.hwm,
+                  "messages queued per publisher before it drops for us "
+                  "(default 100000)")
+      ->type_name("N");
+  return cmd;
+}
+
 // Registers `fabric req` on `app`.
 CLI::App* AddReq(CLI::App& app, ReqFlags& f) {
   CLI::App* cmd = app.add_subcommand(
@@ -282,6 +367,11 @@ int Run(int argc, char** argv) {
   ServeFlags serve;
   CLI::App* serve_cmd = AddServe(app, serve);
 
+  PubFlags pub;
+  CLI::App* pub_cmd = AddPub(app, pub);
+  SubFlags sub;
+  CLI::App* sub_cmd = AddSub(app, sub);
+
   SpoolFlags spool;
   const SpoolVerbs spool_cmds = AddSpool(app, spool);
   DlqFlags dlq;
@@ -315,6 +405,10 @@ int Run(int argc, char** argv) {
     status = RunReq(common, req);
   } else if (serve_cmd->parsed()) {
     status = RunServe(common, serve);
+  } else if (pub_cmd->parsed()) {
+    status = RunPub(common, pub);
+  } else if (sub_cmd->parsed()) {
+    status = RunSub(common, sub);
   } else if (spool_cmds.inspect->parsed()) {
     status = RunSpoolInspect(common, spool);
   } else if (spool_cmds.verify->parsed()) {

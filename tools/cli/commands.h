@@ -61,6 +61,37 @@ struct WorkFlags {
   std::string lease_extend;  // empty: never extend
 };
 
+// `fabric pub TOPIC [MSG...]`. Durations are unparsed flag text.
+struct PubFlags {
+  std::string topic;
+  std::vector<std::string> messages;
+  int64_t count = -1;  // -1: not given
+  int64_t size = -1;
+  bool no_stdin = false;
+  std::vector<std::string> headers;
+  bool durable = false;
+  std::string spool;  // with --durable; empty: ./fabric-topics
+  std::string fsync;
+  uint64_t retention_bytes = 0;  // 0: default
+  std::string retention_age;
+  int wait_subscribers = 0;
+  std::string wait_timeout;  // default 30s
+  double rate = 0;           // messages per second; 0: as fast as possible
+  bool stay = false;         // serve replays and beats until interrupted
+  int hwm = 0;               // 0: the publisher's default
+};
+
+// `fabric sub PREFIX...`.
+struct SubFlags {
+  std::vector<std::string> prefixes;
+  std::string durable;    // durable subscriber name
+  std::string state_dir;  // empty: ./fabric-subs
+  std::string from;       // latest|earliest|SEQ|TIME
+  bool json = false;
+  int64_t count = 0;  // 0: until interrupted
+  int hwm = 0;        // 0: the subscriber's default
+};
+
 // `fabric req SERVICE [MSG]`. Durations are unparsed flag text; empty means
 // the default.
 struct ReqFlags {
@@ -120,6 +151,8 @@ absl::Status RunPush(const CommonFlags& common, const PushFlags& flags);
 // `fabric work`: serves queues until SIGINT/SIGTERM (or --count tasks),
 // printing "READY ..." and then one line per task.
 absl::Status RunWork(const CommonFlags& common, const WorkFlags& flags);
+absl::Status RunPub(const CommonFlags& common, const PubFlags& flags);
+absl::Status RunSub(const CommonFlags& common, const SubFlags& flags);
 
 // `fabric req`: calls a service once and prints the reply body to stdout.
 // Returns kInvalidArgument for bad flags; a failed call as kUnknown whose

@@ -150,6 +150,35 @@ std::string PrintableBody(absl::string_view body) {
   return std::string(body);
 }
 
+std::string FormatMessageLine(const Message& m, bool json) {
+  const std::string stream = absl::StrFormat("%016x", m.stream);
+  if (json) {
+    return absl::StrCat(
+        "{\"topic\":", JsonString(m.topic), ",\"stream\":", JsonString(stream),
+        ",\"seq\":", m.seq,
+        ",\"published\":", JsonString(absl::FormatTime(m.published)),
+        ",\"durable\":", m.durable ? "true" : "false",
+        ",\"replayed\":", m.replayed ? "true" : "false",
+        ",\"headers\":", JsonObjectOfStrings(m.headers),
+        ",\"body\":", JsonString(m.body), "}");
+  }
+  return absl::StrCat(m.topic, " ", m.seq, m.replayed ? " (replay) " : " ",
+                      PrintableBody(m.body));
+}
+
+std::string FormatGapLine(const GapEvent& e, bool json) {
+  const std::string stream = absl::StrFormat("%016x", e.stream);
+  if (json) {
+    return absl::StrCat("{\"event\":\"gap\",\"topic\":", JsonString(e.topic),
+                        ",\"stream\":", JsonString(stream),
+                        ",\"first\":", e.first, ",\"last\":", e.last,
+                        ",\"lost\":", e.count(),
+                        ",\"reason\":", JsonString(e.reason), "}");
+  }
+  return absl::StrCat("gap ", e.topic, " stream ", stream, " seqs ", e.first,
+                      "..", e.last, " lost ", e.count(), " (", e.reason, ")");
+}
+
 std::string FormatTaskLine(const Task& task, bool json) {
   if (json) {
     return absl::StrCat(

@@ -11,6 +11,7 @@
 #include "absl/time/time.h"
 #include "fabric/peers/peer_info.h"
 #include "fabric/spool/spool.h"
+#include "patterns/pubsub/message.h"
 #include "patterns/work_queue/task.h"
 
 namespace fabric::cli {
@@ -37,6 +38,13 @@ std::string PrintableBody(absl::string_view body);
 
 // "task 0bd6ffb8:42 queue=images attempt=2 redelivered <body>", or a JSON
 // object with the full producer id, seq, headers and the raw body.
+// A pub/sub message: "TOPIC SEQ BODY" (body as with PrintableBody; a
+// replayed message is marked "TOPIC SEQ (replay) BODY"), or a JSON object.
+std::string FormatMessageLine(const Message& m, bool json);
+// A gap: "gap TOPIC stream S seqs A..B lost N (REASON)", or JSON with
+// "event":"gap".
+std::string FormatGapLine(const GapEvent& e, bool json);
+
 std::string FormatTaskLine(const Task& task, bool json);
 
 // The outcome of a `--exec` run: "ack 0bd6ffb8:42 exit=0",

@@ -22,6 +22,7 @@
 #include "fabric/base/status_macros.h"
 #include "patterns/work_queue/producer.h"
 #include "tools/cli/commands.h"
+#include "tools/cli/input.h"
 #include "tools/cli/output.h"
 
 namespace fabric::cli {
@@ -50,18 +51,6 @@ absl::Status SetDuration(absl::string_view flag, const std::string& text,
                          absl::Duration* out) {
   if (text.empty()) return absl::OkStatus();
   FABRIC_ASSIGN_OR_RETURN(*out, ParseDurationFlag(flag, text));
-  return absl::OkStatus();
-}
-
-absl::Status ParseHeaders(const std::vector<std::string>& pairs, Headers* out) {
-  for (const std::string& kv : pairs) {
-    const size_t eq = kv.find('=');
-    if (eq == std::string::npos || eq == 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--header wants KEY=VALUE, got '", kv, "'"));
-    }
-    (*out)[kv.substr(0, eq)] = kv.substr(eq + 1);
-  }
   return absl::OkStatus();
 }
 
@@ -99,16 +88,8 @@ absl::StatusOr<PushPlan> ParsePushFlags(const PushFlags& f) {
   if (f.queue.empty()) return absl::InvalidArgumentError("QUEUE is required");
   FABRIC_RETURN_IF_ERROR(ParseProducerFlags(f, &plan.producer));
   FABRIC_RETURN_IF_ERROR(ParseHeaders(f.headers, &plan.headers));
-  if (!f.messages.empty() && f.count >= 0) {
-    return absl::InvalidArgumentError(
-        "give either MSG... or --count, not both");
-  }
-  if (f.size >= 0 && f.count < 0) {
-    return absl::InvalidArgumentError("--size needs --count");
-  }
-  if (f.count < -1) {
-    return absl::InvalidArgumentError("--count must not be negative");
-  }
+  FABRIC_RETURN_IF_ERROR(
+      CheckMessageSource(f.messages.size(), f.count, f.size));
   if (!f.messages.empty()) {
     plan.source = PushPlan::Source::kArgs;
     plan.expected = static_cast<int64_t>(f.messages.size());
@@ -136,61 +117,6 @@ absl::StatusOr<PushPlan> ParsePushFlags(const PushFlags& f) {
   }
   return plan;
 }
-
-// "msg-<i>" padded with '.' to `size` bytes (never cut).
-std::string GeneratedBody(int64_t i, int64_t size) {
-  std::string body = absl::StrCat("msg-", i);
-  if (size > static_cast<int64_t>(body.size())) {
-    body.resize(static_cast<size_t>(size), '.');
-  }
-  return body;
-}
-
-// Reads stdin line by line without blocking signals out: polls so that
-// `stop` is checked at least every `kSlice`.
-class LineReader {
- public:
-  explicit LineReader(const std::atomic<bool>& stop) : stop_(stop) {}
-
-  // Sets `*line` to the next line without its '\n'. Returns false at end of
-  // input (a last line without '\n' still counts), on a read error or once
-  // `stop` is set.
-  bool Next(std::string* line) {
-    for (;;) {
-      const size_t nl = buffer_.find('\n');
-      if (nl != std::string::npos) {
-        line->assign(buffer_, 0, nl);
-        buffer_.erase(0, nl + 1);
-        return true;
-      }
-      if (eof_) {
-        if (buffer_.empty()) return false;
-        line->swap(buffer_);
-        buffer_.clear();
-        return true;
-      }
-      if (stop_.load()) return false;
-      pollfd pfd = {STDIN_FILENO, POLLIN, 0};
-      const int ready =
-          poll(&pfd, 1, static_cast<int>(absl::ToInt64Milliseconds(kSlice)));
-      if (ready < 0 && errno != EINTR) return false;
-      if (ready <= 0) continue;
-      char chunk[65536];
-      const ssize_t n = read(STDIN_FILENO, chunk, sizeof(chunk));
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        eof_ = true;
-        continue;
-      }
-      buffer_.append(chunk, static_cast<size_t>(n));
-    }
-  }
-
- private:
-  const std::atomic<bool>& stop_;
-  std::string buffer_;
-  bool eof_ = false;
-};
 
 // Watches for SIGINT/SIGTERM (closing the producer, which cancels blocked
 // pushes and waits) and prints progress lines. Runs its own thread from

@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
+#include "fabric/base/status_macros.h"
 #include "fabric/spool/internal/spool_format.h"
 
 namespace fabric::spool_internal {
@@ -262,6 +264,20 @@ void File::Close() noexcept {
     close(fd_);
     fd_ = -1;
   }
+}
+
+absl::StatusOr<File> LockDirectory(const std::string& dir,
+                                   absl::string_view what) {
+  FABRIC_ASSIGN_OR_RETURN(File lock, OpenFile(JoinPath(dir, kLockFileName),
+                                              O_RDWR | O_CREAT, 0644));
+  if (flock(lock.get(), LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(what, " ", dir, " is in use by another process"));
+    }
+    return ErrnoStatus(errno, absl::StrCat("cannot lock ", dir));
+  }
+  return lock;
 }
 
 }  // namespace fabric::spool_internal

@@ -79,6 +79,12 @@ class File {
 
 absl::StatusOr<File> OpenFile(const std::string& path, int flags, int mode);
 
+// Takes flock(LOCK_EX | LOCK_NB) on `dir`/LOCK (created if missing) and
+// returns the open file that holds it. Returns kFailedPrecondition
+// "`what` DIR is in use by another process" when someone else holds it.
+absl::StatusOr<File> LockDirectory(const std::string& dir,
+                                   absl::string_view what);
+
 // Fault injection for tests. The hook is called before each write, fdatasync
 // and rename with the operation and the file's path; a non-zero return is
 // used as the errno of a failed call. Pass nullptr to remove it. Not for

@@ -196,6 +196,82 @@ absl::StatusOr<SeqRanges> DecodeSeqRanges(absl::string_view payload) {
   return ranges;
 }
 
+namespace {
+
+// Reads one msgpack integer at `*pos`; false if there is none.
+bool ReadInt(absl::string_view data, size_t* pos, int64_t* value,
+             bool* negative) {
+  if (*pos >= data.size()) return false;
+  const auto byte = [&](size_t i) {
+    return static_cast<uint8_t>(data[*pos + i]);
+  };
+  const uint8_t tag = byte(0);
+  size_t width = 0;
+  *negative = false;
+  if (tag <= 0x7f) {
+    *value = tag;
+    *pos += 1;
+    return true;
+  }
+  if (tag >= 0xe0) {
+    *value = static_cast<int8_t>(tag);
+    *negative = true;
+    *pos += 1;
+    return true;
+  }
+  switch (tag) {
+    case 0xcc:
+    case 0xd0:
+      width = 1;
+      break;
+    case 0xcd:
+    case 0xd1:
+      width = 2;
+      break;
+    case 0xce:
+    case 0xd2:
+      width = 4;
+      break;
+    case 0xcf:
+    case 0xd3:
+      width = 8;
+      break;
+    default:
+      return false;
+  }
+  if (*pos + 1 + width > data.size()) return false;
+  uint64_t raw = 0;
+  for (size_t i = 0; i < width; ++i) raw = (raw << 8) | byte(1 + i);
+  const bool is_signed = tag >= 0xd0;
+  if (is_signed) {
+    const int shift = static_cast<int>(64 - 8 * width);
+    *value = static_cast<int64_t>(raw << shift) >> shift;
+    *negative = *value < 0;
+  } else {
+    if (raw > static_cast<uint64_t>(INT64_MAX)) return false;
+    *value = static_cast<int64_t>(raw);
+  }
+  *pos += 1 + width;
+  return true;
+}
+
+}  // namespace
+
+bool PeekEnqPayload(absl::string_view payload, uint64_t* seq,
+                    absl::Time* enqueued) {
+  if (payload.empty() || static_cast<uint8_t>(payload[0]) != 0x94) {
+    return false;  // fixarray of 4
+  }
+  size_t pos = 1;
+  int64_t value = 0;
+  bool negative = false;
+  if (!ReadInt(payload, &pos, &value, &negative) || negative) return false;
+  *seq = static_cast<uint64_t>(value);
+  if (!ReadInt(payload, &pos, &value, &negative)) return false;
+  *enqueued = absl::FromUnixMicros(value);
+  return true;
+}
+
 SeqRanges ToRanges(std::vector<uint64_t> seqs) {
   std::sort(seqs.begin(), seqs.end());
   SeqRanges ranges;

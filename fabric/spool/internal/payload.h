@@ -33,6 +33,11 @@ absl::StatusOr<SpooledTask> DecodeEnqPayload(absl::string_view payload);
 absl::StatusOr<DeadLetter> DecodeDeadPayload(absl::string_view payload);
 absl::StatusOr<SeqRanges> DecodeSeqRanges(absl::string_view payload);
 
+// Reads only the seq and the time of an ENQ payload, without allocating.
+// Returns false when the payload does not start like one.
+bool PeekEnqPayload(absl::string_view payload, uint64_t* seq,
+                    absl::Time* enqueued);
+
 // Sorts `seqs`, drops duplicates and merges neighbours into ranges.
 SeqRanges ToRanges(std::vector<uint64_t> seqs);
 

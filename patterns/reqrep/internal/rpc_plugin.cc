@@ -7,7 +7,6 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/notification.h"
 #include "fabric/base/log.h"
 #include "fabric/base/status_macros.h"
 
@@ -250,24 +249,6 @@ void RpcPlugin::RunLocal(NodeContext& ctx) {
     FlushCancels(ctx);
   }
   running_local_ = false;
-}
-
-absl::Status RunOnEngine(Node& node,
-                         std::function<absl::Status(NodeContext&)> fn) {
-  struct Result {
-    absl::Notification done;
-    absl::Status status;
-  };
-  auto result = std::make_shared<Result>();
-  FABRIC_RETURN_IF_ERROR(
-      node.Post([result, fn = std::move(fn)](NodeContext& ctx) {
-        result->status = fn(ctx);
-        result->done.Notify();
-      }));
-  if (!result->done.WaitForNotificationWithTimeout(absl::Seconds(10))) {
-    return absl::DeadlineExceededError("node engine did not answer in 10s");
-  }
-  return result->status;
 }
 
 }  // namespace fabric::rr

@@ -232,10 +232,6 @@ class RpcPlugin : public Plugin,
   bool running_local_ = false;
 };
 
-// Runs `fn` on `node`'s engine thread and waits for its status (10 s).
-absl::Status RunOnEngine(Node& node,
-                         std::function<absl::Status(NodeContext&)> fn);
-
 }  // namespace fabric::rr
 
 #endif  // PATTERNS_REQREP_INTERNAL_RPC_PLUGIN_H_

@@ -53,7 +53,7 @@ absl::Status ServerCore::Init() {
   }
   FABRIC_ASSIGN_OR_RETURN(plugin_, RpcPlugin::Get(node_));
   std::shared_ptr<ServerCore> self = shared_from_this();
-  FABRIC_RETURN_IF_ERROR(RunOnEngine(node_, [self](NodeContext& ctx) {
+  FABRIC_RETURN_IF_ERROR(node_.Call([self](NodeContext& ctx) {
     return self->plugin_->AddServer(ctx, self);
   }));
   for (int i = 0; i < o.threads; ++i) {
@@ -443,7 +443,7 @@ void ServerCore::Close() {
   std::shared_ptr<ServerCore> self = shared_from_this();
   // Stop advertising: clients send new calls elsewhere, and what still
   // arrives is refused unrun.
-  const absl::Status withdrawn = RunOnEngine(node_, [self](NodeContext& ctx) {
+  const absl::Status withdrawn = node_.Call([self](NodeContext& ctx) {
     self->draining_ = true;
     self->plugin_->WithdrawServer(ctx, self->options_.service);
     return absl::OkStatus();
@@ -479,7 +479,7 @@ void ServerCore::Close() {
     }
   }
   if (withdrawn.ok()) {
-    (void)RunOnEngine(node_, [self](NodeContext& ctx) {
+    (void)node_.Call([self](NodeContext& ctx) {
       if (self->engine_detached_) return absl::OkStatus();
       self->DrainDone(ctx);
       self->AbortPending(ctx);

@@ -6,7 +6,6 @@
 #include "absl/strings/str_cat.h"
 #include "fabric/base/status_macros.h"
 #include "fabric/codec/msgpack_bounded.h"
-#include "fabric/codec/msgpack_pack.h"
 #include "fabric/codec/wire_format.h"
 
 namespace fabric::rr {
@@ -17,11 +16,14 @@ using msgpack_bounded::AsBytes;
 using msgpack_bounded::AsUint;
 using msgpack_bounded::UnpackBounded;
 
-using msgpack_pack::AsU32;
-using msgpack_pack::PackBin;
-using msgpack_pack::Packer;
-using msgpack_pack::PackStr;
-using msgpack_pack::StringSink;
+using msgpack_bounded::AsStringMap;
+using msgpack_bounded::AsU32;
+using msgpack_bounded::Fields;
+using msgpack_bounded::PackBin;
+using msgpack_bounded::Packer;
+using msgpack_bounded::PackString;
+using msgpack_bounded::PackStringMap;
+using msgpack_bounded::StringSink;
 
 // An array32 header: 0xdd and a big-endian count. Kept at the front of every
 // frame so the count can be filled in last.
@@ -63,17 +65,17 @@ void FrameEncoder::AddRequest(uint64_t id, uint32_t attempt,
   pk.pack_array(7);
   pk.pack(id);
   pk.pack(attempt);
-  PackStr(pk, service);
+  PackString(pk, service);
   pk.pack(timeout_ms);
   if (key.empty()) {
     pk.pack_nil();
   } else {
-    PackStr(pk, key);
+    PackString(pk, key);
   }
   if (headers.empty()) {
     pk.pack_nil();
   } else {
-    msgpack_pack::PackStringMap(pk, headers);
+    PackStringMap(pk, headers);
   }
   PackBin(pk, body);
   ++count_;
@@ -89,7 +91,7 @@ void FrameEncoder::AddReply(uint64_t id, uint32_t attempt, uint32_t code,
   pk.pack(attempt);
   pk.pack(code);
   pk.pack(flags);
-  PackStr(pk, message.substr(0, kMaxStringBytes));
+  PackString(pk, message.substr(0, kMaxStringBytes));
   PackBin(pk, body);
   ++count_;
 }
@@ -117,7 +119,7 @@ absl::StatusOr<std::vector<WireRequest>> DecodeRequests(
   out.reserve(list->size);
   for (uint32_t i = 0; i < list->size; ++i) {
     FABRIC_ASSIGN_OR_RETURN(const msgpack::object_array* f,
-                            msgpack_pack::AsFields(list->ptr[i], 7, "request"));
+                            Fields(list->ptr[i], 7, "request"));
     WireRequest r;
     FABRIC_ASSIGN_OR_RETURN(r.id, AsUint(f->ptr[0], "request id"));
     FABRIC_ASSIGN_OR_RETURN(r.attempt, AsU32(f->ptr[1], "attempt"));
@@ -128,8 +130,8 @@ absl::StatusOr<std::vector<WireRequest>> DecodeRequests(
     FABRIC_ASSIGN_OR_RETURN(r.timeout_ms, AsUint(f->ptr[3], "timeout"));
     FABRIC_ASSIGN_OR_RETURN(
         r.key, OptionalBytes(f->ptr[4], "idempotency key", kMaxIdempotencyKey));
-    FABRIC_ASSIGN_OR_RETURN(r.headers, msgpack_pack::DecodeStringMap(
-                                           f->ptr[5], "headers", kMaxHeaders));
+    FABRIC_ASSIGN_OR_RETURN(r.headers,
+                            AsStringMap(f->ptr[5], "headers", kMaxHeaders));
     FABRIC_ASSIGN_OR_RETURN(r.body, AsBytes(f->ptr[6], "body"));
     out.push_back(std::move(r));
   }
@@ -145,7 +147,7 @@ absl::StatusOr<std::vector<WireReply>> DecodeReplies(absl::string_view body) {
   out.reserve(list->size);
   for (uint32_t i = 0; i < list->size; ++i) {
     FABRIC_ASSIGN_OR_RETURN(const msgpack::object_array* f,
-                            msgpack_pack::AsFields(list->ptr[i], 6, "reply"));
+                            Fields(list->ptr[i], 6, "reply"));
     WireReply r;
     FABRIC_ASSIGN_OR_RETURN(r.id, AsUint(f->ptr[0], "request id"));
     FABRIC_ASSIGN_OR_RETURN(r.attempt, AsU32(f->ptr[1], "attempt"));

@@ -111,10 +111,6 @@ class QueuePlugin : public Plugin {
   std::atomic<bool> detached_{false};
 };
 
-// Runs `fn` on `node`'s engine thread and waits for its status (10 s).
-absl::Status RunOnEngine(Node& node,
-                         std::function<absl::Status(NodeContext&)> fn);
-
 }  // namespace fabric::wq
 
 #endif  // PATTERNS_WORK_QUEUE_INTERNAL_QUEUE_PLUGIN_H_

@@ -6,7 +6,6 @@
 #include "absl/strings/str_cat.h"
 #include "fabric/base/status_macros.h"
 #include "fabric/codec/msgpack_bounded.h"
-#include "fabric/codec/msgpack_pack.h"
 #include "fabric/codec/wire_format.h"
 
 namespace fabric::wq {
@@ -14,14 +13,14 @@ namespace {
 
 using msgpack_bounded::AsArray;
 using msgpack_bounded::AsBytes;
+using msgpack_bounded::AsU32;
 using msgpack_bounded::AsUint;
+using msgpack_bounded::Fields;
+using msgpack_bounded::PackBin;
+using msgpack_bounded::Packer;
+using msgpack_bounded::PackString;
+using msgpack_bounded::StringSink;
 using msgpack_bounded::UnpackBounded;
-
-using msgpack_pack::AsU32;
-using msgpack_pack::PackBin;
-using msgpack_pack::Packer;
-using msgpack_pack::PackStr;
-using msgpack_pack::StringSink;
 
 void PackSeqs(Packer& pk, const std::vector<uint64_t>& seqs) {
   pk.pack_array(static_cast<uint32_t>(seqs.size()));
@@ -58,7 +57,7 @@ std::string EncodeDemand(const Demand& m) {
   StringSink sink{&out};
   Packer pk(sink);
   pk.pack_array(3);
-  PackStr(pk, m.queue);
+  PackString(pk, m.queue);
   pk.pack(m.backlog);
   pk.pack(m.credit_held);
   return out;
@@ -68,7 +67,7 @@ absl::StatusOr<Demand> DecodeDemand(absl::string_view body) {
   FABRIC_ASSIGN_OR_RETURN(msgpack::object_handle h,
                           UnpackBounded(body, kSmallElements, kMaxDepth));
   FABRIC_ASSIGN_OR_RETURN(const msgpack::object_array* f,
-                          msgpack_pack::AsFields(h.get(), 3, "demand"));
+                          Fields(h.get(), 3, "demand"));
   Demand m;
   FABRIC_ASSIGN_OR_RETURN(m.queue, QueueName(f->ptr[0]));
   FABRIC_ASSIGN_OR_RETURN(m.backlog, AsUint(f->ptr[1], "backlog"));
@@ -81,7 +80,7 @@ std::string EncodeCredit(const Credit& m) {
   StringSink sink{&out};
   Packer pk(sink);
   pk.pack_array(2);
-  PackStr(pk, m.queue);
+  PackString(pk, m.queue);
   pk.pack(m.grant);
   return out;
 }
@@ -90,7 +89,7 @@ absl::StatusOr<Credit> DecodeCredit(absl::string_view body) {
   FABRIC_ASSIGN_OR_RETURN(msgpack::object_handle h,
                           UnpackBounded(body, kSmallElements, kMaxDepth));
   FABRIC_ASSIGN_OR_RETURN(const msgpack::object_array* f,
-                          msgpack_pack::AsFields(h.get(), 2, "credit"));
+                          Fields(h.get(), 2, "credit"));
   Credit m;
   FABRIC_ASSIGN_OR_RETURN(m.queue, QueueName(f->ptr[0]));
   FABRIC_ASSIGN_OR_RETURN(m.grant, AsUint(f->ptr[1], "grant"));
@@ -115,7 +114,7 @@ void TasksEncoder::Add(uint64_t seq, uint32_t attempt, bool redelivered,
   if (headers.empty()) {
     pk.pack_nil();
   } else {
-    msgpack_pack::PackStringMap(pk, headers);
+    msgpack_bounded::PackStringMap(pk, headers);
   }
   PackBin(pk, body);
   ++count_;
@@ -127,7 +126,7 @@ std::string TasksEncoder::Finish() const {
   StringSink sink{&out};
   Packer pk(sink);
   pk.pack_array(3);
-  PackStr(pk, queue_);
+  PackString(pk, queue_);
   PackBin(pk, producer_.bytes());
   pk.pack_array(static_cast<uint32_t>(count_));
   out.append(tasks_);
@@ -138,7 +137,7 @@ absl::StatusOr<Tasks> DecodeTasks(absl::string_view body) {
   FABRIC_ASSIGN_OR_RETURN(msgpack::object_handle h,
                           UnpackBounded(body, kMaxTasksPerFrame, kMaxDepth));
   FABRIC_ASSIGN_OR_RETURN(const msgpack::object_array* f,
-                          msgpack_pack::AsFields(h.get(), 3, "tasks"));
+                          Fields(h.get(), 3, "tasks"));
   Tasks m;
   FABRIC_ASSIGN_OR_RETURN(m.queue, QueueName(f->ptr[0]));
   FABRIC_ASSIGN_OR_RETURN(absl::string_view pid,
@@ -149,7 +148,7 @@ absl::StatusOr<Tasks> DecodeTasks(absl::string_view body) {
   m.tasks.reserve(list->size);
   for (uint32_t i = 0; i < list->size; ++i) {
     FABRIC_ASSIGN_OR_RETURN(const msgpack::object_array* t,
-                            msgpack_pack::AsFields(list->ptr[i], 5, "task"));
+                            Fields(list->ptr[i], 5, "task"));
     WireTask task;
     FABRIC_ASSIGN_OR_RETURN(task.seq, AsUint(t->ptr[0], "seq"));
     FABRIC_ASSIGN_OR_RETURN(task.attempt, AsU32(t->ptr[1], "attempt"));
@@ -159,7 +158,7 @@ absl::StatusOr<Tasks> DecodeTasks(absl::string_view body) {
     task.redelivered = t->ptr[2].via.boolean;
     FABRIC_ASSIGN_OR_RETURN(
         task.headers,
-        msgpack_pack::DecodeStringMap(t->ptr[3], "headers", kMaxHeaders));
+        msgpack_bounded::AsStringMap(t->ptr[3], "headers", kMaxHeaders));
     FABRIC_ASSIGN_OR_RETURN(task.body, AsBytes(t->ptr[4], "body"));
     m.tasks.push_back(std::move(task));
   }
@@ -172,7 +171,7 @@ std::string EncodeResults(const Results& m) {
   StringSink sink{&out};
   Packer pk(sink);
   pk.pack_array(4);
-  PackStr(pk, m.queue);
+  PackString(pk, m.queue);
   pk.pack(m.grant);
   PackSeqs(pk, m.acked);
   pk.pack_array(static_cast<uint32_t>(m.others.size()));
@@ -182,9 +181,9 @@ std::string EncodeResults(const Results& m) {
     pk.pack(r.attempt);
     pk.pack(static_cast<uint32_t>(r.verdict));
     pk.pack(r.delay_ms);
-    PackStr(pk, r.reason.size() > kMaxStringBytes
-                    ? absl::string_view(r.reason).substr(0, kMaxStringBytes)
-                    : absl::string_view(r.reason));
+    PackString(pk, r.reason.size() > kMaxStringBytes
+                       ? absl::string_view(r.reason).substr(0, kMaxStringBytes)
+                       : absl::string_view(r.reason));
   }
   return out;
 }
@@ -193,7 +192,7 @@ absl::StatusOr<Results> DecodeResults(absl::string_view body) {
   FABRIC_ASSIGN_OR_RETURN(msgpack::object_handle h,
                           UnpackBounded(body, kMaxTasksPerFrame, kMaxDepth));
   FABRIC_ASSIGN_OR_RETURN(const msgpack::object_array* f,
-                          msgpack_pack::AsFields(h.get(), 4, "results"));
+                          Fields(h.get(), 4, "results"));
   Results m;
   FABRIC_ASSIGN_OR_RETURN(m.queue, QueueName(f->ptr[0]));
   FABRIC_ASSIGN_OR_RETURN(m.grant, AsUint(f->ptr[1], "grant"));
@@ -202,9 +201,8 @@ absl::StatusOr<Results> DecodeResults(absl::string_view body) {
                           AsArray(f->ptr[3], "results list"));
   m.others.reserve(others->size);
   for (uint32_t i = 0; i < others->size; ++i) {
-    FABRIC_ASSIGN_OR_RETURN(
-        const msgpack::object_array* r,
-        msgpack_pack::AsFields(others->ptr[i], 5, "result"));
+    FABRIC_ASSIGN_OR_RETURN(const msgpack::object_array* r,
+                            Fields(others->ptr[i], 5, "result"));
     OtherResult o;
     FABRIC_ASSIGN_OR_RETURN(o.seq, AsUint(r->ptr[0], "seq"));
     FABRIC_ASSIGN_OR_RETURN(o.attempt, AsU32(r->ptr[1], "attempt"));
@@ -230,7 +228,7 @@ std::string EncodeExtend(const Extend& m) {
   StringSink sink{&out};
   Packer pk(sink);
   pk.pack_array(3);
-  PackStr(pk, m.queue);
+  PackString(pk, m.queue);
   pk.pack(m.extend_ms);
   PackSeqs(pk, m.seqs);
   return out;
@@ -240,7 +238,7 @@ absl::StatusOr<Extend> DecodeExtend(absl::string_view body) {
   FABRIC_ASSIGN_OR_RETURN(msgpack::object_handle h,
                           UnpackBounded(body, kMaxTasksPerFrame, kMaxDepth));
   FABRIC_ASSIGN_OR_RETURN(const msgpack::object_array* f,
-                          msgpack_pack::AsFields(h.get(), 3, "extend"));
+                          Fields(h.get(), 3, "extend"));
   Extend m;
   FABRIC_ASSIGN_OR_RETURN(m.queue, QueueName(f->ptr[0]));
   FABRIC_ASSIGN_OR_RETURN(m.extend_ms, AsUint(f->ptr[1], "extension"));

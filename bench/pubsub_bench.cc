@@ -1,0 +1,311 @@
+// SPDX-License-Identifier: Apache-2.0
+// Pub/sub benchmark: 1 publisher -> 2 subscribers, 100-byte messages,
+// messages/s per subscriber and loss, for raw libzmq PUB/SUB and fabric in
+// the same run; then durable-topic replay from a warm topic log (published
+// and synced first, so the log is in the page cache). Everything runs in
+// this process over TCP loopback, each party with its own context (fabric:
+// its own node) and threads. A measurement, never a pass/fail test.
+//
+//   pubsub_bench [--count 200000] [--size 100] [--replay-count 1000000]
+//                [--modes zmq,fabric,replay] [--runs 3]
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+#include <zmq.hpp>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "fabric/node.h"
+#include "patterns/pubsub/publisher.h"
+#include "patterns/pubsub/subscriber.h"
+
+namespace fabric::bench {
+namespace {
+
+struct Flags {
+  int count = 200000;
+  int size = 100;
+  int replay_count = 1000000;
+  int runs = 3;
+  std::vector<std::string> modes = {"zmq", "fabric", "replay"};
+};
+
+// Unbounded queues on both sides, for zmq and fabric alike, as in
+// ../shared/peers (so the rows measure throughput; any loss is reported).
+constexpr int kHwm = 0;
+// A subscriber that hears nothing for this long has got all it will get.
+constexpr absl::Duration kQuiet = absl::Seconds(1);
+
+struct SubResult {
+  int64_t received = 0;
+  int64_t lost_counted = 0;  // fabric: reported as gaps
+  double rate = 0;           // messages/s, first to last received
+};
+
+struct Result {
+  std::string name;
+  std::vector<SubResult> subs;
+};
+
+int64_t NowNs() { return absl::GetCurrentTimeNanos(); }
+
+// Per-subscriber counters written by its receiving thread.
+struct Counter {
+  std::atomic<int64_t> received{0};
+  std::atomic<int64_t> first_ns{0};
+  std::atomic<int64_t> last_ns{0};
+  void Hit() {
+    const int64_t now = NowNs();
+    if (received.fetch_add(1, std::memory_order_relaxed) == 0) {
+      first_ns.store(now, std::memory_order_relaxed);
+    }
+    last_ns.store(now, std::memory_order_relaxed);
+  }
+  // Rate as ../shared/peers computes it: received / (last receive - first
+  // send).
+  SubResult Get(int64_t start_ns) const {
+    SubResult r;
+    r.received = received.load();
+    const double secs = static_cast<double>(last_ns.load() - start_ns) / 1e9;
+    r.rate = secs > 0 ? static_cast<double>(r.received) / secs : 0;
+    return r;
+  }
+};
+
+// Waits until no counter moved for kQuiet, or all reached `want`.
+void WaitQuiet(const std::vector<std::unique_ptr<Counter>>& counters,
+               int64_t want) {
+  std::vector<int64_t> last(counters.size(), -1);
+  absl::Time moved = absl::Now();
+  for (;;) {
+    absl::SleepFor(absl::Milliseconds(20));
+    bool all = true, changed = false;
+    for (size_t i = 0; i < counters.size(); ++i) {
+      const int64_t n = counters[i]->received.load();
+      if (n != last[i]) changed = true;
+      last[i] = n;
+      if (n < want) all = false;
+    }
+    if (all) return;
+    if (changed) moved = absl::Now();
+    if (absl::Now() - moved > kQuiet) return;
+  }
+}
+
+Result RunZmq(const Flags& f) {
+  zmq::context_t pub_ctx(1);
+  zmq::socket_t pub(pub_ctx, zmq::socket_type::pub);
+  pub.set(zmq::sockopt::sndhwm, kHwm);
+  pub.set(zmq::sockopt::linger, 0);
+  pub.bind("tcp://127.0.0.1:*");
+  const std::string ep = pub.get(zmq::sockopt::last_endpoint);
+  std::vector<std::unique_ptr<Counter>> counters;
+  std::vector<std::thread> threads;
+  std::atomic<int> ready{0};
+  std::atomic<bool> stop{false};
+  for (int i = 0; i < 2; ++i) {
+    counters.push_back(std::make_unique<Counter>());
+    Counter* c = counters.back().get();
+    threads.emplace_back([&, c] {
+      zmq::context_t ctx(1);
+      zmq::socket_t sub(ctx, zmq::socket_type::sub);
+      sub.set(zmq::sockopt::rcvhwm, kHwm);
+      sub.set(zmq::sockopt::linger, 0);
+      sub.set(zmq::sockopt::rcvtimeo, 100);
+      sub.set(zmq::sockopt::subscribe, "bench");
+      sub.set(zmq::sockopt::subscribe, "probe");
+      sub.connect(ep);
+      bool seen_probe = false;
+      while (!stop.load()) {
+        zmq::message_t m;
+        if (!sub.recv(m)) continue;
+        if (m.size() >= 5 && std::memcmp(m.data(), "probe", 5) == 0) {
+          if (!seen_probe) ready.fetch_add(1);
+          seen_probe = true;
+          continue;
+        }
+        c->Hit();
+      }
+    });
+  }
+  // Probe until both subscriptions are in place (the slow-joiner problem).
+  while (ready.load() < 2) {
+    pub.send(zmq::buffer(std::string("probe")), zmq::send_flags::none);
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  absl::SleepFor(absl::Milliseconds(50));
+  std::string body(static_cast<size_t>(f.size), 'x');
+  std::memcpy(body.data(), "bench", 5);
+  const int64_t start = NowNs();
+  for (int i = 0; i < f.count; ++i) {
+    pub.send(zmq::buffer(body), zmq::send_flags::none);
+  }
+  WaitQuiet(counters, f.count);
+  stop = true;
+  for (auto& t : threads) t.join();
+  Result r{"raw libzmq PUB/SUB", {}};
+  for (auto& c : counters) r.subs.push_back(c->Get(start));
+  return r;
+}
+
+std::unique_ptr<Node> StartNode(const std::string& name,
+                                const std::string& cluster, uint16_t port) {
+  NodeOptions o;
+  o.name = name;
+  o.cluster = cluster;
+  o.beacon_port = port;
+  o.beacon_interval = absl::Milliseconds(200);
+  auto node = Node::Start(std::move(o));
+  if (!node.ok()) {
+    std::fprintf(stderr, "node: %s\n", node.status().ToString().c_str());
+    std::exit(1);
+  }
+  return std::move(*node);
+}
+
+uint16_t PickPort() {
+  return static_cast<uint16_t>(20000 + (NowNs() / 1000) % 20000);
+}
+
+Result RunFabric(const Flags& f) {
+  const std::string cluster = absl::StrCat("bench-ps-", NowNs());
+  const uint16_t port = PickPort();
+  auto pn = StartNode("pub", cluster, port);
+  std::vector<std::unique_ptr<Node>> nodes;
+  std::vector<std::unique_ptr<Counter>> counters;
+  std::vector<std::unique_ptr<Subscriber>> subs;
+  for (int i = 0; i < 2; ++i) {
+    nodes.push_back(StartNode(absl::StrCat("sub", i), cluster, port));
+    counters.push_back(std::make_unique<Counter>());
+    Counter* c = counters.back().get();
+    SubscriberOptions o;
+    o.prefixes = {"bench"};
+    o.receive_hwm = kHwm;
+    o.handler = [c](const Message&) { c->Hit(); };
+    auto sub = Subscriber::Create(*nodes.back(), std::move(o));
+    if (!sub.ok()) std::exit(1);
+    subs.push_back(std::move(*sub));
+  }
+  PublisherOptions po;
+  po.send_hwm = kHwm;
+  auto pub = Publisher::Create(*pn, po);
+  if (!pub.ok() || !(*pub)->WaitForSubscribers(2, absl::Seconds(30)).ok()) {
+    std::fprintf(stderr, "publisher not ready\n");
+    std::exit(1);
+  }
+  const std::string body(static_cast<size_t>(f.size), 'x');
+  const int64_t start = NowNs();
+  for (int i = 0; i < f.count; ++i) (void)(*pub)->Publish("bench", body);
+  WaitQuiet(counters, f.count);
+  // Let a beat report any loss at the tail.
+  absl::SleepFor(absl::Milliseconds(1500));
+  Result r{"fabric Publisher/Subscriber", {}};
+  for (size_t i = 0; i < subs.size(); ++i) {
+    SubResult s = counters[i]->Get(start);
+    s.lost_counted = static_cast<int64_t>(subs[i]->Stats().lost);
+    r.subs.push_back(s);
+  }
+  for (auto& s : subs) s->Close();
+  (*pub)->Close();
+  return r;
+}
+
+Result RunReplay(const Flags& f) {
+  const std::string cluster = absl::StrCat("bench-rp-", NowNs());
+  const uint16_t port = PickPort();
+  const std::string dir = absl::StrCat("/tmp/fabric-bench-replay-", NowNs());
+  auto pn = StartNode("pub", cluster, port);
+  PublisherOptions po;
+  po.durable_topics = {"log"};
+  po.spool_dir = dir;
+  po.fsync = FsyncPolicy::kNone;
+  auto pub = Publisher::Create(*pn, po);
+  if (!pub.ok()) std::exit(1);
+  const std::string body(static_cast<size_t>(f.size), 'x');
+  for (int i = 0; i < f.replay_count; ++i) (void)(*pub)->Publish("log", body);
+  (void)(*pub)->Flush(absl::Seconds(60));
+  auto sn = StartNode("late", cluster, port);
+  std::vector<std::unique_ptr<Counter>> counters;
+  counters.push_back(std::make_unique<Counter>());
+  Counter* c = counters.back().get();
+  SubscriberOptions o;
+  o.prefixes = {"log"};
+  o.start.kind = StartPosition::Kind::kEarliest;
+  o.handler = [c](const Message&) { c->Hit(); };
+  const int64_t start = NowNs();
+  auto sub = Subscriber::Create(*sn, std::move(o));
+  if (!sub.ok()) std::exit(1);
+  WaitQuiet(counters, f.replay_count);
+  // Replay throughput: first to last replayed message (discovery and the
+  // first request come before the first one).
+  (void)start;
+  Result r{"durable replay (warm log)",
+           {counters[0]->Get(counters[0]->first_ns.load())}};
+  (*sub)->Close();
+  (*pub)->Close();
+  (void)std::system(absl::StrCat("rm -rf ", dir).c_str());
+  return r;
+}
+
+void Print(const Result& r, int sent) {
+  for (size_t i = 0; i < r.subs.size(); ++i) {
+    const SubResult& s = r.subs[i];
+    std::printf("%-30s sub%zu  %10.0f msg/s  received %9lld/%d  lost %lld%s\n",
+                r.name.c_str(), i, s.rate, static_cast<long long>(s.received),
+                sent, static_cast<long long>(sent - s.received),
+                r.name.rfind("fabric", 0) == 0
+                    ? absl::StrFormat(" (counted as gaps: %lld)",
+                                      static_cast<long long>(s.lost_counted))
+                          .c_str()
+                    : "");
+  }
+  std::fflush(stdout);
+}
+
+}  // namespace
+}  // namespace fabric::bench
+
+int main(int argc, char** argv) {
+  using namespace fabric::bench;
+  Flags f;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string flag = argv[i];
+    const std::string value = argv[i + 1];
+    if (flag == "--count") {
+      (void)absl::SimpleAtoi(value, &f.count);
+    } else if (flag == "--size") {
+      (void)absl::SimpleAtoi(value, &f.size);
+    } else if (flag == "--replay-count") {
+      (void)absl::SimpleAtoi(value, &f.replay_count);
+    } else if (flag == "--runs") {
+      (void)absl::SimpleAtoi(value, &f.runs);
+    } else if (flag == "--modes") {
+      f.modes = absl::StrSplit(value, ',');
+    } else {
+      std::fprintf(stderr, "unknown flag %s\n", flag.c_str());
+      return 2;
+    }
+  }
+  if (f.size < 5) f.size = 5;
+  std::printf(
+      "pubsub_bench: 1 publisher -> 2 subscribers, %d messages of %d "
+      "bytes, %d runs each (interleaved)\n",
+      f.count, f.size, f.runs);
+  for (int run = 0; run < f.runs; ++run) {
+    for (const std::string& mode : f.modes) {
+      if (mode == "zmq") Print(RunZmq(f), f.count);
+      if (mode == "fabric") Print(RunFabric(f), f.count);
+      if (mode == "replay") Print(RunReplay(f), f.replay_count);
+    }
+  }
+  return 0;
+}

@@ -1,0 +1,852 @@
+// SPDX-License-Identifier: Apache-2.0
+// `fabric::TopicLog`: recovery, the append path, the writer thread, reads
+// and retention. The on-disk pieces (META, segment header, record framing,
+// ENQ payloads, file helpers) are the spool's (fabric/spool/internal/).
+#include "fabric/spool/topic_log.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <map>
+#include <thread>
+#include <utility>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "fabric/base/log.h"
+#include "fabric/base/status_macros.h"
+#include "fabric/spool/internal/file_util.h"
+#include "fabric/spool/internal/meta.h"
+#include "fabric/spool/internal/payload.h"
+#include "fabric/spool/internal/record.h"
+#include "fabric/spool/internal/segment_io.h"
+#include "fabric/spool/internal/spool_format.h"
+
+namespace fabric {
+namespace {
+
+using spool_internal::File;
+using spool_internal::JoinPath;
+using spool_internal::RecordType;
+using spool_internal::RecordView;
+
+constexpr uint64_t kMinSegmentBytes = 4096;
+constexpr uint64_t kMaxSegmentBytes = uint64_t{1} << 30;
+constexpr uint64_t kMaxBodyBytes = uint64_t{64} << 20;
+// One sparse index entry per this many bytes of a segment: a read seeks to
+// the entry at or before its seq and skips at most this much.
+constexpr uint64_t kSparseStride = 64 * 1024;
+// Bytes read from disk per pread of a `Read`.
+constexpr size_t kReadBlock = 1 << 20;
+constexpr absl::Duration kRetentionCheck = absl::Seconds(1);
+
+// META's queue field names what the directory holds; a work-queue spool
+// never has this prefix, so neither kind can open the other.
+std::string MetaQueue(absl::string_view topic) {
+  return absl::StrCat("topic:", topic);
+}
+
+absl::Status ValidateOptions(const TopicLogOptions& o) {
+  if (o.dir.empty()) {
+    return absl::InvalidArgumentError("topic log dir must not be empty");
+  }
+  if (o.topic.empty()) {
+    return absl::InvalidArgumentError("topic log topic must not be empty");
+  }
+  if (o.retention_bytes == 0) {
+    return absl::InvalidArgumentError(
+        "topic log retention_bytes must be positive");
+  }
+  if (o.retention_age <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        "topic log retention_age must be positive");
+  }
+  if (o.segment_bytes < kMinSegmentBytes ||
+      o.segment_bytes > kMaxSegmentBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("topic log segment_bytes must be in [", kMinSegmentBytes,
+                     ", ", kMaxSegmentBytes, "], got ", o.segment_bytes));
+  }
+  if (o.fsync == FsyncPolicy::kInterval &&
+      (o.fsync_interval <= absl::ZeroDuration() ||
+       o.fsync_interval == absl::InfiniteDuration())) {
+    return absl::InvalidArgumentError(
+        "topic log fsync_interval must be positive and finite");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+// Thread safety: see topic_log.h. Lock order: `mu_` only; callbacks run on
+// the writer thread with no lock held.
+class TopicLog::Impl {
+ public:
+  struct Segment {
+    uint64_t number = 0;
+    uint64_t first_seq = 0;  // 0 while empty
+    uint64_t last_seq = 0;
+    absl::Time last_time = absl::InfinitePast();
+    uint64_t planned_bytes = 0;  // header + every record appended
+    uint64_t written_bytes = 0;  // readable prefix of the file
+    // (seq, offset) of the first record at or after every kSparseStride.
+    std::vector<std::pair<uint64_t, uint64_t>> sparse;
+  };
+
+  Impl(TopicLogOptions options, File lock, TopicLogReport report,
+       std::map<uint64_t, Segment> segments, uint64_t next_seq,
+       uint64_t next_lsn)
+      : options_(std::move(options)),
+        lock_(std::move(lock)),
+        report_(std::move(report)),
+        segments_(std::move(segments)),
+        next_seq_(next_seq),
+        next_lsn_(next_lsn),
+        durable_seq_(next_seq - 1),
+        synced_seq_(next_seq - 1),
+        reported_seq_(next_seq - 1) {}
+
+  ~Impl() {
+    {
+      absl::MutexLock l(&mu_);
+      stop_ = true;
+    }
+    if (writer_.joinable()) writer_.join();
+  }
+
+  // Creates the active segment, numbered above every file seen
+  // (`last_number`), and starts the writer.
+  absl::Status Start(uint64_t last_number) {
+    Segment active;
+    active.number = last_number + 1;
+    spool_internal::SegmentHeader header;
+    header.segment = active.number;
+    header.base_seq = next_seq_;
+    header.base_lsn = next_lsn_;
+    header.created = absl::Now();
+    header.producer_id = report_.stream_id;
+    FABRIC_ASSIGN_OR_RETURN(
+        active_file_, spool_internal::CreateSegment(options_.dir, header));
+    active.planned_bytes = active.written_bytes =
+        spool_internal::kSegmentHeaderSize;
+    file_segment_ = active.number;
+    absl::MutexLock l(&mu_);
+    active_number_ = active.number;
+    segments_.emplace(active.number, std::move(active));
+    writer_ = std::thread([this] { WriterLoop(); });
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<uint64_t> Append(absl::Time published, const Headers& headers,
+                                  absl::string_view body) {
+    if (body.size() > kMaxBodyBytes) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "message body of ", body.size(), " bytes is over the 64 MiB limit"));
+    }
+    absl::MutexLock l(&mu_);
+    FABRIC_RETURN_IF_ERROR(health_);
+    const uint64_t seq = next_seq_;
+    spool_internal::EncodeEnqPayload(seq, published, headers, body, &scratch_);
+    const uint64_t framed = spool_internal::FramedSize(scratch_.size());
+    Segment* seg = &segments_.at(active_number_);
+    if (seg->first_seq != 0 &&
+        seg->planned_bytes + framed > options_.segment_bytes) {
+      seg = RollLocked();
+    }
+    const uint64_t offset = seg->planned_bytes;
+    if (pending_.empty() || pending_.back().segment != seg->number ||
+        options_.fsync == FsyncPolicy::kAlways) {
+      pending_.push_back(Chunk{seg->number, offset, {}, 0});
+    }
+    Chunk& chunk = pending_.back();
+    spool_internal::AppendRecord(&chunk.data, RecordType::kEnq, next_lsn_++,
+                                 seg->number, scratch_);
+    chunk.max_seq = seq;
+    if (seg->first_seq == 0) seg->first_seq = seq;
+    if (seg->sparse.empty() ||
+        offset - seg->sparse.back().second >= kSparseStride) {
+      seg->sparse.emplace_back(seq, offset);
+    }
+    seg->last_seq = seq;
+    seg->last_time = published;
+    seg->planned_bytes += framed;
+    ++next_seq_;
+    return seq;
+  }
+
+  absl::Status Read(uint64_t from, size_t max_entries, size_t max_bytes,
+                    TopicLogRead* out) const {
+    out->entries.clear();
+    std::string path;
+    uint64_t number = 0, offset = 0, end = 0;
+    {
+      absl::MutexLock l(&mu_);
+      out->first_seq = FirstSeqLocked();
+      out->durable_seq = durable_seq_;
+      from = std::max(from, out->first_seq);
+      out->next = from;
+      if (from > durable_seq_ || max_entries == 0) return absl::OkStatus();
+      const Segment* seg = nullptr;
+      for (const auto& [n, s] : segments_) {
+        if (s.first_seq != 0 && s.last_seq >= from) {
+          seg = &s;
+          break;
+        }
+      }
+      if (seg == nullptr) return absl::OkStatus();
+      number = seg->number;
+      end = seg->written_bytes;
+      auto it = std::upper_bound(
+          seg->sparse.begin(), seg->sparse.end(), from,
+          [](uint64_t seq, const auto& entry) { return seq < entry.first; });
+      offset = it == seg->sparse.begin() ? seg->sparse.front().second
+                                         : std::prev(it)->second;
+      path = JoinPath(options_.dir, spool_internal::SegmentFileName(number));
+    }
+    absl::StatusOr<File> file = spool_internal::OpenFile(path, O_RDONLY, 0);
+    if (!file.ok()) {
+      // Retention deleted the segment since we looked: the caller asks again
+      // and gets the new first_seq.
+      if (absl::IsNotFound(file.status())) {
+        return absl::UnavailableError("segment deleted while reading");
+      }
+      return file.status();
+    }
+    std::string block;
+    size_t bytes = 0;
+    while (offset < end && out->entries.size() < max_entries) {
+      const size_t want =
+          static_cast<size_t>(std::min<uint64_t>(end - offset, kReadBlock));
+      block.resize(want);
+      ssize_t got =
+          pread(file->get(), block.data(), want, static_cast<off_t>(offset));
+      if (got < 0) {
+        if (errno == EINTR) continue;
+        return spool_internal::ErrnoStatus(errno, absl::StrCat("read ", path));
+      }
+      if (got == 0) break;
+      block.resize(static_cast<size_t>(got));
+      // Records in `block`; a record cut by the block's end is read again
+      // at the start of the next block.
+      uint64_t pos = 0;
+      bool progressed = false;
+      while (pos < block.size() && out->entries.size() < max_entries) {
+        RecordView record;
+        std::string why;
+        if (!spool_internal::ParseRecordAt(block, pos, number, 0, &record,
+                                           &why)) {
+          break;
+        }
+        progressed = true;
+        pos += record.size;
+        uint64_t seq = 0;
+        absl::Time t;
+        if (record.type != static_cast<uint8_t>(RecordType::kEnq) ||
+            !spool_internal::PeekEnqPayload(record.payload, &seq, &t) ||
+            seq < from) {
+          continue;
+        }
+        if (seq > out->durable_seq) return absl::OkStatus();
+        if (!out->entries.empty() &&
+            bytes + record.payload.size() > max_bytes) {
+          return absl::OkStatus();
+        }
+        bytes += record.payload.size();
+        out->entries.emplace_back(record.payload);
+        out->next = seq + 1;
+      }
+      if (!progressed) {
+        // A record larger than the block, or damage (recovery reported it):
+        // the slow path reads the rest of the segment whole and walks it
+        // like recovery does, stepping over damage to the next intact
+        // record.
+        if (!out->entries.empty()) break;
+        absl::StatusOr<std::string> image = spool_internal::ReadFile(path);
+        if (!image.ok()) return image.status();
+        if (image->size() > end) image->resize(end);
+        size_t bytes_seen = 0;
+        bool full = false;
+        spool_internal::WalkSegment(
+            *image, number, offset, [&](const RecordView& record) {
+              uint64_t seq = 0;
+              absl::Time when;
+              if (full ||
+                  record.type != static_cast<uint8_t>(RecordType::kEnq) ||
+                  !spool_internal::PeekEnqPayload(record.payload, &seq,
+                                                  &when) ||
+                  seq < from || seq > out->durable_seq) {
+                return;
+              }
+              if (out->entries.size() >= max_entries ||
+                  (!out->entries.empty() &&
+                   bytes_seen + record.payload.size() > max_bytes)) {
+                full = true;
+                return;
+              }
+              bytes_seen += record.payload.size();
+              out->entries.emplace_back(record.payload);
+              out->next = seq + 1;
+            });
+        break;
+      }
+      offset += pos;
+    }
+    if (out->entries.empty()) {
+      // Nothing readable at `from` in that segment (damage): skip to the
+      // next segment's first message.
+      absl::MutexLock l(&mu_);
+      auto it = segments_.upper_bound(number);
+      while (it != segments_.end() && it->second.first_seq == 0) ++it;
+      if (it != segments_.end() && it->second.first_seq > from) {
+        out->next = it->second.first_seq;
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<uint64_t> SeqAtTime(absl::Time t) const {
+    uint64_t number = 0, end = 0;
+    {
+      absl::MutexLock l(&mu_);
+      for (const auto& [n, s] : segments_) {
+        if (s.first_seq != 0 && s.last_time >= t &&
+            s.last_seq <= durable_seq_) {
+          number = n;
+          end = s.written_bytes;
+          break;
+        }
+      }
+      if (number == 0) return durable_seq_ + 1;
+    }
+    const std::string path =
+        JoinPath(options_.dir, spool_internal::SegmentFileName(number));
+    FABRIC_ASSIGN_OR_RETURN(std::string image, spool_internal::ReadFile(path));
+    if (image.size() > end) image.resize(end);
+    uint64_t found = 0;
+    spool_internal::WalkSegment(
+        image, number, spool_internal::kSegmentHeaderSize,
+        [&](const RecordView& record) {
+          uint64_t seq = 0;
+          absl::Time when;
+          if (found == 0 &&
+              record.type == static_cast<uint8_t>(RecordType::kEnq) &&
+              spool_internal::PeekEnqPayload(record.payload, &seq, &when) &&
+              when >= t) {
+            found = seq;
+          }
+        });
+    absl::MutexLock l(&mu_);
+    // A message not yet durable is not readable either: start after the
+    // durable end, where it will be.
+    if (found != 0 && found <= durable_seq_) return found;
+    return durable_seq_ + 1;
+  }
+
+  uint64_t first_seq() const {
+    absl::MutexLock l(&mu_);
+    return FirstSeqLocked();
+  }
+  uint64_t next_seq() const {
+    absl::MutexLock l(&mu_);
+    return next_seq_;
+  }
+  uint64_t durable_seq() const {
+    absl::MutexLock l(&mu_);
+    return durable_seq_;
+  }
+  uint64_t disk_bytes() const {
+    absl::MutexLock l(&mu_);
+    uint64_t total = 0;
+    for (const auto& [n, s] : segments_) total += s.written_bytes;
+    return total;
+  }
+  uint64_t segments_deleted() const {
+    absl::MutexLock l(&mu_);
+    return segments_deleted_;
+  }
+  absl::Status health() const {
+    absl::MutexLock l(&mu_);
+    return health_;
+  }
+
+  absl::Status Flush(absl::Duration timeout) {
+    absl::MutexLock l(&mu_);
+    const uint64_t target = next_seq_ - 1;
+    flush_requested_ = true;
+    const auto done = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+      return (synced_seq_ >= target && reported_seq_ >= target) ||
+             !health_.ok();
+    };
+    if (!mu_.AwaitWithTimeout(absl::Condition(&done), timeout)) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("topic log flush did not finish within ",
+                       absl::FormatDuration(timeout)));
+    }
+    return health_;
+  }
+
+  const NodeId& stream_id() const { return report_.stream_id; }
+  const TopicLogReport& recovery() const { return report_; }
+
+ private:
+  // Records bound for one segment file, from `offset` on.
+  struct Chunk {
+    uint64_t segment = 0;
+    uint64_t offset = 0;
+    std::string data;
+    uint64_t max_seq = 0;
+  };
+
+  uint64_t FirstSeqLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    for (const auto& [n, s] : segments_) {
+      if (s.first_seq != 0) return s.first_seq;
+    }
+    return next_seq_;
+  }
+
+  Segment* RollLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    Segment next;
+    next.number = active_number_ + 1;
+    next.planned_bytes = spool_internal::kSegmentHeaderSize;
+    // written_bytes stays 0 until the writer created the file.
+    active_number_ = next.number;
+    rolls_.push_back({next.number, next_seq_, next_lsn_});
+    return &segments_.emplace(next.number, std::move(next)).first->second;
+  }
+
+  void Fail(const absl::Status& status) {
+    std::function<void(const absl::Status&)> cb;
+    {
+      absl::MutexLock l(&mu_);
+      if (!health_.ok()) return;
+      health_ = status;
+      cb = options_.on_error;
+    }
+    FABRIC_LOG(kError, "FAB-TOPIC-LOG-FAILED ", options_.dir, ": ",
+               status.ToString());
+    if (cb) cb(status);
+  }
+
+  struct Roll {
+    uint64_t segment, base_seq, base_lsn;
+  };
+
+  void WriterLoop() {
+    absl::Time next_retention = absl::Now() + kRetentionCheck;
+    absl::Time next_interval_sync = absl::Now() + options_.fsync_interval;
+    bool dirty = false;  // written but not fdatasynced
+    for (;;) {
+      std::vector<Chunk> chunks;
+      std::vector<Roll> rolls;
+      bool flush = false, stop = false;
+      {
+        absl::MutexLock l(&mu_);
+        const auto ready = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+          return !pending_.empty() || stop_ || flush_requested_;
+        };
+        absl::Time wake = next_retention;
+        if (options_.fsync == FsyncPolicy::kInterval && dirty) {
+          wake = std::min(wake, next_interval_sync);
+        }
+        mu_.AwaitWithDeadline(absl::Condition(&ready), wake);
+        chunks.swap(pending_);
+        rolls.swap(rolls_);
+        flush = flush_requested_;
+        flush_requested_ = false;
+        stop = stop_;
+        if (!health_.ok()) {
+          chunks.clear();
+          if (stop) return;
+          flush = false;
+        }
+      }
+      uint64_t written = 0;
+      bool synced_now = false;
+      absl::Status status;
+      size_t roll_index = 0;
+      for (const Chunk& chunk : chunks) {
+        if (!status.ok()) break;
+        if (chunk.segment != file_segment_) {
+          // A roll: sync the old file, then create the new one.
+          status = spool_internal::DataSync(active_file_.get(),
+                                            SegmentPath(file_segment_));
+          if (!status.ok()) break;
+          while (roll_index < rolls.size() &&
+                 rolls[roll_index].segment != chunk.segment) {
+            ++roll_index;
+          }
+          if (roll_index == rolls.size()) {
+            status = absl::InternalError("topic log chunk without its roll");
+            break;
+          }
+          spool_internal::SegmentHeader header;
+          header.segment = chunk.segment;
+          // Every roll is queued with the chunk that starts its segment.
+          header.base_seq = rolls[roll_index].base_seq;
+          header.base_lsn = rolls[roll_index].base_lsn;
+          header.created = absl::Now();
+          header.producer_id = report_.stream_id;
+          absl::StatusOr<File> file =
+              spool_internal::CreateSegment(options_.dir, header);
+          if (!file.ok()) {
+            status = file.status();
+            break;
+          }
+          active_file_ = std::move(*file);
+          file_segment_ = chunk.segment;
+          absl::MutexLock l(&mu_);
+          segments_.at(chunk.segment).written_bytes =
+              spool_internal::kSegmentHeaderSize;
+        }
+        status =
+            spool_internal::PWriteAll(active_file_.get(), chunk.data,
+                                      chunk.offset, SegmentPath(file_segment_));
+        if (!status.ok()) break;
+        if (options_.fsync == FsyncPolicy::kAlways) {
+          status = spool_internal::DataSync(active_file_.get(),
+                                            SegmentPath(file_segment_));
+          if (!status.ok()) break;
+        }
+        {
+          absl::MutexLock l(&mu_);
+          Segment& seg = segments_.at(chunk.segment);
+          seg.written_bytes = chunk.offset + chunk.data.size();
+          if (options_.fsync == FsyncPolicy::kAlways)
+            synced_seq_ = chunk.max_seq;
+        }
+        written = std::max(written, chunk.max_seq);
+        dirty = true;
+      }
+      if (status.ok() && dirty &&
+          (flush || stop || options_.fsync == FsyncPolicy::kBatch ||
+           options_.fsync == FsyncPolicy::kAlways ||
+           (options_.fsync == FsyncPolicy::kInterval &&
+            absl::Now() >= next_interval_sync))) {
+        if (options_.fsync != FsyncPolicy::kNone || flush) {
+          status = spool_internal::DataSync(active_file_.get(),
+                                            SegmentPath(file_segment_));
+          synced_now = status.ok();
+          if (synced_now) dirty = false;
+        }
+        next_interval_sync = absl::Now() + options_.fsync_interval;
+      }
+      if (!status.ok()) {
+        Fail(status);
+        if (stop) return;
+        continue;
+      }
+      uint64_t report = 0;
+      std::function<void(uint64_t)> cb;
+      {
+        absl::MutexLock l(&mu_);
+        const uint64_t appended = next_seq_ - 1;
+        if (synced_now) {
+          synced_seq_ = std::max(synced_seq_, std::max(written, durable_seq_));
+        }
+        // A flush with nothing new to write still counts as synced.
+        if (flush && chunks.empty() && pending_.empty()) {
+          synced_seq_ = std::max(synced_seq_, appended);
+        }
+        uint64_t durable = durable_seq_;
+        if (options_.fsync == FsyncPolicy::kInterval ||
+            options_.fsync == FsyncPolicy::kNone) {
+          durable = std::max(durable, written);
+        } else {
+          durable = std::max(durable, synced_seq_);
+        }
+        if (durable > durable_seq_) {
+          durable_seq_ = durable;
+          report = durable;
+          cb = options_.on_durable;
+        }
+      }
+      if (report != 0 && cb) cb(report);
+      {
+        absl::MutexLock l(&mu_);
+        reported_seq_ = std::max(reported_seq_, durable_seq_);
+      }
+      if (stop) {
+        absl::MutexLock l(&mu_);
+        if (pending_.empty()) return;
+        continue;
+      }
+      if (absl::Now() >= next_retention) {
+        ApplyRetention();
+        next_retention = absl::Now() + kRetentionCheck;
+      }
+    }
+  }
+
+  // Deletes the oldest segments while the log is over its size or age.
+  void ApplyRetention() {
+    std::vector<uint64_t> doomed;
+    {
+      absl::MutexLock l(&mu_);
+      uint64_t total = 0;
+      for (const auto& [n, s] : segments_) total += s.written_bytes;
+      const absl::Time horizon = absl::Now() - options_.retention_age;
+      while (segments_.size() > 1) {
+        auto oldest = segments_.begin();
+        if (oldest->first == active_number_ || oldest->first == file_segment_) {
+          break;
+        }
+        const Segment& s = oldest->second;
+        const bool too_big = total > options_.retention_bytes;
+        const bool too_old =
+            options_.retention_age != absl::InfiniteDuration() &&
+            s.last_time < horizon;
+        if (!too_big && !too_old && s.first_seq != 0) break;
+        // Messages still being written can't be in an older segment.
+        total -= s.written_bytes;
+        doomed.push_back(oldest->first);
+        segments_.erase(oldest);
+        ++segments_deleted_;
+      }
+    }
+    for (uint64_t number : doomed) {
+      absl::Status status = spool_internal::RemoveFile(SegmentPath(number));
+      if (!status.ok() && !absl::IsNotFound(status)) {
+        FABRIC_LOG(kWarning, "FAB-TOPIC-LOG-RETENTION ", status.ToString());
+      }
+    }
+    if (!doomed.empty()) (void)spool_internal::SyncDir(options_.dir);
+  }
+
+  std::string SegmentPath(uint64_t number) const {
+    return JoinPath(options_.dir, spool_internal::SegmentFileName(number));
+  }
+
+  const TopicLogOptions options_;
+  File lock_;
+  const TopicLogReport report_;
+
+  mutable absl::Mutex mu_;
+  std::map<uint64_t, Segment> segments_ ABSL_GUARDED_BY(mu_);
+  std::vector<Chunk> pending_ ABSL_GUARDED_BY(mu_);
+  std::vector<Roll> rolls_ ABSL_GUARDED_BY(mu_);
+  std::string scratch_ ABSL_GUARDED_BY(mu_);
+  uint64_t active_number_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t next_seq_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_lsn_ ABSL_GUARDED_BY(mu_);
+  uint64_t durable_seq_ ABSL_GUARDED_BY(mu_);
+  uint64_t synced_seq_ ABSL_GUARDED_BY(mu_);
+  uint64_t reported_seq_ ABSL_GUARDED_BY(mu_);  // on_durable returned
+  uint64_t segments_deleted_ ABSL_GUARDED_BY(mu_) = 0;
+  bool flush_requested_ ABSL_GUARDED_BY(mu_) = false;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status health_ ABSL_GUARDED_BY(mu_);
+
+  // Writer thread only (and Start, before the writer exists).
+  File active_file_;
+  uint64_t file_segment_ = 0;
+  std::thread writer_;
+
+  friend class TopicLog;
+};
+
+namespace {
+
+// Reads META (creating it for a new log) and checks the topic.
+absl::StatusOr<spool_internal::Meta> LoadMeta(
+    const std::string& dir, const std::string& topic, bool have_segments,
+    const std::optional<NodeId>& segment_id, TopicLogReport* report) {
+  const std::string path = JoinPath(dir, spool_internal::kMetaFileName);
+  absl::StatusOr<std::string> data = spool_internal::ReadFile(path);
+  if (data.ok()) {
+    absl::StatusOr<spool_internal::Meta> meta =
+        spool_internal::DecodeMeta(*data);
+    if (meta.ok()) {
+      if (meta->queue != MetaQueue(topic)) {
+        return absl::FailedPreconditionError(
+            absl::StrCat(dir, " holds '", meta->queue, "', not topic ", topic));
+      }
+      return *meta;
+    }
+    if (absl::IsUnimplemented(meta.status())) return meta.status();
+    report->corrupt.push_back(
+        {spool_internal::kMetaFileName, 0, meta.status().ToString()});
+  } else if (!absl::IsNotFound(data.status())) {
+    return data.status();
+  }
+  // New log, or META lost: rebuild it (from a segment header when any).
+  spool_internal::Meta meta;
+  meta.producer_id = segment_id.value_or(NodeId::Random());
+  meta.queue = MetaQueue(topic);
+  meta.version = spool_internal::kFormatVersion;
+  meta.created = absl::Now();
+  if (have_segments && !segment_id.has_value()) {
+    report->corrupt.push_back({spool_internal::kMetaFileName, 0,
+                               "no segment header to rebuild META from"});
+  }
+  FABRIC_RETURN_IF_ERROR(spool_internal::WriteFileAtomically(
+      dir, spool_internal::kMetaFileName, spool_internal::EncodeMeta(meta)));
+  return meta;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<TopicLog>> TopicLog::Open(
+    TopicLogOptions options) {
+  FABRIC_RETURN_IF_ERROR(ValidateOptions(options));
+  FABRIC_RETURN_IF_ERROR(spool_internal::MakeDirs(options.dir));
+  FABRIC_ASSIGN_OR_RETURN(
+      File lock, spool_internal::LockDirectory(options.dir, "topic log"));
+  FABRIC_ASSIGN_OR_RETURN(std::vector<std::string> names,
+                          spool_internal::ListDir(options.dir));
+  std::vector<uint64_t> numbers;
+  for (const std::string& name : names) {
+    if (absl::EndsWith(name, spool_internal::kTmpSuffix)) {
+      (void)spool_internal::RemoveFile(JoinPath(options.dir, name));
+      continue;
+    }
+    if (auto n = spool_internal::ParseSegmentFileName(name)) {
+      numbers.push_back(*n);
+    }
+  }
+  std::sort(numbers.begin(), numbers.end());
+
+  TopicLogReport report;
+  report.topic = options.topic;
+  std::map<uint64_t, Impl::Segment> segments;
+  uint64_t next_seq = 1, next_lsn = 1;
+  std::optional<NodeId> segment_id;
+  std::vector<std::string> empty_segments;
+  for (size_t i = 0; i < numbers.size(); ++i) {
+    const uint64_t number = numbers[i];
+    const bool newest = i + 1 == numbers.size();
+    const std::string path =
+        JoinPath(options.dir, spool_internal::SegmentFileName(number));
+    FABRIC_ASSIGN_OR_RETURN(std::string image, spool_internal::ReadFile(path));
+    absl::StatusOr<spool_internal::SegmentHeader> header =
+        spool_internal::DecodeSegmentHeader(image);
+    if (!header.ok()) {
+      if (absl::IsUnimplemented(header.status())) return header.status();
+      // A segment torn while being created, or damaged beyond use.
+      report.corrupt.push_back({spool_internal::SegmentFileName(number), 0,
+                                header.status().ToString()});
+      FABRIC_RETURN_IF_ERROR(spool_internal::RemoveFile(path));
+      continue;
+    }
+    if (!segment_id.has_value()) segment_id = header->producer_id;
+    next_seq = std::max(next_seq, header->base_seq);
+    next_lsn = std::max(next_lsn, header->base_lsn);
+    Impl::Segment seg;
+    seg.number = number;
+    uint64_t last_sparse = 0;
+    spool_internal::SegmentWalk walk = spool_internal::WalkSegment(
+        image, number, spool_internal::kSegmentHeaderSize,
+        [&](const RecordView& record) {
+          uint64_t seq = 0;
+          absl::Time when;
+          if (record.type != static_cast<uint8_t>(RecordType::kEnq) ||
+              !spool_internal::PeekEnqPayload(record.payload, &seq, &when) ||
+              seq < next_seq) {
+            report.corrupt.push_back({spool_internal::SegmentFileName(number),
+                                      record.offset,
+                                      "unexpected record in a topic log"});
+            return;
+          }
+          if (seg.first_seq == 0) seg.first_seq = seq;
+          if (seg.sparse.empty() ||
+              record.offset - last_sparse >= kSparseStride) {
+            seg.sparse.emplace_back(seq, record.offset);
+            last_sparse = record.offset;
+          }
+          seg.last_seq = seq;
+          seg.last_time = when;
+          next_seq = seq + 1;
+          ++report.messages;
+        });
+    for (const auto& skip : walk.skipped) {
+      report.corrupt.push_back(
+          {spool_internal::SegmentFileName(number), skip.offset, skip.what});
+    }
+    next_lsn = std::max(next_lsn, walk.last_lsn + 1);
+    uint64_t size = image.size();
+    if (walk.valid_end < image.size()) {
+      if (newest) {
+        report.torn_tail_bytes = image.size() - walk.valid_end;
+        FABRIC_ASSIGN_OR_RETURN(File f,
+                                spool_internal::OpenFile(path, O_RDWR, 0));
+        FABRIC_RETURN_IF_ERROR(
+            spool_internal::Truncate(f.get(), walk.valid_end, path));
+        FABRIC_RETURN_IF_ERROR(spool_internal::DataSync(f.get(), path));
+        size = walk.valid_end;
+      } else {
+        report.corrupt.push_back({spool_internal::SegmentFileName(number),
+                                  walk.valid_end, walk.tail_what});
+      }
+    }
+    if (seg.first_seq == 0) {
+      // Nothing to keep. Removed once the new active segment exists, whose
+      // header then carries next_seq: until then this file may be the only
+      // record of it.
+      empty_segments.push_back(path);
+      continue;
+    }
+    seg.planned_bytes = seg.written_bytes = size;
+    report.disk_bytes += size;
+    segments.emplace(number, std::move(seg));
+  }
+  FABRIC_ASSIGN_OR_RETURN(spool_internal::Meta meta,
+                          LoadMeta(options.dir, options.topic, !numbers.empty(),
+                                   segment_id, &report));
+  for (const SpoolProblem& problem : report.corrupt) {
+    FABRIC_LOG(kWarning, "FAB-SPOOL-CORRUPT ", options.dir, "/",
+               problem.segment, "@", problem.offset, ": ", problem.what);
+  }
+  report.stream_id = meta.producer_id;
+  report.next_seq = next_seq;
+  report.first_seq =
+      segments.empty() ? next_seq : segments.begin()->second.first_seq;
+  report.segments = segments.size();
+  const uint64_t last_number = numbers.empty() ? 0 : numbers.back();
+  auto impl = std::make_unique<Impl>(std::move(options), std::move(lock),
+                                     std::move(report), std::move(segments),
+                                     next_seq, next_lsn);
+  FABRIC_RETURN_IF_ERROR(impl->Start(last_number));
+  for (const std::string& path : empty_segments) {
+    (void)spool_internal::RemoveFile(path);
+  }
+  return std::unique_ptr<TopicLog>(new TopicLog(std::move(impl)));
+}
+
+absl::StatusOr<SpooledTask> TopicLog::DecodeEntry(absl::string_view entry) {
+  return spool_internal::DecodeEnqPayload(entry);
+}
+
+TopicLog::TopicLog(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+TopicLog::~TopicLog() = default;
+
+const NodeId& TopicLog::stream_id() const { return impl_->stream_id(); }
+const TopicLogReport& TopicLog::recovery() const { return impl_->recovery(); }
+absl::StatusOr<uint64_t> TopicLog::Append(absl::Time published,
+                                          const Headers& headers,
+                                          absl::string_view body) {
+  return impl_->Append(published, headers, body);
+}
+absl::Status TopicLog::Read(uint64_t from, size_t max_entries, size_t max_bytes,
+                            TopicLogRead* out) const {
+  return impl_->Read(from, max_entries, max_bytes, out);
+}
+absl::StatusOr<uint64_t> TopicLog::SeqAtTime(absl::Time t) const {
+  return impl_->SeqAtTime(t);
+}
+uint64_t TopicLog::first_seq() const { return impl_->first_seq(); }
+uint64_t TopicLog::next_seq() const { return impl_->next_seq(); }
+uint64_t TopicLog::durable_seq() const { return impl_->durable_seq(); }
+uint64_t TopicLog::disk_bytes() const { return impl_->disk_bytes(); }
+uint64_t TopicLog::segments_deleted() const {
+  return impl_->segments_deleted();
+}
+absl::Status TopicLog::Flush(absl::Duration timeout) {
+  return impl_->Flush(timeout);
+}
+absl::Status TopicLog::health() const { return impl_->health(); }
+
+}  // namespace fabric

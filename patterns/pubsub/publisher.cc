@@ -1,0 +1,509 @@
+// SPDX-License-Identifier: Apache-2.0
+// `fabric::Publisher`: the XPUB, per-topic streams, durable topic logs, the
+// background thread (subscriber presence, beats, replays) and registration
+// with the node's pub/sub plugin.
+#include "patterns/pubsub/publisher.h"
+
+#include <deque>
+#include <random>
+#include <thread>
+#include <utility>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "fabric/base/errno_status.h"
+#include "fabric/base/log.h"
+#include "fabric/base/status_macros.h"
+#include "fabric/sockets.h"
+#include "fabric/spool/topic_log.h"
+#include "patterns/pubsub/internal/pubsub_plugin.h"
+#include "patterns/pubsub/internal/wire.h"
+
+namespace fabric {
+namespace {
+
+// Replies are capped well below the node's 16 MiB message limit.
+constexpr uint32_t kMaxReplayEntries = 16384;
+constexpr uint32_t kMaxReplayBytes = 4 << 20;
+constexpr absl::Duration kPoll = absl::Milliseconds(20);
+// A durable message must fit one replay reply under the node's default
+// 16 MiB message limit.
+constexpr size_t kMaxMessageBytes = 15 << 20;
+constexpr int kBeatIdleIntervals = 10;
+
+// A topic as a directory name: [A-Za-z0-9._-] kept, every other byte %XX,
+// and a leading '.' escaped so no topic maps to "." or "..".
+std::string EscapeTopic(absl::string_view topic) {
+  std::string out;
+  for (size_t i = 0; i < topic.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(topic[i]);
+    if (absl::ascii_isalnum(c) || c == '_' || c == '-' || (c == '.' && i > 0)) {
+      out.push_back(static_cast<char>(c));
+    } else {
+      absl::StrAppendFormat(&out, "%%%02X", c);
+    }
+  }
+  return out;
+}
+
+// "tcp://127.0.0.1:4000" -> "127.0.0.1" (brackets kept for IPv6).
+std::string HostOf(const std::string& endpoint) {
+  std::string host = endpoint;
+  if (absl::StartsWith(host, "tcp://")) host = host.substr(6);
+  const size_t colon = host.rfind(':');
+  if (colon != std::string::npos) host.resize(colon);
+  return host;
+}
+
+uint64_t RandomStreamId() {
+  static thread_local std::mt19937_64 rng(std::random_device{}());
+  uint64_t id = 0;
+  while (id == 0) id = rng();
+  return id;
+}
+
+}  // namespace
+
+class Publisher::Impl : public ps::PublisherEndpoint,
+                        public std::enable_shared_from_this<Impl> {
+ public:
+  Impl(Node& node, PublisherOptions options)
+      : node_(node), options_(std::move(options)) {}
+
+  ~Impl() override {
+    Close();
+    // Closing a log may report a last durable seq: OnDurable then finds
+    // the XPUB closed and drops the frames.
+    for (auto& [id, stream] : durable_by_id_) stream->log.reset();
+  }
+
+  absl::Status Init() {
+    if (options_.send_hwm < 0) {
+      return absl::InvalidArgumentError("send_hwm must not be negative");
+    }
+    if (options_.max_message_bytes == 0 ||
+        options_.max_message_bytes > kMaxMessageBytes) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "max_message_bytes must be in [1, ", kMaxMessageBytes, "]"));
+    }
+    if (options_.beat_interval <= absl::ZeroDuration()) {
+      return absl::InvalidArgumentError("beat_interval must be positive");
+    }
+    if (!options_.durable_topics.empty() && options_.spool_dir.empty()) {
+      return absl::InvalidArgumentError("durable topics need a spool_dir");
+    }
+    FABRIC_ASSIGN_OR_RETURN(plugin_, ps::PubSubPlugin::Get(node_));
+    StreamSocketOptions socket;
+    socket.hwm = options_.send_hwm;
+    socket.max_message_bytes = options_.max_message_bytes + 1024;
+    const std::string host = options_.bind_host.empty()
+                                 ? HostOf(node_.mailbox_endpoint())
+                                 : options_.bind_host;
+    FABRIC_ASSIGN_OR_RETURN(
+        zmq::socket_t xpub,
+        MakeXpubSocket(ctx_, socket, absl::StrCat("tcp://", host, ":*")));
+    try {
+      endpoint_ = xpub.get(zmq::sockopt::last_endpoint);
+    } catch (const zmq::error_t& e) {
+      return ZmqErrnoToStatus(e.num(), "read publisher endpoint");
+    }
+    std::vector<ps::StreamOffer> offers;
+    for (const std::string& topic : options_.durable_topics) {
+      FABRIC_RETURN_IF_ERROR(ps::ValidateTopic(topic));
+      auto stream = std::make_unique<Stream>();
+      stream->topic = topic;
+      stream->durable = true;
+      Stream* raw = stream.get();
+      TopicLogOptions log;
+      log.dir = absl::StrCat(options_.spool_dir, "/", EscapeTopic(topic));
+      log.topic = topic;
+      log.fsync = options_.fsync;
+      log.fsync_interval = options_.fsync_interval;
+      log.retention_bytes = options_.retention_bytes;
+      log.retention_age = options_.retention_age;
+      log.segment_bytes = options_.segment_bytes;
+      log.on_durable = [this, raw](uint64_t seq) { OnDurable(raw, seq); };
+      FABRIC_ASSIGN_OR_RETURN(stream->log, TopicLog::Open(std::move(log)));
+      uint64_t id = 0;
+      for (char c : stream->log->stream_id().bytes().substr(0, 8)) {
+        id = (id << 8) | static_cast<uint8_t>(c);
+      }
+      stream->id = id == 0 ? 1 : id;
+      stream->seq = stream->log->next_seq() - 1;
+      stream->sent_seq = stream->seq;
+      offers.push_back({stream->id, topic});
+      durable_by_id_.emplace(stream->id, raw);
+      absl::MutexLock l(&mu_);
+      streams_.emplace(topic, std::move(stream));
+    }
+    {
+      absl::MutexLock l(&mu_);
+      xpub_ = std::move(xpub);
+    }
+    thread_ = std::thread([this] { Loop(); });
+    std::shared_ptr<Impl> self = shared_from_this();
+    return node_.Call([self, offers](NodeContext& ctx) {
+      return self->plugin_->AddPublisher(ctx, self, self->endpoint_, offers);
+    });
+  }
+
+  absl::StatusOr<uint64_t> Publish(absl::string_view topic,
+                                   absl::string_view body,
+                                   const Headers& headers) {
+    const std::string encoded_headers = ps::EncodeHeaders(headers);
+    const size_t size = ps::FrameSize(topic, encoded_headers, body);
+    absl::MutexLock l(&mu_);
+    if (closed_) return absl::CancelledError("publisher is closed");
+    if (size > options_.max_message_bytes) {
+      ++stats_.rejected;
+      return absl::InvalidArgumentError(
+          absl::StrCat("message of ", size, " bytes is over the ",
+                       options_.max_message_bytes, "-byte limit"));
+    }
+    auto it = streams_.find(topic);
+    if (it == streams_.end()) {
+      absl::Status valid = ps::ValidateTopic(topic);
+      if (!valid.ok()) {
+        ++stats_.rejected;
+        return valid;
+      }
+      auto stream = std::make_unique<Stream>();
+      stream->topic = std::string(topic);
+      stream->id = RandomStreamId();
+      it = streams_.emplace(stream->topic, std::move(stream)).first;
+    }
+    Stream& s = *it->second;
+    const absl::Time now = absl::Now();
+    uint64_t seq;
+    if (s.durable) {
+      absl::StatusOr<uint64_t> appended = s.log->Append(now, headers, body);
+      if (!appended.ok()) {
+        ++stats_.rejected;
+        return appended.status();
+      }
+      seq = *appended;
+    } else {
+      seq = s.seq + 1;
+    }
+    s.seq = seq;
+    s.last_publish = now;
+    zmq::message_t frame(size);
+    ps::EncodeFrame(topic, s.durable ? ps::kFlagDurable : 0, s.id, seq, now,
+                    encoded_headers, body, frame.data<char>());
+    ++stats_.published;
+    if (s.durable) {
+      // Sent once durable (OnDurable), so no subscriber sees a message this
+      // publisher could forget.
+      s.held.emplace_back(seq, std::move(frame));
+      ++durable_pending_;
+    } else {
+      SendLocked(s, std::move(frame), seq);
+    }
+    return seq;
+  }
+
+  absl::Status WaitForSubscribers(size_t n, absl::Duration timeout) {
+    absl::MutexLock l(&mu_);
+    const auto enough = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+      return presence_.size() >= n || closed_;
+    };
+    if (!mu_.AwaitWithTimeout(absl::Condition(&enough), timeout)) {
+      return absl::DeadlineExceededError(absl::StrCat(
+          "only ", presence_.size(), " of ", n,
+          " subscribers connected within ", absl::FormatDuration(timeout)));
+    }
+    if (closed_) return absl::CancelledError("publisher is closed");
+    return absl::OkStatus();
+  }
+
+  absl::Status Flush(absl::Duration timeout) {
+    const absl::Time deadline = absl::Now() + timeout;
+    {
+      absl::MutexLock l(&mu_);
+      if (closed_) return absl::CancelledError("publisher is closed");
+    }
+    for (auto& [id, stream] : durable_by_id_) {
+      FABRIC_RETURN_IF_ERROR(stream->log->Flush(deadline - absl::Now()));
+    }
+    absl::MutexLock l(&mu_);
+    const auto sent = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+      return durable_pending_ == 0;
+    };
+    if (!mu_.AwaitWithDeadline(absl::Condition(&sent), deadline)) {
+      return absl::DeadlineExceededError("durable messages not yet sent");
+    }
+    return absl::OkStatus();
+  }
+
+  void Close() {
+    {
+      absl::MutexLock l(&mu_);
+      if (closed_) return;
+      closed_ = true;
+    }
+    if (plugin_ != nullptr) {
+      const PublisherEndpoint* me = this;
+      auto plugin = plugin_;
+      (void)node_.Call([plugin, me](NodeContext& ctx) {
+        plugin->RemovePublisher(ctx, me);
+        return absl::OkStatus();
+      });
+    }
+    {
+      absl::MutexLock l(&work_mu_);
+      stop_ = true;
+    }
+    if (thread_.joinable()) thread_.join();
+    // Closing a log writes and syncs what it holds; its last on_durable
+    // sends the held frames.
+    // The logs stay open (a concurrent Flush may use them) until the Impl
+    // goes; flushing now sends every held durable frame before the XPUB
+    // closes.
+    for (auto& [id, stream] : durable_by_id_) {
+      (void)stream->log->Flush(absl::Seconds(5));
+    }
+    {
+      absl::MutexLock l(&mu_);
+      xpub_.close();
+    }
+    ctx_.close();
+  }
+
+  const std::string& endpoint() const { return endpoint_; }
+
+  PublisherStats Stats() const {
+    absl::MutexLock l(&mu_);
+    PublisherStats s = stats_;
+    s.subscribers = presence_.size();
+    s.durable_pending = durable_pending_;
+    return s;
+  }
+
+  // PublisherEndpoint (engine thread).
+  bool Keeps(uint64_t stream) const override {
+    return durable_by_id_.contains(stream);
+  }
+  void OnReplayRequest(const NodeId& from, ps::ReplayRequest request) override {
+    absl::MutexLock l(&work_mu_);
+    replays_.push_back({from, std::move(request)});
+  }
+
+ private:
+  struct Stream {
+    std::string topic;
+    uint64_t id = 0;
+    bool durable = false;
+    uint64_t seq = 0;       // newest assigned
+    uint64_t sent_seq = 0;  // newest handed to the XPUB
+    absl::Time last_publish = absl::InfinitePast();
+    std::unique_ptr<TopicLog> log;                         // durable only
+    std::deque<std::pair<uint64_t, zmq::message_t>> held;  // not yet durable
+  };
+  struct PendingReplay {
+    NodeId from;
+    ps::ReplayRequest request;
+  };
+
+  void SendLocked(Stream& s, zmq::message_t frame, uint64_t seq)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    try {
+      // XPUB never blocks: a subscriber whose queue is full misses it.
+      if (xpub_.send(frame, zmq::send_flags::dontwait)) ++stats_.sent;
+    } catch (const zmq::error_t& e) {
+      FABRIC_LOG(kWarning, "FAB-PUB-SEND ", e.what());
+    }
+    s.sent_seq = seq;
+  }
+
+  void OnDurable(Stream* s, uint64_t durable_seq) {
+    absl::MutexLock l(&mu_);
+    while (!s->held.empty() && s->held.front().first <= durable_seq) {
+      auto& [seq, frame] = s->held.front();
+      if (xpub_.handle() != nullptr) SendLocked(*s, std::move(frame), seq);
+      s->held.pop_front();
+      --durable_pending_;
+    }
+  }
+
+  void Loop() {
+    absl::Time next_beat = absl::Now() + options_.beat_interval;
+    for (;;) {
+      std::vector<PendingReplay> replays;
+      {
+        absl::MutexLock l(&work_mu_);
+        const auto ready = [&]() ABSL_SHARED_LOCKS_REQUIRED(work_mu_) {
+          return stop_ || !replays_.empty();
+        };
+        work_mu_.AwaitWithTimeout(absl::Condition(&ready), kPoll);
+        if (stop_) return;
+        replays.swap(replays_);
+      }
+      DrainSubscriptions();
+      for (PendingReplay& r : replays) Replay(r);
+      const absl::Time now = absl::Now();
+      if (now >= next_beat) {
+        SendBeats(now);
+        next_beat = now + options_.beat_interval;
+      }
+    }
+  }
+
+  // Subscription messages: [1|0] + prefix. Presence prefixes count
+  // subscribers; topic prefixes need nothing (libzmq filters).
+  void DrainSubscriptions() {
+    absl::MutexLock l(&mu_);
+    for (int i = 0; i < 1024; ++i) {
+      zmq::message_t msg;
+      try {
+        if (!xpub_.recv(msg, zmq::recv_flags::dontwait)) return;
+      } catch (const zmq::error_t& e) {
+        return;
+      }
+      absl::string_view data(msg.data<char>(), msg.size());
+      if (data.empty()) continue;
+      const bool subscribe = data[0] == 1;
+      absl::string_view prefix = data.substr(1);
+      if (!absl::StartsWith(prefix, ps::kPresencePrefix)) continue;
+      std::string id(prefix.substr(ps::kPresencePrefix.size()));
+      if (subscribe) {
+        presence_.insert(std::move(id));
+      } else {
+        presence_.erase(id);
+      }
+    }
+  }
+
+  void SendBeats(absl::Time now) {
+    absl::MutexLock l(&mu_);
+    for (auto& [topic, stream] : streams_) {
+      Stream& s = *stream;
+      if (s.sent_seq == 0 ||
+          now - s.last_publish > kBeatIdleIntervals * options_.beat_interval) {
+        continue;
+      }
+      zmq::message_t frame(ps::FrameSize(s.topic, "", ""));
+      ps::EncodeFrame(s.topic,
+                      ps::kFlagBeat | (s.durable ? ps::kFlagDurable : 0), s.id,
+                      s.sent_seq, now, "", "", frame.data<char>());
+      try {
+        if (xpub_.send(frame, zmq::send_flags::dontwait)) ++stats_.beats;
+      } catch (const zmq::error_t&) {
+      }
+    }
+  }
+
+  void Replay(const PendingReplay& pending) {
+    const ps::ReplayRequest& r = pending.request;
+    ps::ReplayData reply;
+    reply.subscriber = r.subscriber;
+    reply.request = r.request;
+    reply.stream = r.stream;
+    auto it = durable_by_id_.find(r.stream);
+    bool ok = false;
+    if (it == durable_by_id_.end()) {
+      reply.status = ps::ReplayStatus::kUnknownStream;
+    } else {
+      TopicLog& log = *it->second->log;
+      absl::StatusOr<uint64_t> from = r.seq;
+      if (r.from == ps::ReplayFrom::kEarliest) {
+        from = log.first_seq();
+      } else if (r.from == ps::ReplayFrom::kTime) {
+        from = log.SeqAtTime(r.time);
+      }
+      TopicLogRead chunk;
+      absl::Status status =
+          from.ok()
+              ? log.Read(*from, std::min(r.max_entries, kMaxReplayEntries),
+                         std::min(r.max_bytes, kMaxReplayBytes), &chunk)
+              : from.status();
+      if (!status.ok()) {
+        FABRIC_LOG(kWarning, "FAB-PUB-REPLAY ", status.ToString());
+        reply.status = ps::ReplayStatus::kError;
+      } else {
+        ok = true;
+        reply.start = std::max(*from, chunk.first_seq);
+        reply.first_seq = chunk.first_seq;
+        reply.durable_seq = chunk.durable_seq;
+        reply.next = chunk.next;
+        reply.entries = std::move(chunk.entries);
+      }
+    }
+    {
+      absl::MutexLock l(&mu_);
+      ++stats_.replay_requests;
+      if (ok) {
+        stats_.replayed += reply.entries.size();
+      } else {
+        ++stats_.replay_errors;
+      }
+    }
+    auto body = std::make_shared<std::string>(ps::EncodeReplayData(reply));
+    auto plugin = plugin_;
+    const NodeId to = pending.from;
+    (void)node_.Post([plugin, to, body](NodeContext& ctx) {
+      // A reply that cannot be sent (link down or full) is not retried
+      // here: the subscriber asks again after its replay timeout.
+      (void)plugin->Send(ctx, to, ps::kReplayData, *body);
+    });
+  }
+
+  Node& node_;
+  const PublisherOptions options_;
+  std::shared_ptr<ps::PubSubPlugin> plugin_;
+  std::string endpoint_;
+  // Durable streams by id; filled in Init, then read-only.
+  absl::flat_hash_map<uint64_t, Stream*> durable_by_id_;
+
+  zmq::context_t ctx_{1};
+  mutable absl::Mutex mu_;
+  zmq::socket_t xpub_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, std::unique_ptr<Stream>> streams_
+      ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<std::string> presence_ ABSL_GUARDED_BY(mu_);
+  PublisherStats stats_ ABSL_GUARDED_BY(mu_);
+  uint64_t durable_pending_ ABSL_GUARDED_BY(mu_) = 0;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+
+  absl::Mutex work_mu_;
+  std::vector<PendingReplay> replays_ ABSL_GUARDED_BY(work_mu_);
+  bool stop_ ABSL_GUARDED_BY(work_mu_) = false;
+  std::thread thread_;
+};
+
+absl::StatusOr<std::unique_ptr<Publisher>> Publisher::Create(
+    Node& node, PublisherOptions options) {
+  auto impl = std::make_shared<Impl>(node, std::move(options));
+  absl::Status status = impl->Init();
+  if (!status.ok()) {
+    impl->Close();
+    return status;
+  }
+  return std::unique_ptr<Publisher>(new Publisher(std::move(impl)));
+}
+
+Publisher::Publisher(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Publisher::~Publisher() { Close(); }
+
+absl::StatusOr<uint64_t> Publisher::Publish(absl::string_view topic,
+                                            absl::string_view body,
+                                            const Headers& headers) {
+  return impl_->Publish(topic, body, headers);
+}
+absl::Status Publisher::WaitForSubscribers(size_t n, absl::Duration timeout) {
+  return impl_->WaitForSubscribers(n, timeout);
+}
+absl::Status Publisher::Flush(absl::Duration timeout) {
+  return impl_->Flush(timeout);
+}
+void Publisher::Close() { impl_->Close(); }
+const std::string& Publisher::endpoint() const { return impl_->endpoint(); }
+PublisherStats Publisher::Stats() const { return impl_->Stats(); }
+
+}  // namespace fabric

@@ -1,0 +1,339 @@
+// SPDX-License-Identifier: Apache-2.0
+// Publishers and subscribers on several nodes of one process, over real
+// loopback sockets and real topic logs. Multi-process scenarios (SIGKILL,
+// SIGSTOP) are in tests/integration/pubsub_cli_test.cc.
+#include <atomic>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "patterns/pubsub/publisher.h"
+#include "patterns/pubsub/subscriber.h"
+#include "tests/testing/status_matchers.h"
+#include "tests/testing/test_util.h"
+
+namespace fabric {
+namespace {
+
+using ::fabric::testing::IsOk;
+using ::fabric::testing::StatusIs;
+using ::fabric::testing::WaitUntil;
+
+constexpr absl::Duration kWait = absl::Seconds(30);
+
+// What a handler saw, per stream. Thread-safe.
+class Seen {
+ public:
+  void Add(const Message& m) {
+    absl::MutexLock lock(&mu_);
+    seqs_[m.topic].push_back(m.seq);
+    bodies_[m.topic].push_back(m.body);
+    if (m.replayed) ++replayed_;
+  }
+  std::vector<uint64_t> Seqs(const std::string& topic) {
+    absl::MutexLock lock(&mu_);
+    return seqs_[topic];
+  }
+  std::vector<std::string> Bodies(const std::string& topic) {
+    absl::MutexLock lock(&mu_);
+    return bodies_[topic];
+  }
+  size_t Count(const std::string& topic) { return Seqs(topic).size(); }
+  uint64_t replayed() {
+    absl::MutexLock lock(&mu_);
+    return replayed_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::map<std::string, std::vector<uint64_t>> seqs_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::vector<std::string>> bodies_ ABSL_GUARDED_BY(mu_);
+  uint64_t replayed_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+// 1..n with no gap and no duplicate.
+bool Contiguous(const std::vector<uint64_t>& seqs, uint64_t first,
+                uint64_t last) {
+  if (seqs.size() != last - first + 1) return false;
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    if (seqs[i] != first + i) return false;
+  }
+  return true;
+}
+
+SubscriberOptions Prefixes(std::vector<std::string> prefixes) {
+  SubscriberOptions o;
+  o.prefixes = std::move(prefixes);
+  return o;
+}
+
+class PubSubTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<Node> StartNode(const std::string& name) {
+    NodeOptions o;
+    o.name = name;
+    o.cluster = cluster_;
+    o.beacon_port = port_;
+    o.beacon_interval = absl::Milliseconds(200);
+    absl::StatusOr<std::unique_ptr<Node>> node = Node::Start(std::move(o));
+    EXPECT_THAT(node, IsOk());
+    return node.ok() ? std::move(*node) : nullptr;
+  }
+  std::unique_ptr<Publisher> StartPublisher(Node& node,
+                                            PublisherOptions o = {}) {
+    o.beat_interval = absl::Milliseconds(100);
+    absl::StatusOr<std::unique_ptr<Publisher>> p =
+        Publisher::Create(node, std::move(o));
+    EXPECT_THAT(p, IsOk());
+    return p.ok() ? std::move(*p) : nullptr;
+  }
+  std::unique_ptr<Subscriber> StartSubscriber(Node& node, Seen* seen,
+                                              SubscriberOptions o) {
+    o.handler = [seen](const Message& m) { seen->Add(m); };
+    o.on_gap = [this](const GapEvent& e) { gap_events_ += e.count(); };
+    absl::StatusOr<std::unique_ptr<Subscriber>> s =
+        Subscriber::Create(node, std::move(o));
+    EXPECT_THAT(s, IsOk());
+    return s.ok() ? std::move(*s) : nullptr;
+  }
+
+  const std::string cluster_ = ::fabric::testing::UniqueClusterName("ps");
+  const uint16_t port_ = ::fabric::testing::FreeUdpPort();
+  std::atomic<uint64_t> gap_events_{0};
+};
+
+TEST_F(PubSubTest, SubscribersOfAPrefixGetEveryMessageInOrder) {
+  auto pn = StartNode("pub");
+  auto sn1 = StartNode("sub1");
+  auto sn2 = StartNode("sub2");
+  Seen all, orders;
+  // Subscribing before any publisher exists works.
+  auto s1 = StartSubscriber(*sn1, &all, Prefixes({""}));
+  auto s2 = StartSubscriber(*sn2, &orders, Prefixes({"orders."}));
+  auto pub = StartPublisher(*pn);
+  ASSERT_THAT(pub->WaitForSubscribers(2, kWait), IsOk());
+  for (int i = 1; i <= 1000; ++i) {
+    ASSERT_THAT(pub->Publish("orders.eu", absl::StrCat("o", i)), IsOk());
+    ASSERT_THAT(
+        pub->Publish("prices", absl::StrCat("p", i), {{"k", absl::StrCat(i)}}),
+        IsOk());
+  }
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        return all.Count("prices") == 1000 && all.Count("orders.eu") == 1000 &&
+               orders.Count("orders.eu") == 1000;
+      },
+      kWait));
+  EXPECT_TRUE(Contiguous(all.Seqs("prices"), 1, 1000));
+  EXPECT_TRUE(Contiguous(orders.Seqs("orders.eu"), 1, 1000));
+  EXPECT_EQ(orders.Count("prices"), 0u);
+  EXPECT_EQ(orders.Bodies("orders.eu").back(), "o1000");
+  EXPECT_EQ(s1->Stats().lost, 0u);
+  EXPECT_EQ(pub->Stats().subscribers, 2u);
+}
+
+TEST_F(PubSubTest, PullModeAndAPublisherThatStartsLaterAndLeaves) {
+  auto sn = StartNode("sub");
+  absl::StatusOr<std::unique_ptr<Subscriber>> sub =
+      Subscriber::Create(*sn, Prefixes({"t"}));
+  ASSERT_THAT(sub, IsOk());
+  EXPECT_THAT((*sub)->Next(absl::Milliseconds(10)),
+              StatusIs(absl::StatusCode::kDeadlineExceeded));
+  {
+    auto pn = StartNode("late");
+    auto pub = StartPublisher(*pn);
+    ASSERT_THAT(pub->WaitForSubscribers(1, kWait), IsOk());
+    ASSERT_THAT(pub->Publish("t1", "hello", {{"a", "b"}}), IsOk());
+    absl::StatusOr<Message> m = (*sub)->Next(kWait);
+    ASSERT_THAT(m, IsOk());
+    EXPECT_EQ(m->topic, "t1");
+    EXPECT_EQ(m->body, "hello");
+    EXPECT_EQ(m->headers.at("a"), "b");
+    EXPECT_EQ(m->seq, 1u);
+    EXPECT_FALSE(m->durable);
+    EXPECT_EQ((*sub)->Stats().publishers, 1u);
+  }
+  // The publisher's node left: its endpoint is dropped.
+  EXPECT_TRUE(
+      WaitUntil([&] { return (*sub)->Stats().publishers == 0; }, kWait));
+}
+
+TEST_F(PubSubTest, RejectsBadTopicsAndOversizedMessages) {
+  auto pn = StartNode("pub");
+  PublisherOptions o;
+  o.max_message_bytes = 1000;
+  auto pub = StartPublisher(*pn, o);
+  EXPECT_THAT(pub->Publish("", "x"),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(pub->Publish(std::string("a\0b", 3), "x"),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(pub->Publish("t", std::string(2000, 'x')),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_EQ(pub->Stats().rejected, 3u);
+  PublisherOptions durable;
+  durable.durable_topics = {"d"};
+  EXPECT_THAT(Publisher::Create(*pn, durable),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(Subscriber::Create(*pn, Prefixes({})),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  SubscriberOptions bad_name = Prefixes({"x"});
+  bad_name.durable_name = "../etc";
+  bad_name.state_dir = "/tmp";
+  EXPECT_THAT(Subscriber::Create(*pn, bad_name),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST_F(PubSubTest, AStalledSubscriberCountsItsGap) {
+  auto pn = StartNode("pub");
+  auto sn = StartNode("sub");
+  Seen seen;
+  std::atomic<bool> stall{true};
+  SubscriberOptions o;
+  o.prefixes = {"fast"};
+  o.receive_hwm = 100;
+  o.handler = [&](const Message& m) {
+    // The first message blocks the subscriber thread until released.
+    while (stall.load()) absl::SleepFor(absl::Milliseconds(5));
+    seen.Add(m);
+  };
+  o.on_gap = [&](const GapEvent& e) { gap_events_ += e.count(); };
+  absl::StatusOr<std::unique_ptr<Subscriber>> sub = Subscriber::Create(*sn, o);
+  ASSERT_THAT(sub, IsOk());
+  PublisherOptions po;
+  po.send_hwm = 100;
+  auto pub = StartPublisher(*pn, po);
+  ASSERT_THAT(pub->WaitForSubscribers(1, kWait), IsOk());
+  const std::string body(1000, 'x');
+  const int total = 50000;
+  for (int i = 0; i < total; ++i)
+    ASSERT_THAT(pub->Publish("fast", body), IsOk());
+  stall = false;
+  // Everything is accounted for: delivered, or counted lost (the tail is
+  // reported by the publisher's beats).
+  ASSERT_TRUE(WaitUntil(
+      [&] { return seen.Count("fast") + (*sub)->Stats().lost == total; },
+      kWait));
+  EXPECT_GT((*sub)->Stats().lost, 0u);
+  EXPECT_GT((*sub)->Stats().gaps, 0u);
+  EXPECT_EQ(gap_events_.load(), (*sub)->Stats().lost);
+  // In order, with jumps only where gaps were reported.
+  std::vector<uint64_t> seqs = seen.Seqs("fast");
+  for (size_t i = 1; i < seqs.size(); ++i) ASSERT_GT(seqs[i], seqs[i - 1]);
+}
+
+TEST_F(PubSubTest, DurableTopicReplaysToLateJoinerAndRestartedSubscriber) {
+  const std::string dir = ::fabric::testing::MakeTempDir("pubsub");
+  auto pn = StartNode("pub");
+  PublisherOptions po;
+  po.durable_topics = {"audit"};
+  po.spool_dir = dir + "/spool";
+  po.fsync = FsyncPolicy::kNone;
+  auto pub = StartPublisher(*pn, po);
+  for (int i = 1; i <= 3000; ++i) {
+    ASSERT_THAT(pub->Publish("audit", absl::StrCat("a", i)), IsOk());
+  }
+  ASSERT_THAT(pub->Flush(kWait), IsOk());
+
+  // A late joiner from earliest gets everything, replayed.
+  auto sn = StartNode("sub");
+  Seen early;
+  SubscriberOptions eo;
+  eo.prefixes = {"audit"};
+  eo.start.kind = StartPosition::Kind::kEarliest;
+  auto s1 = StartSubscriber(*sn, &early, eo);
+  ASSERT_TRUE(WaitUntil([&] { return early.Count("audit") == 3000; }, kWait));
+  EXPECT_TRUE(Contiguous(early.Seqs("audit"), 1, 3000));
+  EXPECT_EQ(early.replayed(), 3000u);
+
+  // A durable subscriber from seq 2001, then closed and reopened while the
+  // publisher goes on: it resumes exactly where it was.
+  SubscriberOptions d;
+  d.prefixes = {"audit"};
+  d.durable_name = "billing";
+  d.state_dir = dir;
+  d.start.kind = StartPosition::Kind::kSeq;
+  d.start.seq = 2001;
+  Seen first_run;
+  auto s2 = StartSubscriber(*sn, &first_run, d);
+  ASSERT_TRUE(
+      WaitUntil([&] { return first_run.Count("audit") == 1000; }, kWait));
+  EXPECT_TRUE(Contiguous(first_run.Seqs("audit"), 2001, 3000));
+  s2.reset();
+  for (int i = 3001; i <= 4000; ++i) {
+    ASSERT_THAT(pub->Publish("audit", absl::StrCat("a", i)), IsOk());
+  }
+  Seen second_run;
+  auto s3 = StartSubscriber(*sn, &second_run, d);
+  for (int i = 4001; i <= 5000; ++i) {
+    ASSERT_THAT(pub->Publish("audit", absl::StrCat("a", i)), IsOk());
+  }
+  ASSERT_TRUE(
+      WaitUntil([&] { return second_run.Count("audit") == 2000; }, kWait));
+  EXPECT_TRUE(Contiguous(second_run.Seqs("audit"), 3001, 5000));
+  EXPECT_EQ(second_run.Bodies("audit").front(), "a3001");
+  EXPECT_EQ(s3->Stats().lost, 0u);
+  // The late joiner kept up live after its replay.
+  ASSERT_TRUE(WaitUntil([&] { return early.Count("audit") == 5000; }, kWait));
+  EXPECT_TRUE(Contiguous(early.Seqs("audit"), 1, 5000));
+  // One process per durable name.
+  EXPECT_THAT(Subscriber::Create(*sn, d),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+}
+
+TEST_F(PubSubTest, DurableStreamSurvivesPublisherRestartAndStartsFromTime) {
+  const std::string dir = ::fabric::testing::MakeTempDir("pubsub");
+  auto sn = StartNode("sub");
+  PublisherOptions po;
+  po.durable_topics = {"log"};
+  po.spool_dir = dir;
+  absl::Time middle;
+  {
+    auto pn = StartNode("pub1");
+    auto pub = StartPublisher(*pn, po);
+    for (int i = 1; i <= 100; ++i) {
+      ASSERT_THAT(pub->Publish("log", absl::StrCat(i)), IsOk());
+      if (i == 50) {
+        ASSERT_THAT(pub->Flush(kWait), IsOk());
+        absl::SleepFor(absl::Milliseconds(20));
+        middle = absl::Now();
+        absl::SleepFor(absl::Milliseconds(20));
+      }
+    }
+    ASSERT_THAT(pub->Flush(kWait), IsOk());
+  }
+  // A new process (node) opens the same log: same stream, seqs go on.
+  auto pn = StartNode("pub2");
+  auto pub = StartPublisher(*pn, po);
+  absl::StatusOr<uint64_t> seq = pub->Publish("log", "101");
+  ASSERT_THAT(seq, IsOk());
+  EXPECT_EQ(*seq, 101u);
+  Seen seen;
+  SubscriberOptions o;
+  o.prefixes = {"log"};
+  o.start.kind = StartPosition::Kind::kTime;
+  o.start.time = middle;
+  auto sub = StartSubscriber(*sn, &seen, o);
+  ASSERT_TRUE(WaitUntil([&] { return seen.Count("log") == 51; }, kWait));
+  EXPECT_TRUE(Contiguous(seen.Seqs("log"), 51, 101));
+}
+
+TEST(StartPositionTest, Parses) {
+  EXPECT_EQ(StartPosition::Parse("latest")->kind, StartPosition::Kind::kLatest);
+  EXPECT_EQ(StartPosition::Parse("earliest")->kind,
+            StartPosition::Kind::kEarliest);
+  EXPECT_EQ(StartPosition::Parse("42")->seq, 42u);
+  EXPECT_EQ(StartPosition::Parse("-5m")->kind, StartPosition::Kind::kTime);
+  EXPECT_EQ(StartPosition::Parse("2026-11-21T10:00:00Z")->time,
+            absl::FromUnixSeconds(1795255200));
+  EXPECT_THAT(StartPosition::Parse("soon"),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(StartPosition::Parse("0"),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+}  // namespace
+}  // namespace fabric

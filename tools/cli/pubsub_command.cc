@@ -1,0 +1,288 @@
+// SPDX-License-Identifier: Apache-2.0
+// `fabric pub TOPIC [MSG...]` and `fabric sub PREFIX...`: a publisher and a
+// subscriber on the command line. Both print "READY <endpoint> <id> <name>"
+// once their node is up; sub then prints one line per message (and per gap).
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "fabric/base/status_macros.h"
+#include "patterns/pubsub/publisher.h"
+#include "patterns/pubsub/subscriber.h"
+#include "tools/cli/commands.h"
+#include "tools/cli/input.h"
+#include "tools/cli/output.h"
+
+namespace fabric::cli {
+namespace {
+
+constexpr char kDefaultTopicSpool[] = "fabric-topics";
+constexpr char kDefaultStateDir[] = "fabric-subs";
+
+// Where `fabric pub` takes its messages from.
+enum class PubSource { kArgs, kCount, kStdin, kNone };
+
+struct PubPlan {
+  PublisherOptions options;
+  Headers headers;
+  PubSource source = PubSource::kNone;
+  absl::Duration wait_timeout = absl::Seconds(30);
+};
+
+absl::StatusOr<PubPlan> ParsePubFlags(const PubFlags& f) {
+  PubPlan plan;
+  if (f.topic.empty()) return absl::InvalidArgumentError("TOPIC is required");
+  FABRIC_RETURN_IF_ERROR(ParseHeaders(f.headers, &plan.headers));
+  FABRIC_RETURN_IF_ERROR(
+      CheckMessageSource(f.messages.size(), f.count, f.size));
+  if (f.hwm < 0) return absl::InvalidArgumentError("--hwm must be positive");
+  if (f.hwm > 0) plan.options.send_hwm = f.hwm;
+  if (f.rate < 0)
+    return absl::InvalidArgumentError("--rate must not be negative");
+  if (f.wait_subscribers < 0) {
+    return absl::InvalidArgumentError(
+        "--wait-subscribers must not be negative");
+  }
+  if (!f.durable && (!f.spool.empty() || !f.fsync.empty() ||
+                     f.retention_bytes != 0 || !f.retention_age.empty())) {
+    return absl::InvalidArgumentError(
+        "--spool, --fsync and --retention-* need --durable");
+  }
+  if (!f.messages.empty()) {
+    plan.source = PubSource::kArgs;
+  } else if (f.count >= 0) {
+    plan.source = PubSource::kCount;
+  } else if (!f.no_stdin && !isatty(STDIN_FILENO)) {
+    plan.source = PubSource::kStdin;
+  } else if (!f.stay) {
+    return absl::InvalidArgumentError(
+        "nothing to publish: give MSG..., --count N or lines on stdin (or "
+        "--stay to serve a durable topic's replays)");
+  }
+  if (f.durable) {
+    plan.options.durable_topics = {f.topic};
+    plan.options.spool_dir = f.spool.empty() ? kDefaultTopicSpool : f.spool;
+    if (!f.fsync.empty()) {
+      absl::StatusOr<FsyncPolicy> policy = ParseFsyncPolicy(f.fsync);
+      if (!policy.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--fsync: unknown policy '", f.fsync,
+                         "' (want always, batch, interval or none)"));
+      }
+      plan.options.fsync = *policy;
+    }
+    if (f.retention_bytes != 0) {
+      plan.options.retention_bytes = f.retention_bytes;
+    }
+    if (!f.retention_age.empty()) {
+      FABRIC_ASSIGN_OR_RETURN(
+          plan.options.retention_age,
+          ParseDurationFlag("--retention-age", f.retention_age));
+      if (plan.options.retention_age <= absl::ZeroDuration()) {
+        return absl::InvalidArgumentError("--retention-age must be positive");
+      }
+    }
+  }
+  if (!f.wait_timeout.empty()) {
+    FABRIC_ASSIGN_OR_RETURN(
+        plan.wait_timeout, ParseDurationFlag("--wait-timeout", f.wait_timeout));
+  }
+  return plan;
+}
+
+void PrintReady(const Node& node) {
+  std::printf("READY %s %s %s\n", node.mailbox_endpoint().c_str(),
+              node.id().ToHex().c_str(), node.name().c_str());
+  std::fflush(stdout);
+}
+
+// Publishes what the flags name; stops early on SIGINT/SIGTERM.
+absl::Status PublishAll(Publisher& pub, const PubFlags& f, const PubPlan& plan,
+                        std::atomic<bool>& stop, int64_t* published) {
+  const absl::Duration gap =
+      f.rate > 0 ? absl::Seconds(1) / f.rate : absl::ZeroDuration();
+  absl::Time next = absl::Now();
+  auto one = [&](absl::string_view body) -> absl::Status {
+    if (gap > absl::ZeroDuration()) {
+      const absl::Time now = absl::Now();
+      if (next > now) absl::SleepFor(next - now);
+      next = std::max(next, now) + gap;
+    }
+    FABRIC_RETURN_IF_ERROR(pub.Publish(f.topic, body, plan.headers).status());
+    ++*published;
+    return absl::OkStatus();
+  };
+  auto interrupted = [&] {
+    if (!stop.load() && WaitForSignal(absl::ZeroDuration())) stop = true;
+    return stop.load();
+  };
+  switch (plan.source) {
+    case PubSource::kArgs:
+      for (const std::string& m : f.messages) {
+        if (interrupted()) break;
+        FABRIC_RETURN_IF_ERROR(one(m));
+      }
+      break;
+    case PubSource::kCount:
+      for (int64_t i = 1; i <= f.count; ++i) {
+        if ((i & 1023) == 0 && interrupted()) break;
+        FABRIC_RETURN_IF_ERROR(one(GeneratedBody(i, f.size)));
+      }
+      break;
+    case PubSource::kStdin: {
+      LineReader lines(stop);
+      std::string line;
+      while (!interrupted() && lines.Next(&line)) {
+        FABRIC_RETURN_IF_ERROR(one(line));
+      }
+      break;
+    }
+    case PubSource::kNone:
+      break;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status PubOnNode(Node& node, const PubFlags& f, PubPlan plan) {
+  FABRIC_ASSIGN_OR_RETURN(std::unique_ptr<Publisher> pub,
+                          Publisher::Create(node, plan.options));
+  PrintReady(node);
+  std::atomic<bool> stop{false};
+  if (f.wait_subscribers > 0) {
+    const absl::Time deadline = absl::Now() + plan.wait_timeout;
+    absl::Status waited;
+    do {
+      waited = pub->WaitForSubscribers(
+          static_cast<size_t>(f.wait_subscribers),
+          std::min(absl::Milliseconds(100), deadline - absl::Now()));
+      if (WaitForSignal(absl::ZeroDuration())) return absl::OkStatus();
+    } while (absl::IsDeadlineExceeded(waited) && absl::Now() < deadline);
+    FABRIC_RETURN_IF_ERROR(waited);
+  }
+  int64_t published = 0;
+  absl::Status status = PublishAll(*pub, f, plan, stop, &published);
+  if (status.ok()) status = pub->Flush(absl::Seconds(30));
+  const PublisherStats stats = pub->Stats();
+  std::fprintf(stderr,
+               "pub: %lld published on %s (%llu subscribers, %llu rejected)\n",
+               static_cast<long long>(published), f.topic.c_str(),
+               static_cast<unsigned long long>(stats.subscribers),
+               static_cast<unsigned long long>(stats.rejected));
+  if (status.ok() && f.stay && !stop.load()) {
+    while (!WaitForSignal(absl::Milliseconds(200))) {
+    }
+  }
+  pub->Close();
+  return status;
+}
+
+absl::StatusOr<SubscriberOptions> ParseSubFlags(const SubFlags& f) {
+  SubscriberOptions o;
+  if (f.prefixes.empty()) {
+    return absl::InvalidArgumentError("PREFIX is required ('' for all)");
+  }
+  if (f.count < 0) {
+    return absl::InvalidArgumentError("--count must not be negative");
+  }
+  o.prefixes = f.prefixes;
+  if (f.hwm < 0) return absl::InvalidArgumentError("--hwm must be positive");
+  if (f.hwm > 0) o.receive_hwm = f.hwm;
+  if (!f.from.empty()) {
+    FABRIC_ASSIGN_OR_RETURN(o.start, StartPosition::Parse(f.from));
+  }
+  if (!f.durable.empty()) {
+    o.durable_name = f.durable;
+    o.state_dir = f.state_dir.empty() ? kDefaultStateDir : f.state_dir;
+    if (mkdir(o.state_dir.c_str(), 0755) != 0 && errno != EEXIST) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "cannot create --state-dir ", o.state_dir, ": ", strerror(errno)));
+    }
+  } else if (!f.state_dir.empty()) {
+    return absl::InvalidArgumentError("--state-dir needs --durable NAME");
+  }
+  return o;
+}
+
+absl::Status SubOnNode(Node& node, const SubFlags& f, SubscriberOptions o) {
+  std::atomic<int64_t> delivered{0};
+  const bool json = f.json;
+  // Lines are written whole and flushed, so a killed subscriber leaves no
+  // half line; the position is committed after each line.
+  o.handler = [&delivered, json](const Message& m) {
+    const std::string line = FormatMessageLine(m, json) + "\n";
+    std::fwrite(line.data(), 1, line.size(), stdout);
+    std::fflush(stdout);
+    delivered.fetch_add(1);
+  };
+  o.on_gap = [json](const GapEvent& e) {
+    const std::string line = FormatGapLine(e, json) + "\n";
+    FILE* out = json ? stdout : stderr;
+    std::fwrite(line.data(), 1, line.size(), out);
+    std::fflush(out);
+  };
+  FABRIC_ASSIGN_OR_RETURN(std::unique_ptr<Subscriber> sub,
+                          Subscriber::Create(node, std::move(o)));
+  PrintReady(node);
+  for (;;) {
+    if (WaitForSignal(absl::Milliseconds(50))) break;
+    if (f.count > 0 && delivered.load() >= f.count) break;
+  }
+  sub->Close();
+  const SubscriberStats s = sub->Stats();
+  std::fprintf(stderr,
+               "sub: %llu delivered (%llu replayed), %llu gaps, %llu lost, "
+               "%llu duplicates dropped, %llu malformed\n",
+               static_cast<unsigned long long>(s.delivered),
+               static_cast<unsigned long long>(s.replayed),
+               static_cast<unsigned long long>(s.gaps),
+               static_cast<unsigned long long>(s.lost),
+               static_cast<unsigned long long>(s.duplicates),
+               static_cast<unsigned long long>(s.malformed));
+  return absl::OkStatus();
+}
+
+// Starts a quiet node with `role`, runs `body` on it, then leaves.
+absl::Status WithNode(const CommonFlags& common, absl::string_view role,
+                      const std::function<absl::Status(Node&)>& body) {
+  FABRIC_ASSIGN_OR_RETURN(NodeOptions options, BuildNodeOptions(common));
+  options.headers.emplace("fabric.role", std::string(role));
+  BlockTerminationSignals();
+  FABRIC_ASSIGN_OR_RETURN(PrintingNode pn,
+                          StartPrintingNode(std::move(options), /*json=*/false,
+                                            /*print=*/false));
+  absl::Status status = ApplyOffers(*pn.node, common.offers);
+  if (status.ok()) status = body(*pn.node);
+  pn.node->Close();
+  pn.node->Join();
+  return status;
+}
+
+}  // namespace
+
+absl::Status RunPub(const CommonFlags& common, const PubFlags& flags) {
+  FABRIC_ASSIGN_OR_RETURN(PubPlan plan, ParsePubFlags(flags));
+  return WithNode(common, "publisher", [&](Node& node) {
+    return PubOnNode(node, flags, std::move(plan));
+  });
+}
+
+absl::Status RunSub(const CommonFlags& common, const SubFlags& flags) {
+  FABRIC_ASSIGN_OR_RETURN(SubscriberOptions options, ParseSubFlags(flags));
+  return WithNode(common, "subscriber", [&](Node& node) {
+    return SubOnNode(node, flags, std::move(options));
+  });
+}
+
+}  // namespace fabric::cli
