@@ -22,6 +22,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "patterns/reqrep/client.h"
+#include "tests/testing/cli_harness.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/test_util.h"
@@ -29,37 +30,19 @@
 namespace fabric {
 namespace {
 
-using ::fabric::testing::ClearFabricEnvironment;
-using ::fabric::testing::FreeUdpPort;
 using ::fabric::testing::IsOk;
 using ::fabric::testing::Subprocess;
-using ::fabric::testing::UniqueClusterName;
 using ::fabric::testing::WaitUntil;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
-constexpr absl::Duration kTimeout = absl::Seconds(60);
-constexpr absl::Duration kReadyTimeout = absl::Seconds(20);
+using ::fabric::testing::CliCluster;
+using ::fabric::testing::Finish;
+using ::fabric::testing::RunResult;
+
+constexpr absl::Duration kTimeout = ::fabric::testing::kCliTimeout;
 // Slack on top of a call's deadline before we call it hung (ASan, load).
 constexpr absl::Duration kSlack = absl::Seconds(5);
-
-struct RunResult {
-  int exit_code = -1;
-  std::string out;  // stdout joined with '\n'
-  std::string err;
-};
-
-absl::StatusOr<RunResult> Finish(Subprocess& proc) {
-  absl::StatusOr<int> code = proc.Wait(kTimeout);
-  if (!code.ok()) return code.status();
-  absl::StatusOr<size_t> eof =
-      proc.WaitForLine([](absl::string_view) { return false; }, kTimeout);
-  if (eof.status().code() != absl::StatusCode::kUnavailable) {
-    return absl::InternalError("stdout did not close");
-  }
-  return RunResult{*code, absl::StrJoin(proc.StdoutLines(), "\n"),
-                   proc.Stderr()};
-}
 
 // One server process and the node id it printed in READY.
 struct ServerProc {
@@ -160,10 +143,7 @@ class Load {
 
 class ReqRepCliTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    ClearFabricEnvironment();
-    ASSERT_NE(beacon_port_, 0) << "no free UDP port";
-  }
+  void SetUp() override { ASSERT_TRUE(cli_.usable()); }
   void TearDown() override {
     // The load's callbacks run on the node's engine: stop it first.
     if (client_ != nullptr) client_->Close();
@@ -172,22 +152,9 @@ class ReqRepCliTest : public ::testing::Test {
     node_.reset();
   }
 
-  std::vector<std::string> ClusterFlags() const {
-    return {"--cluster",         cluster_,
-            "--beacon-port",     absl::StrCat(beacon_port_),
-            "--beacon-interval", "300ms"};
-  }
-
-  absl::StatusOr<std::unique_ptr<Subprocess>> Spawn(
-      std::vector<std::string> args) {
-    args.insert(args.begin(), FABRIC_CLI_PATH);
-    for (std::string& f : ClusterFlags()) args.push_back(std::move(f));
-    return Subprocess::Spawn(std::move(args));
-  }
+  std::vector<std::string> ClusterFlags() const { return cli_.ClusterFlags(); }
   absl::StatusOr<RunResult> Run(std::vector<std::string> args) {
-    absl::StatusOr<std::unique_ptr<Subprocess>> proc = Spawn(std::move(args));
-    if (!proc.ok()) return proc.status();
-    return Finish(**proc);
+    return cli_.Run(std::move(args));
   }
 
   // Starts `fabric serve svc --name NAME <how>` and awaits READY.
@@ -195,11 +162,11 @@ class ReqRepCliTest : public ::testing::Test {
                                          std::vector<std::string> how) {
     std::vector<std::string> args = {"serve", "svc", "--name", name};
     for (std::string& f : how) args.push_back(std::move(f));
-    absl::StatusOr<std::unique_ptr<Subprocess>> proc = Spawn(std::move(args));
+    absl::StatusOr<std::unique_ptr<Subprocess>> proc =
+        cli_.SpawnReady(std::move(args));
     if (!proc.ok()) return proc.status();
-    absl::StatusOr<size_t> line = (*proc)->WaitForLine(
-        [](absl::string_view l) { return absl::StartsWith(l, "READY tcp://"); },
-        kReadyTimeout);
+    absl::StatusOr<size_t> line = (*proc)->WaitForLineContaining(
+        "READY tcp://", ::fabric::testing::kCliReadyTimeout);
     if (!line.ok()) return line.status();
     std::vector<std::string> f =
         absl::StrSplit((*proc)->StdoutLines()[*line], ' ');
@@ -211,8 +178,8 @@ class ReqRepCliTest : public ::testing::Test {
   Client& StartClient() {
     NodeOptions o;
     o.name = "load";
-    o.cluster = cluster_;
-    o.beacon_port = beacon_port_;
+    o.cluster = cli_.cluster();
+    o.beacon_port = cli_.beacon_port();
     o.beacon_interval = absl::Milliseconds(300);
     absl::StatusOr<std::unique_ptr<Node>> node = Node::Start(std::move(o));
     EXPECT_THAT(node, IsOk());
@@ -259,8 +226,7 @@ class ReqRepCliTest : public ::testing::Test {
     return by_server;
   }
 
-  const std::string cluster_ = UniqueClusterName("rr-cli");
-  const uint16_t beacon_port_ = FreeUdpPort();
+  CliCluster cli_{"rr-cli"};
   std::unique_ptr<Node> node_;
   std::unique_ptr<Client> client_;
 };

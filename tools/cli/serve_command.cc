@@ -6,7 +6,6 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -23,6 +22,7 @@
 #include "absl/time/clock.h"
 #include "fabric/base/status_macros.h"
 #include "patterns/reqrep/server.h"
+#include "tools/cli/child.h"
 #include "tools/cli/commands.h"
 #include "tools/cli/output.h"
 
@@ -175,20 +175,7 @@ class ServeState {
     const pid_t parent = getpid();
     const pid_t pid = fork();
     if (pid == 0) {
-      // Child: async-signal-safe calls only. Undo the parent's signal mask
-      // (blocked SIGINT/SIGTERM would survive exec).
-      setpgid(0, 0);
-      prctl(PR_SET_PDEATHSIG, SIGKILL);  // dies with this handler thread
-      if (getppid() != parent) _exit(127);
-      sigset_t none;
-      sigemptyset(&none);
-      sigprocmask(SIG_SETMASK, &none, nullptr);
-      signal(SIGPIPE, SIG_DFL);
-      dup2(in->fd(), STDIN_FILENO);
-      dup2(out->fd(), STDOUT_FILENO);
-      dup2(err->fd(), STDERR_FILENO);
-      execve(argv[0], argv, cenv.data());
-      _exit(127);
+      ExecInChild(parent, in->fd(), out->fd(), err->fd(), argv, cenv.data());
     }
     if (pid < 0) {
       return {absl::InternalError(absl::StrCat("fork: ", strerror(errno))), ""};
