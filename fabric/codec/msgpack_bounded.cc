@@ -103,4 +103,23 @@ absl::StatusOr<const msgpack::object_array*> Fields(const msgpack::object& o,
   return a;
 }
 
+absl::StatusOr<std::map<std::string, std::string>> AsStringMap(
+    const msgpack::object& o, absl::string_view what, size_t max_entries) {
+  std::map<std::string, std::string> out;
+  if (o.type == msgpack::type::NIL) return out;
+  absl::StatusOr<const msgpack::object_map*> m = AsMap(o, what);
+  if (!m.ok()) return m.status();
+  if ((*m)->size > max_entries) {
+    return absl::InvalidArgumentError(absl::StrCat("too many ", what));
+  }
+  for (uint32_t i = 0; i < (*m)->size; ++i) {
+    absl::StatusOr<absl::string_view> k = AsBytes((*m)->ptr[i].key, what);
+    if (!k.ok()) return k.status();
+    absl::StatusOr<absl::string_view> v = AsBytes((*m)->ptr[i].val, what);
+    if (!v.ok()) return v.status();
+    out.emplace(std::string(*k), std::string(*v));
+  }
+  return out;
+}
+
 }  // namespace fabric::msgpack_bounded

@@ -6,6 +6,7 @@
 #define FABRIC_CODEC_MSGPACK_BOUNDED_H_
 
 #include <cstdint>
+#include <map>
 #include <msgpack.hpp>
 #include <string>
 
@@ -55,6 +56,20 @@ inline void PackBin(Packer& pk, absl::string_view s) {
   pk.pack_bin(static_cast<uint32_t>(s.size()));
   pk.pack_bin_body(s.data(), static_cast<uint32_t>(s.size()));
 }
+
+// A map of strings (headers), packed in key order.
+inline void PackStringMap(Packer& pk,
+                          const std::map<std::string, std::string>& m) {
+  pk.pack_map(static_cast<uint32_t>(m.size()));
+  for (const auto& [k, v] : m) {
+    PackString(pk, k);
+    PackString(pk, v);
+  }
+}
+// A map of strings, or nil as an empty map; kInvalidArgument beyond
+// `max_entries` entries or for anything else.
+absl::StatusOr<std::map<std::string, std::string>> AsStringMap(
+    const msgpack::object& o, absl::string_view what, size_t max_entries);
 
 }  // namespace fabric::msgpack_bounded
 

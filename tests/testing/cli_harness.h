@@ -68,6 +68,9 @@ class CliCluster {
   CliCluster& operator=(const CliCluster&) = delete;
 
   const std::string& dir() const { return dir_; }
+  // For in-process nodes that join the same cluster.
+  const std::string& cluster() const { return cluster_; }
+  uint16_t beacon_port() const { return beacon_port_; }
   bool usable() const { return beacon_port_ != 0 && !dir_.empty(); }
 
   // Cluster flags every process gets; fast beacons shorten discovery.

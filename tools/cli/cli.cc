@@ -199,6 +199,80 @@ CLI::App* AddSub(CLI::App& app, SubFlags& f) {
   return cmd;
 }
 
+// Registers `fabric req` on `app`.
+CLI::App* AddReq(CLI::App& app, ReqFlags& f) {
+  CLI::App* cmd = app.add_subcommand(
+      "req",
+      "call a service once: the body is MSG or, without it, all of stdin; "
+      "prints the reply body to stdout and exits 0, or prints the failed "
+      "call's status (e.g. DEADLINE_EXCEEDED, UNAVAILABLE) to stderr and "
+      "exits 1");
+  cmd->add_option("service", f.service, "the service")->required();
+  cmd->add_option("message", f.message, "the request body")
+      ->each([&f](const std::string&) { f.has_message = true; });
+  cmd->add_option("--timeout", f.timeout,
+                  "deadline of the call in ms, or a duration like 2s "
+                  "(default 5000)")
+      ->type_name("MS");
+  cmd->add_option("--attempt-timeout", f.attempt_timeout,
+                  "retry on another server after this long without a reply "
+                  "(ms or duration; default timeout / max-attempts)")
+      ->type_name("MS");
+  cmd->add_option("--max-attempts", f.max_attempts,
+                  "attempts at most, the first included (default 3)")
+      ->type_name("N");
+  cmd->add_option("--key", f.key,
+                  "idempotency key: servers run each key once within their "
+                  "dedup window")
+      ->type_name("KEY");
+  cmd->add_option("--header", f.headers,
+                  "request header KEY=VALUE (repeatable; HELLO headers go "
+                  "before the verb)")
+      ->type_name("K=V");
+  cmd->add_option("--wait", f.wait,
+                  "how long to look for a server before failing with "
+                  "UNAVAILABLE (ms or duration; default 1500 or the timeout "
+                  "if shorter)")
+      ->type_name("MS");
+  cmd->add_flag("--json", f.json,
+                "print {\"ok\":...,\"body\"|\"code\",...} on stdout");
+  return cmd;
+}
+
+// Registers `fabric serve` on `app`.
+CLI::App* AddServe(CLI::App& app, ServeFlags& f) {
+  CLI::App* cmd = app.add_subcommand(
+      "serve",
+      "serve a service until interrupted: prints READY, then one line per "
+      "request ('handled CLIENT:ID attempt=N status=CODE bytes=B ... BODY'). "
+      "On SIGINT/SIGTERM it stops advertising, answers what it accepted and "
+      "exits");
+  cmd->add_option("service", f.service, "the service")->required();
+  cmd->add_option("--exec", f.exec,
+                  "run CMD with /bin/sh -c per request, body on stdin, env "
+                  "FABRIC_SERVICE, FABRIC_REQUEST_ID, FABRIC_ATTEMPT, "
+                  "FABRIC_IDEMPOTENCY_KEY, FABRIC_DEADLINE_MS; its stdout is "
+                  "the reply; a non-zero exit fails the call (UNKNOWN, with "
+                  "the tail of its stderr); killed at the caller's deadline")
+      ->type_name("CMD");
+  cmd->add_flag("--echo", f.echo, "reply with the request body");
+  cmd->add_flag("--json", f.json, "print requests as JSON lines");
+  cmd->add_option("--concurrency", f.concurrency,
+                  "requests handled at once (default 4)")
+      ->type_name("N");
+  cmd->add_option("--max-pending", f.max_pending,
+                  "requests held at once, beyond which they are refused as "
+                  "busy and go to other servers (default 1024)")
+      ->type_name("N");
+  cmd->add_option("--count", f.count,
+                  "exit after N requests were handled (others are drained)")
+      ->type_name("N");
+  cmd->add_option("--drain-timeout", f.drain_timeout,
+                  "on exit, how long accepted requests may take (default 5s)")
+      ->type_name("DURATION");
+  return cmd;
+}
+
 struct SpoolVerbs {
   CLI::App* inspect;
   CLI::App* verify;
@@ -288,6 +362,10 @@ int Run(int argc, char** argv) {
   CLI::App* push_cmd = AddPush(app, push);
   WorkFlags work;
   CLI::App* work_cmd = AddWork(app, work);
+  ReqFlags req;
+  CLI::App* req_cmd = AddReq(app, req);
+  ServeFlags serve;
+  CLI::App* serve_cmd = AddServe(app, serve);
 
   PubFlags pub;
   CLI::App* pub_cmd = AddPub(app, pub);
@@ -323,6 +401,10 @@ int Run(int argc, char** argv) {
     status = RunPush(common, push);
   } else if (work_cmd->parsed()) {
     status = RunWork(common, work);
+  } else if (req_cmd->parsed()) {
+    status = RunReq(common, req);
+  } else if (serve_cmd->parsed()) {
+    status = RunServe(common, serve);
   } else if (pub_cmd->parsed()) {
     status = RunPub(common, pub);
   } else if (sub_cmd->parsed()) {

@@ -92,6 +92,33 @@ struct SubFlags {
   int hwm = 0;        // 0: the subscriber's default
 };
 
+// `fabric req SERVICE [MSG]`. Durations are unparsed flag text; empty means
+// the default.
+struct ReqFlags {
+  std::string service;
+  std::string message;
+  bool has_message = false;
+  std::string timeout;               // plain number: milliseconds
+  std::string attempt_timeout;       // plain number: milliseconds
+  int max_attempts = 0;              // 0: the client's default
+  std::string key;                   // idempotency key
+  std::vector<std::string> headers;  // KEY=VALUE
+  std::string wait;                  // discovery wait; plain number: ms
+  bool json = false;
+};
+
+// `fabric serve SERVICE (--exec CMD | --echo)`.
+struct ServeFlags {
+  std::string service;
+  std::string exec;
+  bool echo = false;
+  bool json = false;
+  int concurrency = 4;
+  int64_t count = 0;    // 0: serve until interrupted
+  int max_pending = 0;  // 0: the server's default
+  std::string drain_timeout;
+};
+
 // `fabric spool inspect|verify DIR`.
 struct SpoolFlags {
   std::string dir;
@@ -126,6 +153,16 @@ absl::Status RunPush(const CommonFlags& common, const PushFlags& flags);
 absl::Status RunWork(const CommonFlags& common, const WorkFlags& flags);
 absl::Status RunPub(const CommonFlags& common, const PubFlags& flags);
 absl::Status RunSub(const CommonFlags& common, const SubFlags& flags);
+
+// `fabric req`: calls a service once and prints the reply body to stdout.
+// Returns kInvalidArgument for bad flags; a failed call as kUnknown whose
+// message starts with the call's status code name (exit 1).
+absl::Status RunReq(const CommonFlags& common, const ReqFlags& flags);
+
+// `fabric serve`: serves a service until SIGINT/SIGTERM (or --count
+// requests), printing "READY ..." and then one line per request; on a
+// signal it drains (finishes accepted requests) before exiting.
+absl::Status RunServe(const CommonFlags& common, const ServeFlags& flags);
 
 // `fabric spool inspect DIR`: prints what a read-only scan finds.
 absl::Status RunSpoolInspect(const CommonFlags& common,

@@ -4,7 +4,6 @@
 // per task (body on stdin) and turns its exit status into the verdict.
 #include <signal.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -22,6 +21,7 @@
 #include "absl/time/clock.h"
 #include "fabric/base/status_macros.h"
 #include "patterns/work_queue/worker.h"
+#include "tools/cli/child.h"
 #include "tools/cli/commands.h"
 #include "tools/cli/output.h"
 
@@ -179,19 +179,9 @@ class WorkState {
     const pid_t parent = getpid();
     const pid_t pid = fork();
     if (pid == 0) {
-      // Child: async-signal-safe calls only. Undo what the parent set up
-      // for itself: blocked SIGINT/SIGTERM would survive exec.
-      setpgid(0, 0);
-      prctl(PR_SET_PDEATHSIG, SIGKILL);  // dies with this handler thread
-      if (getppid() != parent) _exit(127);
-      sigset_t none;
-      sigemptyset(&none);
-      sigprocmask(SIG_SETMASK, &none, nullptr);
-      signal(SIGPIPE, SIG_DFL);
-      dup2(body_fd, STDIN_FILENO);
-      dup2(STDERR_FILENO, STDOUT_FILENO);
-      execve(argv[0], argv, cenv.data());
-      _exit(127);
+      // Its output goes to our stderr: stdout carries task lines only.
+      ExecInChild(parent, body_fd, STDERR_FILENO, STDERR_FILENO, argv,
+                  cenv.data());
     }
     const int fork_errno = errno;
     close(body_fd);

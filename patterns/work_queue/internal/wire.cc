@@ -13,7 +13,6 @@ namespace {
 
 using msgpack_bounded::AsArray;
 using msgpack_bounded::AsBytes;
-using msgpack_bounded::AsMap;
 using msgpack_bounded::AsU32;
 using msgpack_bounded::AsUint;
 using msgpack_bounded::Fields;
@@ -23,13 +22,6 @@ using msgpack_bounded::PackString;
 using msgpack_bounded::StringSink;
 using msgpack_bounded::UnpackBounded;
 
-void PackHeaders(Packer& pk, const Headers& headers) {
-  pk.pack_map(static_cast<uint32_t>(headers.size()));
-  for (const auto& [k, v] : headers) {
-    PackString(pk, k);
-    PackString(pk, v);
-  }
-}
 void PackSeqs(Packer& pk, const std::vector<uint64_t>& seqs) {
   pk.pack_array(static_cast<uint32_t>(seqs.size()));
   for (uint64_t s : seqs) pk.pack(s);
@@ -53,23 +45,6 @@ absl::StatusOr<std::vector<uint64_t>> Seqs(const msgpack::object& o,
     seqs.push_back(s);
   }
   return seqs;
-}
-
-absl::StatusOr<Headers> DecodeHeaders(const msgpack::object& o) {
-  Headers headers;
-  if (o.type == msgpack::type::NIL) return headers;
-  FABRIC_ASSIGN_OR_RETURN(const msgpack::object_map* m, AsMap(o, "headers"));
-  if (m->size > kMaxHeaders) {
-    return absl::InvalidArgumentError("too many headers");
-  }
-  for (uint32_t i = 0; i < m->size; ++i) {
-    FABRIC_ASSIGN_OR_RETURN(absl::string_view k,
-                            AsBytes(m->ptr[i].key, "header key"));
-    FABRIC_ASSIGN_OR_RETURN(absl::string_view v,
-                            AsBytes(m->ptr[i].val, "header value"));
-    headers.emplace(std::string(k), std::string(v));
-  }
-  return headers;
 }
 
 constexpr size_t kMaxDepth = 4;
@@ -139,7 +114,7 @@ void TasksEncoder::Add(uint64_t seq, uint32_t attempt, bool redelivered,
   if (headers.empty()) {
     pk.pack_nil();
   } else {
-    PackHeaders(pk, headers);
+    msgpack_bounded::PackStringMap(pk, headers);
   }
   PackBin(pk, body);
   ++count_;
@@ -181,7 +156,9 @@ absl::StatusOr<Tasks> DecodeTasks(absl::string_view body) {
       return absl::InvalidArgumentError("redelivered is not a boolean");
     }
     task.redelivered = t->ptr[2].via.boolean;
-    FABRIC_ASSIGN_OR_RETURN(task.headers, DecodeHeaders(t->ptr[3]));
+    FABRIC_ASSIGN_OR_RETURN(
+        task.headers,
+        msgpack_bounded::AsStringMap(t->ptr[3], "headers", kMaxHeaders));
     FABRIC_ASSIGN_OR_RETURN(task.body, AsBytes(t->ptr[4], "body"));
     m.tasks.push_back(std::move(task));
   }

@@ -1,0 +1,515 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "patterns/reqrep/internal/server_core.h"
+
+#include <algorithm>
+#include <exception>
+
+#include "absl/strings/str_cat.h"
+#include "fabric/base/log.h"
+#include "fabric/base/status_macros.h"
+#include "fabric/codec/wire_format.h"
+
+namespace fabric::rr {
+namespace {
+
+// Most bytes a request or reply may have: one frame with room to spare.
+constexpr size_t kMaxBodyLimit = size_t{15} << 20;
+// A reply frame the link refused (not yet connected, queue full) is retried
+// every tick for this long.
+constexpr absl::Duration kUnsentTtl = absl::Seconds(5);
+// A request whose caller's deadline passed this long ago is given up even
+// if its handler still holds the responder.
+constexpr absl::Duration kPendingGrace = absl::Seconds(1);
+
+size_t RequestBytes(const WireRequest& r) {
+  size_t n = r.body.size();
+  for (const auto& [k, v] : r.headers) n += k.size() + v.size();
+  return n;
+}
+
+}  // namespace
+
+absl::Status ServerCore::Init() {
+  const ServerOptions& o = options_;
+  if (o.service.empty() || o.service.size() > kMaxServiceName) {
+    return absl::InvalidArgumentError("service name must be 1..256 bytes");
+  }
+  if (!o.handler) return absl::InvalidArgumentError("no handler");
+  if (o.threads < 0 || o.threads > 1024) {
+    return absl::InvalidArgumentError("threads must be 0..1024");
+  }
+  if (o.max_pending < 1) {
+    return absl::InvalidArgumentError("max_pending must be at least 1");
+  }
+  if (o.max_request_bytes > kMaxBodyLimit ||
+      o.max_reply_bytes > kMaxBodyLimit) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_request_bytes and max_reply_bytes must be at most ",
+                     kMaxBodyLimit));
+  }
+  if (o.dedup_window < absl::ZeroDuration() ||
+      o.drain_timeout < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("durations must not be negative");
+  }
+  FABRIC_ASSIGN_OR_RETURN(plugin_, RpcPlugin::Get(node_));
+  std::shared_ptr<ServerCore> self = shared_from_this();
+  FABRIC_RETURN_IF_ERROR(node_.Call([self](NodeContext& ctx) {
+    return self->plugin_->AddServer(ctx, self);
+  }));
+  for (int i = 0; i < o.threads; ++i) {
+    threads_.emplace_back([self] { self->HandlerLoop(); });
+  }
+  return absl::OkStatus();
+}
+
+// ------------------------------------------------------------- engine side
+
+void ServerCore::OnRequest(NodeContext& ctx, const NodeId& from, WireRequest& r,
+                           absl::Time now) {
+  (void)ctx;
+  counters_.received++;
+  if (draining_ || engine_detached_) {
+    counters_.rejected_draining++;
+    return Refuse(from, r, absl::StatusCode::kUnavailable,
+                  "server is draining");
+  }
+  if (RequestBytes(r) > options_.max_request_bytes) {
+    counters_.rejected_too_large++;
+    // Final: no other server will take it either.
+    return Answer(Caller{from, r.id, r.attempt},
+                  absl::StatusCode::kInvalidArgument, 0,
+                  absl::StrCat("request of ", RequestBytes(r),
+                               " bytes exceeds the server's limit of ",
+                               options_.max_request_bytes),
+                  "");
+  }
+  const CallKey call{from, r.id};
+  if (by_call_.contains(call)) {
+    // Another attempt of a call we hold: its one reply answers both.
+    counters_.joined++;
+    return;
+  }
+  const Caller caller{from, r.id, r.attempt};
+  const absl::Time deadline = now + absl::Milliseconds(r.timeout_ms);
+  std::string key(r.key);
+  if (!key.empty()) {
+    auto cached = cache_.find(key);
+    if (cached != cache_.end()) {
+      counters_.cache_hits++;
+      return Answer(caller, cached->second.code, kFlagFromCache,
+                    cached->second.message, cached->second.body);
+    }
+    auto running = running_keys_.find(key);
+    if (running != running_keys_.end()) {
+      counters_.joined++;
+      Pending& p = pending_[running->second];
+      p.joined.push_back(caller);
+      p.deadline = std::max(p.deadline, deadline);
+      by_call_[call] = running->second;
+      return;
+    }
+  }
+  if (pending_.size() >= options_.max_pending) {
+    counters_.rejected_busy++;
+    return Refuse(
+        from, r, absl::StatusCode::kResourceExhausted,
+        absl::StrCat("server busy: ", pending_.size(), " requests pending"));
+  }
+  const uint64_t token = ++next_token_;
+  if (!key.empty()) running_keys_[key] = token;
+  by_call_[call] = token;
+  pending_[token] = Pending{caller, {}, deadline, key, false};
+  incoming_.push_back(
+      Work{Request{options_.service, std::string(r.body), std::move(r.headers),
+                   std::move(key), from, r.id, r.attempt, deadline},
+           token});
+}
+
+void ServerCore::EndOfFrame(NodeContext& ctx) {
+  UpdateGauge();
+  if (options_.threads == 0) {
+    // Inline: handlers run here, on the engine thread, and what they
+    // answered at once goes out with this frame's other replies.
+    std::vector<Work> work;
+    work.swap(incoming_);
+    for (Work& w : work) RunHandler(w);
+    inline_done_ = false;
+    DrainDone(ctx);
+    return;
+  }
+  if (!incoming_.empty()) {
+    absl::MutexLock lock(&mu_);
+    for (Work& w : incoming_) queue_.push_back(std::move(w));
+  }
+  incoming_.clear();
+  FlushOut(ctx, ctx.Now());
+}
+
+void ServerCore::Refuse(const NodeId& from, const WireRequest& r,
+                        absl::StatusCode code, absl::string_view message) {
+  Answer(Caller{from, r.id, r.attempt}, code, kFlagNotExecuted, message, "");
+}
+
+void ServerCore::Answer(const Caller& c, absl::StatusCode code, uint32_t flags,
+                        absl::string_view message, absl::string_view body) {
+  out_[c.client].AddReply(c.id, c.attempt, static_cast<uint32_t>(code), flags,
+                          message, body);
+}
+
+void ServerCore::FlushOut(NodeContext& ctx, absl::Time now) {
+  if (out_.empty()) return;
+  for (auto& [client, frame] : out_) {
+    std::string body = frame.Finish();
+    absl::Status sent = plugin_->Send(ctx, client, kReplies, body);
+    if (!sent.ok() && !absl::IsNotFound(sent)) {
+      // Our link to a new client may not be up yet: try again each tick.
+      unsent_.push_back(Unsent{client, now + kUnsentTtl, std::move(body)});
+    }
+  }
+  out_.clear();
+  plugin_->RunLocal(ctx);
+}
+
+void ServerCore::OnCancel(NodeContext& ctx, const NodeId& from, uint64_t id) {
+  (void)ctx;
+  auto it = by_call_.find(CallKey{from, id});
+  if (it == by_call_.end()) return;
+  Pending& p = pending_[it->second];
+  if (!p.joined.empty() || p.cancelled) return;  // others still wait for it
+  p.cancelled = true;
+  absl::MutexLock lock(&mu_);
+  cancelled_.insert(it->second);
+}
+
+void ServerCore::OnPeerLeft(NodeContext& ctx, const NodeId& peer) {
+  unsent_.erase(
+      std::remove_if(unsent_.begin(), unsent_.end(),
+                     [&](const Unsent& u) { return u.client == peer; }),
+      unsent_.end());
+  std::vector<uint64_t> ids;
+  for (const auto& [key, token] : by_call_) {
+    if (key.client == peer) ids.push_back(key.id);
+  }
+  for (uint64_t id : ids) OnCancel(ctx, peer, id);
+}
+
+void ServerCore::OnTick(NodeContext& ctx, absl::Time now) {
+  if (inline_done_) {
+    inline_done_ = false;
+    DrainDone(ctx);
+  }
+  for (auto it = unsent_.begin(); it != unsent_.end();) {
+    if (now > it->until ||
+        plugin_->Send(ctx, it->client, kReplies, it->frame).ok()) {
+      it = unsent_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  // Give up requests whose handler never answered, so they stop counting
+  // against max_pending. A later reply is dropped (late_replies).
+  std::vector<uint64_t> stale;
+  for (const auto& [token, p] : pending_) {
+    if (now > p.deadline + kPendingGrace) stale.push_back(token);
+  }
+  for (uint64_t token : stale) {
+    counters_.expired++;
+    auto it = pending_.find(token);
+    Pending p = std::move(it->second);
+    pending_.erase(it);
+    Forget(token, p);
+  }
+  if (!stale.empty()) UpdateGauge();
+  PruneCache(now);
+}
+
+void ServerCore::OnDetach(NodeContext& ctx) {
+  (void)ctx;
+  engine_detached_ = true;
+  pending_.clear();
+  by_call_.clear();
+  running_keys_.clear();
+  out_.clear();
+  unsent_.clear();
+  UpdateGauge();
+}
+
+void ServerCore::Forget(uint64_t token, const Pending& p) {
+  by_call_.erase(CallKey{p.first.client, p.first.id});
+  for (const Caller& c : p.joined) by_call_.erase(CallKey{c.client, c.id});
+  if (!p.key.empty()) {
+    auto it = running_keys_.find(p.key);
+    if (it != running_keys_.end() && it->second == token) {
+      running_keys_.erase(it);
+    }
+  }
+  if (p.cancelled) {
+    absl::MutexLock lock(&mu_);
+    cancelled_.erase(token);
+  }
+}
+
+void ServerCore::DrainDone(NodeContext& ctx) {
+  std::vector<Done> done;
+  {
+    absl::MutexLock lock(&done_mu_);
+    done.swap(done_);
+    done_posted_ = false;
+  }
+  if (engine_detached_) return;
+  const absl::Time now = ctx.Now();
+  for (Done& d : done) {
+    auto it = pending_.find(d.token);
+    if (it == pending_.end()) {
+      counters_.late_replies++;
+      continue;
+    }
+    Pending p = std::move(it->second);
+    pending_.erase(it);
+    Forget(d.token, p);
+    if (d.code == absl::StatusCode::kOk) {
+      counters_.replied++;
+    } else if ((d.flags & kFlagNotExecuted) == 0) {
+      counters_.failed++;
+    }
+    if (!p.key.empty() && (d.flags & kFlagNotExecuted) == 0) {
+      Remember(p.key, d, now);
+    }
+    if (d.silent || p.cancelled) continue;
+    Answer(p.first, d.code, d.flags, d.message, d.body);
+    for (const Caller& c : p.joined) {
+      Answer(c, d.code, d.flags, d.message, d.body);
+    }
+  }
+  UpdateGauge();
+  FlushOut(ctx, now);
+}
+
+void ServerCore::Remember(const std::string& key, const Done& d,
+                          absl::Time now) {
+  if (options_.dedup_window <= absl::ZeroDuration()) return;
+  const size_t bytes = key.size() + d.message.size() + d.body.size();
+  if (bytes > options_.dedup_max_bytes) return;
+  auto [it, inserted] =
+      cache_.try_emplace(key, Cached{d.code, d.message, d.body});
+  if (!inserted) return;
+  cache_order_.emplace_back(now, key);
+  cache_bytes_ += bytes;
+  PruneCache(now);
+}
+
+void ServerCore::PruneCache(absl::Time now) {
+  while (!cache_order_.empty() &&
+         (cache_.size() > options_.dedup_max_entries ||
+          cache_bytes_ > options_.dedup_max_bytes ||
+          now - cache_order_.front().first > options_.dedup_window)) {
+    auto it = cache_.find(cache_order_.front().second);
+    if (it != cache_.end()) {
+      cache_bytes_ -=
+          std::min(cache_bytes_, it->first.size() + it->second.message.size() +
+                                     it->second.body.size());
+      cache_.erase(it);
+    }
+    cache_order_.pop_front();
+  }
+}
+
+void ServerCore::AbortPending(NodeContext& ctx) {
+  for (auto& [token, p] : pending_) {
+    Forget(token, p);
+    if (p.cancelled) continue;
+    const absl::string_view why = "server closed before the handler replied";
+    Answer(p.first, absl::StatusCode::kUnavailable, kFlagAborted, why, "");
+    for (const Caller& c : p.joined) {
+      Answer(c, absl::StatusCode::kUnavailable, kFlagAborted, why, "");
+    }
+  }
+  pending_.clear();
+  UpdateGauge();
+  FlushOut(ctx, ctx.Now());
+}
+
+// ------------------------------------------------------------ handler side
+
+void ServerCore::HandlerLoop() {
+  std::vector<Work> batch;
+  std::vector<bool> skip;
+  for (;;) {
+    batch.clear();
+    skip.clear();
+    {
+      absl::MutexLock lock(&mu_);
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return stopping_ || !queue_.empty();
+      };
+      mu_.Await(absl::Condition(&ready));
+      if (stopping_) return;
+      // Take a share of what waits, so idle threads find work too.
+      const size_t take = std::clamp<size_t>(
+          queue_.size() / static_cast<size_t>(options_.threads), 1, 64);
+      for (size_t i = 0; i < take && !queue_.empty(); ++i) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+        skip.push_back(cancelled_.contains(batch.back().token));
+      }
+      running_ += static_cast<int>(batch.size());
+    }
+    for (size_t i = 0; i < batch.size(); ++i) {
+      Work& w = batch[i];
+      if (skip[i]) {
+        counters_.cancelled++;
+        PostDone(Done{w.token, absl::StatusCode::kCancelled, kFlagNotExecuted,
+                      "", "", /*silent=*/true});
+      } else if (absl::Now() >= w.request.deadline) {
+        counters_.expired++;
+        PostDone(Done{w.token, absl::StatusCode::kDeadlineExceeded,
+                      kFlagNotExecuted, "the deadline passed before it started",
+                      "",
+                      /*silent=*/false});
+      } else {
+        RunHandler(w);
+      }
+    }
+    absl::MutexLock lock(&mu_);
+    running_ -= static_cast<int>(batch.size());
+  }
+}
+
+void ServerCore::RunHandler(Work& w) {
+  const uint64_t token = w.token;
+  const absl::Time deadline = w.request.deadline;
+  try {
+    options_.handler(std::move(w.request),
+                     Responder(shared_from_this(), token, deadline));
+  } catch (const std::exception& e) {
+    // The responder, destroyed while unwinding, sent kInternal already.
+    FABRIC_LOG(kWarning, "FAB-RR-HANDLER-THREW ", options_.service, ": ",
+               e.what());
+  } catch (...) {
+    FABRIC_LOG(kWarning, "FAB-RR-HANDLER-THREW ", options_.service);
+  }
+}
+
+absl::Status ServerCore::Complete(uint64_t token, absl::Status status,
+                                  std::string body) {
+  absl::Status result = absl::OkStatus();
+  if (status.ok() && body.size() > options_.max_reply_bytes) {
+    status = absl::ResourceExhaustedError(
+        absl::StrCat("reply of ", body.size(),
+                     " bytes exceeds the server's max_reply_bytes of ",
+                     options_.max_reply_bytes));
+    body.clear();
+    result = status;
+  }
+  PostDone(Done{token, status.code(), 0, std::string(status.message()),
+                std::move(body)});
+  return result;
+}
+
+void ServerCore::PostDone(Done d) {
+  absl::MutexLock lock(&done_mu_);
+  if (node_released_) {
+    counters_.late_replies++;
+    return;
+  }
+  done_.push_back(std::move(d));
+  if (done_posted_) return;
+  if (plugin_->OnEngineThread()) {
+    // Answered on the engine thread (an inline handler, or a callback):
+    // drained at the end of this frame or by the next tick, no wake-up.
+    inline_done_ = true;
+    return;
+  }
+  done_posted_ = true;
+  // Posting under the lock (it never blocks) keeps Close from releasing
+  // the node in between.
+  std::shared_ptr<ServerCore> self = shared_from_this();
+  (void)node_.Post([self](NodeContext& ctx) { self->DrainDone(ctx); });
+}
+
+bool ServerCore::IsCancelled(uint64_t token) const {
+  absl::MutexLock lock(&mu_);
+  return cancelled_.contains(token);
+}
+
+// ----------------------------------------------------------------- closing
+
+void ServerCore::Close() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (closed_) return;
+    closed_ = true;
+  }
+  std::shared_ptr<ServerCore> self = shared_from_this();
+  // Stop advertising: clients send new calls elsewhere, and what still
+  // arrives is refused unrun.
+  const absl::Status withdrawn = node_.Call([self](NodeContext& ctx) {
+    self->draining_ = true;
+    self->plugin_->WithdrawServer(ctx, self->options_.service);
+    return absl::OkStatus();
+  });
+  const absl::Time drain_deadline = absl::Now() + options_.drain_timeout;
+  if (withdrawn.ok()) {
+    while (pending_gauge_.load(std::memory_order_relaxed) > 0 &&
+           absl::Now() < drain_deadline) {
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+  }
+  bool idle;
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+    auto no_running = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return running_ == 0;
+    };
+    idle = mu_.AwaitWithDeadline(absl::Condition(&no_running),
+                                 std::max(drain_deadline, absl::Now()));
+    if (!idle) {
+      FABRIC_LOG(kWarning, "FAB-RR-DRAIN ", options_.service, ": ", running_,
+                 " handler(s) still running after ",
+                 absl::FormatDuration(options_.drain_timeout));
+    }
+  }
+  for (std::thread& t : threads_) {
+    // A thread still inside a handler keeps `self` alive and ends on its own.
+    if (idle && t.get_id() != std::this_thread::get_id()) {
+      t.join();
+    } else {
+      t.detach();
+    }
+  }
+  if (withdrawn.ok()) {
+    (void)node_.Call([self](NodeContext& ctx) {
+      if (self->engine_detached_) return absl::OkStatus();
+      self->DrainDone(ctx);
+      self->AbortPending(ctx);
+      self->plugin_->RemoveServer(ctx, self->options_.service);
+      self->engine_detached_ = true;
+      return absl::OkStatus();
+    });
+  }
+  absl::MutexLock lock(&done_mu_);
+  node_released_ = true;
+}
+
+ServerStats ServerCore::Stats() const {
+  ServerStats s;
+  const Counters& c = counters_;
+  s.received = c.received.load();
+  s.replied = c.replied.load();
+  s.failed = c.failed.load();
+  s.rejected_busy = c.rejected_busy.load();
+  s.rejected_draining = c.rejected_draining.load();
+  s.rejected_too_large = c.rejected_too_large.load();
+  s.joined = c.joined.load();
+  s.cache_hits = c.cache_hits.load();
+  s.expired = c.expired.load();
+  s.cancelled = c.cancelled.load();
+  s.handler_errors = c.handler_errors.load();
+  s.late_replies = c.late_replies.load();
+  s.malformed = plugin_ != nullptr ? plugin_->malformed() : 0;
+  s.pending = pending_gauge_.load(std::memory_order_relaxed);
+  return s;
+}
+
+}  // namespace fabric::rr

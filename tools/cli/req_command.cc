@@ -1,0 +1,170 @@
+// SPDX-License-Identifier: Apache-2.0
+// `fabric req SERVICE [MSG]`: one call on the command line. The body is MSG
+// or, without it, all of stdin; the reply body goes to stdout unchanged
+// (exit 0), a failed call's status to stderr (exit 1).
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "fabric/base/status_macros.h"
+#include "patterns/reqrep/client.h"
+#include "tools/cli/commands.h"
+#include "tools/cli/output.h"
+
+namespace fabric::cli {
+namespace {
+
+constexpr absl::Duration kDefaultTimeout = absl::Seconds(5);
+// How long a fresh process listens for servers before it concludes there
+// are none: one beacon interval plus handshakes (as `fabric peers`). Peers
+// answer our first beacon at once, so known servers show up much sooner.
+constexpr absl::Duration kDefaultWait = absl::Milliseconds(1500);
+
+// A duration flag where a plain number means milliseconds (as the issue's
+// `--timeout MS`); "2s" or "250ms" work too.
+absl::StatusOr<absl::Duration> ParseMillis(absl::string_view flag,
+                                           const std::string& text) {
+  int64_t ms = 0;
+  if (absl::SimpleAtoi(text, &ms)) {
+    if (ms <= 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(flag, " must be positive"));
+    }
+    return absl::Milliseconds(ms);
+  }
+  FABRIC_ASSIGN_OR_RETURN(absl::Duration d, ParseDurationFlag(flag, text));
+  if (d <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(absl::StrCat(flag, " must be positive"));
+  }
+  return d;
+}
+
+absl::StatusOr<std::string> ReadAllStdin() {
+  std::string body;
+  char chunk[65536];
+  for (;;) {
+    const ssize_t n = read(STDIN_FILENO, chunk, sizeof(chunk));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("reading the body from stdin: ", strerror(errno)));
+    }
+    if (n == 0) return body;
+    body.append(chunk, static_cast<size_t>(n));
+  }
+}
+
+struct ReqPlan {
+  std::string body;
+  CallOptions call;
+  absl::Duration wait;
+};
+
+absl::StatusOr<ReqPlan> ParseReqFlags(const ReqFlags& f) {
+  if (f.service.empty()) {
+    return absl::InvalidArgumentError("SERVICE is required");
+  }
+  ReqPlan plan;
+  plan.call.timeout = kDefaultTimeout;
+  if (!f.timeout.empty()) {
+    FABRIC_ASSIGN_OR_RETURN(plan.call.timeout,
+                            ParseMillis("--timeout", f.timeout));
+  }
+  if (!f.attempt_timeout.empty()) {
+    FABRIC_ASSIGN_OR_RETURN(
+        plan.call.attempt_timeout,
+        ParseMillis("--attempt-timeout", f.attempt_timeout));
+  }
+  if (f.max_attempts < 0 || f.max_attempts > 100) {
+    return absl::InvalidArgumentError("--max-attempts wants 1..100");
+  }
+  plan.call.max_attempts = f.max_attempts;
+  plan.call.idempotency_key = f.key;
+  for (const std::string& kv : f.headers) {
+    const size_t eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--header wants KEY=VALUE, got '", kv, "'"));
+    }
+    plan.call.headers[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  plan.wait = std::min(kDefaultWait, plan.call.timeout);
+  if (!f.wait.empty()) {
+    FABRIC_ASSIGN_OR_RETURN(plan.wait, ParseMillis("--wait", f.wait));
+  }
+  if (f.has_message) {
+    plan.body = f.message;
+  } else if (isatty(STDIN_FILENO)) {
+    return absl::InvalidArgumentError(
+        "no body: give MSG or pipe the body on stdin");
+  } else {
+    FABRIC_ASSIGN_OR_RETURN(plan.body, ReadAllStdin());
+  }
+  return plan;
+}
+
+void WriteAll(FILE* out, absl::string_view data) {
+  std::fwrite(data.data(), 1, data.size(), out);
+  std::fflush(out);
+}
+
+// The call's failure as the CLI reports it: exit 1 whatever the code (2 is
+// for bad arguments), the code's name first.
+absl::Status CallFailed(const absl::Status& s) {
+  return absl::UnknownError(
+      absl::StrCat(absl::StatusCodeToString(s.code()), ": ", s.message()));
+}
+
+}  // namespace
+
+absl::Status RunReq(const CommonFlags& common, const ReqFlags& flags) {
+  FABRIC_ASSIGN_OR_RETURN(ReqPlan plan, ParseReqFlags(flags));
+  FABRIC_ASSIGN_OR_RETURN(NodeOptions options, BuildNodeOptions(common));
+  options.headers.emplace("fabric.role", "cli");
+  const absl::Time start = absl::Now();
+  FABRIC_ASSIGN_OR_RETURN(std::unique_ptr<Node> node,
+                          Node::Start(std::move(options)));
+  absl::StatusOr<Reply> reply = absl::UnknownError("not called");
+  {
+    absl::StatusOr<std::unique_ptr<Client>> client = Client::Create(*node);
+    if (!client.ok()) return client.status();
+    // A fresh node knows nobody yet: listen for a server first, within
+    // the call's own deadline.
+    absl::Status found = (*client)->WaitForServer(flags.service, plan.wait);
+    if (!found.ok() && absl::IsDeadlineExceeded(found)) {
+      reply = absl::UnavailableError(
+          absl::StrCat("no server of service ", flags.service, " found within ",
+                       absl::FormatDuration(plan.wait)));
+    } else if (!found.ok()) {
+      reply = found;
+    } else {
+      plan.call.timeout = std::max(absl::Milliseconds(1),
+                                   plan.call.timeout - (absl::Now() - start));
+      reply = (*client)->Call(flags.service, plan.body, plan.call);
+    }
+  }
+  node->Close();
+  node->Join();
+  if (flags.json) {
+    std::string line =
+        reply.ok()
+            ? absl::StrCat("{\"ok\":true,\"body\":", JsonString(reply->body),
+                           ",\"server\":\"", reply->server.ToHex(),
+                           "\",\"attempts\":", reply->attempts, "}\n")
+            : absl::StrCat("{\"ok\":false,\"code\":\"",
+                           absl::StatusCodeToString(reply.status().code()),
+                           "\",\"message\":",
+                           JsonString(reply.status().message()), "}\n");
+    WriteAll(stdout, line);
+  } else if (reply.ok()) {
+    WriteAll(stdout, reply->body);
+  }
+  return reply.ok() ? absl::OkStatus() : CallFailed(reply.status());
+}
+
+}  // namespace fabric::cli
