@@ -242,13 +242,11 @@ Result RunReplay(const Flags& f) {
   o.prefixes = {"log"};
   o.start.kind = StartPosition::Kind::kEarliest;
   o.handler = [c](const Message&) { c->Hit(); };
-  const int64_t start = NowNs();
   auto sub = Subscriber::Create(*sn, std::move(o));
   if (!sub.ok()) std::exit(1);
   WaitQuiet(counters, f.replay_count);
   // Replay throughput: first to last replayed message (discovery and the
   // first request come before the first one).
-  (void)start;
   Result r{"durable replay (warm log)",
            {counters[0]->Get(counters[0]->first_ns.load())}};
   (*sub)->Close();
