@@ -13,6 +13,7 @@
 #include "gtest/gtest.h"
 #include "patterns/pubsub/publisher.h"
 #include "patterns/pubsub/subscriber.h"
+#include "tests/testing/node_util.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/test_util.h"
 
@@ -74,14 +75,7 @@ SubscriberOptions Prefixes(std::vector<std::string> prefixes) {
 class PubSubTest : public ::testing::Test {
  protected:
   std::unique_ptr<Node> StartNode(const std::string& name) {
-    NodeOptions o;
-    o.name = name;
-    o.cluster = cluster_;
-    o.beacon_port = port_;
-    o.beacon_interval = absl::Milliseconds(200);
-    absl::StatusOr<std::unique_ptr<Node>> node = Node::Start(std::move(o));
-    EXPECT_THAT(node, IsOk());
-    return node.ok() ? std::move(*node) : nullptr;
+    return ::fabric::testing::StartLoopbackNode(name, cluster_, port_);
   }
   std::unique_ptr<Publisher> StartPublisher(Node& node,
                                             PublisherOptions o = {}) {

@@ -16,6 +16,7 @@
 #include "gtest/gtest.h"
 #include "patterns/reqrep/client.h"
 #include "patterns/reqrep/server.h"
+#include "tests/testing/node_util.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/test_util.h"
 
@@ -64,14 +65,7 @@ class Parked {
 class ReqRepTest : public ::testing::Test {
  protected:
   std::unique_ptr<Node> StartNode(const std::string& name) {
-    NodeOptions o;
-    o.name = name;
-    o.cluster = cluster_;
-    o.beacon_port = port_;
-    o.beacon_interval = absl::Milliseconds(200);
-    absl::StatusOr<std::unique_ptr<Node>> node = Node::Start(std::move(o));
-    EXPECT_THAT(node, IsOk());
-    return node.ok() ? std::move(*node) : nullptr;
+    return ::fabric::testing::StartLoopbackNode(name, cluster_, port_);
   }
   std::unique_ptr<Server> StartServer(Node& node, Handler handler,
                                       const std::string& service = "svc",

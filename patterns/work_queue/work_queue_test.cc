@@ -15,6 +15,7 @@
 #include "gtest/gtest.h"
 #include "patterns/work_queue/producer.h"
 #include "patterns/work_queue/worker.h"
+#include "tests/testing/node_util.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/test_util.h"
 
@@ -76,14 +77,7 @@ class Seen {
 class WorkQueueTest : public ::testing::Test {
  protected:
   std::unique_ptr<Node> StartNode(const std::string& name) {
-    NodeOptions o;
-    o.name = name;
-    o.cluster = cluster_;
-    o.beacon_port = port_;
-    o.beacon_interval = absl::Milliseconds(200);
-    absl::StatusOr<std::unique_ptr<Node>> node = Node::Start(std::move(o));
-    EXPECT_THAT(node, IsOk());
-    return node.ok() ? std::move(*node) : nullptr;
+    return ::fabric::testing::StartLoopbackNode(name, cluster_, port_);
   }
   ProducerOptions POptions() {
     ProducerOptions o;
