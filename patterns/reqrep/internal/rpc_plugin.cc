@@ -187,7 +187,7 @@ void RpcPlugin::OnDetach(NodeContext& ctx) {
   for (auto& [service, server] : servers_) server->OnDetach(ctx);
   servers_.clear();
   FailAll(absl::CancelledError("the node closed"), nullptr);
-  local_.clear();
+  local_.Clear();
 }
 
 absl::Status RpcPlugin::AddServer(NodeContext& ctx,
@@ -233,22 +233,18 @@ std::vector<NodeId> RpcPlugin::ServersOf(const std::string& service) const {
 absl::Status RpcPlugin::Send(NodeContext& ctx, const NodeId& to, uint16_t kind,
                              std::string body) {
   if (to == ctx.self_id()) {
-    local_.push_back(LocalMessage{kind, std::move(body)});
+    local_.Push(kind, std::move(body));
     return absl::OkStatus();
   }
   return ctx.Send(to, kind, body);
 }
 
 void RpcPlugin::RunLocal(NodeContext& ctx) {
-  if (running_local_) return;  // the outer call drains
-  running_local_ = true;
-  while (!local_.empty()) {
-    std::vector<LocalMessage> batch;
-    batch.swap(local_);
-    for (LocalMessage& m : batch) Route(ctx, ctx.self_id(), m.kind, m.body);
-    FlushCancels(ctx);
-  }
-  running_local_ = false;
+  local_.Drain(
+      [&](uint16_t kind, absl::string_view body) {
+        Route(ctx, ctx.self_id(), kind, body);
+      },
+      [&] { FlushCancels(ctx); });
 }
 
 }  // namespace fabric::rr

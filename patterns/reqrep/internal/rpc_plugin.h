@@ -27,6 +27,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "fabric/local_loop.h"
 #include "fabric/node.h"
 #include "fabric/plugin.h"
 #include "patterns/reqrep/client.h"
@@ -224,12 +225,7 @@ class RpcPlugin : public Plugin,
   uint64_t round_robin_ = 0;
   bool in_message_ = false;  // inside OnMessage
   bool drain_here_ = false;  // a call was submitted from inside it
-  struct LocalMessage {
-    uint16_t kind;
-    std::string body;
-  };
-  std::vector<LocalMessage> local_;
-  bool running_local_ = false;
+  LocalLoop local_;
 };
 
 }  // namespace fabric::rr

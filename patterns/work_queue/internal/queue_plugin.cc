@@ -133,7 +133,7 @@ void QueuePlugin::OnDetach(NodeContext& ctx) {
   detached_.store(true);
   producers_.clear();
   workers_.clear();
-  local_.clear();
+  local_.Clear();
 }
 
 std::vector<WorkerEndpoint*> QueuePlugin::DistinctWorkers() const {
@@ -213,21 +213,16 @@ void QueuePlugin::RemoveWorker(NodeContext& ctx,
 absl::Status QueuePlugin::Send(NodeContext& ctx, const NodeId& to,
                                uint16_t kind, std::string body) {
   if (to == ctx.self_id()) {
-    local_.push_back(LocalMessage{kind, std::move(body)});
+    local_.Push(kind, std::move(body));
     return absl::OkStatus();
   }
   return ctx.Send(to, kind, body);
 }
 
 void QueuePlugin::RunLocal(NodeContext& ctx) {
-  if (running_local_) return;  // the outer call drains
-  running_local_ = true;
-  while (!local_.empty()) {
-    std::vector<LocalMessage> batch;
-    batch.swap(local_);
-    for (LocalMessage& m : batch) Route(ctx, ctx.self_id(), m.kind, m.body);
-  }
-  running_local_ = false;
+  local_.Drain([&](uint16_t kind, absl::string_view body) {
+    Route(ctx, ctx.self_id(), kind, body);
+  });
 }
 
 }  // namespace fabric::wq

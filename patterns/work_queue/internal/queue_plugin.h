@@ -16,6 +16,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "fabric/local_loop.h"
 #include "fabric/node.h"
 #include "fabric/plugin.h"
 #include "patterns/work_queue/internal/wire.h"
@@ -101,12 +102,7 @@ class QueuePlugin : public Plugin {
   absl::flat_hash_map<std::string, std::shared_ptr<ProducerEndpoint>>
       producers_;
   absl::flat_hash_map<std::string, std::shared_ptr<WorkerEndpoint>> workers_;
-  struct LocalMessage {
-    uint16_t kind;
-    std::string body;
-  };
-  std::vector<LocalMessage> local_;
-  bool running_local_ = false;
+  LocalLoop local_;
   std::atomic<uint64_t> malformed_{0};
   std::atomic<bool> detached_{false};
 };
