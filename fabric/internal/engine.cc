@@ -460,9 +460,12 @@ void Engine::Dispatch(std::vector<PeerEvent> events) {
                p.mailbox_endpoint, " (", event.reason, ")");
     if (event.type == PeerEventType::kJoined) {
       counters_.peers_joined.fetch_add(1, std::memory_order_relaxed);
-      if (options_.discovery == DiscoveryMode::kSeeds) {
+      if (options_.discovery == DiscoveryMode::kSeeds ||
+          p.discovery == DiscoveryModeName(DiscoveryMode::kSeeds)) {
         // A newcomer learns everyone we know as soon as our link to it is up
-        // (IMMEDIATE would drop a send on a link still connecting).
+        // (IMMEDIATE would drop a send on a link still connecting). A
+        // beacon-mode node does this for seeds-mode peers too, so it can be
+        // the seed of nodes that cannot broadcast.
         Link* link = LinkOf(p.id);
         if (link != nullptr && link->connected) {
           SendGossip(p.id, GossipList(p.id));

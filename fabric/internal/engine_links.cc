@@ -3,6 +3,8 @@
 // heartbeats, beacons, gossip and the timers that drive them.
 #include <zmq.h>
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "discovery/beacon_format.h"
 #include "fabric/base/log.h"
@@ -190,11 +192,20 @@ void Engine::OnTimers(absl::Time now) {
     }
   }
   Dispatch(peers_.Tick(now));
-  if (options_.discovery == DiscoveryMode::kSeeds && now >= next_gossip_) {
+  if (now >= next_gossip_) {
     // Anti-entropy: every interval one random peer gets our full view, so
-    // nodes that joined through different seeds still find each other.
+    // nodes that joined through different seeds still find each other. In a
+    // beacon mode only seeds-mode peers need it: they hear no beacons, so
+    // this is how they learn of nodes that join after them.
     next_gossip_ = now + options_.beacon_interval;
     std::vector<PeerInfo> peers = peers_.Snapshot();
+    if (options_.discovery != DiscoveryMode::kSeeds) {
+      const absl::string_view seeds = DiscoveryModeName(DiscoveryMode::kSeeds);
+      peers.erase(std::remove_if(
+                      peers.begin(), peers.end(),
+                      [&](const PeerInfo& p) { return p.discovery != seeds; }),
+                  peers.end());
+    }
     if (!peers.empty()) {
       const PeerInfo& target = peers[rng_() % peers.size()];
       SendGossip(target.id, GossipList(target.id));

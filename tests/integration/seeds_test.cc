@@ -27,6 +27,7 @@ namespace {
 
 using ::fabric::testing::ClearFabricEnvironment;
 using ::fabric::testing::FreeTcpPort;
+using ::fabric::testing::FreeUdpPort;
 using ::fabric::testing::Remaining;
 using ::fabric::testing::Subprocess;
 using ::fabric::testing::UniqueClusterName;
@@ -42,13 +43,17 @@ class SeedsTest : public ::testing::Test {
   }
 
   // Starts `fabric node --name NAME --cluster C --seed SEED [--discovery
-  // seeds] <extra>` and awaits its READY line.
+  // seeds] <extra>` (without `--seed SEED` when `use_seed` is false) and
+  // awaits its READY line.
   absl::StatusOr<std::unique_ptr<Subprocess>> StartNode(
       const std::string& name, bool explicit_mode,
-      std::vector<std::string> extra = {}) {
-    std::vector<std::string> argv = {
-        FABRIC_CLI_PATH, "node",   "--name", name,
-        "--cluster",     cluster_, "--seed", seed_};
+      std::vector<std::string> extra = {}, bool use_seed = true) {
+    std::vector<std::string> argv = {FABRIC_CLI_PATH, "node",  "--name", name,
+                                     "--cluster",     cluster_};
+    if (use_seed) {
+      argv.push_back("--seed");
+      argv.push_back(seed_);
+    }
     if (explicit_mode) {
       argv.push_back("--discovery");
       argv.push_back("seeds");
@@ -106,11 +111,18 @@ class SeedsTest : public ::testing::Test {
     }
   }
 
+  // A free UDP port for the beacon-mode nodes of one test.
+  std::string BeaconPort() {
+    if (beacon_port_ == 0) beacon_port_ = FreeUdpPort();
+    return absl::StrCat(beacon_port_);
+  }
+
   const std::string cluster_ = UniqueClusterName("seeds");
   const uint16_t seed_port_ = FreeTcpPort();
   const std::string seed_ = absl::StrCat("tcp://127.0.0.1:", seed_port_);
   const absl::Time deadline_ = absl::Now() + kDeadline;
   std::vector<std::string> names_;  // in start order
+  uint16_t beacon_port_ = 0;
 };
 
 TEST_F(SeedsTest, NodesLearnEachOtherThroughTheSeed) {
@@ -152,6 +164,40 @@ TEST_F(SeedsTest, NodesStartedBeforeTheSeedFindItWhenItComesUp) {
   // Nobody to talk to yet: the others keep retrying the seed.
   FABRIC_ASSERT_OK_AND_ASSIGN(auto seed, StartSeed(/*explicit_mode=*/true));
   procs.push_back(std::move(seed));
+  std::vector<Subprocess*> nodes;
+  for (auto& p : procs) nodes.push_back(p.get());
+  ExpectFullMesh(nodes);
+}
+
+// The seed runs in loopback (beacon) mode with a fixed port: nodes that
+// broadcast find it and each other by beacons, nodes that cannot find it by
+// its endpoint, and it introduces each group to the other, including beacon
+// nodes that start after the seeds-mode ones joined.
+TEST_F(SeedsTest, BeaconNodeIsTheSeedOfNodesThatCannotBroadcast) {
+  std::vector<std::unique_ptr<Subprocess>> procs;
+  FABRIC_ASSERT_OK_AND_ASSIGN(
+      auto seed, StartNode("seed", /*explicit_mode=*/false,
+                           {"--discovery", "loopback", "--beacon-port",
+                            BeaconPort(), "--port", absl::StrCat(seed_port_)},
+                           /*use_seed=*/false));
+  procs.push_back(std::move(seed));
+  FABRIC_ASSERT_OK_AND_ASSIGN(
+      auto b0,
+      StartNode("b0", /*explicit_mode=*/false,
+                {"--discovery", "loopback", "--beacon-port", BeaconPort()},
+                /*use_seed=*/false));
+  procs.push_back(std::move(b0));
+  for (int i = 0; i < 2; ++i) {
+    FABRIC_ASSERT_OK_AND_ASSIGN(
+        auto node, StartNode(absl::StrCat("s", i), /*explicit_mode=*/true));
+    procs.push_back(std::move(node));
+  }
+  FABRIC_ASSERT_OK_AND_ASSIGN(
+      auto b1,
+      StartNode("b1", /*explicit_mode=*/false,
+                {"--discovery", "loopback", "--beacon-port", BeaconPort()},
+                /*use_seed=*/false));
+  procs.push_back(std::move(b1));
   std::vector<Subprocess*> nodes;
   for (auto& p : procs) nodes.push_back(p.get());
   ExpectFullMesh(nodes);
