@@ -676,6 +676,12 @@ void Producer::Impl::EndLease(uint64_t seq, TaskState& t) {
 
 void Producer::Impl::OnWorkerUp(NodeContext& ctx, const NodeId& worker) {
   if (engine_detached_) return;
+  if (options_.accept_worker &&
+      !options_.accept_worker(worker == ctx.self_id() ? nullptr
+                                                      : ctx.FindPeer(worker))) {
+    OnWorkerDown(ctx, worker, /*lost=*/false);
+    return;
+  }
   auto [it, inserted] = workers_.try_emplace(worker);
   if (!inserted && it->second.offering) return;
   it->second.offering = true;

@@ -54,6 +54,13 @@ struct ProducerOptions {
   // Most tasks in one frame to a worker, at most 65536; a frame also stops
   // growing at 1 MiB unless a single task is larger.
   size_t max_batch = 512;
+  // Which workers may be given tasks. Called on the node's engine thread
+  // each time a worker of the queue appears or changes its HELLO, with its
+  // peer info (nullptr for a worker on this same node); must be quick and
+  // must not block. A worker it refuses is treated as not offering the
+  // queue. Empty: every worker. The relay uses it so its forwarded tasks
+  // never reach another relay (no loops).
+  std::function<bool(const PeerInfo* worker)> accept_worker;
   // Called for every task that completes (acked or dead-lettered), in the
   // order they complete, on the producer's own callback thread. May block
   // briefly; a slow callback delays later ones, never the queue.

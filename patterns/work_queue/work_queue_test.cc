@@ -164,6 +164,36 @@ TEST_F(WorkQueueTest, ProducerAndWorkerOnTheSameNodeUseTheLocalLoop) {
   EXPECT_EQ(seen_.Distinct(), 50u);
 }
 
+TEST_F(WorkQueueTest, AcceptWorkerKeepsTasksFromRefusedWorkers) {
+  auto pn = StartNode("p");
+  auto rn = StartNode("r");
+  auto wn = StartNode("w");
+  FABRIC_ASSERT_OK(rn->SetHeader("role", "relay"));
+  auto local = StartWorker(*pn, "local");
+  auto refused = StartWorker(*rn, "r");
+  auto accepted = StartWorker(*wn, "w");
+  std::atomic<int> asked_local{0};
+  ProducerOptions o = POptions();
+  o.accept_worker = [&](const PeerInfo* peer) {
+    if (peer == nullptr) {
+      asked_local++;
+      return false;
+    }
+    return !peer->headers.contains("role");
+  };
+  auto producer = StartProducer(*pn, o);
+  ASSERT_TRUE(WaitWorkers(*producer, 1));
+  for (int i = 0; i < 100; ++i) {
+    FABRIC_ASSERT_OK(producer->PushAsync(absl::StrCat("t", i)).status());
+  }
+  FABRIC_ASSERT_OK(producer->WaitCompleted(kWait));
+  EXPECT_EQ(seen_.Distinct(), 100u);
+  EXPECT_EQ(seen_.Worker("w"), 100);
+  EXPECT_EQ(seen_.Worker("r"), 0);
+  EXPECT_EQ(seen_.Worker("local"), 0);
+  EXPECT_GT(asked_local.load(), 0);
+}
+
 TEST_F(WorkQueueTest, RetryRedeliversWithAttemptCount) {
   auto pn = StartNode("p");
   auto wn = StartNode("w");
