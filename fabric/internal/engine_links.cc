@@ -92,6 +92,7 @@ bool Engine::SendOnLink(Link& link, const std::string& wire) {
   }
   link.last_sent = Now();
   counters_.messages_sent.fetch_add(1, std::memory_order_relaxed);
+  if (link.peer.has_value()) peers_.OnSent(*link.peer);
   return true;
 }
 

@@ -33,6 +33,11 @@ struct PeerInfo {
   PeerState state = PeerState::kAlive;
   absl::Time joined_at;  // first HELLO of this incarnation
   absl::Time last_seen;  // last message of any kind from it
+  // Mailbox messages of this incarnation received from it (HELLO
+  // included) and sent to it by this node. Pub/sub frames do not pass the
+  // mailbox and are not counted here.
+  uint64_t messages_in = 0;
+  uint64_t messages_out = 0;
 
   // Returns true when the peer offers `name` under `kind`.
   bool HasOffer(absl::string_view kind, absl::string_view name) const;

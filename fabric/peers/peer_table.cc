@@ -85,6 +85,7 @@ std::vector<PeerEvent> PeerTable::OnHello(const Hello& hello, absl::Time now) {
     info.headers = hello.headers;
     info.offers = hello.offers;
     info.last_seen = now;
+    info.messages_in = 1;  // this HELLO
     events.push_back(
         MakeEvent(PeerEventType::kJoined, it->second, "hello", now));
     return events;
@@ -117,12 +118,18 @@ std::vector<PeerEvent> PeerTable::OnTraffic(const NodeId& id, absl::Time now) {
   if (it == peers_.end()) return {};
   Record& record = it->second;
   record.info.last_seen = now;
+  ++record.info.messages_in;
   record.link_down = false;
   if (record.info.state == PeerState::kSuspect) {
     record.info.state = PeerState::kAlive;
     return {MakeEvent(PeerEventType::kBack, record, "heard from again", now)};
   }
   return {};
+}
+
+void PeerTable::OnSent(const NodeId& id) {
+  auto it = peers_.find(id);
+  if (it != peers_.end()) ++it->second.info.messages_out;
 }
 
 std::vector<PeerEvent> PeerTable::OnBeacon(const NodeId& id, absl::Time now) {

@@ -84,6 +84,21 @@ TEST_F(PeerTableTest, TrafficBringsSuspectBack) {
   EXPECT_THAT(table_.Tick(clock_.Now()), IsEmpty());
 }
 
+TEST_F(PeerTableTest, CountsMessagesEachWay) {
+  table_.OnHello(MakeHello(a_, "tcp://h:1"), clock_.Now());
+  table_.OnTraffic(a_, clock_.Now());
+  table_.OnHello(MakeHello(a_, "tcp://h:1"), clock_.Now());
+  table_.OnSent(a_);
+  table_.OnSent(NodeId::Random());  // unknown: ignored
+  const PeerInfo* info = table_.Find(a_);
+  ASSERT_NE(info, nullptr);
+  EXPECT_EQ(info->messages_in, 3u);
+  EXPECT_EQ(info->messages_out, 1u);
+  // A beacon is not a mailbox message.
+  table_.OnBeacon(a_, clock_.Now());
+  EXPECT_EQ(table_.Find(a_)->messages_in, 3u);
+}
+
 TEST_F(PeerTableTest, BeaconIsAHeartbeat) {
   table_.OnHello(MakeHello(a_, "tcp://h:1"), clock_.Now());
   for (int i = 0; i < 5; ++i) {

@@ -42,6 +42,7 @@ std::string JsonPeer(const PeerInfo& p, absl::Time now) {
       ",\"state\":", JsonString(PeerStateName(p.state)),
       ",\"last_seen_ms_ago\":",
       std::max<int64_t>(0, absl::ToInt64Milliseconds(now - p.last_seen)),
+      ",\"messages_in\":", p.messages_in, ",\"messages_out\":", p.messages_out,
       ",\"headers\":", JsonObjectOfStrings(p.headers),
       ",\"offers\":", JsonOffers(p.offers), "}");
 }
