@@ -5,7 +5,9 @@
 
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "fabric/base/status_macros.h"
 #include "fabric/spool/internal/file_util.h"
@@ -63,6 +65,19 @@ absl::string_view FsyncPolicyName(FsyncPolicy policy) {
     default:
       return "unknown";
   }
+}
+
+std::string EscapeDirName(absl::string_view name) {
+  std::string out;
+  for (size_t i = 0; i < name.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(name[i]);
+    if (absl::ascii_isalnum(c) || c == '_' || c == '-' || (c == '.' && i > 0)) {
+      out.push_back(static_cast<char>(c));
+    } else {
+      absl::StrAppendFormat(&out, "%%%02X", c);
+    }
+  }
+  return out;
 }
 
 absl::StatusOr<FsyncPolicy> ParseFsyncPolicy(absl::string_view name) {

@@ -53,6 +53,11 @@ enum class FsyncPolicy {
 absl::string_view FsyncPolicyName(FsyncPolicy policy);
 absl::StatusOr<FsyncPolicy> ParseFsyncPolicy(absl::string_view name);
 
+// A queue or topic name as one directory name: [A-Za-z0-9._-] kept, every
+// other byte %XX, and a leading '.' escaped so no name maps to "." or "..".
+// Publishers name topic logs this way; the relay names its spools so.
+std::string EscapeDirName(absl::string_view name);
+
 struct SpoolOptions {
   std::string dir;    // created (with parents) if missing; required
   std::string queue;  // recorded at creation; a mismatch on reopen fails;

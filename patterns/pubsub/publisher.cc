@@ -38,21 +38,6 @@ constexpr absl::Duration kPoll = absl::Milliseconds(20);
 constexpr size_t kMaxMessageBytes = 15 << 20;
 constexpr int kBeatIdleIntervals = 10;
 
-// A topic as a directory name: [A-Za-z0-9._-] kept, every other byte %XX,
-// and a leading '.' escaped so no topic maps to "." or "..".
-std::string EscapeTopic(absl::string_view topic) {
-  std::string out;
-  for (size_t i = 0; i < topic.size(); ++i) {
-    const unsigned char c = static_cast<unsigned char>(topic[i]);
-    if (absl::ascii_isalnum(c) || c == '_' || c == '-' || (c == '.' && i > 0)) {
-      out.push_back(static_cast<char>(c));
-    } else {
-      absl::StrAppendFormat(&out, "%%%02X", c);
-    }
-  }
-  return out;
-}
-
 // "tcp://127.0.0.1:4000" -> "127.0.0.1" (brackets kept for IPv6).
 std::string HostOf(const std::string& endpoint) {
   std::string host = endpoint;
@@ -122,7 +107,7 @@ class Publisher::Impl : public ps::PublisherEndpoint,
       stream->durable = true;
       Stream* raw = stream.get();
       TopicLogOptions log;
-      log.dir = absl::StrCat(options_.spool_dir, "/", EscapeTopic(topic));
+      log.dir = absl::StrCat(options_.spool_dir, "/", EscapeDirName(topic));
       log.topic = topic;
       log.fsync = options_.fsync;
       log.fsync_interval = options_.fsync_interval;
