@@ -88,6 +88,8 @@ class Producer::Impl : public wq::ProducerEndpoint,
   // wq::ProducerEndpoint (engine thread).
   const std::string& queue() const override { return options_.queue; }
   void OnWorkerUp(NodeContext& ctx, const NodeId& worker) override;
+  // Sets the `workers` gauge to the workers offering the queue.
+  void CountWorkers();
   void OnWorkerDown(NodeContext& ctx, const NodeId& worker, bool lost) override;
   void OnCredit(NodeContext& ctx, const NodeId& from,
                 const wq::Credit& m) override;
@@ -674,6 +676,12 @@ void Producer::Impl::EndLease(uint64_t seq, TaskState& t) {
   if (t.state == State::kInFlight) in_flight_.erase(seq);
 }
 
+void Producer::Impl::CountWorkers() {
+  uint64_t offering = 0;
+  for (const auto& [id, link] : workers_) offering += link.offering ? 1 : 0;
+  counters_.workers = offering;
+}
+
 void Producer::Impl::OnWorkerUp(NodeContext& ctx, const NodeId& worker) {
   if (engine_detached_) return;
   if (options_.accept_worker &&
@@ -686,7 +694,7 @@ void Producer::Impl::OnWorkerUp(NodeContext& ctx, const NodeId& worker) {
   if (!inserted && it->second.offering) return;
   it->second.offering = true;
   it->second.wants_sent = false;
-  counters_.workers = workers_.size();
+  CountWorkers();
   FABRIC_LOG(kInfo, "FAB-WQ-WORKER-UP ", options_.queue, " ",
              worker.ShortHex());
   MaybeDemand(ctx, ctx.Now());
@@ -702,6 +710,7 @@ void Producer::Impl::OnWorkerDown(NodeContext& ctx, const NodeId& worker,
     // still complete (or come back released), or its leases run out.
     it->second.offering = false;
     it->second.credit = 0;
+    CountWorkers();
     return;
   }
   const absl::Time now = ctx.Now();
@@ -711,7 +720,7 @@ void Producer::Impl::OnWorkerDown(NodeContext& ctx, const NodeId& worker,
     if (t != tasks_.end() && t->second.worker == worker) held.push_back(seq);
   }
   workers_.erase(it);
-  counters_.workers = workers_.size();
+  CountWorkers();
   // Highest first, so that pushing to the front restores seq order.
   std::sort(held.rbegin(), held.rend());
   for (uint64_t seq : held) {

@@ -84,7 +84,7 @@ struct ProducerStats {
   uint64_t malformed = 0;        // undecodable work-queue frames at this node
   uint64_t in_flight = 0;        // gauge: delivered, not yet resolved
   uint64_t backlog = 0;          // gauge: confirmed, waiting for credit
-  uint64_t workers = 0;          // gauge: workers of this queue known
+  uint64_t workers = 0;          // gauge: workers offering the queue
 };
 
 // Thread safety: thread-safe. Push may be called from many threads at once.

@@ -239,6 +239,19 @@ CLI::App* AddReq(CLI::App& app, ReqFlags& f) {
   return cmd;
 }
 
+// Registers `fabric stats` on `app`.
+CLI::App* AddStats(CLI::App& app, StatsFlags& f) {
+  CLI::App* cmd = app.add_subcommand(
+      "stats",
+      "print the counters of a node that serves stats (a relay: per queue, "
+      "topic and peer) in Prometheus text format");
+  cmd->add_option("node", f.node, "the node's name")->required();
+  cmd->add_option("--timeout", f.timeout,
+                  "deadline in ms, or a duration like 2s (default 5000)")
+      ->type_name("MS");
+  return cmd;
+}
+
 // Registers `fabric serve` on `app`.
 CLI::App* AddServe(CLI::App& app, ServeFlags& f) {
   CLI::App* cmd = app.add_subcommand(
@@ -364,6 +377,8 @@ int Run(int argc, char** argv) {
   CLI::App* work_cmd = AddWork(app, work);
   ReqFlags req;
   CLI::App* req_cmd = AddReq(app, req);
+  StatsFlags stats;
+  CLI::App* stats_cmd = AddStats(app, stats);
   ServeFlags serve;
   CLI::App* serve_cmd = AddServe(app, serve);
 
@@ -403,6 +418,8 @@ int Run(int argc, char** argv) {
     status = RunWork(common, work);
   } else if (req_cmd->parsed()) {
     status = RunReq(common, req);
+  } else if (stats_cmd->parsed()) {
+    status = RunStats(common, stats);
   } else if (serve_cmd->parsed()) {
     status = RunServe(common, serve);
   } else if (pub_cmd->parsed()) {

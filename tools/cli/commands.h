@@ -107,6 +107,12 @@ struct ReqFlags {
   bool json = false;
 };
 
+// `fabric stats NODE`.
+struct StatsFlags {
+  std::string node;
+  std::string timeout;  // plain number: milliseconds; default 5000
+};
+
 // `fabric serve SERVICE (--exec CMD | --echo)`.
 struct ServeFlags {
   std::string service;
@@ -158,6 +164,11 @@ absl::Status RunSub(const CommonFlags& common, const SubFlags& flags);
 // Returns kInvalidArgument for bad flags; a failed call as kUnknown whose
 // message starts with the call's status code name (exit 1).
 absl::Status RunReq(const CommonFlags& common, const ReqFlags& flags);
+
+// `fabric stats NODE`: asks the node's stats service (relays serve one,
+// "fabric.stats/<name>") for its counters and prints them (Prometheus
+// text). Fails like `fabric req`, UNAVAILABLE when no such node serves stats.
+absl::Status RunStats(const CommonFlags& common, const StatsFlags& flags);
 
 // `fabric serve`: serves a service until SIGINT/SIGTERM (or --count
 // requests), printing "READY ..." and then one line per request; on a

@@ -15,6 +15,7 @@
 #include "patterns/reqrep/client.h"
 #include "tools/cli/commands.h"
 #include "tools/cli/output.h"
+#include "tools/relay/relay.h"
 
 namespace fabric::cli {
 namespace {
@@ -165,6 +166,15 @@ absl::Status RunReq(const CommonFlags& common, const ReqFlags& flags) {
     WriteAll(stdout, reply->body);
   }
   return reply.ok() ? absl::OkStatus() : CallFailed(reply.status());
+}
+
+absl::Status RunStats(const CommonFlags& common, const StatsFlags& flags) {
+  if (flags.node.empty()) return absl::InvalidArgumentError("NODE is required");
+  ReqFlags req;
+  req.service = absl::StrCat(relay::kStatsServicePrefix, flags.node);
+  req.has_message = true;  // an empty request
+  req.timeout = flags.timeout;
+  return RunReq(common, req);
 }
 
 }  // namespace fabric::cli

@@ -1,0 +1,74 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "tools/relay/metrics_http.h"
+
+#include <httplib.h>
+
+#include <thread>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+
+namespace fabric::relay {
+
+struct MetricsServer::State {
+  httplib::Server server;
+  std::thread thread;
+};
+
+absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
+    const std::string& address, std::function<std::string()> render) {
+  const size_t colon = address.rfind(':');
+  int port = -1;
+  if (colon == std::string::npos || colon == 0 ||
+      !absl::SimpleAtoi(address.substr(colon + 1), &port) || port < 0 ||
+      port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("metrics address must be HOST:PORT, got '", address, "'"));
+  }
+  std::string host = address.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  std::unique_ptr<MetricsServer> out(new MetricsServer());
+  out->state_ = std::make_unique<State>();
+  httplib::Server& server = out->state_->server;
+  // Scrapes are rare and small: one worker thread is plenty.
+  server.new_task_queue = [] { return new httplib::ThreadPool(1); };
+  server.set_read_timeout(5, 0);
+  server.set_write_timeout(5, 0);
+  server.set_payload_max_length(64 * 1024);
+  server.Get("/metrics", [render = std::move(render)](const httplib::Request&,
+                                                      httplib::Response& res) {
+    res.set_content(render(), "text/plain; version=0.0.4; charset=utf-8");
+  });
+  if (port == 0) {
+    port = server.bind_to_any_port(host);
+  } else if (!server.bind_to_port(host, port)) {
+    port = -1;
+  }
+  if (port <= 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen for metrics on ", address));
+  }
+  out->url_ =
+      absl::StrCat("http://", colon > 0 && address[0] == '[' ? "[" : "", host,
+                   address[0] == '[' ? "]" : "", ":", port, "/metrics");
+  State* state = out->state_.get();
+  state->thread = std::thread([state] { state->server.listen_after_bind(); });
+  // stop() is a no-op until the loop runs: wait for it, so the destructor
+  // can never leave the thread listening.
+  for (int i = 0; i < 500 && !state->server.is_running(); ++i) {
+    absl::SleepFor(absl::Milliseconds(2));
+  }
+  return out;
+}
+
+MetricsServer::~MetricsServer() {
+  if (state_ == nullptr) return;
+  state_->server.stop();
+  if (state_->thread.joinable()) state_->thread.join();
+}
+
+}  // namespace fabric::relay
