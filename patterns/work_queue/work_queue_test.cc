@@ -327,6 +327,43 @@ TEST_F(WorkQueueTest, DeadWorkerNodeMeansRedeliveryElsewhere) {
   w1.reset();
 }
 
+// A producer process restarts while a worker still runs one of its tasks:
+// the new run delivers the task again, and the worker answers that
+// delivery with the result of the run in progress instead of leaving it to
+// the lease.
+TEST_F(WorkQueueTest, RestartedProducerGetsTheResultOfARunInProgress) {
+  const std::string dir = ::fabric::testing::MakeTempDir("wq-owed");
+  auto wn = StartNode("w");
+  absl::Notification started, release;
+  auto worker = StartWorker(*wn, "w", [&](const Task&, TaskContext&) {
+    if (!started.HasBeenNotified()) started.Notify();
+    release.WaitForNotificationWithTimeout(kWait);
+    return Outcome::Ack();
+  });
+  ProducerOptions o = POptions();
+  o.spool_dir = dir;
+  o.lease = absl::Minutes(10);  // only the owed result can end it in time
+  {
+    auto pn = StartNode("p1");
+    auto producer = StartProducer(*pn, o);
+    ASSERT_TRUE(WaitWorkers(*producer, 1));
+    FABRIC_ASSERT_OK(producer->Push("slow").status());
+    ASSERT_TRUE(started.WaitForNotificationWithTimeout(kWait));
+    producer->Close();
+    pn->Close();
+    pn->Join();
+  }
+  auto pn2 = StartNode("p2");
+  auto producer = StartProducer(*pn2, o);
+  ASSERT_TRUE(WaitWorkers(*producer, 1));
+  EXPECT_TRUE(
+      WaitUntil([&] { return worker->Stats().duplicates >= 1; }, kWait));
+  release.Notify();
+  FABRIC_ASSERT_OK(producer->WaitCompleted(kWait));
+  EXPECT_EQ(seen_.Count("slow"), 1);
+  EXPECT_EQ(producer->Stats().acked, 1u);
+}
+
 TEST_F(WorkQueueTest, SpoolKeepsUnackedTasksAndSequenceAcrossRestarts) {
   const std::string dir = ::fabric::testing::MakeTempDir("wq-spool");
   auto pn = StartNode("p");

@@ -124,9 +124,17 @@ class Worker::Impl : public wq::WorkerEndpoint,
   uint64_t outstanding_total_ = 0;
   size_t round_robin_ = 0;
   // Task ids by producer id, so a frame (one producer) costs one lookup.
+  // A second delivery of a task already here (a redelivery after a lease
+  // ran out, or from a restarted producer process): it gets the result of
+  // the run in progress.
+  struct Owed {
+    ProducerKey key;
+    uint32_t attempt = 0;
+  };
   struct SeenTasks {
     absl::flat_hash_set<uint64_t> in_progress;
     absl::flat_hash_set<uint64_t> done;  // acked within the dedup window
+    absl::flat_hash_map<uint64_t, std::vector<Owed>> owed;  // by seq
   };
   SeenTasks& SeenFor(const NodeId& producer);
   absl::node_hash_map<NodeId, SeenTasks> seen_;  // stable: see SeenFor
@@ -328,9 +336,9 @@ void Worker::Impl::OnTasks(NodeContext& ctx, const NodeId& from, wq::Tasks m) {
       continue;
     }
     if (!seen.in_progress.insert(t.seq).second) {
-      // Already running here (a redelivery after a lease ran out); its
-      // result answers both deliveries.
+      // Already here: its result answers both deliveries.
       counters_.duplicates++;
+      seen.owed[t.seq].push_back(Owed{ProducerKey{from, m.queue}, t.attempt});
       continue;
     }
     link.held++;
@@ -432,6 +440,20 @@ void Worker::Impl::Resolve(const Result& r, absl::Time wall_now) {
   seen.in_progress.erase(r.id.seq);
   if (r.verdict == wq::Verdict::kAck && seen.done.insert(r.id.seq).second) {
     done_order_.push_back(DoneEntry{wall_now, r.id.producer, r.id.seq});
+  }
+  auto owed = seen.owed.find(r.id.seq);
+  if (owed != seen.owed.end()) {
+    for (const Owed& o : owed->second) {
+      auto link = producers_.find(o.key);
+      if (link == producers_.end() || link->second.gone) continue;
+      if (r.verdict == wq::Verdict::kAck) {
+        link->second.acked.push_back(r.id.seq);
+      } else {
+        link->second.others.push_back(wq::OtherResult{
+            r.id.seq, o.attempt, r.verdict, r.delay_ms, r.reason});
+      }
+    }
+    seen.owed.erase(owed);
   }
   auto it = producers_.find(r.key);
   if (it == producers_.end()) return;
