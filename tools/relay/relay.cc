@@ -10,6 +10,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
@@ -348,6 +349,7 @@ void Relay::Impl::OnMessage(int dir, const Message& m) {
   }
   Headers headers = m.headers;
   headers[kRelayHeader] = relay_id_;
+  headers[kOriginHeader] = absl::StrFormat("%016x:%d", m.stream, m.seq);
   absl::StatusOr<uint64_t> seq =
       publishers_[dir]->Publish(m.topic, m.body, headers);
   if (seq.ok()) {

@@ -43,8 +43,9 @@ namespace fabric::relay {
 // HELLO headers of relay nodes and the message header of relayed messages.
 inline constexpr char kRelayHeader[] = "fabric.relay";
 inline constexpr char kBridgeHeader[] = "fabric.relay.bridge";
-// Task header naming the task the relay forwarded ("<producer>:<seq>"), so
-// handlers can recognise the duplicate a relay crash can cause.
+// Header naming what the relay forwarded: on tasks "<producer id hex>:<seq>"
+// (so handlers can recognise the duplicate a relay crash can cause), on
+// messages "<stream hex>:<seq>" of the original stream.
 inline constexpr char kOriginHeader[] = "fabric.relay.origin";
 // Prefix of the stats service: "fabric.stats/<relay name>".
 inline constexpr char kStatsServicePrefix[] = "fabric.stats/";
