@@ -254,6 +254,35 @@ TEST_F(ReqRepTest, HandlerMayReplyLaterFromAnotherThread) {
   EXPECT_EQ(r->body, "later");
 }
 
+// Six 3.5 MiB replies answered at once: together they exceed the 16 MiB
+// message limit, so they must travel in several frames.
+TEST_F(ReqRepTest, LargeRepliesAnsweredTogetherAllArrive) {
+  auto sn = StartNode("server");
+  auto cn = StartNode("client");
+  Parked parked;
+  auto server = StartServer(*sn, [&](Request, Responder responder) {
+    parked.Add(std::move(responder));
+  });
+  auto client = StartClient(*cn);
+  ASSERT_TRUE(WaitServers(*client, 1));
+  CallOptions call;
+  call.timeout = absl::Seconds(20);
+  call.max_attempts = 1;
+  std::vector<std::future<absl::StatusOr<Reply>>> calls;
+  for (int i = 0; i < 6; ++i) {
+    calls.push_back(client->CallFuture("svc", absl::StrCat(i), call));
+  }
+  ASSERT_TRUE(WaitUntil([&] { return parked.size() == 6; }, kWait));
+  const std::string big(3'500'000, 'r');
+  parked.ReplyAll(big);
+  for (auto& f : calls) {
+    ASSERT_EQ(f.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+    absl::StatusOr<Reply> r = f.get();
+    ASSERT_THAT(r, IsOk());
+    EXPECT_EQ(r->body.size(), big.size());
+  }
+}
+
 TEST_F(ReqRepTest, SilentHandlerTimesOutAndDroppedResponderFailsFast) {
   auto sn = StartNode("server");
   auto cn = StartNode("client");

@@ -20,6 +20,9 @@ constexpr absl::Duration kUnsentTtl = absl::Seconds(5);
 // A request whose caller's deadline passed this long ago is given up even
 // if its handler still holds the responder.
 constexpr absl::Duration kPendingGrace = absl::Seconds(1);
+// Replies to one client share a frame up to about this size (a single
+// larger reply gets a frame of its own), as requests do in caller.cc.
+constexpr size_t kMaxReplyFrameBytes = size_t{1} << 20;
 
 size_t RequestBytes(const WireRequest& r) {
   size_t n = r.body.size();
@@ -152,18 +155,26 @@ void ServerCore::Refuse(const NodeId& from, const WireRequest& r,
 
 void ServerCore::Answer(const Caller& c, absl::StatusCode code, uint32_t flags,
                         absl::string_view message, absl::string_view body) {
-  out_[c.client].AddReply(c.id, c.attempt, static_cast<uint32_t>(code), flags,
-                          message, body);
+  std::vector<FrameEncoder>& frames = out_[c.client];
+  if (frames.empty() || (frames.back().count() > 0 &&
+                         frames.back().bytes() + message.size() + body.size() >
+                             kMaxReplyFrameBytes)) {
+    frames.emplace_back();
+  }
+  frames.back().AddReply(c.id, c.attempt, static_cast<uint32_t>(code), flags,
+                         message, body);
 }
 
 void ServerCore::FlushOut(NodeContext& ctx, absl::Time now) {
   if (out_.empty()) return;
-  for (auto& [client, frame] : out_) {
-    std::string body = frame.Finish();
-    absl::Status sent = plugin_->Send(ctx, client, kReplies, body);
-    if (!sent.ok() && !absl::IsNotFound(sent)) {
-      // Our link to a new client may not be up yet: try again each tick.
-      unsent_.push_back(Unsent{client, now + kUnsentTtl, std::move(body)});
+  for (auto& [client, frames] : out_) {
+    for (FrameEncoder& frame : frames) {
+      std::string body = frame.Finish();
+      absl::Status sent = plugin_->Send(ctx, client, kReplies, body);
+      if (!sent.ok() && !absl::IsNotFound(sent)) {
+        // Our link to a new client may not be up yet: try again each tick.
+        unsent_.push_back(Unsent{client, now + kUnsentTtl, std::move(body)});
+      }
     }
   }
   out_.clear();

@@ -158,7 +158,10 @@ class ServerCore : public ServerEndpoint,
   std::deque<std::pair<absl::Time, std::string>> cache_order_;
   size_t cache_bytes_ = 0;
   std::vector<Work> incoming_;
-  absl::flat_hash_map<NodeId, FrameEncoder> out_;
+  // Replies to send per client: frames of about kMaxReplyFrameBytes each
+  // (the last one open), so a burst of large replies never makes a frame
+  // beyond the peer's message limit.
+  absl::flat_hash_map<NodeId, std::vector<FrameEncoder>> out_;
   std::vector<Unsent> unsent_;
 };
 
