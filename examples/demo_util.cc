@@ -32,13 +32,13 @@ namespace {
 // ------------------------------------------------ signal-handler state
 // Written by async-signal handlers, so plain sig_atomic_t and a self-pipe.
 
-volatile sig_atomic_t g_interrupted = 0;
+volatile sig_atomic_t g_interrupted = 0;  // the signal number
 int g_wake_pipe[2] = {-1, -1};  // the handler writes a byte to wake poll
 constexpr int kMaxChildren = 64;
 volatile sig_atomic_t g_child_pids[kMaxChildren] = {};  // for the alarm
 
-void OnInterrupt(int) {
-  g_interrupted = 1;
+void OnInterrupt(int signal) {
+  g_interrupted = signal;
   const char byte = 1;
   if (g_wake_pipe[1] >= 0) {
     ssize_t ignored = write(g_wake_pipe[1], &byte, 1);
@@ -451,6 +451,7 @@ absl::StatusOr<int> Processes::Stop(const std::string& name,
   if (it->second.pid <= 0) return it->second.exit_code;
   it->second.expect_exit = true;
   kill(it->second.pid, SIGTERM);
+  kill(it->second.pid, SIGCONT);  // a stopped process takes SIGTERM too
   absl::StatusOr<int> code = AwaitExit(name, grace);
   if (code.ok() || !running(name)) return code;
   kill(it->second.pid, SIGKILL);
@@ -470,6 +471,7 @@ void Processes::StopAll(absl::Duration grace) {
     if (child.pid <= 0) continue;
     child.expect_exit = true;
     kill(child.pid, SIGTERM);
+    kill(child.pid, SIGCONT);
   }
   for (auto& [name, child] : children_) {
     if (child.pid > 0) Stop(name, grace).IgnoreError();  // best effort
@@ -478,9 +480,9 @@ void Processes::StopAll(absl::Duration grace) {
 
 int ExitCode(const absl::Status& status) {
   if (status.ok()) return 0;
-  if (absl::IsCancelled(status)) {
-    Say("Interrupted: stopping every process and removing temp files.");
-    return 130;
+  if (absl::IsCancelled(status) && g_interrupted != 0) {
+    Say("Interrupted: every process was stopped and the temp files removed.");
+    return 128 + g_interrupted;
   }
   Say("FAILED: %s", status.ToString().c_str());
   return 1;

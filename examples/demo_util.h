@@ -145,8 +145,9 @@ class Processes {
 
   // SIGKILLs `name` and reaps it (its remaining output is read first).
   absl::Status Kill(const std::string& name);
-  // Sends SIGTERM to `name`, waits up to `grace` for it to exit (reading
-  // its output), then SIGKILLs it. Returns its exit code, or 128 + signal.
+  // Sends SIGTERM (and SIGCONT) to `name`, waits up to `grace` for it to
+  // exit (reading its output), then SIGKILLs it. Returns its exit code, or 128
+  // + signal.
   absl::StatusOr<int> Stop(const std::string& name,
                            absl::Duration grace = absl::Seconds(10));
   // Waits up to `timeout` for `name` to exit on its own; returns its exit
@@ -185,8 +186,8 @@ class Processes {
   std::map<std::string, Child> children_;
 };
 
-// Returns the exit code for a demo's `main`: 0 when `status` is OK, 130 when
-// it was interrupted (kCancelled), 1 otherwise; prints non-OK statuses.
+// Returns the exit code for a demo's `main`: 0 when `status` is OK, 128 +
+// the signal when SIGINT/SIGTERM interrupted it, 1 otherwise; prints why.
 int ExitCode(const absl::Status& status);
 
 }  // namespace fabric::examples

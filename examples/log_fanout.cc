@@ -372,7 +372,12 @@ class Demo {
         },
         kStep, "for the subscribers to catch up"));
     Say("Stopping everyone (SIGTERM).");
-    procs_.StopAll();
+    for (const char* name : {"web-tail", "alerts", "archive", "web", "db"}) {
+      absl::StatusOr<int> code = procs_.Stop(name);
+      if (!code.ok() || *code != 0) {
+        return absl::InternalError(absl::StrCat(name, " did not stop cleanly"));
+      }
+    }
     return Verify();
   }
 
@@ -453,14 +458,23 @@ class Demo {
         f_.published_total - published_at_stop);
     const int run = archive_.runs + 1;
     FABRIC_RETURN_IF_ERROR(StartArchive());
-    FABRIC_RETURN_IF_ERROR(procs_.WaitUntil(
-        [&] {
-          return archive_.Count(run, true) > 0 &&
-                 (archive_.Count(run, false) > 0 || f_.done.size() == 2);
-        },
-        kStep, "for the archive to catch up"));
-    Say("The archive resumed after its saved positions: %d messages "
-        "replayed from the services' topic logs, then it went on live.",
+    // Caught up: every stream is live again (or, once the services are
+    // done, everything was delivered).
+    auto live_again = [&] {
+      for (const auto& [topic, last] : f_.published) {
+        bool live = false;
+        for (const Received& r : archive_.got) {
+          live |= r.run == run && r.topic == topic && !r.replayed;
+        }
+        if (!live) return f_.done.size() == 2 && f_.CaughtUp("archive");
+      }
+      return true;
+    };
+    FABRIC_RETURN_IF_ERROR(
+        procs_.WaitUntil(live_again, kStep, "for the archive to catch up"));
+    Say("The archive resumed after its saved positions: it replayed the %d "
+        "messages it missed from the services' topic logs, then went on "
+        "live.",
         archive_.Count(run, true));
     return absl::OkStatus();
   }
