@@ -353,6 +353,12 @@ void Processes::Pump(absl::Duration wait) {
   for (size_t i = 0; i < names.size(); ++i) {
     if (fds[i].revents != 0) ReadFrom(names[i], children_[names[i]]);
   }
+  if (g_wake_pipe[0] >= 0 && fds.back().revents != 0) {
+    // Drain it, or every later poll returns at once (g_interrupted stays).
+    char drain[64];
+    while (read(g_wake_pipe[0], drain, sizeof(drain)) > 0) {
+    }
+  }
 }
 
 void Processes::Reaped(const std::string& name, Child& child, int wait_status) {
@@ -458,6 +464,17 @@ absl::StatusOr<int> Processes::Stop(const std::string& name,
   return AwaitExit(name, absl::Seconds(10));
 }
 
+absl::Status Processes::StopCleanly(const std::string& name,
+                                    absl::Duration grace) {
+  absl::StatusOr<int> code = Stop(name, grace);
+  if (!code.ok()) return code.status();
+  if (*code != 0) {
+    return absl::InternalError(
+        absl::StrCat(name, " did not stop cleanly: exit code ", *code));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<int> Processes::WaitExit(const std::string& name,
                                         absl::Duration timeout) {
   auto it = children_.find(name);
@@ -478,7 +495,26 @@ void Processes::StopAll(absl::Duration grace) {
   }
 }
 
-int ExitCode(const absl::Status& status) {
+int DemoMain(int argc, char** argv,
+             const std::map<std::string, RoleMain>& roles,
+             const std::function<absl::Status(bool verbose)>& driver) {
+  const char* self = argc > 0 ? argv[0] : "demo";
+  if (argc > 1 && argv[1][0] != '-') {
+    auto role = roles.find(argv[1]);
+    if (role == roles.end()) {
+      std::fprintf(stderr, "%s: unknown role %s\n", self, argv[1]);
+      return 2;
+    }
+    InitRole();
+    return role->second(Fields(argc, argv));
+  }
+  const bool verbose = argc == 2 && (std::strcmp(argv[1], "--verbose") == 0 ||
+                                     std::strcmp(argv[1], "-v") == 0);
+  if (argc > 1 && !verbose) {
+    std::fprintf(stderr, "usage: %s [--verbose]\n", self);
+    return 2;
+  }
+  const absl::Status status = driver(verbose);
   if (status.ok()) return 0;
   if (absl::IsCancelled(status) && g_interrupted != 0) {
     Say("Interrupted: every process was stopped and the temp files removed.");

@@ -150,6 +150,9 @@ class Processes {
   // + signal.
   absl::StatusOr<int> Stop(const std::string& name,
                            absl::Duration grace = absl::Seconds(10));
+  // Like Stop, but returns kInternal unless `name` exits with status 0.
+  absl::Status StopCleanly(const std::string& name,
+                           absl::Duration grace = absl::Seconds(10));
   // Waits up to `timeout` for `name` to exit on its own; returns its exit
   // code (128 + signal). kDeadlineExceeded if it is still running.
   absl::StatusOr<int> WaitExit(const std::string& name, absl::Duration timeout);
@@ -186,9 +189,15 @@ class Processes {
   std::map<std::string, Child> children_;
 };
 
-// Returns the exit code for a demo's `main`: 0 when `status` is OK, 128 +
-// the signal when SIGINT/SIGTERM interrupted it, 1 otherwise; prints why.
-int ExitCode(const absl::Status& status);
+// The body of a demo's `main`. `demo ROLE key=value...` prepares a role
+// process (`InitRole`) and returns `roles.at(ROLE)(args)`. `demo
+// [--verbose]` runs `driver(verbose)` and returns 0 when it returns OK,
+// 128 + the signal when SIGINT/SIGTERM interrupted it and 1 otherwise,
+// saying why. Bad arguments print a usage line and return 2.
+using RoleMain = std::function<int(const Fields& args)>;
+int DemoMain(int argc, char** argv,
+             const std::map<std::string, RoleMain>& roles,
+             const std::function<absl::Status(bool verbose)>& driver);
 
 }  // namespace fabric::examples
 

@@ -98,15 +98,12 @@ absl::Status RunDemo() {
           .c_str());
 
   Say("Stopping gamma cleanly (SIGTERM: it says goodbye).");
-  absl::StatusOr<int> gamma = procs.Stop("gamma");
+  FABRIC_RETURN_IF_ERROR(procs.StopCleanly("gamma"));
   FABRIC_RETURN_IF_ERROR(
       procs.WaitUntil([&] { return seen["peer left gamma (goodbye)"] >= 1; },
                       kStep, "for alpha to hear gamma's goodbye"));
   Say("OK: alpha heard gamma's goodbye.");
-  absl::StatusOr<int> alpha = procs.Stop("alpha");
-  if (!gamma.ok() || *gamma != 0 || !alpha.ok() || *alpha != 0) {
-    return absl::InternalError("a node did not stop cleanly");
-  }
+  FABRIC_RETURN_IF_ERROR(procs.StopCleanly("alpha"));
   Say("OK: every node stopped cleanly.");
   return absl::OkStatus();
 }
@@ -114,16 +111,7 @@ absl::Status RunDemo() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc > 1 && argv[1][0] != '-') {  // a role process
-    fabric::examples::InitRole();
-    const Fields args(argc, argv);
-    if (args.Word(0) == "node") return RunNode(args);
-    std::fprintf(stderr, "discovery_demo: unknown role %s\n", argv[1]);
-    return 2;
-  }
-  if (argc > 1) {
-    std::fprintf(stderr, "usage: discovery_demo\n");
-    return 2;
-  }
-  return fabric::examples::ExitCode(RunDemo());
+  return fabric::examples::DemoMain(
+      argc, argv, {{"node", RunNode}},
+      [](bool /*verbose: every line is shown anyway*/) { return RunDemo(); });
 }

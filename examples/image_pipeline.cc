@@ -200,9 +200,41 @@ void EmitStatsIfChanged(const fabric::Producer& producer,
   *last = s;
 }
 
+// The uploads: one push per request, at a steady rate. Returns kCancelled
+// when the driver asks this process to stop.
+absl::Status PushUploads(fabric::Producer& producer, int first, int last,
+                         fabric::ProducerStats* stats) {
+  for (int n = first; n <= last; ++n) {
+    const std::string body = UploadName(n);
+    // Blocks until the task is durable in the spool.
+    FABRIC_ASSIGN_OR_RETURN(
+        fabric::TaskId id,
+        producer.Push(body, {{"user", absl::StrCat("user-", n % 7)}}));
+    Emit("confirmed %s task=%s", body.c_str(), id.ToString().c_str());
+    EmitStatsIfChanged(producer, stats);
+    if (StopRequested(absl::Milliseconds(kUploadIntervalMs))) {
+      return absl::CancelledError("stopped");
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Waits (bounded) until every task pushed or recovered is acked, narrating
+// the counters meanwhile.
+absl::Status WaitAllAcked(fabric::Producer& producer,
+                          fabric::ProducerStats* stats) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (true) {
+    absl::Status completed = producer.WaitCompleted(absl::Milliseconds(200));
+    EmitStatsIfChanged(producer, stats);
+    if (!absl::IsDeadlineExceeded(completed) || absl::Now() >= deadline) {
+      return completed;
+    }
+    if (StopRequested()) return absl::CancelledError("stopped");
+  }
+}
+
 int RunProducer(const Fields& args) {
-  const int first = static_cast<int>(args.GetInt("first", 1));
-  const int last = static_cast<int>(args.GetInt("last", kUploads));
   absl::StatusOr<std::unique_ptr<fabric::Node>> node =
       fabric::Node::Start(RoleNodeOptions(args, "web"));
   if (!node.ok()) return Fail("web", node.status());
@@ -231,26 +263,12 @@ int RunProducer(const Fields& args) {
     if (StopRequested(absl::Milliseconds(20))) return 0;
   }
 
-  // The uploads: one push per request, at a steady rate.
-  for (int n = first; n <= last; ++n) {
-    const std::string body = UploadName(n);
-    absl::StatusOr<fabric::TaskId> id =
-        producer.Push(body, {{"user", absl::StrCat("user-", n % 7)}});
-    if (!id.ok()) return Fail("web", id.status());
-    Emit("confirmed %s task=%s", body.c_str(), id->ToString().c_str());
-    EmitStatsIfChanged(producer, &stats);
-    if (StopRequested(absl::Milliseconds(kUploadIntervalMs))) return 0;
-  }
-
-  // Every upload is durable; wait (bounded) until every task is acked.
-  const absl::Time done_by = absl::Now() + absl::Seconds(60);
-  absl::Status completed;
-  do {
-    completed = producer.WaitCompleted(absl::Milliseconds(200));
-    EmitStatsIfChanged(producer, &stats);
-    if (StopRequested()) return 0;
-  } while (absl::IsDeadlineExceeded(completed) && absl::Now() < done_by);
-  if (!completed.ok()) return Fail("web", completed);
+  absl::Status status =
+      PushUploads(producer, static_cast<int>(args.GetInt("first", 1)),
+                  static_cast<int>(args.GetInt("last", kUploads)), &stats);
+  if (status.ok()) status = WaitAllAcked(producer, &stats);
+  if (absl::IsCancelled(status)) return 0;  // the driver stopped us
+  if (!status.ok()) return Fail("web", status);
   stats = producer.Stats();
   Emit(
       "completed pushed=%llu recovered=%llu acked=%llu redelivered=%llu "
@@ -260,7 +278,7 @@ int RunProducer(const Fields& args) {
       static_cast<unsigned long long>(stats.acked),
       static_cast<unsigned long long>(stats.redelivered),
       static_cast<unsigned long long>(stats.dead_lettered));
-  producer.Close();
+  producer.Close();  // the spool stays for the next run
   (*node)->Close();
   return 0;
 }
@@ -386,126 +404,142 @@ absl::Status Verify(const Pipeline& p, const std::string& out_dir) {
   return absl::OkStatus();
 }
 
-absl::Status RunDemo(bool verbose) {
-  TempDir dir("image-pipeline");
-  if (!dir.ok()) return absl::InternalError("cannot create a temp dir");
-  const std::string spool = dir.path() + "/spool";
-  const std::string out = dir.path() + "/thumbnails";
-  if (mkdir(out.c_str(), 0700) != 0) {
-    return absl::InternalError(absl::StrCat("mkdir ", out));
+// The demo's script. Each step waits for what it narrates, with a bound.
+class Demo {
+ public:
+  explicit Demo(bool verbose)
+      : dir_("image-pipeline"),
+        spool_(dir_.path() + "/spool"),
+        out_(dir_.path() + "/thumbnails"),
+        procs_([this](const std::string& name,
+                      const std::string& line) { p_.OnLine(name, line); },
+               absl::Seconds(120)) {
+    procs_.set_echo(verbose);
   }
-  Pipeline p;
-  Processes procs([&p](const std::string& name,
-                       const std::string& line) { p.OnLine(name, line); },
-                  absl::Seconds(120));
-  procs.set_echo(verbose);
-  const absl::Duration kStep = absl::Seconds(30);  // generous, never hit
 
-  Say("Image pipeline demo: cluster %s, loopback only, files in %s",
-      procs.cluster().c_str(), dir.path().c_str());
-  Say("Starting 3 image workers (queue \"%s\", %d ms per image, 4 tasks "
-      "held at most).",
-      kQueue, kWorkMs);
-  for (const char* w : kWorkers) {
-    FABRIC_RETURN_IF_ERROR(procs.Start(
-        w, "worker", {absl::StrCat("name=", w), absl::StrCat("out=", out)}));
-  }
-  FABRIC_RETURN_IF_ERROR(procs.WaitUntil([&] { return p.ready.size() == 3; },
-                                         kStep, "for the workers"));
-  Say("Starting the web front end: %d uploads, one every %d ms. Each pushes "
-      "a resize task; the push returns once the task is in the spool.",
-      kUploads, kUploadIntervalMs);
-  FABRIC_RETURN_IF_ERROR(
-      procs.Start("web", "producer",
-                  {"first=1", absl::StrCat("last=", kUploads),
-                   absl::StrCat("spool=", spool), "wait_workers=3"}));
-
-  // 1. A worker dies in the middle of an image.
-  FABRIC_RETURN_IF_ERROR(procs.WaitUntil(
-      [&] {
-        return p.confirmed >= kKillWorkerAt && !p.in_hand["worker-2"].empty();
-      },
-      kStep, "for worker-2 to be busy"));
-  Say("%d uploads confirmed, %d thumbnails done. Killing worker-2 with "
-      "SIGKILL while it is resizing.",
-      p.confirmed, p.total);
-  const absl::Time killed = absl::Now();
-  FABRIC_RETURN_IF_ERROR(procs.Kill("worker-2"));
-  Say("worker-2 died while resizing %s.",
-      Uploads(p.in_hand["worker-2"]).c_str());
-  FABRIC_RETURN_IF_ERROR(procs.WaitUntil([&] { return p.worker_lost > 0; },
-                                         kStep, "for worker-2 to be missed"));
-  Say("The web front end saw worker-2 leave %s later: the %llu task(s) it "
-      "held went back to the queue, for worker-1 and worker-3.",
-      absl::FormatDuration(
-          absl::Trunc(absl::Now() - killed, absl::Milliseconds(10)))
-          .c_str(),
-      static_cast<unsigned long long>(p.worker_lost));
-
-  // 2. The web front end dies; its spool keeps every confirmed task.
-  FABRIC_RETURN_IF_ERROR(
-      procs.WaitUntil([&] { return p.confirmed >= kKillProducerAt; }, kStep,
-                      "for more uploads"));
-  FABRIC_RETURN_IF_ERROR(procs.Kill("web"));
-  const int resume = p.confirmed + 1;
-  Say("Killed the web front end with SIGKILL after it confirmed uploads "
-      "1..%d; %zu of them have thumbnails so far.",
-      p.confirmed, p.runs.size());
-  Say("So far redelivered after worker-2 died: %s",
-      p.Redelivered(false).c_str());
-  p.restarted = true;
-  Say("Restarting it on the same spool; new uploads resume at IMG_%04d.",
-      resume);
-  FABRIC_RETURN_IF_ERROR(procs.Start(
-      "web", "producer",
-      {absl::StrCat("first=", resume), absl::StrCat("last=", kUploads),
-       absl::StrCat("spool=", spool), "wait_workers=2"}));
-  FABRIC_RETURN_IF_ERROR(procs.WaitUntil([&] { return p.web_runs == 2; }, kStep,
-                                         "for the restarted producer"));
-  Say("The restarted web front end recovered %llu unacked tasks from its "
-      "spool and is delivering them again.",
-      static_cast<unsigned long long>(p.recovered));
-
-  // 3. Everything completes.
-  FABRIC_RETURN_IF_ERROR(
-      procs.WaitUntil([&] { return p.completed.Word(0) == "completed"; },
-                      absl::Seconds(60), "for every task to be acked"));
-  Say("The web front end reports every task acked: %lld new uploads pushed "
-      "and %lld recovered, %lld acked, %lld dead letters.",
-      static_cast<long long>(p.completed.GetInt("pushed")),
-      static_cast<long long>(p.completed.GetInt("recovered")),
-      static_cast<long long>(p.completed.GetInt("acked")),
-      static_cast<long long>(p.completed.GetInt("dead")));
-  absl::StatusOr<int> web = procs.WaitExit("web", kStep);
-  if (!web.ok() || *web != 0) {
-    return absl::InternalError("the web front end did not exit cleanly");
-  }
-  Say("Stopping the workers (SIGTERM: each finishes its image first).");
-  for (const char* w : {"worker-1", "worker-3"}) {
-    absl::StatusOr<int> code = procs.Stop(w);
-    if (!code.ok() || *code != 0) {
-      return absl::InternalError(absl::StrCat(w, " did not stop cleanly"));
+  absl::Status Run() {
+    if (!dir_.ok() || mkdir(out_.c_str(), 0700) != 0) {
+      return absl::InternalError("cannot create a temp dir");
     }
+    Say("Image pipeline demo: cluster %s, loopback only, files in %s",
+        procs_.cluster().c_str(), dir_.path().c_str());
+    FABRIC_RETURN_IF_ERROR(StartAll());
+    FABRIC_RETURN_IF_ERROR(KillWorker());
+    FABRIC_RETURN_IF_ERROR(KillAndRestartProducer());
+    FABRIC_RETURN_IF_ERROR(Finish());
+    return Verify(p_, out_);
   }
-  return Verify(p, out);
-}
+
+ private:
+  static constexpr absl::Duration kStep = absl::Seconds(30);  // never hit
+
+  absl::Status StartProducer(int first, int wait_workers) {
+    return procs_.Start(
+        "web", "producer",
+        {absl::StrCat("first=", first), absl::StrCat("last=", kUploads),
+         absl::StrCat("spool=", spool_),
+         absl::StrCat("wait_workers=", wait_workers)});
+  }
+
+  absl::Status StartAll() {
+    Say("Starting 3 image workers (queue \"%s\", %d ms per image, 4 tasks "
+        "held at most).",
+        kQueue, kWorkMs);
+    for (const char* w : kWorkers) {
+      FABRIC_RETURN_IF_ERROR(procs_.Start(
+          w, "worker", {absl::StrCat("name=", w), absl::StrCat("out=", out_)}));
+    }
+    FABRIC_RETURN_IF_ERROR(procs_.WaitUntil(
+        [&] { return p_.ready.size() == 3; }, kStep, "for the workers"));
+    Say("Starting the web front end: %d uploads, one every %d ms. Each "
+        "pushes a resize task; the push returns once the task is in the "
+        "spool.",
+        kUploads, kUploadIntervalMs);
+    return StartProducer(1, 3);
+  }
+
+  // A worker dies in the middle of an image; its tasks go to the others.
+  absl::Status KillWorker() {
+    FABRIC_RETURN_IF_ERROR(procs_.WaitUntil(
+        [&] {
+          return p_.confirmed >= kKillWorkerAt &&
+                 !p_.in_hand["worker-2"].empty();
+        },
+        kStep, "for worker-2 to be busy"));
+    Say("%d uploads confirmed, %d thumbnails done. Killing worker-2 with "
+        "SIGKILL while it is resizing.",
+        p_.confirmed, p_.total);
+    const absl::Time killed = absl::Now();
+    FABRIC_RETURN_IF_ERROR(procs_.Kill("worker-2"));
+    Say("worker-2 died while resizing %s.",
+        Uploads(p_.in_hand["worker-2"]).c_str());
+    FABRIC_RETURN_IF_ERROR(procs_.WaitUntil([&] { return p_.worker_lost > 0; },
+                                            kStep,
+                                            "for worker-2 to be missed"));
+    Say("The web front end saw worker-2 leave %s later: the %llu task(s) it "
+        "held went back to the queue, for worker-1 and worker-3.",
+        absl::FormatDuration(
+            absl::Trunc(absl::Now() - killed, absl::Milliseconds(10)))
+            .c_str(),
+        static_cast<unsigned long long>(p_.worker_lost));
+    return absl::OkStatus();
+  }
+
+  // The web front end dies; restarted on its spool, it delivers every
+  // confirmed task not yet acked and pushes the uploads it had not taken.
+  absl::Status KillAndRestartProducer() {
+    FABRIC_RETURN_IF_ERROR(
+        procs_.WaitUntil([&] { return p_.confirmed >= kKillProducerAt; }, kStep,
+                         "for more uploads"));
+    FABRIC_RETURN_IF_ERROR(procs_.Kill("web"));
+    const int resume = p_.confirmed + 1;
+    Say("Killed the web front end with SIGKILL after it confirmed uploads "
+        "1..%d; %zu of them have thumbnails so far.",
+        p_.confirmed, p_.runs.size());
+    Say("So far redelivered after worker-2 died: %s",
+        p_.Redelivered(false).c_str());
+    p_.restarted = true;
+    Say("Restarting it on the same spool; new uploads resume at IMG_%04d.",
+        resume);
+    FABRIC_RETURN_IF_ERROR(StartProducer(resume, 2));
+    FABRIC_RETURN_IF_ERROR(procs_.WaitUntil(
+        [&] { return p_.web_runs == 2; }, kStep, "for the restarted producer"));
+    Say("The restarted web front end recovered %llu unacked tasks from its "
+        "spool and is delivering them again.",
+        static_cast<unsigned long long>(p_.recovered));
+    return absl::OkStatus();
+  }
+
+  // Every task is acked; everyone stops cleanly.
+  absl::Status Finish() {
+    FABRIC_RETURN_IF_ERROR(
+        procs_.WaitUntil([&] { return p_.completed.Word(0) == "completed"; },
+                         absl::Seconds(60), "for every task to be acked"));
+    Say("The web front end reports every task acked: %lld new uploads "
+        "pushed and %lld recovered, %lld acked, %lld dead letters.",
+        static_cast<long long>(p_.completed.GetInt("pushed")),
+        static_cast<long long>(p_.completed.GetInt("recovered")),
+        static_cast<long long>(p_.completed.GetInt("acked")),
+        static_cast<long long>(p_.completed.GetInt("dead")));
+    absl::StatusOr<int> web = procs_.WaitExit("web", kStep);
+    if (!web.ok() || *web != 0) {
+      return absl::InternalError("the web front end did not exit cleanly");
+    }
+    Say("Stopping the workers (SIGTERM: each finishes its image first).");
+    FABRIC_RETURN_IF_ERROR(procs_.StopCleanly("worker-1"));
+    return procs_.StopCleanly("worker-3");
+  }
+
+  TempDir dir_;  // removed last, after every process is stopped
+  const std::string spool_, out_;
+  Pipeline p_;
+  Processes procs_;
+};
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc > 1 && argv[1][0] != '-') {  // a role process
-    fabric::examples::InitRole();
-    const Fields args(argc, argv);
-    if (args.Word(0) == "worker") return RunWorker(args);
-    if (args.Word(0) == "producer") return RunProducer(args);
-    std::fprintf(stderr, "image_pipeline: unknown role %s\n", argv[1]);
-    return 2;
-  }
-  const bool verbose = argc == 2 && (std::strcmp(argv[1], "--verbose") == 0 ||
-                                     std::strcmp(argv[1], "-v") == 0);
-  if (argc > 1 && !verbose) {
-    std::fprintf(stderr, "usage: image_pipeline [--verbose]\n");
-    return 2;
-  }
-  return fabric::examples::ExitCode(RunDemo(verbose));
+  return fabric::examples::DemoMain(
+      argc, argv, {{"worker", RunWorker}, {"producer", RunProducer}},
+      [](bool verbose) { return Demo(verbose).Run(); });
 }

@@ -373,10 +373,7 @@ class Demo {
         kStep, "for the subscribers to catch up"));
     Say("Stopping everyone (SIGTERM).");
     for (const char* name : {"web-tail", "alerts", "archive", "web", "db"}) {
-      absl::StatusOr<int> code = procs_.Stop(name);
-      if (!code.ok() || *code != 0) {
-        return absl::InternalError(absl::StrCat(name, " did not stop cleanly"));
-      }
+      FABRIC_RETURN_IF_ERROR(procs_.StopCleanly(name));
     }
     return Verify();
   }
@@ -436,10 +433,7 @@ class Demo {
       // This message may come again after the restart (see Check).
       repeatable_[archive_.runs + 1] = archive_.got.back();
     } else {
-      absl::StatusOr<int> code = procs_.Stop("archive");
-      if (!code.ok() || *code != 0) {
-        return absl::InternalError("the archive did not stop cleanly");
-      }
+      FABRIC_RETURN_IF_ERROR(procs_.StopCleanly("archive"));
     }
     const int published_at_stop = f_.published_total;
     const Received& last = archive_.got.back();
@@ -523,19 +517,7 @@ class Demo {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc > 1 && argv[1][0] != '-') {  // a role process
-    fabric::examples::InitRole();
-    const Fields args(argc, argv);
-    if (args.Word(0) == "publisher") return RunPublisher(args);
-    if (args.Word(0) == "subscriber") return RunSubscriber(args);
-    std::fprintf(stderr, "log_fanout: unknown role %s\n", argv[1]);
-    return 2;
-  }
-  const bool verbose = argc == 2 && (std::strcmp(argv[1], "--verbose") == 0 ||
-                                     std::strcmp(argv[1], "-v") == 0);
-  if (argc > 1 && !verbose) {
-    std::fprintf(stderr, "usage: log_fanout [--verbose]\n");
-    return 2;
-  }
-  return fabric::examples::ExitCode(Demo(verbose).Run());
+  return fabric::examples::DemoMain(
+      argc, argv, {{"publisher", RunPublisher}, {"subscriber", RunSubscriber}},
+      [](bool verbose) { return Demo(verbose).Run(); });
 }

@@ -97,6 +97,32 @@ int RunServer(const Fields& args) {
 
 // ------------------------------------------------------------ role: client
 
+// One caller thread: calls the service in a loop until `stop`, printing
+// each call's outcome. Every call has its own deadline and ends with a
+// reply or a status by then, retries on other servers included.
+void CallLoop(fabric::Client& client, const std::atomic<bool>& stop,
+              std::atomic<int>& next) {
+  while (!stop.load(std::memory_order_relaxed)) {
+    const int n = next.fetch_add(1, std::memory_order_relaxed) + 1;
+    fabric::CallOptions call;
+    call.timeout = kDeadline;
+    const absl::Time start = absl::Now();
+    absl::StatusOr<fabric::Reply> reply =
+        client.Call(kService, absl::StrCat("photo-", n), call);
+    const long long start_us = absl::ToUnixMicros(start);
+    const long long end_us = absl::ToUnixMicros(absl::Now());
+    if (reply.ok()) {
+      Emit("call %d ok start=%lld end=%lld attempts=%u text=%s", n, start_us,
+           end_us, reply->attempts, reply->body.c_str());
+    } else {
+      Emit("call %d failed start=%lld end=%lld code=%s text=%s", n, start_us,
+           end_us, absl::StatusCodeToString(reply.status().code()).c_str(),
+           std::string(reply.status().message()).c_str());
+    }
+    absl::SleepFor(kPause);  // the caller's think time
+  }
+}
+
 int RunClient(const Fields& args) {
   absl::StatusOr<std::unique_ptr<fabric::Node>> node =
       fabric::Node::Start(RoleNodeOptions(args, "client"));
@@ -119,35 +145,11 @@ int RunClient(const Fields& args) {
   } while ((!servers.ok() || servers->size() < want) && absl::Now() < deadline);
   Emit("ready servers=%zu", servers.ok() ? servers->size() : 0);
 
-  // kCallers threads call in a loop; every call has its own deadline and
-  // ends with a reply or a status by then, retries included.
-  std::atomic<bool> stop{false};  // relaxed: only a request to stop
-  std::atomic<int> next{0};
+  std::atomic<bool> stop{false};  // relaxed: a request to stop, no data
+  std::atomic<int> next{0};       // relaxed: only hands out call numbers
   std::vector<std::thread> callers;
   for (int i = 0; i < kCallers; ++i) {
-    callers.emplace_back([&] {
-      while (!stop.load(std::memory_order_relaxed)) {
-        const int n = next.fetch_add(1) + 1;
-        fabric::CallOptions call;
-        call.timeout = kDeadline;
-        const absl::Time start = absl::Now();
-        absl::StatusOr<fabric::Reply> reply =
-            client.Call(kService, absl::StrCat("photo-", n), call);
-        const int64_t start_us = absl::ToUnixMicros(start);
-        const int64_t end_us = absl::ToUnixMicros(absl::Now());
-        if (reply.ok()) {
-          Emit("call %d ok start=%lld end=%lld attempts=%u text=%s", n,
-               static_cast<long long>(start_us), static_cast<long long>(end_us),
-               reply->attempts, reply->body.c_str());
-        } else {
-          Emit("call %d failed start=%lld end=%lld code=%s text=%s", n,
-               static_cast<long long>(start_us), static_cast<long long>(end_us),
-               absl::StatusCodeToString(reply.status().code()).c_str(),
-               std::string(reply.status().message()).c_str());
-        }
-        absl::SleepFor(kPause);
-      }
-    });
+    callers.emplace_back([&] { CallLoop(client, stop, next); });
   }
   while (!StopRequested(absl::Seconds(1))) {
   }
@@ -284,110 +286,112 @@ absl::Status Verify(const Calls& c, absl::Time signalled, absl::Time killed) {
   return absl::OkStatus();
 }
 
-absl::Status RunDemo(bool verbose) {
-  Calls c;
-  Processes procs([&c](const std::string& name,
-                       const std::string& line) { c.OnLine(name, line); },
-                  absl::Seconds(120));
-  procs.set_echo(verbose);
-  const absl::Duration kStep = absl::Seconds(30);  // generous, never hit
+// The demo's script. Each step waits for what it narrates, with a bound.
+class Demo {
+ public:
+  explicit Demo(bool verbose)
+      : procs_([this](const std::string& name,
+                      const std::string& line) { c_.OnLine(name, line); },
+               absl::Seconds(120)) {
+    procs_.set_echo(verbose);
+  }
 
-  Say("RPC failover demo: cluster %s, loopback only.", procs.cluster().c_str());
-  Say("Starting 3 servers of the \"%s\" service (2 handler threads each, "
-      "%s per request).",
-      kService, absl::FormatDuration(kWork).c_str());
-  for (const char* s : kServers) {
+  absl::Status Run() {
+    Say("RPC failover demo: cluster %s, loopback only.",
+        procs_.cluster().c_str());
+    FABRIC_RETURN_IF_ERROR(StartAll());
+    FABRIC_RETURN_IF_ERROR(KillServer());
+    auto after = [&](const Call& x) { return x.start >= killed_; };
     FABRIC_RETURN_IF_ERROR(
-        procs.Start(s, "server", {absl::StrCat("name=", s)}));
+        procs_.WaitUntil([&] { return c_.Count(after) >= 300; }, kStep,
+                         "for 300 calls after the kill"));
+    Say("300 calls made since the kill; replies per server: %s.",
+        c_.PerServer(after).c_str());
+    Say("Stopping the client, then the servers (SIGTERM; servers drain).");
+    FABRIC_RETURN_IF_ERROR(procs_.StopCleanly("client"));
+    FABRIC_RETURN_IF_ERROR(procs_.StopCleanly("server-1"));
+    FABRIC_RETURN_IF_ERROR(procs_.StopCleanly("server-3"));
+    return Verify(c_, signalled_, killed_);
   }
-  FABRIC_RETURN_IF_ERROR(procs.WaitUntil([&] { return c.ready.size() == 3; },
-                                         kStep, "for the servers"));
-  Say("Starting the client: %d threads calling in a loop, each call with a "
-      "%s deadline.",
-      kCallers, absl::FormatDuration(kDeadline).c_str());
-  FABRIC_RETURN_IF_ERROR(procs.Start("client", "client", {"servers=3"}));
 
-  auto ok_by = [&](const std::string& server) {
-    return c.Count([&](const Call& x) { return x.ok && x.server == server; });
-  };
-  FABRIC_RETURN_IF_ERROR(procs.WaitUntil(
-      [&] {
-        return ok_by("server-1") >= 50 && ok_by("server-2") >= 50 &&
-               ok_by("server-3") >= 50 && !c.in_hand["server-2"].empty();
-      },
-      kStep, "for calls to reach every server"));
-  Say("%zu calls so far; replies per server: %s.", c.calls.size(),
-      c.PerServer([](const Call&) { return true; }).c_str());
+ private:
+  static constexpr absl::Duration kStep = absl::Seconds(30);  // never hit
 
-  Say("Killing server-2 with SIGKILL while it handles a request.");
-  const absl::Time signalled = absl::Now();
-  FABRIC_RETURN_IF_ERROR(procs.Kill("server-2"));
-  // Taken once server-2 is reaped: calls started later cannot reach it.
-  const absl::Time killed = absl::Now();
-  std::set<int> unanswered;  // calls server-2 had started and not finished
-  for (const std::string& body : c.in_hand["server-2"]) {
-    unanswered.insert(std::atoi(body.c_str() + 6));  // "photo-N"
+  absl::Status StartAll() {
+    Say("Starting 3 servers of the \"%s\" service (2 handler threads each, "
+        "%s per request).",
+        kService, absl::FormatDuration(kWork).c_str());
+    for (const char* s : kServers) {
+      FABRIC_RETURN_IF_ERROR(
+          procs_.Start(s, "server", {absl::StrCat("name=", s)}));
+    }
+    FABRIC_RETURN_IF_ERROR(procs_.WaitUntil(
+        [&] { return c_.ready.size() == 3; }, kStep, "for the servers"));
+    Say("Starting the client: %d threads calling in a loop, each call with "
+        "a %s deadline.",
+        kCallers, absl::FormatDuration(kDeadline).c_str());
+    return procs_.Start("client", "client", {"servers=3"});
   }
-  Say("server-2 died in the middle of %zu call(s): %s.", unanswered.size(),
-      absl::StrJoin(c.in_hand["server-2"], ", ").c_str());
-  FABRIC_RETURN_IF_ERROR(procs.WaitUntil(
-      [&] {
-        for (int n : unanswered) {
-          if (c.Count([n](const Call& x) { return x.n == n; }) == 0) {
-            return false;
+
+  // Kills server-2 in the middle of a request, once every server has
+  // answered 50 calls, and shows what became of the calls it held.
+  absl::Status KillServer() {
+    auto ok_by = [&](const std::string& server) {
+      return c_.Count(
+          [&](const Call& x) { return x.ok && x.server == server; });
+    };
+    FABRIC_RETURN_IF_ERROR(procs_.WaitUntil(
+        [&] {
+          return ok_by("server-1") >= 50 && ok_by("server-2") >= 50 &&
+                 ok_by("server-3") >= 50 && !c_.in_hand["server-2"].empty();
+        },
+        kStep, "for calls to reach every server"));
+    Say("%zu calls so far; replies per server: %s.", c_.calls.size(),
+        c_.PerServer([](const Call&) { return true; }).c_str());
+    Say("Killing server-2 with SIGKILL while it handles a request.");
+    signalled_ = absl::Now();
+    FABRIC_RETURN_IF_ERROR(procs_.Kill("server-2"));
+    // Taken once server-2 is reaped: calls started later cannot reach it.
+    killed_ = absl::Now();
+    const std::set<std::string> held = c_.in_hand["server-2"];
+    Say("server-2 died in the middle of %zu call(s): %s.", held.size(),
+        absl::StrJoin(held, ", ").c_str());
+    auto outcome = [&](const std::string& body) -> const Call* {
+      for (const Call& x : c_.calls) {
+        if (absl::StrCat("photo-", x.n) == body) return &x;
+      }
+      return nullptr;
+    };
+    FABRIC_RETURN_IF_ERROR(procs_.WaitUntil(
+        [&] {
+          for (const std::string& body : held) {
+            if (outcome(body) == nullptr) return false;
           }
-        }
-        return true;
-      },
-      kStep, "for the calls server-2 held"));
-  for (int n : unanswered) {
-    for (const Call& x : c.calls) {
-      if (x.n != n) continue;
-      Say("  call photo-%d: %s after %s, %d attempt(s)%s%s", n,
+          return true;
+        },
+        kStep, "for the calls server-2 held"));
+    for (const std::string& body : held) {
+      const Call& x = *outcome(body);
+      Say("  call %s: %s after %s, %d attempt(s)%s%s", body.c_str(),
           x.ok ? "answered" : "FAILED",
           absl::FormatDuration(
               absl::Trunc(x.end - x.start, absl::Milliseconds(1)))
               .c_str(),
           x.attempts, x.ok ? ", by " : "", x.ok ? x.server.c_str() : "");
     }
+    return absl::OkStatus();
   }
-  auto after = [&](const Call& x) { return x.start >= killed; };
-  FABRIC_RETURN_IF_ERROR(procs.WaitUntil([&] { return c.Count(after) >= 300; },
-                                         kStep,
-                                         "for 300 calls after the kill"));
-  Say("300 calls made since the kill; replies per server: %s.",
-      c.PerServer(after).c_str());
 
-  Say("Stopping the client, then the servers (SIGTERM; servers drain).");
-  absl::StatusOr<int> code = procs.Stop("client");
-  if (!code.ok() || *code != 0) {
-    return absl::InternalError("the client did not stop cleanly");
-  }
-  for (const char* s : {"server-1", "server-3"}) {
-    code = procs.Stop(s);
-    if (!code.ok() || *code != 0) {
-      return absl::InternalError(absl::StrCat(s, " did not stop cleanly"));
-    }
-  }
-  return Verify(c, signalled, killed);
-}
+  Calls c_;
+  Processes procs_;
+  absl::Time signalled_;  // SIGKILL sent to server-2
+  absl::Time killed_;     // server-2 reaped
+};
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc > 1 && argv[1][0] != '-') {  // a role process
-    fabric::examples::InitRole();
-    const Fields args(argc, argv);
-    if (args.Word(0) == "server") return RunServer(args);
-    if (args.Word(0) == "client") return RunClient(args);
-    std::fprintf(stderr, "rpc_failover: unknown role %s\n", argv[1]);
-    return 2;
-  }
-  const bool verbose = argc == 2 && (std::strcmp(argv[1], "--verbose") == 0 ||
-                                     std::strcmp(argv[1], "-v") == 0);
-  if (argc > 1 && !verbose) {
-    std::fprintf(stderr, "usage: rpc_failover [--verbose]\n");
-    return 2;
-  }
-  return fabric::examples::ExitCode(RunDemo(verbose));
+  return fabric::examples::DemoMain(
+      argc, argv, {{"server", RunServer}, {"client", RunClient}},
+      [](bool verbose) { return Demo(verbose).Run(); });
 }
