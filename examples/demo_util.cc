@@ -166,9 +166,10 @@ bool Fields::Has(absl::string_view key) const {
   return values_.find(key) != values_.end();
 }
 
-std::string Fields::Get(absl::string_view key, std::string fallback) const {
+std::string Fields::Get(absl::string_view key,
+                        absl::string_view fallback) const {
   auto it = values_.find(key);
-  return it == values_.end() ? fallback : it->second;
+  return it == values_.end() ? std::string(fallback) : it->second;
 }
 
 int64_t Fields::GetInt(absl::string_view key, int64_t fallback) const {

@@ -47,7 +47,7 @@ class Fields {
   std::string Word(size_t i) const;
   bool Has(absl::string_view key) const;
   // Returns the value of `key`, or `fallback` when it is absent.
-  std::string Get(absl::string_view key, std::string fallback = "") const;
+  std::string Get(absl::string_view key, absl::string_view fallback = "") const;
   // Returns the integer value of `key`; `fallback` when absent or invalid.
   int64_t GetInt(absl::string_view key, int64_t fallback = 0) const;
 

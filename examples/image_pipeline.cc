@@ -78,7 +78,7 @@ int UploadNumber(absl::string_view body) {
 
 // The uploaded photo: a grey-scale pattern that depends on `n`.
 std::vector<uint8_t> RenderPhoto(int n) {
-  std::vector<uint8_t> pixels(kWidth * kHeight);
+  std::vector<uint8_t> pixels(size_t{kWidth} * kHeight);
   for (int y = 0; y < kHeight; ++y) {
     for (int x = 0; x < kWidth; ++x) {
       pixels[y * kWidth + x] =
