@@ -65,8 +65,8 @@ NodeOptions RoleNodeOptions(const Fields& args, std::string name);
 
 // Prepares a role process: line-buffered stdout (a pipe to the driver) and
 // SIGTERM/SIGINT blocked, so that they are taken by `StopRequested` rather
-// than killing the process. Call first in main, before any thread starts
-// (threads inherit the mask).
+// than killing the process. `DemoMain` calls it before running a role, so
+// before any thread starts (threads inherit the mask).
 void InitRole();
 
 // Returns true once SIGTERM or SIGINT arrived, waiting up to `wait` for one.

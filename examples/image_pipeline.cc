@@ -491,6 +491,10 @@ class Demo {
     FABRIC_RETURN_IF_ERROR(
         procs_.WaitUntil([&] { return p_.confirmed >= kKillProducerAt; }, kStep,
                          "for more uploads"));
+    if (!procs_.running("web")) {
+      return absl::FailedPreconditionError(
+          "the web front end finished before it could be killed");
+    }
     FABRIC_RETURN_IF_ERROR(procs_.Kill("web"));
     const int resume = p_.confirmed + 1;
     Say("Killed the web front end with SIGKILL after it confirmed uploads "
