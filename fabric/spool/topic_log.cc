@@ -126,8 +126,12 @@ class TopicLog::Impl {
     active.number = last_number + 1;
     spool_internal::SegmentHeader header;
     header.segment = active.number;
-    header.base_seq = next_seq_;
-    header.base_lsn = next_lsn_;
+    {
+      // No writer runs yet; the lock only satisfies the annotations.
+      absl::MutexLock l(&mu_);
+      header.base_seq = next_seq_;
+      header.base_lsn = next_lsn_;
+    }
     header.created = absl::Now();
     header.producer_id = report_.stream_id;
     FABRIC_ASSIGN_OR_RETURN(

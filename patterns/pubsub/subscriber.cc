@@ -7,8 +7,10 @@
 #include <unistd.h>
 
 #include <deque>
+#include <filesystem>
 #include <map>
 #include <random>
+#include <system_error>
 #include <thread>
 #include <utility>
 
@@ -119,6 +121,13 @@ class Subscriber::Impl : public ps::SubscriberEndpoint,
       if (options_.state_dir.empty()) {
         return absl::InvalidArgumentError(
             "a durable subscriber needs a state_dir");
+      }
+      std::error_code ec;
+      std::filesystem::create_directories(options_.state_dir, ec);
+      if (ec) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("cannot create state_dir ", options_.state_dir, ": ",
+                         ec.message()));
       }
       FABRIC_ASSIGN_OR_RETURN(positions_, ps::PositionFile::Open(absl::StrCat(
                                               options_.state_dir, "/",

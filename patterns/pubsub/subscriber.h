@@ -49,7 +49,8 @@ struct SubscriberOptions {
   // Topic prefixes; "" receives everything. At least one.
   std::vector<std::string> prefixes;
   // A name makes the subscriber durable: its position in each durable
-  // stream is kept in `state_dir`/<name>.pos and survives restarts. One
+  // stream is kept in `state_dir`/<name>.pos (the directory is created if
+  // missing) and survives restarts. One
   // process at a time may use a name.
   std::string durable_name;
   std::string state_dir;

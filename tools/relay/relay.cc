@@ -248,12 +248,6 @@ absl::Status Relay::Impl::StartTopics() {
       s.durable_name =
           absl::StrCat("relay-", options_.name, "-", kDirectionDirs[dir]);
       s.state_dir = absl::StrCat(options_.state_dir, "/subs");
-      std::error_code ec;
-      std::filesystem::create_directories(s.state_dir, ec);
-      if (ec) {
-        return absl::FailedPreconditionError(
-            absl::StrCat("cannot create ", s.state_dir, ": ", ec.message()));
-      }
     }
     s.handler = [this, dir](const Message& m) { OnMessage(dir, m); };
     s.on_gap = [this, dir](const GapEvent& gap) {
