@@ -156,6 +156,27 @@ TEST_F(PubSubTest, PullModeAndAPublisherThatStartsLaterAndLeaves) {
       WaitUntil([&] { return (*sub)->Stats().publishers == 0; }, kWait));
 }
 
+// The subscriber's node already knows the publisher when the subscriber
+// (the node's first pub/sub object) is created: no joined event will come.
+TEST_F(PubSubTest, SubscriberCreatedAfterDiscoveryFindsKnownPublishers) {
+  auto pn = StartNode("pub");
+  auto pub = StartPublisher(*pn);
+  auto sn = StartNode("sub");
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        absl::StatusOr<std::vector<PeerInfo>> peers = sn->Peers();
+        return peers.ok() && peers->size() == 1 &&
+               peers->front().offers.contains("pub");
+      },
+      kWait));
+  Seen seen;
+  auto sub = StartSubscriber(*sn, &seen, Prefixes({"t"}));
+  ASSERT_THAT(sub->WaitForPublishers(1, kWait), IsOk());
+  ASSERT_THAT(pub->WaitForSubscribers(1, kWait), IsOk());
+  ASSERT_THAT(pub->Publish("t1", "hello"), IsOk());
+  EXPECT_TRUE(WaitUntil([&] { return seen.Count("t1") == 1; }, kWait));
+}
+
 TEST_F(PubSubTest, RejectsBadTopicsAndOversizedMessages) {
   auto pn = StartNode("pub");
   PublisherOptions o;

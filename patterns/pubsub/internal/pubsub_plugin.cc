@@ -29,39 +29,45 @@ std::vector<uint16_t> PubSubPlugin::kinds() const {
   return {kReplayRequest, kReplayData};
 }
 
+void PubSubPlugin::OnAttach(NodeContext& ctx) {
+  for (const PeerInfo& peer : ctx.Peers()) UpdateRemote(peer);
+}
+
 void PubSubPlugin::OnPeerEvent(NodeContext& ctx, const PeerEvent& event) {
-  const PeerInfo& peer = event.peer;
   bool changed = false;
   if (event.type == PeerEventType::kLeft) {
-    changed = remote_.erase(peer.id) > 0;
+    changed = remote_.erase(event.peer.id) > 0;
   } else if (event.type != PeerEventType::kSuspect) {
-    PublisherInfo info;
-    info.node = peer.id;
-    if (auto it = peer.offers.find(std::string(kPubOffer));
-        it != peer.offers.end()) {
-      for (const std::string& endpoint : it->second) {
-        // Only TCP endpoints from the network: never ipc:// or inproc://.
-        if (absl::StartsWith(endpoint, "tcp://")) {
-          info.endpoints.push_back(endpoint);
-        }
-      }
-    }
-    if (auto it = peer.offers.find(std::string(kStreamOffer));
-        it != peer.offers.end()) {
-      for (const std::string& name : it->second) {
-        if (std::optional<StreamOffer> s = ParseStreamOffer(name)) {
-          info.streams.push_back(*std::move(s));
-        }
-      }
-    }
-    if (info.endpoints.empty() && info.streams.empty()) {
-      changed = remote_.erase(peer.id) > 0;
-    } else {
-      remote_[peer.id] = std::move(info);
-      changed = true;
-    }
+    changed = UpdateRemote(event.peer);
   }
   if (changed) NotifySubscribers(ctx);
+}
+
+bool PubSubPlugin::UpdateRemote(const PeerInfo& peer) {
+  PublisherInfo info;
+  info.node = peer.id;
+  if (auto it = peer.offers.find(std::string(kPubOffer));
+      it != peer.offers.end()) {
+    for (const std::string& endpoint : it->second) {
+      // Only TCP endpoints from the network: never ipc:// or inproc://.
+      if (absl::StartsWith(endpoint, "tcp://")) {
+        info.endpoints.push_back(endpoint);
+      }
+    }
+  }
+  if (auto it = peer.offers.find(std::string(kStreamOffer));
+      it != peer.offers.end()) {
+    for (const std::string& name : it->second) {
+      if (std::optional<StreamOffer> s = ParseStreamOffer(name)) {
+        info.streams.push_back(*std::move(s));
+      }
+    }
+  }
+  if (info.endpoints.empty() && info.streams.empty()) {
+    return remote_.erase(peer.id) > 0;
+  }
+  remote_[peer.id] = std::move(info);
+  return true;
 }
 
 void PubSubPlugin::OnMessage(NodeContext& ctx, const PeerInfo& from,

@@ -53,6 +53,9 @@ class PubSubPlugin : public Plugin {
   static absl::StatusOr<std::shared_ptr<PubSubPlugin>> Get(Node& node);
 
   std::vector<uint16_t> kinds() const override;
+  // Learns the publishers the node already knows: a plugin attached after
+  // discovery ran sees no joined events for them.
+  void OnAttach(NodeContext& ctx) override;
   void OnPeerEvent(NodeContext& ctx, const PeerEvent& event) override;
   void OnMessage(NodeContext& ctx, const PeerInfo& from, uint16_t kind,
                  absl::string_view body) override;
@@ -87,6 +90,9 @@ class PubSubPlugin : public Plugin {
   void Route(NodeContext& ctx, const NodeId& from, uint16_t kind,
              absl::string_view body);
   std::vector<PublisherInfo> Snapshot(NodeContext& ctx) const;
+  // Records what `peer` publishes (nothing: forgets it). Returns true when
+  // that changed the table.
+  bool UpdateRemote(const PeerInfo& peer);
   void NotifySubscribers(NodeContext& ctx);
 
   absl::flat_hash_map<NodeId, PublisherInfo> remote_;
