@@ -194,6 +194,40 @@ TEST_F(WorkQueueTest, AcceptWorkerKeepsTasksFromRefusedWorkers) {
   EXPECT_GT(asked_local.load(), 0);
 }
 
+// A handler thread takes several waiting tasks at once. Those done must be
+// reported while a later one still runs, or a long task would hold back
+// every ack before it (and a crash would turn them into redeliveries).
+TEST_F(WorkQueueTest, AcksOfFinishedTasksDoNotWaitForTheRestOfTheBatch) {
+  auto pn = StartNode("p");
+  auto wn = StartNode("w");
+  auto producer = StartProducer(*pn, POptions());
+  // Queued before any worker exists, so they arrive in one frame and one
+  // handler thread takes them together.
+  for (int i = 0; i < 30; ++i) {
+    FABRIC_ASSERT_OK(producer->PushAsync(absl::StrCat("t", i)).status());
+  }
+  absl::Notification release;
+  WorkerOptions o;
+  o.queues = {"jobs"};
+  o.concurrency = 1;
+  o.prefetch = 256;
+  o.handler = [&](const Task& t, TaskContext&) {
+    if (t.body == "t20") {
+      release.WaitForNotificationWithTimeout(kWait);
+    } else {
+      absl::SleepFor(absl::Milliseconds(2));
+    }
+    return Outcome::Ack();
+  };
+  absl::StatusOr<std::unique_ptr<Worker>> worker =
+      Worker::Create(*wn, std::move(o));
+  ASSERT_THAT(worker, IsOk());
+  EXPECT_TRUE(WaitUntil([&] { return producer->Stats().acked >= 20; }, kWait))
+      << producer->Stats().acked << " acked while t20 runs";
+  release.Notify();
+  FABRIC_ASSERT_OK(producer->WaitCompleted(kWait));
+}
+
 TEST_F(WorkQueueTest, RetryRedeliversWithAttemptCount) {
   auto pn = StartNode("p");
   auto wn = StartNode("w");

@@ -24,6 +24,9 @@ namespace {
 // A producer that says it holds none of our credit while we count some as
 // outstanding lost a grant if none was sent for this long.
 constexpr absl::Duration kLostGrant = absl::Seconds(1);
+// Results done by a handler thread wait at most about this long to be
+// reported (more while a single handler call runs).
+constexpr absl::Duration kResultDelay = absl::Milliseconds(1);
 
 struct ProducerKey {
   NodeId node;
@@ -86,6 +89,9 @@ class Worker::Impl : public wq::WorkerEndpoint,
   void HandlerLoop();
   Outcome RunHandler(const Delivery& d);
   void PostResults(std::vector<Result> results);
+  // Posts `results` (leaving it empty) and counts them as no longer
+  // running.
+  void ReportResults(std::vector<Result>& results);
   void DrainResults(NodeContext& ctx);
   void Resolve(const Result& r, absl::Time wall_now);
   void Grant();
@@ -197,6 +203,11 @@ absl::Status Worker::Impl::Init() {
 // ------------------------------------------------------------ handler side
 
 void Worker::Impl::HandlerLoop() {
+  // Fast handlers take several waiting tasks at once and report them
+  // together; once a handler takes over a millisecond a thread takes one
+  // task at a time, so its results go out at once and idle threads are not
+  // kept from work another thread holds.
+  bool slow = false;
   for (;;) {
     std::vector<Delivery> batch;
     {
@@ -207,8 +218,12 @@ void Worker::Impl::HandlerLoop() {
       mu_.Await(absl::Condition(&ready));
       if (stopping_) return;
       // Take a share of what waits, so idle threads find work too.
-      const size_t take = std::clamp<size_t>(
-          waiting_.size() / static_cast<size_t>(options_.concurrency), 1, 256);
+      const size_t take =
+          slow
+              ? 1
+              : std::clamp<size_t>(
+                    waiting_.size() / static_cast<size_t>(options_.concurrency),
+                    1, 256);
       for (size_t i = 0; i < take && !waiting_.empty(); ++i) {
         batch.push_back(std::move(waiting_.front()));
         waiting_.pop_front();
@@ -217,6 +232,8 @@ void Worker::Impl::HandlerLoop() {
     }
     std::vector<Result> results;
     results.reserve(batch.size());
+    const absl::Time started = absl::Now();
+    absl::Time last_post = started;
     for (const Delivery& d : batch) {
       Outcome outcome = RunHandler(d);
       Result r{ProducerKey{d.from, d.task.queue},
@@ -243,11 +260,27 @@ void Worker::Impl::HandlerLoop() {
           break;
       }
       results.push_back(std::move(r));
+      // Report what is done at least every kResultDelay, so a batch of
+      // slower tasks does not hold back acks that a crash would lose.
+      const absl::Time now = absl::Now();
+      if (now - last_post >= kResultDelay) {
+        last_post = now;
+        ReportResults(results);
+      }
     }
-    PostResults(std::move(results));
-    absl::MutexLock lock(&mu_);
-    running_ -= static_cast<int>(batch.size());
+    slow = (absl::Now() - started) / static_cast<int64_t>(batch.size()) >
+           kResultDelay;
+    ReportResults(results);
   }
+}
+
+void Worker::Impl::ReportResults(std::vector<Result>& results) {
+  if (results.empty()) return;
+  const int n = static_cast<int>(results.size());
+  PostResults(std::move(results));
+  results.clear();
+  absl::MutexLock lock(&mu_);
+  running_ -= n;
 }
 
 Outcome Worker::Impl::RunHandler(const Delivery& d) {
