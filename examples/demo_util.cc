@@ -214,6 +214,11 @@ bool StopRequested(absl::Duration wait) {
   return stopped;
 }
 
+int Fail(const std::string& who, const absl::Status& status) {
+  std::fprintf(stderr, "%s: %s\n", who.c_str(), status.ToString().c_str());
+  return 1;
+}
+
 void Emit(const char* format, ...) {
   flockfile(stdout);
   va_list args;

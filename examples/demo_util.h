@@ -73,6 +73,10 @@ void InitRole();
 // Call from one thread (usually main).
 bool StopRequested(absl::Duration wait = absl::ZeroDuration());
 
+// Prints "WHO: STATUS" to stderr and returns 1, the exit code of a role
+// that failed: `return Fail("web", status);`.
+int Fail(const std::string& who, const absl::Status& status);
+
 // Prints one line to stdout for the driver and flushes it. Thread-safe.
 void Emit(const char* format, ...) ABSL_PRINTF_ATTRIBUTE(1, 2);
 

@@ -44,6 +44,7 @@
 namespace {
 
 using ::fabric::examples::Emit;
+using ::fabric::examples::Fail;
 using ::fabric::examples::Fields;
 using ::fabric::examples::Processes;
 using ::fabric::examples::RoleNodeOptions;
@@ -125,11 +126,6 @@ absl::Status WriteFileAtomically(const std::string& path,
     return absl::InternalError(absl::StrCat("write ", path));
   }
   return absl::OkStatus();
-}
-
-int Fail(const std::string& who, const absl::Status& status) {
-  std::fprintf(stderr, "%s: %s\n", who.c_str(), status.ToString().c_str());
-  return 1;
 }
 
 // ------------------------------------------------------------ role: worker

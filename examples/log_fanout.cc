@@ -42,6 +42,7 @@
 namespace {
 
 using ::fabric::examples::Emit;
+using ::fabric::examples::Fail;
 using ::fabric::examples::Fields;
 using ::fabric::examples::Processes;
 using ::fabric::examples::RoleNodeOptions;
@@ -67,11 +68,6 @@ struct SubscriberSpec {
 const SubscriberSpec kSubscribers[] = {{"web-tail", "web.", false},
                                        {"alerts", "web.error,db.error", false},
                                        {"archive", "", true}};
-
-int Fail(const std::string& who, const absl::Status& status) {
-  std::fprintf(stderr, "%s: %s\n", who.c_str(), status.ToString().c_str());
-  return 1;
-}
 
 // Line `k` of a topic: "web.access #12 GET /img/12.jpg 200". The driver
 // checks that the number matches the message's seq.

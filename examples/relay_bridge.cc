@@ -51,6 +51,7 @@
 namespace {
 
 using ::fabric::examples::Emit;
+using ::fabric::examples::Fail;
 using ::fabric::examples::Fields;
 using ::fabric::examples::Processes;
 using ::fabric::examples::RoleNodeOptions;
@@ -64,11 +65,6 @@ constexpr int kReports = 300;
 constexpr int kAlerts = 60;
 constexpr absl::Duration kReportWork = absl::Milliseconds(20);
 constexpr absl::Duration kAlertEvery = absl::Milliseconds(50);
-
-int Fail(const std::string& who, const absl::Status& status) {
-  std::fprintf(stderr, "%s: %s\n", who.c_str(), status.ToString().c_str());
-  return 1;
-}
 
 // A role's node in one of the two segments: the run's cluster name plus
 // "-plant" or "-office".

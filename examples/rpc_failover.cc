@@ -42,6 +42,7 @@
 namespace {
 
 using ::fabric::examples::Emit;
+using ::fabric::examples::Fail;
 using ::fabric::examples::Fields;
 using ::fabric::examples::Processes;
 using ::fabric::examples::RoleNodeOptions;
@@ -54,11 +55,6 @@ constexpr absl::Duration kDeadline = absl::Seconds(2);     // per call
 constexpr int kCallers = 4;                                // client threads
 constexpr absl::Duration kPause = absl::Milliseconds(10);  // between calls
 const char* const kServers[] = {"server-1", "server-2", "server-3"};
-
-int Fail(const std::string& who, const absl::Status& status) {
-  std::fprintf(stderr, "%s: %s\n", who.c_str(), status.ToString().c_str());
-  return 1;
-}
 
 // ------------------------------------------------------------ role: server
 

@@ -55,6 +55,10 @@ void AddCommonFlags(CLI::App& app, CommonFlags& f) {
   app.add_option(
       "--offer", f.offers,
       "advertise an offer KIND=NAME, e.g. queue=images (repeatable)");
+  AddTimingFlags(app, f);
+}
+
+void AddTimingFlags(CLI::App& app, CommonFlags& f) {
   app.add_option("--log-level", f.log_level,
                  "debug, info, warning (default) or error");
   app.add_option("--beacon-interval", f.beacon_interval,

@@ -37,6 +37,10 @@ struct CommonFlags {
 
 // Registers the common flags on `app`.
 void AddCommonFlags(CLI::App& app, CommonFlags& flags);
+// Registers only --log-level and the liveness timings (--beacon-interval,
+// --heartbeat-interval, --suspect-timeout, --dead-timeout); part of
+// AddCommonFlags, and all that fabric-relay shares with it.
+void AddTimingFlags(CLI::App& app, CommonFlags& flags);
 
 // Builds node options: defaults, then the environment (FABRIC_CLUSTER,
 // FABRIC_DISCOVERY, FABRIC_INTERFACE, FABRIC_BEACON_PORT, FABRIC_SEEDS),

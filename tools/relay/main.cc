@@ -178,16 +178,7 @@ int Run(int argc, char** argv) {
                  "for this long (default 2s)");
   app.add_option("--metrics", f.metrics,
                  "serve Prometheus text at http://HOST:PORT/metrics");
-  app.add_option("--log-level", f.common.log_level,
-                 "debug, info, warning (default) or error");
-  app.add_option("--beacon-interval", f.common.beacon_interval,
-                 "time between beacons, both sides (default 1s)");
-  app.add_option("--heartbeat-interval", f.common.heartbeat_interval,
-                 "heartbeat to quiet peers (default 1s)");
-  app.add_option("--suspect-timeout", f.common.suspect_timeout,
-                 "silence before a peer is suspect (default 2s)");
-  app.add_option("--dead-timeout", f.common.dead_timeout,
-                 "silence before a peer is dead (default 3s)");
+  cli::AddTimingFlags(app, f.common);  // apply to both sides
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
