@@ -231,6 +231,68 @@ TEST_F(RelayTest, ConfirmedTasksCompleteAcrossARelayKill) {
   (void)again;
 }
 
+// Two relays of one bridge forwarding one queue both ways, a producer and
+// a worker on each side: every task runs exactly once (nothing crashes), so
+// no task bounced between the segments.
+TEST_F(RelayTest, QueueThroughTwoRelaysRunsEachTaskOnce) {
+  constexpr int kTasks = 150;
+  for (const char* name : {"r1", "r2"}) {
+    FABRIC_ASSERT_OK(StartRelay(name, {"--queue", "jobs", "--state-dir",
+                                       absl::StrCat(state_, name)})
+                         .status());
+  }
+  FABRIC_ASSERT_OK_AND_ASSIGN(
+      Subprocess * wa,
+      StartOn(a_, {"work", "jobs", "--name", "wa", "--prefetch", "2"}));
+  FABRIC_ASSERT_OK_AND_ASSIGN(
+      Subprocess * wb,
+      StartOn(b_, {"work", "jobs", "--name", "wb", "--prefetch", "2"}));
+  // Both relays take the queue both ways once they see the workers.
+  for (const char* name : {"r1", "r2"}) {
+    ASSERT_TRUE(WaitUntil(
+        [&] {
+          absl::StatusOr<RunResult> st = a_.Run({"stats", name});
+          return st.ok() &&
+                 Sample(st->out, "fabric_relay_queue_taking",
+                        {"direction=\"a_to_b\""}) == 1 &&
+                 Sample(st->out, "fabric_relay_queue_taking",
+                        {"direction=\"b_to_a\""}) == 1;
+        },
+        kWait))
+        << name;
+  }
+  // Bodies say where they were pushed.
+  for (auto [side, label] : {std::pair{&a_, "from-a"}, {&b_, "from-b"}}) {
+    std::vector<std::string> args = {"push",      "jobs", "--wait-acked",
+                                     "--timeout", "50s",  "--no-stdin"};
+    for (int i = 1; i <= kTasks; ++i) {
+      args.push_back(absl::StrCat(label, "-", i));
+    }
+    FABRIC_ASSERT_OK_AND_ASSIGN(RunResult push, side->Run(args));
+    ASSERT_EQ(push.exit_code, 0) << push.out << push.err;
+  }
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        return WorkedBodies({wa, wb}).size() == 2 * kTasks;
+      },
+      kWait))
+      << WorkedBodies({wa, wb}).size();
+  absl::SleepFor(absl::Seconds(1));  // time for a bounced copy to show up
+  for (auto& [body, n] : WorkedBodies({wa, wb})) {
+    EXPECT_EQ(n, 1) << body;
+  }
+  // Both ways crossed: each side's worker ran some of the other's tasks.
+  auto crossed = [](Subprocess* w, const std::string& label) {
+    int n = 0;
+    for (auto& [body, runs] : WorkedBodies({w})) {
+      n += absl::StartsWith(body, label) ? 1 : 0;
+    }
+    return n;
+  };
+  EXPECT_GT(crossed(wb, "from-a"), 0);
+  EXPECT_GT(crossed(wa, "from-b"), 0);
+}
+
 // Sub lines "TOPIC SEQ [(replay)] BODY" of `topic`: body -> count.
 std::map<std::string, int> Received(Subprocess& sub, const std::string& topic) {
   std::map<std::string, int> bodies;
