@@ -421,6 +421,25 @@ TEST_F(RelayTest, StatsOverHttpAndAConfigFile) {
   // Garbage instead of HTTP gets an error, and the relay keeps serving.
   FABRIC_ASSERT_OK_AND_ASSIGN(std::string bad, HttpGet(port, "\x01\x02 junk"));
   EXPECT_THAT(bad, ::testing::StartsWith("HTTP/1.1 400"));
+  // Clients that reset the connection before the answer do not take it
+  // down.
+  for (int i = 0; i < 20; ++i) {
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_GE(fd, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+      const char request[] = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+      (void)!write(fd, request, sizeof(request) - 1);
+      linger hard{1, 0};  // close with RST at once
+      setsockopt(fd, SOL_SOCKET, SO_LINGER, &hard, sizeof(hard));
+    }
+    close(fd);
+  }
+  FABRIC_ASSERT_OK_AND_ASSIGN(std::string after, HttpGet(port, "/metrics"));
+  EXPECT_THAT(after, ::testing::StartsWith("HTTP/1.1 200"));
   FABRIC_ASSERT_OK_AND_ASSIGN(RunResult stats, b_.Run({"stats", "r9"}));
   EXPECT_EQ(stats.exit_code, 0) << stats.err;
   EXPECT_THAT(stats.out,

@@ -3,6 +3,8 @@
 // TOML/INI file (--config) name the two sides and what to forward; it
 // prints "READY <a mailbox> <b mailbox> <name> <relay id>" (and "METRICS
 // <url>" with --metrics) and runs until SIGINT/SIGTERM.
+#include <signal.h>
+
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <memory>
@@ -201,6 +203,9 @@ int Run(int argc, char** argv) {
 }  // namespace fabric::relay
 
 int main(int argc, char** argv) {
+  // cpp-httplib writes with send(2) without MSG_NOSIGNAL: a metrics client
+  // that disconnects mid-response must not kill the relay.
+  signal(SIGPIPE, SIG_IGN);
   // As in `fabric`: Debian's Abseil has mutex deadlock detection on, which
   // costs every lock a lock-graph update.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);

@@ -3,6 +3,7 @@
 
 #include <httplib.h>
 
+#include <atomic>
 #include <thread>
 #include <utility>
 
@@ -15,6 +16,7 @@ namespace fabric::relay {
 struct MetricsServer::State {
   httplib::Server server;
   std::thread thread;
+  std::atomic<bool> done{false};  // listen_after_bind returned
 };
 
 absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
@@ -56,19 +58,22 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
       absl::StrCat("http://", colon > 0 && address[0] == '[' ? "[" : "", host,
                    address[0] == '[' ? "]" : "", ":", port, "/metrics");
   State* state = out->state_.get();
-  state->thread = std::thread([state] { state->server.listen_after_bind(); });
-  // stop() is a no-op until the loop runs: wait for it, so the destructor
-  // can never leave the thread listening.
-  for (int i = 0; i < 500 && !state->server.is_running(); ++i) {
-    absl::SleepFor(absl::Milliseconds(2));
-  }
+  state->thread = std::thread([state] {
+    state->server.listen_after_bind();
+    state->done = true;
+  });
   return out;
 }
 
 MetricsServer::~MetricsServer() {
   if (state_ == nullptr) return;
-  state_->server.stop();
-  if (state_->thread.joinable()) state_->thread.join();
+  // stop() does nothing until the listening loop runs, so keep asking
+  // until the thread is out (it may not have started yet).
+  while (!state_->done.load()) {
+    if (state_->server.is_running()) state_->server.stop();
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  state_->thread.join();
 }
 
 }  // namespace fabric::relay
