@@ -457,6 +457,10 @@ TEST_F(RelayTest, BadConfigurationIsRefusedWithExitTwo) {
       {"--name", "r", "--topic", "x", "--durable-topic", "y", "--state-dir",
        "/tmp"},  // durable topic not forwarded
       {"--name", "r", "--topic", "x", "--config", "/nonexistent.toml"},
+      {"--name", "r", "--topic", "x", "--a-cluster", "c", "--b-cluster",
+       "c"},  // one domain twice
+      {"--name", "r", "--topic", "x", "--max-backlog", "0"},
+      {"--name", "r", "--topic", "x", "--metrics", "nowhere"},
   };
   for (const std::vector<std::string>& c : cases) {
     std::vector<std::string> argv = {FABRIC_RELAY_PATH};

@@ -6,6 +6,7 @@
 #include <signal.h>
 
 #include <CLI/CLI.hpp>
+#include <atomic>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -116,15 +117,20 @@ absl::StatusOr<RelayOptions> BuildOptions(const Flags& f) {
 absl::Status Serve(const Flags& f) {
   FABRIC_ASSIGN_OR_RETURN(RelayOptions options, BuildOptions(f));
   cli::BlockTerminationSignals();
-  FABRIC_ASSIGN_OR_RETURN(std::unique_ptr<Relay> relay,
-                          Relay::Start(std::move(options)));
+  // Bind the metrics port first: a bad address or a taken port fails before
+  // the relay has joined either side or taken any task.
+  std::atomic<Relay*> running{nullptr};
   std::unique_ptr<MetricsServer> metrics;
   if (!f.metrics.empty()) {
-    Relay* r = relay.get();
-    FABRIC_ASSIGN_OR_RETURN(metrics, MetricsServer::Start(f.metrics, [r] {
-                              return FormatPrometheus(r->Stats());
-                            }));
+    FABRIC_ASSIGN_OR_RETURN(
+        metrics, MetricsServer::Start(f.metrics, [&running] {
+          Relay* r = running.load();
+          return r == nullptr ? std::string() : FormatPrometheus(r->Stats());
+        }));
   }
+  FABRIC_ASSIGN_OR_RETURN(std::unique_ptr<Relay> relay,
+                          Relay::Start(std::move(options)));
+  running = relay.get();
   std::printf("READY %s %s %s %s\n", relay->mailbox('a').c_str(),
               relay->mailbox('b').c_str(), f.common.name.c_str(),
               relay->relay_id().c_str());
@@ -132,7 +138,8 @@ absl::Status Serve(const Flags& f) {
   std::fflush(stdout);
   while (!cli::WaitForSignal(absl::Seconds(1))) {
   }
-  metrics.reset();
+  metrics.reset();  // no scrape can reach the relay from here on
+  running = nullptr;
   relay->Close();
   std::printf("relay %s stopped\n", f.common.name.c_str());
   return absl::OkStatus();
@@ -168,13 +175,16 @@ int Run(int argc, char** argv) {
                  "B-CLUSTER)");
   app.add_option("--max-backlog", f.max_backlog,
                  "tasks waiting at the relay, per queue and direction, before "
-                 "it takes no more (default 1000)");
+                 "it takes no more (default 1000)")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40));
   app.add_option("--concurrency", f.concurrency,
-                 "forwarding threads per queue and direction (default 16)");
+                 "forwarding threads per queue and direction (default 16)")
+      ->check(CLI::Range(1, 1024));
   app.add_option("--lease", f.lease, "lease of forwarded tasks (default 30s)");
   app.add_option("--max-attempts", f.max_attempts,
                  "deliveries of a forwarded task before it is dead-lettered "
-                 "in the relay's spool (default 5)");
+                 "in the relay's spool (default 5)")
+      ->check(CLI::Range(1, 1000000));
   app.add_option("--worker-grace", f.worker_grace,
                  "stop taking a queue when the other side has had no worker "
                  "for this long (default 2s)");

@@ -31,6 +31,8 @@ constexpr const char* kDirectionNames[2] = {"a_to_b", "b_to_a"};
 constexpr const char* kDirectionDirs[2] = {"a2b", "b2a"};
 constexpr absl::Duration kTick = absl::Milliseconds(100);
 constexpr absl::Duration kSpoolSizeEvery = absl::Seconds(2);
+// How far a forward held back by flow control extends its task's lease.
+constexpr absl::Duration kHoldExtension = absl::Seconds(30);
 
 uint64_t DirectoryBytes(const std::string& dir) {
   std::error_code ec;
@@ -63,6 +65,13 @@ absl::Status Validate(const RelayOptions& o) {
     return absl::InvalidArgumentError(
         "forwarding queues or durable topics needs a state directory");
   }
+  if (o.a.cluster == o.b.cluster && o.a.discovery == o.b.discovery &&
+      o.a.beacon_port == o.b.beacon_port && o.a.interface == o.b.interface &&
+      o.a.seeds == o.b.seeds) {
+    return absl::InvalidArgumentError(
+        "sides a and b are the same discovery domain: give them different "
+        "clusters, beacon ports, interfaces or seeds");
+  }
   if (o.queue_concurrency < 1 || o.queue_concurrency > 1024) {
     return absl::InvalidArgumentError("queue concurrency must be 1..1024");
   }
@@ -87,8 +96,9 @@ class Relay::Impl {
   explicit Impl(RelayOptions options)
       : options_(std::move(options)), relay_id_(NodeId::Random().ToHex()) {
     if (options_.bridge.empty()) {
-      options_.bridge =
-          absl::StrCat(options_.a.cluster, "/", options_.b.cluster);
+      // Sorted, so relays configured with the sides swapped agree.
+      options_.bridge = std::min(options_.a.cluster, options_.b.cluster) + "/" +
+                        std::max(options_.a.cluster, options_.b.cluster);
     }
   }
 
@@ -245,8 +255,8 @@ absl::Status Relay::Impl::StartTopics() {
     if (!options_.state_dir.empty()) {
       // Durable: after a restart the relay replays what durable streams
       // published while it was down.
-      s.durable_name =
-          absl::StrCat("relay-", options_.name, "-", kDirectionDirs[dir]);
+      s.durable_name = absl::StrCat("relay-", EscapeDirName(options_.name), "-",
+                                    kDirectionDirs[dir]);
       s.state_dir = absl::StrCat(options_.state_dir, "/subs");
     }
     s.handler = [this, dir](const Message& m) { OnMessage(dir, m); };
@@ -296,14 +306,16 @@ Outcome Relay::Impl::Forward(QueueLane& lane, const Task& task,
   // Flow control: while the other side's workers are saturated and enough
   // tasks already wait here, leave the rest with their producer (whose own
   // workers may take them meanwhile).
-  absl::Time extended = absl::Now();
+  // The source producer's lease keeps running meanwhile: extend it at once
+  // and every second (by 30 s: its own lease length is not known here).
+  absl::Time extended = absl::InfinitePast();
   while (lane.taking.load() && !closing_.load() &&
          lane.producer->Stats().backlog >= options_.max_backlog) {
-    absl::SleepFor(absl::Milliseconds(20));
-    if (absl::Now() - extended > options_.lease / 3) {
-      ctx.ExtendLease(options_.lease).IgnoreError();
+    if (absl::Now() - extended >= absl::Seconds(1)) {
+      ctx.ExtendLease(kHoldExtension).IgnoreError();
       extended = absl::Now();
     }
+    absl::SleepFor(absl::Milliseconds(20));
   }
   Headers headers = task.headers;
   headers[kOriginHeader] =
@@ -363,9 +375,10 @@ void Relay::Impl::UpdateForwarders() {
     for (const PeerInfo& p : *peers) {
       auto relay = p.headers.find(kRelayHeader);
       auto bridge = p.headers.find(kBridgeHeader);
+      // A suspect relay still counts: only one declared dead hands over, so
+      // a brief link loss does not make two relays forward.
       if (relay != p.headers.end() && bridge != p.headers.end() &&
-          bridge->second == options_.bridge && p.state == PeerState::kAlive &&
-          relay->second < relay_id_) {
+          bridge->second == options_.bridge && relay->second < relay_id_) {
         lowest = false;
       }
     }
@@ -385,7 +398,8 @@ void Relay::Impl::UpdateLanes(absl::Time now, bool measure_spools) {
         WorkerOptions w;
         w.queues = {lane->queue};
         w.concurrency = options_.queue_concurrency;
-        w.prefetch = 2 * options_.queue_concurrency;
+        // One task per handler thread: none waits unextended behind them.
+        w.prefetch = options_.queue_concurrency;
         QueueLane* raw = lane.get();
         w.handler = [this, raw](const Task& task, TaskContext& ctx) {
           return Forward(*raw, task, ctx);

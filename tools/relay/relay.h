@@ -70,7 +70,7 @@ struct RelayOptions {
   std::string state_dir;
   FsyncPolicy fsync = FsyncPolicy::kBatch;
   // Relays with the same bridge name coordinate (topic forwarding by one of
-  // them). Default: "<a.cluster>/<b.cluster>".
+  // them). Default: the two cluster names, sorted, joined by '/'.
   std::string bridge;
   // Per queue and direction: while this many forwarded tasks wait at the
   // relay for a worker's credit, it takes no more from the sending side.
@@ -140,8 +140,10 @@ std::string FormatPrometheus(const RelayStats& stats);
 class Relay {
  public:
   // Validates the options, starts both nodes and the forwarding. Returns
-  // kInvalidArgument for bad options, the node's or spool's error when one
-  // cannot start.
+  // kInvalidArgument for bad options (including two sides that are the
+  // same discovery domain), the node's or spool's error when one cannot
+  // start. Blocks two beacon intervals (relay discovery, section 4 of
+  // docs/relay.md).
   static absl::StatusOr<std::unique_ptr<Relay>> Start(RelayOptions options);
   Relay(const Relay&) = delete;
   Relay& operator=(const Relay&) = delete;
@@ -154,7 +156,8 @@ class Relay {
 
   // Stops taking tasks and messages, lets running forwards finish, closes
   // the spools (what they hold is delivered by the next run) and leaves
-  // both sides. Idempotent.
+  // both sides. Idempotent. Blocks: up to the workers' drain (10 s per
+  // forwarded queue and direction) plus the nodes' linger.
   void Close();
 
   class Impl;

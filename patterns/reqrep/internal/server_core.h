@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // The server behind `fabric::Server`: requests arrive on the engine thread
 // (OnRequest), wait in a queue for a handler thread, and their replies come
-// back through the Responder to an outbox the engine drains into one
-// REPLIES frame per client. The engine keeps every accepted request in
+// back through the Responder to an outbox the engine drains into REPLIES
+// frames of about 1 MiB per client. The engine keeps every accepted request in
 // `pending_` until it is answered, which is what idempotency keys, cancels
 // and the drain rely on.
 #ifndef PATTERNS_REQREP_INTERNAL_SERVER_CORE_H_
