@@ -228,6 +228,43 @@ TEST_F(WorkQueueTest, AcksOfFinishedTasksDoNotWaitForTheRestOfTheBatch) {
   FABRIC_ASSERT_OK(producer->WaitCompleted(kWait));
 }
 
+// Close hands back what a handler thread took but did not start, instead
+// of running it after Close (the batch of one thread, one frame).
+TEST_F(WorkQueueTest, CloseHandsBackTheUnstartedRestOfABatch) {
+  auto pn = StartNode("p");
+  auto wn = StartNode("w");
+  auto wn2 = StartNode("w2");
+  auto producer = StartProducer(*pn, POptions());
+  for (int i = 0; i < 30; ++i) {
+    FABRIC_ASSERT_OK(producer->PushAsync(absl::StrCat("t", i)).status());
+  }
+  absl::Notification started, release;
+  WorkerOptions o;
+  o.queues = {"jobs"};
+  o.concurrency = 1;
+  o.prefetch = 256;
+  o.handler = [&](const Task& t, TaskContext&) {
+    seen_.Add("first", t);
+    if (!started.HasBeenNotified()) started.Notify();
+    release.WaitForNotificationWithTimeout(kWait);
+    return Outcome::Ack();
+  };
+  absl::StatusOr<std::unique_ptr<Worker>> worker =
+      Worker::Create(*wn, std::move(o));
+  ASSERT_THAT(worker, IsOk());
+  ASSERT_TRUE(started.WaitForNotificationWithTimeout(kWait));
+  std::thread closer([&] { (*worker)->Close(); });
+  // Close is under way (it waits for the running handler): let it finish.
+  ASSERT_TRUE(WaitUntil([&] { return producer->Stats().workers == 0; }, kWait));
+  release.Notify();
+  closer.join();
+  auto heir = StartWorker(*wn2, "heir");
+  FABRIC_ASSERT_OK(producer->WaitCompleted(kWait));
+  EXPECT_EQ(seen_.Worker("first"), 1);
+  EXPECT_EQ(seen_.Distinct(), 30u);
+  EXPECT_GE((*worker)->Stats().released, 29u);
+}
+
 TEST_F(WorkQueueTest, RetryRedeliversWithAttemptCount) {
   auto pn = StartNode("p");
   auto wn = StartNode("w");

@@ -108,6 +108,8 @@ class Worker::Impl : public wq::WorkerEndpoint,
   std::deque<Delivery> waiting_ ABSL_GUARDED_BY(mu_);
   int running_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  // Set with stopping_; read without the lock between handler calls.
+  std::atomic<bool> closing_{false};
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
 
   absl::Mutex results_mu_;
@@ -235,6 +237,15 @@ void Worker::Impl::HandlerLoop() {
     const absl::Time started = absl::Now();
     absl::Time last_post = started;
     for (const Delivery& d : batch) {
+      if (closing_.load(std::memory_order_relaxed)) {
+        // Close began: what this thread took but has not started goes
+        // back unrun, like the tasks still waiting.
+        counters_.released++;
+        results.push_back(Result{ProducerKey{d.from, d.task.queue}, d.task.id,
+                                 d.task.attempt, wq::Verdict::kRelease, 0,
+                                 "worker closing"});
+        continue;
+      }
       Outcome outcome = RunHandler(d);
       Result r{ProducerKey{d.from, d.task.queue},
                d.task.id,
@@ -609,6 +620,7 @@ void Worker::Impl::Close() {
     if (closed_) return;
     closed_ = true;
     stopping_ = true;
+    closing_ = true;
     waiting.assign(std::make_move_iterator(waiting_.begin()),
                    std::make_move_iterator(waiting_.end()));
     waiting_.clear();
