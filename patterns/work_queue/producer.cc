@@ -687,6 +687,12 @@ void Producer::Impl::OnWorkerUp(NodeContext& ctx, const NodeId& worker) {
   if (options_.accept_worker &&
       !options_.accept_worker(worker == ctx.self_id() ? nullptr
                                                       : ctx.FindPeer(worker))) {
+    // Refused (perhaps newly, after its HELLO changed): hand back credit it
+    // granted us, or it would stay reserved at the worker for good.
+    auto it = workers_.find(worker);
+    if (it != workers_.end() && it->second.credit > 0) {
+      SendDemand(ctx, worker, it->second, 0, it->second.credit, ctx.Now());
+    }
     OnWorkerDown(ctx, worker, /*lost=*/false);
     return;
   }
@@ -743,6 +749,11 @@ void Producer::Impl::OnCredit(NodeContext& ctx, const NodeId& from,
   auto it = workers_.find(from);
   if (it == workers_.end()) return;
   const absl::Time now = ctx.Now();
+  if (!it->second.offering) {
+    // Not a worker we dispatch to (any more): give the grant back.
+    if (m.grant > 0) SendDemand(ctx, from, it->second, 0, m.grant, now);
+    return;
+  }
   it->second.credit += m.grant;
   it->second.last_credit = now;
   it->second.last_use = now;

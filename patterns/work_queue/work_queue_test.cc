@@ -265,6 +265,33 @@ TEST_F(WorkQueueTest, CloseHandsBackTheUnstartedRestOfABatch) {
   EXPECT_GE((*worker)->Stats().released, 29u);
 }
 
+// A worker refused after it granted credit (its HELLO changed) gets that
+// credit back, so it can serve other producers.
+TEST_F(WorkQueueTest, RefusingAWorkerHandsItsCreditBack) {
+  auto pn = StartNode("p");
+  auto pn2 = StartNode("p2");
+  auto wn = StartNode("w");
+  auto worker = StartWorker(*wn, "w", nullptr, /*prefetch=*/4);
+  ProducerOptions o = POptions();
+  o.accept_worker = [](const PeerInfo* peer) {
+    return peer != nullptr && !peer->headers.contains("role");
+  };
+  auto picky = StartProducer(*pn, o);
+  ASSERT_TRUE(WaitWorkers(*picky, 1));
+  // It holds the worker's whole prefetch as credit once it has a backlog.
+  FABRIC_ASSERT_OK(picky->Push("first").status());
+  FABRIC_ASSERT_OK(picky->WaitCompleted(kWait));
+  FABRIC_ASSERT_OK(wn->SetHeader("role", "relay"));
+  ASSERT_TRUE(WaitUntil([&] { return picky->Stats().workers == 0; }, kWait));
+  auto other = StartProducer(*pn2, POptions());
+  ASSERT_TRUE(WaitWorkers(*other, 1));
+  for (int i = 0; i < 20; ++i) {
+    FABRIC_ASSERT_OK(other->PushAsync(absl::StrCat("t", i)).status());
+  }
+  FABRIC_ASSERT_OK(other->WaitCompleted(kWait));
+  EXPECT_EQ(seen_.Distinct(), 21u);
+}
+
 TEST_F(WorkQueueTest, RetryRedeliversWithAttemptCount) {
   auto pn = StartNode("p");
   auto wn = StartNode("w");
