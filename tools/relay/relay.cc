@@ -400,6 +400,9 @@ void Relay::Impl::UpdateLanes(absl::Time now, bool measure_spools) {
         w.concurrency = options_.queue_concurrency;
         // One task per handler thread: none waits unextended behind them.
         w.prefetch = options_.queue_concurrency;
+        // Longer than a Push can block (the producer's push_timeout, 30 s),
+        // so Close never returns while a handler still uses this lane.
+        w.drain_timeout = absl::Seconds(40);
         QueueLane* raw = lane.get();
         w.handler = [this, raw](const Task& task, TaskContext& ctx) {
           return Forward(*raw, task, ctx);

@@ -156,8 +156,9 @@ class Relay {
 
   // Stops taking tasks and messages, lets running forwards finish, closes
   // the spools (what they hold is delivered by the next run) and leaves
-  // both sides. Idempotent. Blocks: up to the workers' drain (10 s per
-  // forwarded queue and direction) plus the nodes' linger.
+  // both sides. Idempotent. Blocks until the forwards in progress end:
+  // normally at once; up to 40 s per forwarded queue and direction when
+  // the relay's spool is full and a store waits for room.
   void Close();
 
   class Impl;
