@@ -14,9 +14,7 @@
 // Roles, each this binary run again by the driver (examples/demo_util.h):
 //   log_fanout publisher name=web spool=DIR topics=web.access,web.error
 //   log_fanout subscriber name=N prefixes=P1,P2 [state=DIR]
-#include <sys/stat.h>
 
-#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <map>
@@ -146,11 +144,7 @@ int RunSubscriber(const Fields& args) {
     // Named and durable: its position in every durable stream is kept in
     // state/<name>.pos, and a restart resumes right after it.
     options.durable_name = name;
-    options.state_dir = args.Get("state");
-    // The directory must exist (unlike a publisher's spool_dir).
-    if (mkdir(options.state_dir.c_str(), 0700) != 0 && errno != EEXIST) {
-      return Fail(name, absl::InternalError("mkdir " + options.state_dir));
-    }
+    options.state_dir = args.Get("state");  // created if missing
   }
   // A durable stream this subscriber has no position in starts at its
   // first message.
