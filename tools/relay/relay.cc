@@ -305,9 +305,9 @@ Outcome Relay::Impl::Forward(QueueLane& lane, const Task& task,
                              TaskContext& ctx) {
   // Flow control: while the other side's workers are saturated and enough
   // tasks already wait here, leave the rest with their producer (whose own
-  // workers may take them meanwhile).
-  // The source producer's lease keeps running meanwhile: extend it at once
-  // and every second (by 30 s: its own lease length is not known here).
+  // workers may take them meanwhile). This task's lease at the source keeps
+  // running: extend it at once and every second (by 30 s, as its own lease
+  // length is not known here).
   absl::Time extended = absl::InfinitePast();
   while (lane.taking.load() && !closing_.load() &&
          lane.producer->Stats().backlog >= options_.max_backlog) {
