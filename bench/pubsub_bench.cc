@@ -6,8 +6,14 @@
 // this process over TCP loopback, each party with its own context (fabric:
 // its own node) and threads. A measurement, never a pass/fail test.
 //
+// Mode `latency` then paces the same two set-ups at one message every
+// --interval-us and reports the one-way latency at the subscribers (the
+// cost of the publisher's batching when it is not busy).
+//
 //   pubsub_bench [--count 200000] [--size 100] [--replay-count 1000000]
-//                [--modes zmq,fabric,replay] [--runs 3]
+//                [--modes zmq,fabric,replay,latency] [--runs 3]
+//                [--latency-count 5000] [--interval-us 200]
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -37,7 +43,9 @@ struct Flags {
   int size = 100;
   int replay_count = 1000000;
   int runs = 3;
-  std::vector<std::string> modes = {"zmq", "fabric", "replay"};
+  int latency_count = 5000;
+  int interval_us = 200;
+  std::vector<std::string> modes = {"zmq", "fabric", "replay", "latency"};
 };
 
 // Unbounded queues on both sides, for zmq and fabric alike, as in
@@ -48,28 +56,41 @@ constexpr absl::Duration kQuiet = absl::Seconds(1);
 
 struct SubResult {
   int64_t received = 0;
-  int64_t lost_counted = 0;  // fabric: reported as gaps
-  double rate = 0;           // messages/s, first to last received
+  int64_t lost_counted = 0;       // fabric: reported as gaps
+  double rate = 0;                // messages/s, first to last received
+  double p50_us = 0, p99_us = 0;  // paced runs: one-way latency
 };
 
 struct Result {
   std::string name;
+  bool paced = false;
+  int sent = 0;
   std::vector<SubResult> subs;
 };
 
 int64_t NowNs() { return absl::GetCurrentTimeNanos(); }
+
+// In paced runs a body carries its send time (ns) at this offset.
+constexpr size_t kStampAt = 8;
 
 // Per-subscriber counters written by its receiving thread.
 struct Counter {
   std::atomic<int64_t> received{0};
   std::atomic<int64_t> first_ns{0};
   std::atomic<int64_t> last_ns{0};
-  void Hit() {
+  bool paced = false;
+  std::vector<int64_t> latency_ns;  // receiving thread, read after it ends
+  void Hit(absl::string_view body) {
     const int64_t now = NowNs();
     if (received.fetch_add(1, std::memory_order_relaxed) == 0) {
       first_ns.store(now, std::memory_order_relaxed);
     }
     last_ns.store(now, std::memory_order_relaxed);
+    if (paced && body.size() >= kStampAt + 8) {
+      int64_t sent;
+      std::memcpy(&sent, body.data() + kStampAt, 8);
+      latency_ns.push_back(now - sent);
+    }
   }
   // Rate as ../shared/peers computes it: received / (last receive - first
   // send).
@@ -78,9 +99,29 @@ struct Counter {
     r.received = received.load();
     const double secs = static_cast<double>(last_ns.load() - start_ns) / 1e9;
     r.rate = secs > 0 ? static_cast<double>(r.received) / secs : 0;
+    if (!latency_ns.empty()) {
+      std::vector<int64_t> v = latency_ns;
+      std::sort(v.begin(), v.end());
+      r.p50_us = static_cast<double>(v[v.size() / 2]) / 1e3;
+      r.p99_us = static_cast<double>(v[v.size() * 99 / 100]) / 1e3;
+    }
     return r;
   }
 };
+
+// Sends `count` bodies: back to back, or paced with a send stamp in each.
+template <typename SendFn>
+void SendAll(const Flags& f, bool paced, std::string body, SendFn send) {
+  const int count = paced ? f.latency_count : f.count;
+  for (int i = 0; i < count; ++i) {
+    if (paced) {
+      absl::SleepFor(absl::Microseconds(f.interval_us));
+      const int64_t now = NowNs();
+      std::memcpy(body.data() + kStampAt, &now, 8);
+    }
+    send(body);
+  }
+}
 
 // Waits until no counter moved for kQuiet, or all reached `want`.
 void WaitQuiet(const std::vector<std::unique_ptr<Counter>>& counters,
@@ -102,7 +143,7 @@ void WaitQuiet(const std::vector<std::unique_ptr<Counter>>& counters,
   }
 }
 
-Result RunZmq(const Flags& f) {
+Result RunZmq(const Flags& f, bool paced) {
   zmq::context_t pub_ctx(1);
   zmq::socket_t pub(pub_ctx, zmq::socket_type::pub);
   pub.set(zmq::sockopt::sndhwm, kHwm);
@@ -116,6 +157,7 @@ Result RunZmq(const Flags& f) {
   for (int i = 0; i < 2; ++i) {
     counters.push_back(std::make_unique<Counter>());
     Counter* c = counters.back().get();
+    c->paced = paced;
     threads.emplace_back([&, c] {
       zmq::context_t ctx(1);
       zmq::socket_t sub(ctx, zmq::socket_type::sub);
@@ -134,7 +176,7 @@ Result RunZmq(const Flags& f) {
           seen_probe = true;
           continue;
         }
-        c->Hit();
+        c->Hit(absl::string_view(m.data<char>(), m.size()));
       }
     });
   }
@@ -147,13 +189,14 @@ Result RunZmq(const Flags& f) {
   std::string body(static_cast<size_t>(f.size), 'x');
   std::memcpy(body.data(), "bench", 5);
   const int64_t start = NowNs();
-  for (int i = 0; i < f.count; ++i) {
-    pub.send(zmq::buffer(body), zmq::send_flags::none);
-  }
-  WaitQuiet(counters, f.count);
+  SendAll(f, paced, body, [&](const std::string& b) {
+    pub.send(zmq::buffer(b), zmq::send_flags::none);
+  });
+  const int sent = paced ? f.latency_count : f.count;
+  WaitQuiet(counters, sent);
   stop = true;
   for (auto& t : threads) t.join();
-  Result r{"raw libzmq PUB/SUB", {}};
+  Result r{"raw libzmq PUB/SUB", paced, sent, {}};
   for (auto& c : counters) r.subs.push_back(c->Get(start));
   return r;
 }
@@ -177,7 +220,7 @@ uint16_t PickPort() {
   return static_cast<uint16_t>(20000 + (NowNs() / 1000) % 20000);
 }
 
-Result RunFabric(const Flags& f) {
+Result RunFabric(const Flags& f, bool paced) {
   const std::string cluster = absl::StrCat("bench-ps-", NowNs());
   const uint16_t port = PickPort();
   auto pn = StartNode("pub", cluster, port);
@@ -188,10 +231,11 @@ Result RunFabric(const Flags& f) {
     nodes.push_back(StartNode(absl::StrCat("sub", i), cluster, port));
     counters.push_back(std::make_unique<Counter>());
     Counter* c = counters.back().get();
+    c->paced = paced;
     SubscriberOptions o;
     o.prefixes = {"bench"};
     o.receive_hwm = kHwm;
-    o.handler = [c](const Message&) { c->Hit(); };
+    o.handler = [c](const Message& m) { c->Hit(m.body); };
     auto sub = Subscriber::Create(*nodes.back(), std::move(o));
     if (!sub.ok()) std::exit(1);
     subs.push_back(std::move(*sub));
@@ -203,13 +247,14 @@ Result RunFabric(const Flags& f) {
     std::fprintf(stderr, "publisher not ready\n");
     std::exit(1);
   }
-  const std::string body(static_cast<size_t>(f.size), 'x');
   const int64_t start = NowNs();
-  for (int i = 0; i < f.count; ++i) (void)(*pub)->Publish("bench", body);
-  WaitQuiet(counters, f.count);
+  SendAll(f, paced, std::string(static_cast<size_t>(f.size), 'x'),
+          [&](const std::string& b) { (void)(*pub)->Publish("bench", b); });
+  const int sent = paced ? f.latency_count : f.count;
+  WaitQuiet(counters, sent);
   // Let a beat report any loss at the tail.
   absl::SleepFor(absl::Milliseconds(1500));
-  Result r{"fabric Publisher/Subscriber", {}};
+  Result r{"fabric Publisher/Subscriber", paced, sent, {}};
   for (size_t i = 0; i < subs.size(); ++i) {
     SubResult s = counters[i]->Get(start);
     s.lost_counted = static_cast<int64_t>(subs[i]->Stats().lost);
@@ -241,13 +286,15 @@ Result RunReplay(const Flags& f) {
   SubscriberOptions o;
   o.prefixes = {"log"};
   o.start.kind = StartPosition::Kind::kEarliest;
-  o.handler = [c](const Message&) { c->Hit(); };
+  o.handler = [c](const Message& m) { c->Hit(m.body); };
   auto sub = Subscriber::Create(*sn, std::move(o));
   if (!sub.ok()) std::exit(1);
   WaitQuiet(counters, f.replay_count);
   // Replay throughput: first to last replayed message (discovery and the
   // first request come before the first one).
   Result r{"durable replay (warm log)",
+           false,
+           f.replay_count,
            {counters[0]->Get(counters[0]->first_ns.load())}};
   (*sub)->Close();
   (*pub)->Close();
@@ -255,9 +302,18 @@ Result RunReplay(const Flags& f) {
   return r;
 }
 
-void Print(const Result& r, int sent) {
+void Print(const Result& r) {
+  const int sent = r.sent;
   for (size_t i = 0; i < r.subs.size(); ++i) {
     const SubResult& s = r.subs[i];
+    if (r.paced) {
+      std::printf(
+          "%-30s sub%zu  latency p50 %7.1f us  p99 %7.1f us  received "
+          "%d/%d\n",
+          r.name.c_str(), i, s.p50_us, s.p99_us, static_cast<int>(s.received),
+          sent);
+      continue;
+    }
     std::printf("%-30s sub%zu  %10.0f msg/s  received %9lld/%d  lost %lld%s\n",
                 r.name.c_str(), i, s.rate, static_cast<long long>(s.received),
                 sent, static_cast<long long>(sent - s.received),
@@ -288,6 +344,10 @@ int main(int argc, char** argv) {
       (void)absl::SimpleAtoi(value, &f.size);
     } else if (flag == "--replay-count") {
       (void)absl::SimpleAtoi(value, &f.replay_count);
+    } else if (flag == "--latency-count") {
+      (void)absl::SimpleAtoi(value, &f.latency_count);
+    } else if (flag == "--interval-us") {
+      (void)absl::SimpleAtoi(value, &f.interval_us);
     } else if (flag == "--runs") {
       (void)absl::SimpleAtoi(value, &f.runs);
     } else if (flag == "--modes") {
@@ -297,16 +357,20 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  if (f.size < 5) f.size = 5;
+  if (f.size < 16) f.size = 16;  // "bench" and the send stamp
   std::printf(
       "pubsub_bench: 1 publisher -> 2 subscribers, %d messages of %d "
       "bytes, %d runs each (interleaved)\n",
       f.count, f.size, f.runs);
   for (int run = 0; run < f.runs; ++run) {
     for (const std::string& mode : f.modes) {
-      if (mode == "zmq") Print(RunZmq(f), f.count);
-      if (mode == "fabric") Print(RunFabric(f), f.count);
-      if (mode == "replay") Print(RunReplay(f), f.replay_count);
+      if (mode == "zmq") Print(RunZmq(f, false));
+      if (mode == "fabric") Print(RunFabric(f, false));
+      if (mode == "replay") Print(RunReplay(f));
+      if (mode == "latency") {
+        Print(RunZmq(f, true));
+        Print(RunFabric(f, true));
+      }
     }
   }
   return 0;

@@ -4,6 +4,7 @@
 // with the node's pub/sub plugin.
 #include "patterns/pubsub/publisher.h"
 
+#include <cstring>
 #include <deque>
 #include <random>
 #include <thread>
@@ -37,6 +38,9 @@ constexpr absl::Duration kPoll = absl::Milliseconds(20);
 // 16 MiB message limit.
 constexpr size_t kMaxMessageBytes = 15 << 20;
 constexpr int kBeatIdleIntervals = 10;
+// Closed batches waiting for the sender thread (at most 64 KiB each); when
+// the publisher outruns it beyond this, messages are dropped and counted.
+constexpr size_t kMaxReadyBatches = 4096;
 
 // "tcp://127.0.0.1:4000" -> "127.0.0.1" (brackets kept for IPv6).
 std::string HostOf(const std::string& endpoint) {
@@ -64,8 +68,8 @@ class Publisher::Impl : public ps::PublisherEndpoint,
 
   ~Impl() override {
     Close();
-    // Closing a log may report a last durable seq: OnDurable then finds
-    // the XPUB closed and drops the frames.
+    // Closing a log may report a last durable seq: OnDurable then queues
+    // batches that nobody sends any more.
     for (auto& [id, stream] : durable_by_id_) stream->log.reset();
   }
 
@@ -143,7 +147,7 @@ class Publisher::Impl : public ps::PublisherEndpoint,
                                    absl::string_view body,
                                    const Headers& headers) {
     const std::string encoded_headers = ps::EncodeHeaders(headers);
-    const size_t size = ps::FrameSize(topic, encoded_headers, body);
+    const size_t size = ps::MessageSize(topic, encoded_headers, body);
     absl::MutexLock l(&mu_);
     if (closed_) return absl::CancelledError("publisher is closed");
     if (size > options_.max_message_bytes) {
@@ -166,6 +170,7 @@ class Publisher::Impl : public ps::PublisherEndpoint,
     }
     Stream& s = *it->second;
     const absl::Time now = absl::Now();
+    const size_t entry_size = ps::EntrySize(encoded_headers, body);
     uint64_t seq;
     if (s.durable) {
       absl::StatusOr<uint64_t> appended = s.log->Append(now, headers, body);
@@ -174,23 +179,21 @@ class Publisher::Impl : public ps::PublisherEndpoint,
         return appended.status();
       }
       seq = *appended;
+      // Sent once durable (OnDurable), so no subscriber sees a message this
+      // publisher could forget.
+      std::string entry(entry_size, '\0');
+      ps::EncodeEntry(now, encoded_headers, body, entry.data());
+      s.held.emplace_back(seq, std::move(entry));
+      ++durable_pending_;
     } else {
       seq = s.seq + 1;
+      if (char* out = AddEntryLocked(s, seq, entry_size)) {
+        ps::EncodeEntry(now, encoded_headers, body, out);
+      }
     }
     s.seq = seq;
     s.last_publish = now;
-    zmq::message_t frame(size);
-    ps::EncodeFrame(topic, s.durable ? ps::kFlagDurable : 0, s.id, seq, now,
-                    encoded_headers, body, frame.data<char>());
     ++stats_.published;
-    if (s.durable) {
-      // Sent once durable (OnDurable), so no subscriber sees a message this
-      // publisher could forget.
-      s.held.emplace_back(seq, std::move(frame));
-      ++durable_pending_;
-    } else {
-      SendLocked(s, std::move(frame), seq);
-    }
     return seq;
   }
 
@@ -242,7 +245,7 @@ class Publisher::Impl : public ps::PublisherEndpoint,
       });
     }
     {
-      absl::MutexLock l(&work_mu_);
+      absl::MutexLock l(&mu_);
       stop_ = true;
     }
     if (thread_.joinable()) thread_.join();
@@ -254,6 +257,8 @@ class Publisher::Impl : public ps::PublisherEndpoint,
     for (auto& [id, stream] : durable_by_id_) {
       (void)stream->log->Flush(absl::Seconds(5));
     }
+    // The sender thread is gone: send what it left from here.
+    SendQueued();
     {
       absl::MutexLock l(&mu_);
       xpub_.close();
@@ -276,7 +281,7 @@ class Publisher::Impl : public ps::PublisherEndpoint,
     return durable_by_id_.contains(stream);
   }
   void OnReplayRequest(const NodeId& from, ps::ReplayRequest request) override {
-    absl::MutexLock l(&work_mu_);
+    absl::MutexLock l(&mu_);
     replays_.push_back({from, std::move(request)});
   }
 
@@ -288,48 +293,154 @@ class Publisher::Impl : public ps::PublisherEndpoint,
     uint64_t seq = 0;       // newest assigned
     uint64_t sent_seq = 0;  // newest handed to the XPUB
     absl::Time last_publish = absl::InfinitePast();
-    std::unique_ptr<TopicLog> log;                         // durable only
-    std::deque<std::pair<uint64_t, zmq::message_t>> held;  // not yet durable
+    std::unique_ptr<TopicLog> log;  // durable only
+    // Encoded entries not yet durable, so not yet in a batch.
+    std::deque<std::pair<uint64_t, std::string>> held;
+    // The open batch: a frame being filled with consecutive seqs from
+    // `open_seq`, sent by the sender thread when it next wakes.
+    std::string open;
+    uint64_t open_seq = 0;
+    uint32_t open_count = 0;
+    bool listed = false;  // in open_streams_
+  };
+  // A closed batch, ready for the XPUB.
+  struct Batch {
+    Stream* stream;
+    uint64_t last_seq;
+    uint32_t count;
+    std::string frame;
   };
   struct PendingReplay {
     NodeId from;
     ps::ReplayRequest request;
   };
 
-  void SendLocked(Stream& s, zmq::message_t frame, uint64_t seq)
+  // Makes room for an entry of `size` bytes with `seq` in the stream's open
+  // batch and returns where to write it, or nullptr when the send queue is
+  // full and the message is dropped (subscribers see the gap).
+  char* AddEntryLocked(Stream& s, uint64_t seq, size_t size)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    try {
-      // XPUB never blocks: a subscriber whose queue is full misses it.
-      if (xpub_.send(frame, zmq::send_flags::dontwait)) ++stats_.sent;
-    } catch (const zmq::error_t& e) {
-      FABRIC_LOG(kWarning, "FAB-PUB-SEND ", e.what());
+    if (!s.open.empty() && (s.open_seq + s.open_count != seq ||
+                            s.open.size() + size > ps::kMaxBatchBytes ||
+                            s.open_count >= ps::kMaxBatchCount)) {
+      CloseBatchLocked(s);
     }
-    s.sent_seq = seq;
+    if (s.open.empty()) {
+      if (ready_.size() >= kMaxReadyBatches) {
+        ++stats_.dropped;
+        return nullptr;
+      }
+      const size_t header = ps::FrameHeaderSize(s.topic);
+      s.open.reserve(std::min(ps::kMaxBatchBytes, 4 * (header + size)));
+      s.open.resize(header);
+      ps::EncodeFrameHeader(s.topic, s.durable ? ps::kFlagDurable : 0, s.id,
+                            seq, 0, s.open.data());
+      s.open_seq = seq;
+      s.open_count = 0;
+      if (!s.listed) {
+        s.listed = true;
+        open_streams_.push_back(&s);
+      }
+    }
+    const size_t at = s.open.size();
+    s.open.resize(at + size);
+    ++s.open_count;
+    return s.open.data() + at;
   }
 
+  void CloseBatchLocked(Stream& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    ps::SetFrameCount(s.topic, s.open_count, s.open.data());
+    ready_.push_back(
+        {&s, s.open_seq + s.open_count - 1, s.open_count, std::move(s.open)});
+    s.open.clear();
+    s.open_count = 0;
+  }
+
+  // Takes every batch, open or closed, off the queue.
+  std::deque<Batch> TakeBatchesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    for (Stream* s : open_streams_) {
+      if (!s->open.empty()) CloseBatchLocked(*s);
+      s->listed = false;
+    }
+    open_streams_.clear();
+    std::deque<Batch> batches;
+    batches.swap(ready_);
+    return batches;
+  }
+
+  // Sender thread (or Close once it is gone): hands the batches to the XPUB
+  // without holding mu_, so publishers fill the next ones meanwhile.
+  void SendBatches(std::deque<Batch>& batches) {
+    uint64_t sent = 0, frames = 0, durable_sent = 0;
+    for (Batch& b : batches) {
+      // Zero-copy: libzmq frees the string once every subscriber's copy
+      // is written.
+      auto* owned = new std::string(std::move(b.frame));
+      zmq::message_t frame(
+          owned->data(), owned->size(),
+          [](void*, void* hint) { delete static_cast<std::string*>(hint); },
+          owned);
+      try {
+        // XPUB never blocks: a subscriber whose queue is full misses it.
+        if (xpub_.send(frame, zmq::send_flags::dontwait)) {
+          sent += b.count;
+          ++frames;
+        }
+      } catch (const zmq::error_t& e) {
+        FABRIC_LOG(kWarning, "FAB-PUB-SEND ", e.what());
+      }
+      if (b.stream->durable) durable_sent += b.count;
+    }
+    absl::MutexLock l(&mu_);
+    for (const Batch& b : batches) b.stream->sent_seq = b.last_seq;
+    stats_.sent += sent;
+    stats_.frames += frames;
+    durable_pending_ -= durable_sent;
+  }
+
+  void SendQueued() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    std::deque<Batch> batches;
+    {
+      absl::MutexLock l(&mu_);
+      batches = TakeBatchesLocked();
+    }
+    SendBatches(batches);
+  }
+
+  // Log flusher thread: moves what became durable into batches.
   void OnDurable(Stream* s, uint64_t durable_seq) {
     absl::MutexLock l(&mu_);
     while (!s->held.empty() && s->held.front().first <= durable_seq) {
-      auto& [seq, frame] = s->held.front();
-      if (xpub_.handle() != nullptr) SendLocked(*s, std::move(frame), seq);
+      auto& [seq, entry] = s->held.front();
+      if (char* out = AddEntryLocked(*s, seq, entry.size())) {
+        std::memcpy(out, entry.data(), entry.size());
+      } else {
+        --durable_pending_;  // dropped: never to be sent
+      }
       s->held.pop_front();
-      --durable_pending_;
     }
   }
 
-  void Loop() {
+  // The sender thread: sends batches as soon as they are there (so under
+  // load each frame carries what accumulated while the previous ones were
+  // sent), and watches subscriptions, beats and replays.
+  void Loop() ABSL_NO_THREAD_SAFETY_ANALYSIS {
     absl::Time next_beat = absl::Now() + options_.beat_interval;
     for (;;) {
       std::vector<PendingReplay> replays;
+      std::deque<Batch> batches;
       {
-        absl::MutexLock l(&work_mu_);
-        const auto ready = [&]() ABSL_SHARED_LOCKS_REQUIRED(work_mu_) {
-          return stop_ || !replays_.empty();
+        absl::MutexLock l(&mu_);
+        const auto ready = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+          return stop_ || !replays_.empty() || !ready_.empty() ||
+                 !open_streams_.empty();
         };
-        work_mu_.AwaitWithTimeout(absl::Condition(&ready), kPoll);
+        mu_.AwaitWithTimeout(absl::Condition(&ready), kPoll);
         if (stop_) return;
         replays.swap(replays_);
+        batches = TakeBatchesLocked();
       }
+      if (!batches.empty()) SendBatches(batches);
       DrainSubscriptions();
       for (PendingReplay& r : replays) Replay(r);
       const absl::Time now = absl::Now();
@@ -373,10 +484,10 @@ class Publisher::Impl : public ps::PublisherEndpoint,
           now - s.last_publish > kBeatIdleIntervals * options_.beat_interval) {
         continue;
       }
-      zmq::message_t frame(ps::FrameSize(s.topic, "", ""));
-      ps::EncodeFrame(s.topic,
-                      ps::kFlagBeat | (s.durable ? ps::kFlagDurable : 0), s.id,
-                      s.sent_seq, now, "", "", frame.data<char>());
+      zmq::message_t frame(ps::FrameHeaderSize(s.topic));
+      ps::EncodeFrameHeader(s.topic,
+                            ps::kFlagBeat | (s.durable ? ps::kFlagDurable : 0),
+                            s.id, s.sent_seq, 0, frame.data<char>());
       try {
         if (xpub_.send(frame, zmq::send_flags::dontwait)) ++stats_.beats;
       } catch (const zmq::error_t&) {
@@ -448,7 +559,8 @@ class Publisher::Impl : public ps::PublisherEndpoint,
 
   zmq::context_t ctx_{1};
   mutable absl::Mutex mu_;
-  zmq::socket_t xpub_ ABSL_GUARDED_BY(mu_);
+  // Used by the sender thread only (and by Init and Close around it).
+  zmq::socket_t xpub_;
   absl::flat_hash_map<std::string, std::unique_ptr<Stream>> streams_
       ABSL_GUARDED_BY(mu_);
   absl::flat_hash_set<std::string> presence_ ABSL_GUARDED_BY(mu_);
@@ -456,9 +568,10 @@ class Publisher::Impl : public ps::PublisherEndpoint,
   uint64_t durable_pending_ ABSL_GUARDED_BY(mu_) = 0;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
 
-  absl::Mutex work_mu_;
-  std::vector<PendingReplay> replays_ ABSL_GUARDED_BY(work_mu_);
-  bool stop_ ABSL_GUARDED_BY(work_mu_) = false;
+  std::vector<Stream*> open_streams_ ABSL_GUARDED_BY(mu_);
+  std::deque<Batch> ready_ ABSL_GUARDED_BY(mu_);
+  std::vector<PendingReplay> replays_ ABSL_GUARDED_BY(mu_);
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
 

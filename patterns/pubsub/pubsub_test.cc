@@ -98,6 +98,7 @@ class PubSubTest : public ::testing::Test {
   const std::string cluster_ = ::fabric::testing::UniqueClusterName("ps");
   const uint16_t port_ = ::fabric::testing::FreeUdpPort();
   std::atomic<uint64_t> gap_events_{0};
+  absl::Mutex headers_mu_;
 };
 
 TEST_F(PubSubTest, SubscribersOfAPrefixGetEveryMessageInOrder) {
@@ -128,6 +129,58 @@ TEST_F(PubSubTest, SubscribersOfAPrefixGetEveryMessageInOrder) {
   EXPECT_EQ(orders.Bodies("orders.eu").back(), "o1000");
   EXPECT_EQ(s1->Stats().lost, 0u);
   EXPECT_EQ(pub->Stats().subscribers, 2u);
+}
+
+TEST_F(PubSubTest, BurstsShareFramesAndKeepEveryMessage) {
+  auto pn = StartNode("pub");
+  auto sn = StartNode("sub");
+  Seen seen;
+  std::vector<Headers> headers;
+  SubscriberOptions o = Prefixes({"burst."});
+  o.handler = [&](const Message& m) {
+    seen.Add(m);
+    if (!m.headers.empty()) {
+      absl::MutexLock lock(&headers_mu_);
+      headers.push_back(m.headers);
+    }
+  };
+  absl::StatusOr<std::unique_ptr<Subscriber>> sub = Subscriber::Create(*sn, o);
+  ASSERT_THAT(sub, IsOk());
+  auto pub = StartPublisher(*pn);
+  ASSERT_THAT(pub->WaitForSubscribers(1, kWait), IsOk());
+  // Two topics interleaved, bodies from empty to beyond a batch (which goes
+  // in a frame of its own), some with headers.
+  const int n = 20000;
+  std::vector<std::string> bodies_a, bodies_b;
+  for (int i = 0; i < n; ++i) {
+    const bool a = i % 3 != 0;
+    std::string body = absl::StrCat(i, ":", std::string(i % 200, 'b'));
+    if (i == n / 2) body = std::string(100 << 10, 'L');
+    Headers h;
+    if (i % 1000 == 0) h["i"] = absl::StrCat(i);
+    ASSERT_THAT(pub->Publish(a ? "burst.a" : "burst.b", body, h), IsOk());
+    (a ? bodies_a : bodies_b).push_back(std::move(body));
+  }
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        return seen.Count("burst.a") + seen.Count("burst.b") ==
+               static_cast<size_t>(n);
+      },
+      kWait));
+  EXPECT_EQ(seen.Bodies("burst.a"), bodies_a);
+  EXPECT_EQ(seen.Bodies("burst.b"), bodies_b);
+  EXPECT_TRUE(Contiguous(seen.Seqs("burst.a"), 1, bodies_a.size()));
+  EXPECT_TRUE(Contiguous(seen.Seqs("burst.b"), 1, bodies_b.size()));
+  {
+    absl::MutexLock lock(&headers_mu_);
+    EXPECT_EQ(headers.size(), static_cast<size_t>(n / 1000));
+  }
+  const PublisherStats ps = pub->Stats();
+  EXPECT_EQ(ps.sent, static_cast<uint64_t>(n));
+  // A burst shares frames: far fewer frames than messages.
+  EXPECT_LT(ps.frames, ps.sent) << ps.frames;
+  EXPECT_EQ((*sub)->Stats().lost, 0u);
+  EXPECT_EQ((*sub)->Stats().malformed, 0u);
 }
 
 TEST_F(PubSubTest, PullModeAndAPublisherThatStartsLaterAndLeaves) {

@@ -6,6 +6,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <deque>
 #include <filesystem>
 #include <map>
@@ -138,7 +139,9 @@ class Subscriber::Impl : public ps::SubscriberEndpoint,
     if (wake_fd_ < 0) return ZmqErrnoToStatus(errno, "eventfd");
     StreamSocketOptions socket;
     socket.hwm = options_.receive_hwm;
-    socket.max_message_bytes = options_.max_message_bytes + 1024;
+    // A batch of small messages may fill a frame up to kMaxBatchBytes.
+    socket.max_message_bytes =
+        std::max(options_.max_message_bytes, ps::kMaxBatchBytes) + 1024;
     FABRIC_ASSIGN_OR_RETURN(sub_, MakeSubSocket(ctx_, socket));
     std::mt19937_64 rng(std::random_device{}());
     presence_ =
@@ -471,7 +474,6 @@ class Subscriber::Impl : public ps::SubscriberEndpoint,
   void HandleFrame(absl::string_view data) {
     absl::StatusOr<ps::FrameView> v = ps::DecodeFrame(data);
     if (!v.ok()) return CountMalformed(v.status());
-    Bump(counters_.received);
     auto [it, created] = streams_.try_emplace(v->stream);
     Stream& st = it->second;
     if (created) {
@@ -485,30 +487,41 @@ class Subscriber::Impl : public ps::SubscriberEndpoint,
           "a frame's topic differs from its stream's"));
     }
     if ((v->flags & ps::kFlagBeat) != 0) {
+      Bump(counters_.received);
       OnBeat(st, v->seq);
       return;
     }
-    if (st.next == 0 && !st.replaying) st.next = v->seq;  // start: latest
-    if (v->seq < st.next) {
+    counters_.received.fetch_add(v->count, std::memory_order_relaxed);
+    absl::string_view entries = v->entries;
+    for (uint64_t seq = v->seq; seq < v->seq + v->count; ++seq) {
+      HandleEntry(st, seq, ps::NextEntry(&entries),
+                  (v->flags & ps::kFlagDurable) != 0);
+    }
+  }
+
+  void HandleEntry(Stream& st, uint64_t seq, const ps::EntryView& e,
+                   bool durable) {
+    if (st.next == 0 && !st.replaying) st.next = seq;  // start: latest
+    if (seq < st.next) {
       Bump(counters_.duplicates);
       return;
     }
-    if (st.replaying || (v->seq > st.next && st.durable)) {
+    if (st.replaying || (seq > st.next && st.durable)) {
       st.replaying = true;
       if (st.held.size() < options_.max_held) {
         Message m;
-        absl::Status filled = FillMessage(st, *v, &m);
+        absl::Status filled = FillMessage(st, seq, e, durable, &m);
         if (!filled.ok()) return CountMalformed(filled);
-        st.held.emplace(v->seq, std::move(m));
+        st.held.emplace(seq, std::move(m));
       }
       // Beyond max_held it is simply not kept: being durable, the replay
       // brings it back.
       return;
     }
-    if (v->seq > st.next) Gap(st, st.next, v->seq - 1, "dropped");
-    absl::Status filled = FillMessage(st, *v, &scratch_);
+    if (seq > st.next) Gap(st, st.next, seq - 1, "dropped");
+    absl::Status filled = FillMessage(st, seq, e, durable, &scratch_);
     if (!filled.ok()) return CountMalformed(filled);
-    st.next = v->seq + 1;
+    st.next = seq + 1;
     // With a handler `scratch_` is only lent, so its buffers are reused.
     Deliver(st, std::move(scratch_));
   }
@@ -527,20 +540,21 @@ class Subscriber::Impl : public ps::SubscriberEndpoint,
     }
   }
 
-  // Fills `m` (reusing its buffers) from a live frame.
-  static absl::Status FillMessage(const Stream& st, const ps::FrameView& v,
+  // Fills `m` (reusing its buffers) from a live message.
+  static absl::Status FillMessage(const Stream& st, uint64_t seq,
+                                  const ps::EntryView& e, bool durable,
                                   Message* m) {
-    if (v.headers.empty()) {
+    if (e.headers.empty()) {
       m->headers.clear();
     } else {
-      FABRIC_ASSIGN_OR_RETURN(m->headers, ps::DecodeHeaders(v.headers));
+      FABRIC_ASSIGN_OR_RETURN(m->headers, ps::DecodeHeaders(e.headers));
     }
     m->topic = st.topic;
-    m->body.assign(v.body.data(), v.body.size());
+    m->body.assign(e.body.data(), e.body.size());
     m->stream = st.id;
-    m->seq = v.seq;
-    m->published = v.published;
-    m->durable = (v.flags & ps::kFlagDurable) != 0;
+    m->seq = seq;
+    m->published = e.published;
+    m->durable = durable;
     m->replayed = false;
     return absl::OkStatus();
   }

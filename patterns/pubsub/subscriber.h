@@ -61,8 +61,9 @@ struct SubscriberOptions {
   std::function<void(const Message&)> handler;
   // Called for each gap, on the subscriber's thread.
   std::function<void(const GapEvent&)> on_gap;
-  // Messages queued per publisher connection (ZMQ_RCVHWM); 0: unbounded.
-  int receive_hwm = 100000;
+  // Frames queued per publisher connection (ZMQ_RCVHWM); 0: unbounded. A
+  // frame holds one message, or up to 1024 small ones (at most 64 KiB).
+  int receive_hwm = 10000;
   // Pull mode: messages waiting for `Next`; when full the subscriber stops
   // reading and the publishers' high-water marks take over.
   size_t max_pending = 10000;
@@ -72,11 +73,14 @@ struct SubscriberOptions {
   uint32_t replay_batch = 8192;
   uint32_t replay_bytes = 2 << 20;
   absl::Duration replay_timeout = absl::Seconds(5);
+  // Largest frame taken from a publisher (ZMQ_MAXMSGSIZE, plus 1 KiB); a
+  // larger one drops that connection. Values below 64 KiB act as 64 KiB, so
+  // that a full batch of small messages always fits.
   size_t max_message_bytes = 1 << 20;
 };
 
 struct SubscriberStats {
-  uint64_t received = 0;    // live frames (messages and beats)
+  uint64_t received = 0;    // live messages and beats
   uint64_t delivered = 0;   // to the handler or Next, live or replayed
   uint64_t replayed = 0;    // delivered from a replay
   uint64_t duplicates = 0;  // dropped: already delivered

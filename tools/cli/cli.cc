@@ -162,8 +162,8 @@ CLI::App* AddPub(CLI::App& app, PubFlags& f) {
   cmd->add_flag("--stay", f.stay,
                 "after publishing, keep serving replays until interrupted");
   cmd->add_option("--hwm", f.hwm,
-                  "messages queued per subscriber before they are dropped "
-                  "(default 100000)")
+                  "frames queued per subscriber before they are dropped "
+                  "(default 10000; a frame holds up to 1024 messages)")
       ->type_name("N");
   return cmd;
 }
@@ -193,8 +193,8 @@ CLI::App* AddSub(CLI::App& app, SubFlags& f) {
   cmd->add_flag("--json", f.json, "print messages and gaps as JSON lines");
   cmd->add_option("--count", f.count, "exit after N messages")->type_name("N");
   cmd->add_option("--hwm", f.hwm,
-                  "messages queued per publisher before it drops for us "
-                  "(default 100000)")
+                  "frames queued per publisher before it drops for us "
+                  "(default 10000; a frame holds up to 1024 messages)")
       ->type_name("N");
   return cmd;
 }

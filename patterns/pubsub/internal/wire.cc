@@ -79,14 +79,8 @@ absl::Status ValidateTopic(absl::string_view topic) {
   return absl::OkStatus();
 }
 
-size_t FrameSize(absl::string_view topic, absl::string_view headers,
-                 absl::string_view body) {
-  return topic.size() + 1 + kFrameFixedBytes + headers.size() + body.size();
-}
-
-void EncodeFrame(absl::string_view topic, uint8_t flags, uint64_t stream,
-                 uint64_t seq, absl::Time published, absl::string_view headers,
-                 absl::string_view body, char* out) {
+void EncodeFrameHeader(absl::string_view topic, uint8_t flags, uint64_t stream,
+                       uint64_t seq, uint32_t count, char* out) {
   std::memcpy(out, topic.data(), topic.size());
   char* p = out + topic.size();
   *p++ = '\0';
@@ -94,9 +88,19 @@ void EncodeFrame(absl::string_view topic, uint8_t flags, uint64_t stream,
   *p++ = static_cast<char>(flags);
   PutU64(p, stream);
   PutU64(p + 8, seq);
-  PutU64(p + 16, static_cast<uint64_t>(absl::ToUnixMicros(published)));
-  PutU32(p + 24, static_cast<uint32_t>(headers.size()));
-  p += 28;
+  PutU32(p + 16, count);
+}
+
+void SetFrameCount(absl::string_view topic, uint32_t count, char* frame) {
+  PutU32(frame + topic.size() + 1 + 18, count);
+}
+
+void EncodeEntry(absl::Time published, absl::string_view headers,
+                 absl::string_view body, char* out) {
+  PutU64(out, static_cast<uint64_t>(absl::ToUnixMicros(published)));
+  PutU32(out + 8, static_cast<uint32_t>(headers.size()));
+  PutU32(out + 12, static_cast<uint32_t>(body.size()));
+  char* p = out + kEntryFixedBytes;
   if (!headers.empty()) std::memcpy(p, headers.data(), headers.size());
   p += headers.size();
   if (!body.empty()) std::memcpy(p, body.data(), body.size());
@@ -126,21 +130,48 @@ absl::StatusOr<FrameView> DecodeFrame(absl::string_view frame) {
   const char* p = rest.data() + 2;
   v.stream = GetU64(p);
   v.seq = GetU64(p + 8);
-  v.published = absl::FromUnixMicros(static_cast<int64_t>(GetU64(p + 16)));
-  const uint32_t headers_len = GetU32(p + 24);
+  v.count = GetU32(p + 16);
   rest.remove_prefix(kFrameFixedBytes);
-  if (headers_len > rest.size()) {
-    return absl::InvalidArgumentError("frame headers overrun the frame");
-  }
   if (v.stream == 0 || v.seq == 0) {
     return absl::InvalidArgumentError("frame has a zero stream or seq");
   }
-  v.headers = rest.substr(0, headers_len);
-  v.body = rest.substr(headers_len);
-  if ((v.flags & kFlagBeat) != 0 && !v.body.empty()) {
-    return absl::InvalidArgumentError("beat frame has a body");
+  const bool beat = (v.flags & kFlagBeat) != 0;
+  if (beat != (v.count == 0)) {
+    return absl::InvalidArgumentError(beat ? "beat frame has messages"
+                                           : "frame has no messages");
+  }
+  if (v.seq > UINT64_MAX - v.count) {
+    return absl::InvalidArgumentError("frame seqs overflow");
+  }
+  // Every entry must fit, and together they must fill the frame exactly.
+  v.entries = rest;
+  for (uint32_t i = 0; i < v.count; ++i) {
+    if (rest.size() < kEntryFixedBytes) {
+      return absl::InvalidArgumentError("frame entry is truncated");
+    }
+    const uint64_t len =
+        uint64_t{GetU32(rest.data() + 8)} + GetU32(rest.data() + 12);
+    if (len > rest.size() - kEntryFixedBytes) {
+      return absl::InvalidArgumentError("frame entry overruns the frame");
+    }
+    rest.remove_prefix(kEntryFixedBytes + len);
+  }
+  if (!rest.empty()) {
+    return absl::InvalidArgumentError("frame has bytes after its entries");
   }
   return v;
+}
+
+EntryView NextEntry(absl::string_view* entries) {
+  const char* p = entries->data();
+  EntryView e;
+  e.published = absl::FromUnixMicros(static_cast<int64_t>(GetU64(p)));
+  const uint32_t headers_len = GetU32(p + 8);
+  const uint32_t body_len = GetU32(p + 12);
+  e.headers = entries->substr(kEntryFixedBytes, headers_len);
+  e.body = entries->substr(kEntryFixedBytes + headers_len, body_len);
+  entries->remove_prefix(kEntryFixedBytes + headers_len + body_len);
+  return e;
 }
 
 std::string EncodeHeaders(const Headers& headers) {
