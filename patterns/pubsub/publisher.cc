@@ -41,6 +41,9 @@ constexpr int kBeatIdleIntervals = 10;
 // Closed batches waiting for the sender thread (at most 64 KiB each); when
 // the publisher outruns it beyond this, messages are dropped and counted.
 constexpr size_t kMaxReadyBatches = 4096;
+// A live message published this long after the previous one, with nothing
+// queued, is sent by the publishing thread itself.
+constexpr absl::Duration kIdleGap = absl::Microseconds(20);
 
 // "tcp://127.0.0.1:4000" -> "127.0.0.1" (brackets kept for IPv6).
 std::string HostOf(const std::string& endpoint) {
@@ -187,12 +190,21 @@ class Publisher::Impl : public ps::PublisherEndpoint,
       ++durable_pending_;
     } else {
       seq = s.seq + 1;
-      if (char* out = AddEntryLocked(s, seq, entry_size)) {
+      if (IdleLocked(now)) {
+        // Nothing queued and the last publish a while ago: send from here,
+        // sparing the latency of waking the sender thread.
+        zmq::message_t frame(size);
+        ps::EncodeFrameHeader(topic, 0, s.id, seq, 1, frame.data<char>());
+        ps::EncodeEntry(now, encoded_headers, body,
+                        frame.data<char>() + ps::FrameHeaderSize(topic));
+        SendNowLocked(s, seq, frame);
+      } else if (char* out = AddEntryLocked(s, seq, entry_size)) {
         ps::EncodeEntry(now, encoded_headers, body, out);
       }
     }
     s.seq = seq;
     s.last_publish = now;
+    last_publish_ = now;
     ++stats_.published;
     return seq;
   }
@@ -315,6 +327,27 @@ class Publisher::Impl : public ps::PublisherEndpoint,
     ps::ReplayRequest request;
   };
 
+  // True when a message may bypass the sender thread: it sends nothing and
+  // holds nothing (so no earlier message can be overtaken), and publishes
+  // are far enough apart that there is nothing to batch.
+  bool IdleLocked(absl::Time now) const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    return !sending_ && ready_.empty() && open_streams_.empty() &&
+           now - last_publish_ >= kIdleGap;
+  }
+
+  void SendNowLocked(Stream& s, uint64_t seq, zmq::message_t& frame)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    try {
+      if (xpub_.send(frame, zmq::send_flags::dontwait)) {
+        ++stats_.sent;
+        ++stats_.frames;
+      }
+    } catch (const zmq::error_t& e) {
+      FABRIC_LOG(kWarning, "FAB-PUB-SEND ", e.what());
+    }
+    s.sent_seq = seq;
+  }
+
   // Makes room for an entry of `size` bytes with `seq` in the stream's open
   // batch and returns where to write it, or nullptr when the send queue is
   // full and the message is dropped (subscribers see the gap).
@@ -392,6 +425,7 @@ class Publisher::Impl : public ps::PublisherEndpoint,
       if (b.stream->durable) durable_sent += b.count;
     }
     absl::MutexLock l(&mu_);
+    sending_ = false;
     for (const Batch& b : batches) b.stream->sent_seq = b.last_seq;
     stats_.sent += sent;
     stats_.frames += frames;
@@ -439,6 +473,7 @@ class Publisher::Impl : public ps::PublisherEndpoint,
         if (stop_) return;
         replays.swap(replays_);
         batches = TakeBatchesLocked();
+        sending_ = !batches.empty();
       }
       if (!batches.empty()) SendBatches(batches);
       DrainSubscriptions();
@@ -559,8 +594,11 @@ class Publisher::Impl : public ps::PublisherEndpoint,
 
   zmq::context_t ctx_{1};
   mutable absl::Mutex mu_;
-  // Used by the sender thread only (and by Init and Close around it).
+  // Used under mu_, or by the sender thread alone while `sending_` is set
+  // (and by Close once that thread is gone).
   zmq::socket_t xpub_;
+  bool sending_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Time last_publish_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   absl::flat_hash_map<std::string, std::unique_ptr<Stream>> streams_
       ABSL_GUARDED_BY(mu_);
   absl::flat_hash_set<std::string> presence_ ABSL_GUARDED_BY(mu_);
