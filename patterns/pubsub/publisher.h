@@ -13,11 +13,13 @@
 //                    fabric::Publisher::Create(*node, options));
 //   ASSIGN_OR_RETURN(uint64_t seq, pub->Publish("orders", body));
 //
-// Batching: Publish only queues the message; the publisher's sender thread
-// hands it to the XPUB as soon as it is free. Consecutive messages of a
-// topic that queued meanwhile share one frame (up to 1024 messages or
-// 64 KiB), so under load the per-message cost of ZeroMQ and the kernel is
-// paid once per frame, and when idle a message costs one thread wake-up.
+// Batching: an idle publisher (nothing queued, previous publish at least
+// 20 us back) sends a message from the publishing thread at once. Otherwise
+// Publish queues it, and the publisher's sender thread hands what queued
+// meanwhile to the XPUB as soon as it is free, consecutive messages of a
+// topic in one frame (up to 1024 messages or 64 KiB), so under load the
+// per-message cost of ZeroMQ and the kernel is paid once per frame.
+// Durable messages always go through the sender thread, once on disk.
 //
 // High-water mark: each subscriber connection queues at most `send_hwm`
 // frames at the publisher (plus its own `receive_hwm` and the TCP buffers).

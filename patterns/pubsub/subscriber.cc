@@ -645,6 +645,12 @@ class Subscriber::Impl : public ps::SubscriberEndpoint,
       Gap(st, st.next, data.start - 1, "retention");
       st.next = data.start;
     }
+    // Ask for the next chunk before delivering this one, so the publisher
+    // reads it while we deliver.
+    if (!data.entries.empty() && data.next <= data.durable_seq &&
+        !QueueFull()) {
+      RequestReplay(st, absl::Now(), data.next);
+    }
     for (const std::string& entry : data.entries) {
       absl::StatusOr<SpooledTask> task = TopicLog::DecodeEntry(entry);
       if (!task.ok()) {
@@ -701,55 +707,61 @@ class Subscriber::Impl : public ps::SubscriberEndpoint,
           id_.load() == 0) {
         continue;
       }
-      ps::ReplayRequest r;
-      r.subscriber = id_.load();
-      r.request = ++request_seq_;
-      r.stream = st.id;
-      r.max_entries = options_.replay_batch;
-      r.max_bytes = options_.replay_bytes;
-      if (st.initial) {
-        switch (options_.start.kind) {
-          case StartPosition::Kind::kEarliest:
-          case StartPosition::Kind::kLatest:
-            r.from = ps::ReplayFrom::kEarliest;
-            break;
-          case StartPosition::Kind::kSeq:
-            r.from = ps::ReplayFrom::kSeq;
-            r.seq = options_.start.seq;
-            break;
-          case StartPosition::Kind::kTime:
-            r.from = ps::ReplayFrom::kTime;
-            r.time = options_.start.time;
-            break;
-        }
-      } else {
-        r.from = ps::ReplayFrom::kSeq;
-        r.seq = st.next;
-      }
-      st.outstanding = r.request;
-      st.sent_at = now;
-      auto body = std::make_shared<std::string>(ps::EncodeReplayRequest(r));
-      auto plugin = plugin_;
-      std::weak_ptr<Impl> weak = weak_from_this();
-      const NodeId to = *st.owner;
-      (void)node_.Post([plugin, weak, to, body, r](NodeContext& ctx) {
-        if (plugin->Send(ctx, to, ps::kReplayRequest, *body).ok()) return;
-        // Not sent (the link is not up yet): retry soon rather than
-        // waiting out the replay timeout.
-        if (std::shared_ptr<Impl> self = weak.lock()) {
-          ps::ReplayData failed;
-          failed.subscriber = r.subscriber;
-          failed.request = r.request;
-          failed.stream = r.stream;
-          failed.status = ps::ReplayStatus::kError;
-          self->OnReplayData(to, std::move(failed));
-        }
-      });
-      Bump(counters_.replay_requests);
-      uint64_t held = 0;
-      for (const auto& [sid, s] : streams_) held += s.held.size();
-      counters_.held.store(held, std::memory_order_relaxed);
+      RequestReplay(st, now, st.next);
     }
+  }
+
+  // Asks the stream's owner for the next chunk, from `from` unless this is
+  // the stream's first request (then from the start position).
+  void RequestReplay(Stream& st, absl::Time now, uint64_t from) {
+    ps::ReplayRequest r;
+    r.subscriber = id_.load();
+    r.request = ++request_seq_;
+    r.stream = st.id;
+    r.max_entries = options_.replay_batch;
+    r.max_bytes = options_.replay_bytes;
+    if (st.initial) {
+      switch (options_.start.kind) {
+        case StartPosition::Kind::kEarliest:
+        case StartPosition::Kind::kLatest:
+          r.from = ps::ReplayFrom::kEarliest;
+          break;
+        case StartPosition::Kind::kSeq:
+          r.from = ps::ReplayFrom::kSeq;
+          r.seq = options_.start.seq;
+          break;
+        case StartPosition::Kind::kTime:
+          r.from = ps::ReplayFrom::kTime;
+          r.time = options_.start.time;
+          break;
+      }
+    } else {
+      r.from = ps::ReplayFrom::kSeq;
+      r.seq = from;
+    }
+    st.outstanding = r.request;
+    st.sent_at = now;
+    auto body = std::make_shared<std::string>(ps::EncodeReplayRequest(r));
+    auto plugin = plugin_;
+    std::weak_ptr<Impl> weak = weak_from_this();
+    const NodeId to = *st.owner;
+    (void)node_.Post([plugin, weak, to, body, r](NodeContext& ctx) {
+      if (plugin->Send(ctx, to, ps::kReplayRequest, *body).ok()) return;
+      // Not sent (the link is not up yet): retry soon rather than
+      // waiting out the replay timeout.
+      if (std::shared_ptr<Impl> self = weak.lock()) {
+        ps::ReplayData failed;
+        failed.subscriber = r.subscriber;
+        failed.request = r.request;
+        failed.stream = r.stream;
+        failed.status = ps::ReplayStatus::kError;
+        self->OnReplayData(to, std::move(failed));
+      }
+    });
+    Bump(counters_.replay_requests);
+    uint64_t held = 0;
+    for (const auto& [sid, s] : streams_) held += s.held.size();
+    counters_.held.store(held, std::memory_order_relaxed);
   }
 
   Node& node_;
