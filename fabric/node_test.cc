@@ -361,6 +361,22 @@ TEST_F(NodeTest, GarbageBeaconsAndFramesAreCountedNotFatal) {
                s.messages_unknown_sender >= 1;
       },
       kWait));
+  // A message of more than one part is malformed once, however many parts
+  // it has. A stranger's PING after it marks when it has been handled.
+  const NodeStats before = a->Stats();
+  dealer.send(zmq::str_buffer("one"), zmq::send_flags::sndmore);
+  dealer.send(zmq::str_buffer("two"), zmq::send_flags::sndmore);
+  dealer.send(zmq::str_buffer("three"));
+  dealer.send(
+      zmq::buffer(EncodeEnvelope(MessageKind::kPing, NodeId::Random(), "")));
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        return a->Stats().messages_unknown_sender >=
+               before.messages_unknown_sender + 1;
+      },
+      kWait));
+  EXPECT_EQ(a->Stats().messages_malformed, before.messages_malformed + 1);
+
   // The stranger is asked to introduce itself rather than trusted.
   zmq::message_t reply;
   dealer.set(zmq::sockopt::rcvtimeo, 10000);

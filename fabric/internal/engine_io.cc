@@ -45,15 +45,15 @@ void Engine::DrainMailbox() {
       // A frame over ZMQ_MAXMSGSIZE never gets here: libzmq drops the
       // connection. recv of the next part cannot would-block mid-message.
       (void)mailbox_.recv(payload, zmq::recv_flags::none);
-      bool extra = payload.more();
-      while (extra) {  // our peers send exactly two parts; discard the rest
+      if (payload.more()) {
+        // Our peers send exactly two parts: drop the whole message, counted
+        // once.
         zmq::message_t junk;
-        (void)mailbox_.recv(junk, zmq::recv_flags::none);
-        extra = junk.more();
-        if (!extra) {
-          Bump(counters_.messages_malformed);
-          payload = zmq::message_t();
-        }
+        do {
+          (void)mailbox_.recv(junk, zmq::recv_flags::none);
+        } while (junk.more());
+        Bump(counters_.messages_malformed);
+        continue;
       }
     } catch (const zmq::error_t& e) {
       FABRIC_LOG(kWarning, "FAB-MAILBOX-RECV ", e.what());
