@@ -38,8 +38,9 @@ constexpr absl::Duration kPoll = absl::Milliseconds(20);
 // 16 MiB message limit.
 constexpr size_t kMaxMessageBytes = 15 << 20;
 constexpr int kBeatIdleIntervals = 10;
-// Closed batches waiting for the sender thread (at most 64 KiB each); when
-// the publisher outruns it beyond this, messages are dropped and counted.
+// Closed batches waiting for the sender thread (each at most 64 KiB, or one
+// larger message); when the publisher outruns it beyond this, messages are
+// dropped and counted.
 constexpr size_t kMaxReadyBatches = 4096;
 // A live message published this long after the previous one, with nothing
 // queued, is sent by the publishing thread itself.
@@ -314,6 +315,7 @@ class Publisher::Impl : public ps::PublisherEndpoint,
     uint64_t open_seq = 0;
     uint32_t open_count = 0;
     bool listed = false;  // in open_streams_
+    uint32_t queued = 0;  // closed batches not yet sent
   };
   // A closed batch, ready for the XPUB.
   struct Batch {
@@ -385,6 +387,7 @@ class Publisher::Impl : public ps::PublisherEndpoint,
     ps::SetFrameCount(s.topic, s.open_count, s.open.data());
     ready_.push_back(
         {&s, s.open_seq + s.open_count - 1, s.open_count, std::move(s.open)});
+    ++s.queued;
     s.open.clear();
     s.open_count = 0;
   }
@@ -426,7 +429,10 @@ class Publisher::Impl : public ps::PublisherEndpoint,
     }
     absl::MutexLock l(&mu_);
     sending_ = false;
-    for (const Batch& b : batches) b.stream->sent_seq = b.last_seq;
+    for (const Batch& b : batches) {
+      b.stream->sent_seq = b.last_seq;
+      --b.stream->queued;
+    }
     stats_.sent += sent;
     stats_.frames += frames;
     durable_pending_ -= durable_sent;
@@ -515,14 +521,19 @@ class Publisher::Impl : public ps::PublisherEndpoint,
     absl::MutexLock l(&mu_);
     for (auto& [topic, stream] : streams_) {
       Stream& s = *stream;
-      if (s.sent_seq == 0 ||
+      // With nothing of the stream waiting, every seq assigned was sent or
+      // dropped (send queue full): announcing the newest reports the drops
+      // too. Otherwise only what was sent, lest the beat overtake it.
+      const bool idle = s.held.empty() && s.open.empty() && s.queued == 0;
+      const uint64_t newest = idle ? s.seq : s.sent_seq;
+      if (newest == 0 ||
           now - s.last_publish > kBeatIdleIntervals * options_.beat_interval) {
         continue;
       }
       zmq::message_t frame(ps::FrameHeaderSize(s.topic));
       ps::EncodeFrameHeader(s.topic,
                             ps::kFlagBeat | (s.durable ? ps::kFlagDurable : 0),
-                            s.id, s.sent_seq, 0, frame.data<char>());
+                            s.id, newest, 0, frame.data<char>());
       try {
         if (xpub_.send(frame, zmq::send_flags::dontwait)) ++stats_.beats;
       } catch (const zmq::error_t&) {

@@ -19,7 +19,7 @@
 // meanwhile to the XPUB as soon as it is free, consecutive messages of a
 // topic in one frame (up to 1024 messages or 64 KiB), so under load the
 // per-message cost of ZeroMQ and the kernel is paid once per frame.
-// Durable messages always go through the sender thread, once on disk.
+// Durable messages are sent in batches too, once they are on disk.
 //
 // High-water mark: each subscriber connection queues at most `send_hwm`
 // frames at the publisher (plus its own `receive_hwm` and the TCP buffers).
@@ -82,7 +82,7 @@ struct PublisherStats {
   uint64_t replayed = 0;  // messages sent in replays
   uint64_t replay_errors = 0;
   uint64_t subscribers = 0;      // gauge: subscriber connections present
-  uint64_t durable_pending = 0;  // gauge: published, not yet durable
+  uint64_t durable_pending = 0;  // gauge: durable ones published, not sent
 };
 
 // Thread safety: thread-safe. `Publish` may be called from any thread; the

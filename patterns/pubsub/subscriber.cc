@@ -462,7 +462,8 @@ class Subscriber::Impl : public ps::SubscriberEndpoint,
         return;
       }
       HandleFrame(absl::string_view(frame.data<char>(), frame.size()));
-      if (!options_.handler && (i & 63) == 63 && QueueFull()) return;
+      // A frame may hold up to 1024 messages: check after each.
+      if (!options_.handler && QueueFull()) return;
     }
   }
 
@@ -645,12 +646,12 @@ class Subscriber::Impl : public ps::SubscriberEndpoint,
       Gap(st, st.next, data.start - 1, "retention");
       st.next = data.start;
     }
-    // Ask for the next chunk before delivering this one, so the publisher
-    // reads it while we deliver.
-    if (!data.entries.empty() && data.next <= data.durable_seq &&
-        !QueueFull()) {
-      RequestReplay(st, absl::Now(), data.next);
-    }
+    // With a handler, ask for the next chunk before delivering this one,
+    // so the publisher reads it while we deliver. (Pull mode asks after, so
+    // its queue never takes two chunks beyond max_pending.)
+    const bool prefetched = options_.handler && !data.entries.empty() &&
+                            data.next <= data.durable_seq;
+    if (prefetched) RequestReplay(st, absl::Now(), data.next);
     for (const std::string& entry : data.entries) {
       absl::StatusOr<SpooledTask> task = TopicLog::DecodeEntry(entry);
       if (!task.ok()) {
@@ -681,6 +682,11 @@ class Subscriber::Impl : public ps::SubscriberEndpoint,
       st.next = data.durable_seq + 1;
     }
     DrainHeld(st);
+    if (prefetched && st.next != data.next) {
+      // Held live messages took us past where the prefetch starts: its
+      // reply would overlap them. Ignore it and ask again from here.
+      st.outstanding = 0;
+    }
     const bool more = st.next <= data.durable_seq;
     if (more) return;  // PumpReplays asks for the next chunk
     if (st.held.empty()) {
