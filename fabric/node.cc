@@ -115,6 +115,11 @@ absl::Status Node::Post(std::function<void(NodeContext&)> fn) {
   return engine_->Post(std::move(fn));
 }
 
+absl::Status Node::SendDirect(const NodeId& peer, uint16_t kind,
+                              absl::string_view body) {
+  return engine_->SendDirect(peer, kind, body);
+}
+
 NodeStats Node::Stats() const { return engine_->Stats(); }
 
 }  // namespace fabric

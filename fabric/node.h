@@ -114,6 +114,16 @@ class Node {
   // the engine did not get to it within 10 s.
   absl::Status Call(std::function<absl::Status(NodeContext&)> fn);
 
+  // Sends a message of a pattern kind to a peer from the calling thread,
+  // with no hop through the engine thread: for patterns that answer from
+  // their own threads. Messages to one peer leave in the order their sends
+  // returned, whichever thread made them. Returns kInvalidArgument for a
+  // core kind (< kFirstPatternKind), kUnavailable when no connected link to
+  // the peer is known (not introduced yet, dropped, or the node closed) and
+  // kResourceExhausted when the link's queue is full.
+  absl::Status SendDirect(const NodeId& peer, uint16_t kind,
+                          absl::string_view body);
+
   NodeStats Stats() const;
 
  private:

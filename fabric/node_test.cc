@@ -8,7 +8,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <string>
+#include <thread>
 #include <type_traits>
+#include <vector>
 #include <zmq.hpp>
 
 #include "absl/strings/str_cat.h"
@@ -224,6 +227,73 @@ TEST_F(NodeTest, PluginsExchangeMessages) {
   }));
   ASSERT_TRUE(unknown.WaitForNotificationWithTimeout(kWait));
   EXPECT_THAT(unknown_status, StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_F(NodeTest, SendDirectReachesPeerFromManyThreadsInOrder) {
+  auto a = StartNode(Options("a"));
+  auto b = StartNode(Options("b"));
+  auto pb = std::make_shared<EchoPlugin>();
+  FABRIC_ASSERT_OK(b->AttachPlugin(pb));
+  const NodeId target = b->id();
+  EXPECT_THAT(a->SendDirect(NodeId::Random(), 101, "x"),
+              StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_THAT(
+      a->SendDirect(target, static_cast<uint16_t>(MessageKind::kGoodbye), ""),
+      StatusIs(absl::StatusCode::kInvalidArgument));
+  // Refused (never queued) until a's link to b is connected and b
+  // introduced itself.
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        absl::Status s = a->SendDirect(target, 101, "first");
+        if (absl::IsUnavailable(s)) {
+          absl::SleepFor(absl::Milliseconds(10));
+          return false;
+        }
+        EXPECT_THAT(s, ::fabric::testing::IsOk());
+        return true;
+      },
+      kWait));
+  // Four threads send while the engine keeps using the same link for its
+  // own traffic; each thread's messages arrive in its order.
+  constexpr int kThreads = 4;
+  constexpr int kEach = 500;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        const std::string body = absl::StrCat(t, ":", i);
+        while (absl::IsResourceExhausted(a->SendDirect(target, 101, body))) {
+          absl::SleepFor(absl::Milliseconds(1));
+        }
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  ASSERT_TRUE(WaitUntil(
+      [&] { return pb->replies().size() == 1 + kThreads * kEach; }, kWait));
+  std::vector<std::string> got = pb->replies();
+  EXPECT_EQ(got[0], "first");
+  std::vector<int> next(kThreads, 0);
+  for (size_t k = 1; k < got.size(); ++k) {
+    const size_t colon = got[k].find(':');
+    ASSERT_NE(colon, std::string::npos) << got[k];
+    const int t = std::stoi(got[k].substr(0, colon));
+    ASSERT_EQ(got[k], absl::StrCat(t, ":", next[t])) << "out of order";
+    ++next[t];
+  }
+  // The sends are counted as the engine's own are.
+  EXPECT_GE(a->Stats().messages_sent, 1u + kThreads * kEach);
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        absl::StatusOr<std::vector<PeerInfo>> peers = a->Peers();
+        return peers.ok() && peers->size() == 1 &&
+               (*peers)[0].messages_out >= 1 + kThreads * kEach;
+      },
+      kWait));
+  a->Close();
+  a->Join();
+  EXPECT_THAT(a->SendDirect(target, 101, "after close"),
+              StatusIs(absl::StatusCode::kUnavailable));
 }
 
 TEST_F(NodeTest, OwnHelloStaysWithinPeerLimits) {

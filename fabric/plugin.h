@@ -67,6 +67,10 @@ class Plugin {
   // untrusted and valid only during the call.
   virtual void OnMessage(NodeContext& node, const PeerInfo& from, uint16_t kind,
                          absl::string_view body) = 0;
+  // Called after the engine handled what waited in its mailbox (at most
+  // 1024 messages per wake-up), if any of it reached `OnMessage` of any
+  // plugin: the place to send at once what several messages asked for.
+  virtual void OnMailboxDrained(NodeContext& node) { (void)node; }
   // Called every 50 ms.
   virtual void OnTick(NodeContext& node, absl::Time now) {
     (void)node;

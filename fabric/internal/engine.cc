@@ -256,6 +256,7 @@ void Engine::SweepLinks() {
     items.push_back({link->monitor.handle(), 0, ZMQ_POLLIN, 0});
   }
   try {
+    absl::MutexLock lock(&link_mu_);
     if (zmq::poll(items.data(), items.size(), std::chrono::milliseconds(0)) ==
         0) {
       return;
@@ -293,6 +294,11 @@ void Engine::Shutdown() {
     if (link->peer.has_value()) SendOnLink(*link, goodbye);
   }
   if (beacon_) SendBeacon(/*leaving=*/true);
+  {
+    // From here no other thread reaches a link (SendDirect fails).
+    absl::MutexLock lock(&link_mu_);
+    direct_.clear();
+  }
   // Sockets close on the thread that used them; each flushes for at most
   // `linger`, which bounds shutdown.
   for (auto& [endpoint, link] : links_) {
@@ -478,6 +484,7 @@ void Engine::Dispatch(std::vector<PeerEvent> events) {
       Link* link = FindLink(p.mailbox_endpoint);
       if (link != nullptr && link->peer == p.id) {
         link->peer.reset();
+        SyncDirect(*link);
         if (!link->seed) CloseLink(*link);
       }
     }

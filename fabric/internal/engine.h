@@ -35,7 +35,9 @@
 
 namespace fabric::node_internal {
 
-// One outgoing connection to a peer's mailbox.
+// One outgoing connection to a peer's mailbox. The engine thread owns it;
+// other threads reach a connected link only through `Engine::SendDirect`,
+// and every use of `dealer` holds `Engine::link_mu_`.
 struct Link {
   std::string endpoint;
   zmq::socket_t dealer;
@@ -45,12 +47,16 @@ struct Link {
   bool connected = false;       // ZMTP handshake done, not yet dropped
   bool gossip_pending = false;  // seeds mode: send our view once connected
   bool closing = false;         // reaped at the end of the loop iteration
+  // The peer this link is listed under in `Engine::direct_`, if any.
+  std::optional<NodeId> direct_key;
   absl::Time created_at;
-  absl::Time last_sent;
+  // Written by any sender, read by the heartbeat timer: relaxed atomics.
+  std::atomic<int64_t> last_sent_ns{0};
+  std::atomic<uint64_t> direct_sent{0};  // not yet added to the peer table
 };
 
-// Thread safety: `Post`, `Close`, `Join`, `Stats` and the accessors are
-// thread-safe; everything else runs on the engine thread.
+// Thread safety: `Post`, `SendDirect`, `Close`, `Join`, `Stats` and the
+// accessors are thread-safe; everything else runs on the engine thread.
 class Engine : public NodeContext {
  public:
   static absl::StatusOr<std::unique_ptr<Engine>> Create(NodeOptions options);
@@ -60,6 +66,13 @@ class Engine : public NodeContext {
   void Close() noexcept;
   void Join();
   absl::Status Post(std::function<void(NodeContext&)> fn);
+  // Sends a message of a pattern kind on the peer's link from the calling
+  // thread, without waking the engine. Returns kInvalidArgument for a core
+  // kind, kUnavailable when no connected link to the peer is known (also
+  // before the engine starts and after it stops) and kResourceExhausted
+  // when the link's queue is full.
+  absl::Status SendDirect(const NodeId& peer, uint16_t kind,
+                          absl::string_view body);
   bool OnEngineThread() const;
   NodeStats Stats() const;
 
@@ -105,7 +118,9 @@ class Engine : public NodeContext {
   void DrainCommands();
 
   // engine_io.cc: inbound traffic.
+  // Drains the mailbox, then calls OnMailboxDrained if plugins got any.
   void DrainMailbox();
+  void DrainMailboxBatch();
   void HandleMailboxMessage(absl::string_view routing_id,
                             absl::string_view payload);
   void HandleHello(const NodeId& sender, absl::string_view body);
@@ -121,6 +136,9 @@ class Engine : public NodeContext {
   Link* FindLink(const std::string& endpoint);
   Link* LinkOf(const NodeId& peer);
   void CloseLink(Link& link);
+  // Lists `link` in direct_ under its peer while it is connected, named and
+  // not closing; unlists it otherwise. Call after changing any of those.
+  void SyncDirect(Link& link);
   void ReapLinks();
   bool SendOnLink(Link& link, const std::string& wire);
   void SendHello(Link& link);
@@ -152,6 +170,12 @@ class Engine : public NodeContext {
   std::thread thread_;
   std::atomic<std::thread::id> thread_id_{};  // release/acquire with Start
 
+  // Held for every use of a link's DEALER (send, poll, recv), by the engine
+  // and by SendDirect callers: a zmq socket may move between threads only
+  // across a full memory barrier, never be used by two at once.
+  absl::Mutex link_mu_;
+  absl::flat_hash_map<NodeId, Link*> direct_ ABSL_GUARDED_BY(link_mu_);
+
   mutable absl::Mutex mu_;
   std::deque<std::function<void(NodeContext&)>> commands_ ABSL_GUARDED_BY(mu_);
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
@@ -172,6 +196,7 @@ class Engine : public NodeContext {
   absl::Time last_iteration_;
   std::mt19937_64 rng_;
   uint64_t monitor_seq_ = 0;
+  uint64_t plugin_messages_ = 0;  // in this DrainMailbox
   bool stop_ = false;
   Counters counters_;
 };

@@ -33,6 +33,14 @@ void Bump(std::atomic<uint64_t>& counter) {
 }  // namespace
 
 void Engine::DrainMailbox() {
+  plugin_messages_ = 0;
+  DrainMailboxBatch();
+  if (plugin_messages_ > 0) {
+    for (auto& plugin : plugins_) plugin->OnMailboxDrained(*this);
+  }
+}
+
+void Engine::DrainMailboxBatch() {
   for (int i = 0; i < kMaxBatch; ++i) {
     zmq::message_t routing_id;
     zmq::message_t payload;
@@ -130,6 +138,7 @@ void Engine::HandleMailboxMessage(absl::string_view routing_id,
     return;
   }
   const PeerInfo* peer = peers_.Find(env->sender);
+  ++plugin_messages_;
   owner->second->OnMessage(*this, *peer, env->kind, env->body);
 }
 
@@ -158,13 +167,17 @@ void Engine::HandleHello(const NodeId& sender, absl::string_view body) {
     Link* old = FindLink(known->mailbox_endpoint);
     if (old != nullptr && old->peer == hello->id) {
       old->peer.reset();
+      SyncDirect(*old);
       if (!old->seed) CloseLink(*old);
     }
   }
   // Bind the link first, so that a kLeft for an older incarnation on the
   // same endpoint does not close the link the new one now uses.
   Link* link = EnsureLink(hello->mailbox_endpoint, /*seed=*/false);
-  if (link != nullptr) link->peer = hello->id;
+  if (link != nullptr) {
+    link->peer = hello->id;
+    SyncDirect(*link);
+  }
   Dispatch(peers_.OnHello(*hello, Now()));
 }
 
@@ -245,6 +258,7 @@ void Engine::DrainLink(Link& link) {
   for (int i = 0; i < kMaxBatch; ++i) {
     zmq::message_t msg;
     try {
+      absl::MutexLock lock(&link_mu_);
       if (!link.dealer.recv(msg, zmq::recv_flags::dontwait)) return;
     } catch (const zmq::error_t& e) {
       return;
@@ -282,6 +296,7 @@ void Engine::DrainMonitor(Link& link) {
     std::memcpy(&id, event.data(), sizeof(id));
     if (id == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
       link.connected = true;
+      SyncDirect(link);
       if (link.peer.has_value()) peers_.OnConnected(*link.peer);
       SendHello(link);  // HELLO is the first message on every connection
       if (!link.peer.has_value()) {
@@ -297,6 +312,7 @@ void Engine::DrainMonitor(Link& link) {
       }
     } else if (id == ZMQ_EVENT_DISCONNECTED) {
       link.connected = false;
+      SyncDirect(link);
       if (link.peer.has_value()) {
         Dispatch(peers_.OnDisconnected(*link.peer, Now()));
       }

@@ -35,6 +35,7 @@ Link* Engine::EnsureLink(const std::string& endpoint, bool seed) {
       link.closing = false;
       link.peer.reset();
       link.created_at = Now();
+      SyncDirect(link);
     }
     link.seed |= seed;
     return &link;
@@ -62,18 +63,40 @@ Link* Engine::EnsureLink(const std::string& endpoint, bool seed) {
   }
   link->seed = seed;
   link->created_at = Now();
-  link->last_sent = link->created_at;
+  link->last_sent_ns.store(absl::ToUnixNanos(link->created_at),
+                           std::memory_order_relaxed);
   Link* raw = link.get();
   links_[endpoint] = std::move(link);
   return raw;
 }
 
-void Engine::CloseLink(Link& link) { link.closing = true; }
+void Engine::CloseLink(Link& link) {
+  link.closing = true;
+  SyncDirect(link);
+}
+
+void Engine::SyncDirect(Link& link) {
+  std::optional<NodeId> want;
+  if (link.peer.has_value() && link.connected && !link.closing) {
+    want = link.peer;
+  }
+  if (want == link.direct_key) return;
+  absl::MutexLock lock(&link_mu_);
+  if (link.direct_key.has_value()) {
+    // Another link may have taken the peer over meanwhile (it moved).
+    auto it = direct_.find(*link.direct_key);
+    if (it != direct_.end() && it->second == &link) direct_.erase(it);
+  }
+  if (want.has_value()) direct_[*want] = &link;
+  link.direct_key = want;
+}
 
 void Engine::ReapLinks() {
   for (auto it = links_.begin(); it != links_.end();) {
     if (it->second->closing) {
-      // Stop monitoring first so libzmq does not queue events nobody reads.
+      // Closing links are out of direct_ (CloseLink), so no other thread
+      // can reach this one. Stop monitoring first so libzmq does not queue
+      // events nobody reads.
       zmq_socket_monitor(it->second->dealer.handle(), nullptr, 0);
       links_.erase(it++);
     } else {
@@ -83,17 +106,55 @@ void Engine::ReapLinks() {
 }
 
 bool Engine::SendOnLink(Link& link, const std::string& wire) {
-  try {
-    if (!link.dealer.send(zmq::buffer(wire), zmq::send_flags::dontwait)) {
-      return false;  // not connected (IMMEDIATE) or high-water mark reached
+  {
+    absl::MutexLock lock(&link_mu_);
+    try {
+      if (!link.dealer.send(zmq::buffer(wire), zmq::send_flags::dontwait)) {
+        return false;  // not connected (IMMEDIATE) or high-water mark reached
+      }
+    } catch (const zmq::error_t& e) {
+      return false;
     }
-  } catch (const zmq::error_t& e) {
-    return false;
   }
-  link.last_sent = Now();
+  link.last_sent_ns.store(absl::ToUnixNanos(Now()), std::memory_order_relaxed);
   counters_.messages_sent.fetch_add(1, std::memory_order_relaxed);
-  if (link.peer.has_value()) peers_.OnSent(*link.peer);
+  if (link.peer.has_value()) peers_.OnSent(*link.peer, 1);
   return true;
+}
+
+absl::Status Engine::SendDirect(const NodeId& peer, uint16_t kind,
+                                absl::string_view body) {
+  if (kind < kFirstPatternKind) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "kind ", kind,
+        " is reserved for the core (patterns use >= ", kFirstPatternKind, ")"));
+  }
+  const std::string wire = EncodeEnvelope(kind, id_, body);
+  Link* link = nullptr;
+  {
+    absl::MutexLock lock(&link_mu_);
+    auto it = direct_.find(peer);
+    if (it == direct_.end()) {
+      return absl::UnavailableError(
+          absl::StrCat("no connected link to peer ", peer.ShortHex()));
+    }
+    link = it->second;
+    try {
+      if (!link->dealer.send(zmq::buffer(wire), zmq::send_flags::dontwait)) {
+        return absl::ResourceExhaustedError(
+            absl::StrCat("send queue to peer ", peer.ShortHex(), " is full"));
+      }
+    } catch (const zmq::error_t& e) {
+      return absl::UnavailableError(absl::StrCat(
+          "send to peer ", peer.ShortHex(), " failed: ", e.what()));
+    }
+    // Still under the lock: the link cannot be reaped before this.
+    link->last_sent_ns.store(absl::GetCurrentTimeNanos(),
+                             std::memory_order_relaxed);
+    link->direct_sent.fetch_add(1, std::memory_order_relaxed);
+  }
+  counters_.messages_sent.fetch_add(1, std::memory_order_relaxed);
+  return absl::OkStatus();
 }
 
 void Engine::SendHello(Link& link) {
@@ -177,8 +238,12 @@ void Engine::OnTimers(absl::Time now) {
   for (auto& [endpoint, link] : links_) {
     if (link->closing) continue;
     if (link->peer.has_value()) {
+      const uint64_t direct = link->direct_sent.exchange(0);
+      if (direct > 0) peers_.OnSent(*link->peer, direct);
+      const absl::Time last_sent = absl::FromUnixNanos(
+          link->last_sent_ns.load(std::memory_order_relaxed));
       if (link->connected && !BeaconsReach(*link->peer) &&
-          now - link->last_sent >= options_.heartbeat_interval) {
+          now - last_sent >= options_.heartbeat_interval) {
         if (ping.empty()) {
           ping = EncodeEnvelope(MessageKind::kPing, id_,
                                 EncodePing(state_version_));

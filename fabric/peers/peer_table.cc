@@ -127,9 +127,9 @@ std::vector<PeerEvent> PeerTable::OnTraffic(const NodeId& id, absl::Time now) {
   return {};
 }
 
-void PeerTable::OnSent(const NodeId& id) {
+void PeerTable::OnSent(const NodeId& id, uint64_t count) {
   auto it = peers_.find(id);
-  if (it != peers_.end()) ++it->second.info.messages_out;
+  if (it != peers_.end()) it->second.info.messages_out += count;
 }
 
 std::vector<PeerEvent> PeerTable::OnBeacon(const NodeId& id, absl::Time now) {

@@ -47,8 +47,8 @@ class PeerTable {
   std::vector<PeerEvent> OnDisconnected(const NodeId& id, absl::Time now);
   // Our link to the peer is up again.
   void OnConnected(const NodeId& id);
-  // We sent the peer a mailbox message (counted in `messages_out`).
-  void OnSent(const NodeId& id);
+  // We sent the peer `count` mailbox messages (counted in `messages_out`).
+  void OnSent(const NodeId& id, uint64_t count);
   // Forgets `id` now (goodbye, protocol violation). Returns kLeft.
   std::vector<PeerEvent> Remove(const NodeId& id, absl::string_view reason,
                                 absl::Time now);

@@ -88,12 +88,13 @@ TEST_F(PeerTableTest, CountsMessagesEachWay) {
   table_.OnHello(MakeHello(a_, "tcp://h:1"), clock_.Now());
   table_.OnTraffic(a_, clock_.Now());
   table_.OnHello(MakeHello(a_, "tcp://h:1"), clock_.Now());
-  table_.OnSent(a_);
-  table_.OnSent(NodeId::Random());  // unknown: ignored
+  table_.OnSent(a_, 1);
+  table_.OnSent(a_, 4);                // sent from other threads, folded in
+  table_.OnSent(NodeId::Random(), 1);  // unknown: ignored
   const PeerInfo* info = table_.Find(a_);
   ASSERT_NE(info, nullptr);
   EXPECT_EQ(info->messages_in, 3u);
-  EXPECT_EQ(info->messages_out, 1u);
+  EXPECT_EQ(info->messages_out, 5u);
   // A beacon is not a mailbox message.
   table_.OnBeacon(a_, clock_.Now());
   EXPECT_EQ(table_.Find(a_)->messages_in, 3u);
