@@ -402,6 +402,41 @@ TEST_F(ReqRepTest, BusyServerRefusesAndTheCallGoesElsewhere) {
   EXPECT_THAT(held.get(), IsOk());
 }
 
+TEST_F(ReqRepTest, RepliesSentByHandlerThreadsFreeTheirPendingSlot) {
+  // Handler threads send replies themselves and the engine settles them
+  // later. A request arriving meanwhile must still find its slot free:
+  // with max_pending 1, not one of these sequential calls is refused.
+  auto sn = StartNode("server");
+  auto cn = StartNode("client");
+  ServerOptions o;
+  o.service = "svc";
+  o.max_pending = 1;
+  o.threads = 1;
+  o.handler = Echo();
+  absl::StatusOr<std::unique_ptr<Server>> server =
+      Server::Create(*sn, std::move(o));
+  ASSERT_THAT(server, IsOk());
+  auto client = StartClient(*cn);
+  ASSERT_TRUE(WarmUp(*client, 1));
+  const ServerStats before = (*server)->Stats();
+  CallOptions call;
+  call.timeout = absl::Seconds(10);
+  constexpr int kCalls = 200;
+  for (int i = 0; i < kCalls; ++i) {
+    absl::StatusOr<Reply> r = client->Call("svc", absl::StrCat("m", i), call);
+    ASSERT_THAT(r, IsOk());
+    ASSERT_EQ(r->body, absl::StrCat("m", i));
+    ASSERT_EQ(r->attempts, 1u);
+  }
+  const ServerStats after = (*server)->Stats();
+  EXPECT_EQ(after.rejected_busy, 0u);
+  // Counted when sent, not when settled.
+  EXPECT_EQ(after.replied - before.replied, static_cast<uint64_t>(kCalls));
+  EXPECT_EQ(after.pending, 0u);
+  EXPECT_EQ(after.late_replies, 0u);
+  EXPECT_EQ(client->Stats().retries, 0u);
+}
+
 TEST_F(ReqRepTest, CloseDrainsAcceptedRequestsAndStopsAdvertising) {
   auto a_node = StartNode("a");
   auto b_node = StartNode("b");

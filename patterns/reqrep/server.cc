@@ -16,20 +16,20 @@ namespace fabric {
 // --------------------------------------------------------------- responder
 
 Responder::Responder(std::shared_ptr<rr::ServerCore> core, uint64_t token,
-                     absl::Time deadline)
-    : core_(std::move(core)), token_(token), deadline_(deadline) {}
+                     rr::ReplyRoute route)
+    : core_(std::move(core)), token_(token), route_(route) {}
 
 Responder::Responder(Responder&& other) noexcept
     : core_(std::move(other.core_)),
       token_(other.token_),
-      deadline_(other.deadline_) {}
+      route_(other.route_) {}
 
 Responder& Responder::operator=(Responder&& other) noexcept {
   if (this != &other) {
     Release();
     core_ = std::move(other.core_);
     token_ = other.token_;
-    deadline_ = other.deadline_;
+    route_ = other.route_;
   }
   return *this;
 }
@@ -40,7 +40,7 @@ void Responder::Release() {
   if (core_ == nullptr) return;
   core_->CountDropped();
   (void)core_->Complete(
-      token_,
+      token_, route_,
       absl::InternalError(std::uncaught_exceptions() > 0
                               ? "the handler threw"
                               : "the handler dropped the request without "
@@ -54,7 +54,7 @@ absl::Status Responder::Reply(std::string body) {
     return absl::FailedPreconditionError("this request was answered already");
   }
   std::shared_ptr<rr::ServerCore> core = std::move(core_);
-  return core->Complete(token_, absl::OkStatus(), std::move(body));
+  return core->Complete(token_, route_, absl::OkStatus(), std::move(body));
 }
 
 absl::Status Responder::Fail(const absl::Status& status) {
@@ -65,11 +65,11 @@ absl::Status Responder::Fail(const absl::Status& status) {
     return absl::FailedPreconditionError("this request was answered already");
   }
   std::shared_ptr<rr::ServerCore> core = std::move(core_);
-  return core->Complete(token_, status, "");
+  return core->Complete(token_, route_, status, "");
 }
 
 bool Responder::cancelled() const {
-  if (absl::Now() >= deadline_) return true;
+  if (absl::Now() >= route_.deadline) return true;
   return core_ != nullptr && core_->IsCancelled(token_);
 }
 

@@ -37,7 +37,17 @@ namespace fabric {
 
 namespace rr {
 class ServerCore;
-}
+// Where a reply goes, for handler threads that send it themselves.
+struct ReplyRoute {
+  NodeId client;
+  uint64_t id = 0;
+  uint32_t attempt = 0;
+  absl::Time deadline;  // the caller's
+  // The request carried no idempotency key, so its reply answers it alone
+  // and is remembered nowhere: a handler thread may send it directly.
+  bool direct = false;
+};
+}  // namespace rr
 
 // One request as the handler sees it.
 // Thread safety: thread-compatible value type.
@@ -79,17 +89,17 @@ class Responder {
   // reply from another attempt and cancelled this one. Long handlers may
   // poll it and give up.
   bool cancelled() const;
-  absl::Time deadline() const { return deadline_; }
+  absl::Time deadline() const { return route_.deadline; }
 
  private:
   friend class rr::ServerCore;
   Responder(std::shared_ptr<rr::ServerCore> core, uint64_t token,
-            absl::Time deadline);
+            rr::ReplyRoute route);
   void Release();
 
   std::shared_ptr<rr::ServerCore> core_;
   uint64_t token_ = 0;
-  absl::Time deadline_;
+  rr::ReplyRoute route_;
 };
 
 // Called on one of the server's handler threads for each request; may block
@@ -106,9 +116,10 @@ struct ServerOptions {
   // The service name, 1..256 bytes. One server per service per node.
   std::string service;
   Handler handler;  // required
-  // Handler threads, 0..1024. Default 4. Zero runs the handler inline on
-  // the node's engine thread, which saves two thread hops per request
-  // (see docs/reqrep.md) but stalls all of the node's traffic and
+  // Handler threads, 0..1024. Default 4. A handler thread sends the reply
+  // to a request without an idempotency key itself. Zero runs the handler
+  // inline on the node's engine thread, which saves the hop to the handler
+  // thread (see docs/reqrep.md) but stalls all of the node's traffic and
   // heartbeats while it runs: only for handlers that never block and take
   // microseconds. Such a handler should reply before it returns.
   int threads = 4;

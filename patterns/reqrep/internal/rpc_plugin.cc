@@ -94,13 +94,16 @@ void RpcPlugin::OnMessage(NodeContext& ctx, const PeerInfo& from, uint16_t kind,
   in_message_ = true;
   Route(ctx, from.id, kind, body);
   in_message_ = false;
-  if (drain_here_) {
-    // Callbacks made new calls: send them now, in one batch.
-    drain_here_ = false;
-    DrainInbox(ctx);
-  }
   FlushCancels(ctx);
   RunLocal(ctx);
+}
+
+void RpcPlugin::OnMailboxDrained(NodeContext& ctx) {
+  if (!drain_here_) return;
+  // Callbacks made new calls while replies came in: send them now, in one
+  // batch per server however many frames the replies took.
+  drain_here_ = false;
+  DrainInbox(ctx);
 }
 
 void RpcPlugin::Malformed(uint16_t kind, const NodeId& from,

@@ -119,6 +119,7 @@ class RpcPlugin : public Plugin,
   void OnPeerEvent(NodeContext& ctx, const PeerEvent& event) override;
   void OnMessage(NodeContext& ctx, const PeerInfo& from, uint16_t kind,
                  absl::string_view body) override;
+  void OnMailboxDrained(NodeContext& ctx) override;
   void OnTick(NodeContext& ctx, absl::Time now) override;
   void OnDetach(NodeContext& ctx) override;
 
@@ -224,7 +225,8 @@ class RpcPlugin : public Plugin,
   absl::flat_hash_map<NodeId, std::vector<uint64_t>> cancels_;
   uint64_t round_robin_ = 0;
   bool in_message_ = false;  // inside OnMessage
-  bool drain_here_ = false;  // a call was submitted from inside it
+  // A call was submitted from inside OnMessage: OnMailboxDrained sends it.
+  bool drain_here_ = false;
   LocalLoop local_;
 };
 

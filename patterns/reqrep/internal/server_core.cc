@@ -69,7 +69,6 @@ absl::Status ServerCore::Init() {
 
 void ServerCore::OnRequest(NodeContext& ctx, const NodeId& from, WireRequest& r,
                            absl::Time now) {
-  (void)ctx;
   counters_.received++;
   if (draining_ || engine_detached_) {
     counters_.rejected_draining++;
@@ -112,6 +111,11 @@ void ServerCore::OnRequest(NodeContext& ctx, const NodeId& from, WireRequest& r,
       return;
     }
   }
+  if (pending_.size() >= options_.max_pending &&
+      unsettled_.load(std::memory_order_acquire) > 0) {
+    // Some of them may be answered already by handler threads.
+    SettleDone(ctx);
+  }
   if (pending_.size() >= options_.max_pending) {
     counters_.rejected_busy++;
     return Refuse(
@@ -129,6 +133,8 @@ void ServerCore::OnRequest(NodeContext& ctx, const NodeId& from, WireRequest& r,
 }
 
 void ServerCore::EndOfFrame(NodeContext& ctx) {
+  // The engine is awake anyway: settle what handler threads sent meanwhile.
+  if (unsettled_.load(std::memory_order_acquire) > 0) SettleDone(ctx);
   UpdateGauge();
   if (options_.threads == 0) {
     // Inline: handlers run here, on the engine thread, and what they
@@ -205,7 +211,7 @@ void ServerCore::OnPeerLeft(NodeContext& ctx, const NodeId& peer) {
 }
 
 void ServerCore::OnTick(NodeContext& ctx, absl::Time now) {
-  if (inline_done_) {
+  if (inline_done_ || unsettled_.load(std::memory_order_acquire) > 0) {
     inline_done_ = false;
     DrainDone(ctx);
   }
@@ -261,13 +267,24 @@ void ServerCore::Forget(uint64_t token, const Pending& p) {
 }
 
 void ServerCore::DrainDone(NodeContext& ctx) {
+  SettleDone(ctx);
+  UpdateGauge();
+  FlushOut(ctx, ctx.Now());
+}
+
+void ServerCore::SettleDone(NodeContext& ctx) {
   std::vector<Done> done;
   {
     absl::MutexLock lock(&done_mu_);
     done.swap(done_);
     done_posted_ = false;
   }
-  if (engine_detached_) return;
+  uint64_t sent = 0;
+  for (const Done& d : done) sent += d.sent ? 1 : 0;
+  if (engine_detached_) {
+    unsettled_.fetch_sub(sent, std::memory_order_release);
+    return;
+  }
   const absl::Time now = ctx.Now();
   for (Done& d : done) {
     auto it = pending_.find(d.token);
@@ -278,6 +295,7 @@ void ServerCore::DrainDone(NodeContext& ctx) {
     Pending p = std::move(it->second);
     pending_.erase(it);
     Forget(d.token, p);
+    if (d.sent) continue;  // counted when sent; no key, so nothing to keep
     if (d.code == absl::StatusCode::kOk) {
       counters_.replied++;
     } else if ((d.flags & kFlagNotExecuted) == 0) {
@@ -293,7 +311,7 @@ void ServerCore::DrainDone(NodeContext& ctx) {
     }
   }
   UpdateGauge();
-  FlushOut(ctx, now);
+  unsettled_.fetch_sub(sent, std::memory_order_release);
 }
 
 void ServerCore::Remember(const std::string& key, const Done& d,
@@ -388,10 +406,11 @@ void ServerCore::HandlerLoop() {
 
 void ServerCore::RunHandler(Work& w) {
   const uint64_t token = w.token;
-  const absl::Time deadline = w.request.deadline;
+  const ReplyRoute route{w.request.client, w.request.id, w.request.attempt,
+                         w.request.deadline, w.request.idempotency_key.empty()};
   try {
     options_.handler(std::move(w.request),
-                     Responder(shared_from_this(), token, deadline));
+                     Responder(shared_from_this(), token, route));
   } catch (const std::exception& e) {
     // The responder, destroyed while unwinding, sent kInternal already.
     FABRIC_LOG(kWarning, "FAB-RR-HANDLER-THREW ", options_.service, ": ",
@@ -401,8 +420,8 @@ void ServerCore::RunHandler(Work& w) {
   }
 }
 
-absl::Status ServerCore::Complete(uint64_t token, absl::Status status,
-                                  std::string body) {
+absl::Status ServerCore::Complete(uint64_t token, const ReplyRoute& route,
+                                  absl::Status status, std::string body) {
   absl::Status result = absl::OkStatus();
   if (status.ok() && body.size() > options_.max_reply_bytes) {
     status = absl::ResourceExhaustedError(
@@ -412,9 +431,38 @@ absl::Status ServerCore::Complete(uint64_t token, absl::Status status,
     body.clear();
     result = status;
   }
-  PostDone(Done{token, status.code(), 0, std::string(status.message()),
-                std::move(body)});
+  Done d{token, status.code(), 0, std::string(status.message()),
+         std::move(body)};
+  if (!route.direct || plugin_->OnEngineThread() || !SendDirect(route, d)) {
+    PostDone(std::move(d));
+  }
   return result;
+}
+
+bool ServerCore::SendDirect(const ReplyRoute& route, Done& d) {
+  // A request the engine gave up on, or its caller withdrew, is settled by
+  // the engine (late or silent). A client on this node is reached through
+  // the engine's local loop only.
+  if (route.client == node_.id() ||
+      absl::Now() > route.deadline + kPendingGrace || IsCancelled(d.token)) {
+    return false;
+  }
+  FrameEncoder frame;
+  frame.AddReply(route.id, route.attempt, static_cast<uint32_t>(d.code),
+                 d.flags, d.message, d.body);
+  absl::MutexLock lock(&done_mu_);
+  if (node_released_ || direct_closed_) return false;
+  if (!node_.SendDirect(route.client, kReplies, frame.Finish()).ok()) {
+    return false;
+  }
+  if (d.code == absl::StatusCode::kOk) {
+    counters_.replied++;
+  } else {
+    counters_.failed++;
+  }
+  done_.push_back(Done{d.token, d.code, d.flags, "", "", false, true});
+  unsettled_.fetch_add(1, std::memory_order_release);
+  return true;
 }
 
 void ServerCore::PostDone(Done d) {
@@ -463,6 +511,11 @@ void ServerCore::Close() {
   if (withdrawn.ok()) {
     while (pending_gauge_.load(std::memory_order_relaxed) > 0 &&
            absl::Now() < drain_deadline) {
+      // Replies sent directly count down only once the engine settles
+      // them; it would at its next tick, but need not wait for it.
+      if (unsettled_.load(std::memory_order_acquire) > 0) {
+        (void)node_.Post([self](NodeContext& ctx) { self->DrainDone(ctx); });
+      }
       absl::SleepFor(absl::Milliseconds(5));
     }
   }
@@ -488,6 +541,12 @@ void ServerCore::Close() {
     } else {
       t.detach();
     }
+  }
+  {
+    // What handlers still send now passes the engine, which drops it as
+    // late once AbortPending below answered its request.
+    absl::MutexLock lock(&done_mu_);
+    direct_closed_ = true;
   }
   if (withdrawn.ok()) {
     (void)node_.Call([self](NodeContext& ctx) {
@@ -519,7 +578,10 @@ ServerStats ServerCore::Stats() const {
   s.handler_errors = c.handler_errors.load();
   s.late_replies = c.late_replies.load();
   s.malformed = plugin_ != nullptr ? plugin_->malformed() : 0;
-  s.pending = pending_gauge_.load(std::memory_order_relaxed);
+  // Replies sent but not yet settled by the engine are not pending.
+  const uint64_t unsettled = unsettled_.load(std::memory_order_acquire);
+  const uint64_t pending = pending_gauge_.load(std::memory_order_relaxed);
+  s.pending = pending > unsettled ? pending - unsettled : 0;
   return s;
 }
 

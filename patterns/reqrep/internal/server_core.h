@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 // The server behind `fabric::Server`: requests arrive on the engine thread
-// (OnRequest), wait in a queue for a handler thread, and their replies come
-// back through the Responder to an outbox the engine drains into REPLIES
-// frames of about 1 MiB per client. The engine keeps every accepted request in
-// `pending_` until it is answered, which is what idempotency keys, cancels
-// and the drain rely on.
+// (OnRequest) and wait in a queue for a handler thread. A handler thread
+// sends the reply to a request without an idempotency key itself
+// (Node::SendDirect), and leaves the engine a note to drop the request from
+// `pending_` when it next wakes anyway. Every other reply (keyed, from the
+// engine thread, or one the link refused) goes to an outbox the engine
+// drains into REPLIES frames of about 1 MiB per client. The engine keeps
+// every accepted request in `pending_` until it is answered, which is what
+// idempotency keys, cancels, max_pending and the drain rely on.
 #ifndef PATTERNS_REQREP_INTERNAL_SERVER_CORE_H_
 #define PATTERNS_REQREP_INTERNAL_SERVER_CORE_H_
 
@@ -41,7 +44,8 @@ class ServerCore : public ServerEndpoint,
   ServerStats Stats() const;
 
   // From responders, on any thread.
-  absl::Status Complete(uint64_t token, absl::Status status, std::string body);
+  absl::Status Complete(uint64_t token, const ReplyRoute& route,
+                        absl::Status status, std::string body);
   bool IsCancelled(uint64_t token) const;
   void CountDropped() { counters_.handler_errors++; }
 
@@ -67,6 +71,7 @@ class ServerCore : public ServerEndpoint,
     std::string message;
     std::string body;
     bool silent = false;  // the caller withdrew it: send nothing
+    bool sent = false;    // a handler thread sent it: bookkeeping only
   };
   struct Caller {
     NodeId client;
@@ -105,7 +110,13 @@ class ServerCore : public ServerEndpoint,
   void HandlerLoop();
   void RunHandler(Work& w);
   void PostDone(Done d);
+  // Sends `d` to `route` from this (handler) thread. Returns false, leaving
+  // `d` intact, when it must take the engine's path instead.
+  bool SendDirect(const ReplyRoute& route, Done& d);
+  // Settles done_ and sends what it answered (plus the outbox).
   void DrainDone(NodeContext& ctx);
+  // Settles done_ against pending_; answers go to the outbox, unsent.
+  void SettleDone(NodeContext& ctx);
   void Answer(const Caller& c, absl::StatusCode code, uint32_t flags,
               absl::string_view message, absl::string_view body);
   void Refuse(const NodeId& from, const WireRequest& r, absl::StatusCode code,
@@ -137,6 +148,13 @@ class ServerCore : public ServerEndpoint,
   // Set when Close returns: the node may be gone, so responders still held
   // by handlers must not touch it.
   bool node_released_ ABSL_GUARDED_BY(done_mu_) = false;
+  // Set before Close gives up on what is pending: from then on a reply
+  // must pass the engine, which drops it as late.
+  bool direct_closed_ ABSL_GUARDED_BY(done_mu_) = false;
+  // Replies handler threads sent whose notes in done_ the engine has not
+  // settled yet (no drain is posted for them). Stats subtracts them from
+  // the pending gauge.
+  std::atomic<uint64_t> unsettled_{0};
 
   struct Counters {
     std::atomic<uint64_t> received{0}, replied{0}, failed{0}, rejected_busy{0},
