@@ -4,7 +4,9 @@
 // fewest attempts outstanding (preferring live, unpenalized, untried ones),
 // batched with other calls to that server into one REQUESTS frame, and
 // retried when an attempt times out, its server is suspect or leaves, or
-// the server refuses it unrun. docs/reqrep.md describes the rules.
+// the server refuses it unrun. A blocking call's first attempt may be sent
+// by the caller's own thread to a server the engine published, and is
+// adopted by the engine afterwards. docs/reqrep.md describes the rules.
 #include <algorithm>
 #include <utility>
 
@@ -121,10 +123,97 @@ void RpcPlugin::Submit(std::shared_ptr<CallState> call) {
 void RpcPlugin::CancelClient(std::shared_ptr<ClientShared> client) {
   std::shared_ptr<RpcPlugin> self = shared_from_this();
   (void)node_.Post([self, client](NodeContext& ctx) {
-    self->FailAll(absl::CancelledError("the client was closed"), client.get());
+    self->FailAll(ctx, absl::CancelledError("the client was closed"),
+                  client.get());
     self->FlushCancels(ctx);
     self->RunLocal(ctx);
   });
+}
+
+bool RpcPlugin::SendDirect(const std::shared_ptr<CallState>& call) {
+  const int64_t left_ms = std::max<int64_t>(
+      1, absl::ToInt64Milliseconds(call->deadline - absl::Now()));
+  FrameEncoder frame;
+  frame.AddRequest(call->id, 1, call->service, static_cast<uint64_t>(left_ms),
+                   call->key, call->headers, call->body);
+  const std::string body = frame.Finish();
+  absl::MutexLock lock(&direct_mu_);
+  auto it = direct_dir_.find(call->service);
+  if (it == direct_dir_.end() || it->second.empty()) return false;
+  // Least outstanding first, rotating among equals, as Pick does.
+  const std::vector<DirectTarget>& targets = it->second;
+  const size_t n = targets.size();
+  const size_t start = direct_round_robin_++ % n;
+  const DirectTarget* best = nullptr;
+  uint64_t best_load = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const DirectTarget& t = targets[(start + i) % n];
+    const uint64_t load = t.outstanding->load(std::memory_order_relaxed);
+    if (best == nullptr || load < best_load) {
+      best = &t;
+      best_load = load;
+    }
+  }
+  // Queued for adoption before the send: the engine may hold the reply
+  // before this thread runs again, and it must find the call then. It
+  // cannot take the queue until this thread lets go of the lock.
+  best->outstanding->fetch_add(1, std::memory_order_relaxed);
+  adopt_.push_back(Adopt{call, best->id});
+  adopt_waiting_.store(true, std::memory_order_release);
+  if (!node_.SendDirect(best->id, kRequests, body).ok()) {
+    adopt_.pop_back();
+    best->outstanding->fetch_sub(1, std::memory_order_relaxed);
+    return false;  // link not up or full: the engine's path decides
+  }
+  return true;
+}
+
+void RpcPlugin::AdoptDirect(NodeContext& ctx) {
+  if (!adopt_waiting_.load(std::memory_order_acquire)) return;
+  std::vector<Adopt> adopted;
+  {
+    absl::MutexLock lock(&direct_mu_);
+    adopted.swap(adopt_);
+    adopt_waiting_.store(false, std::memory_order_relaxed);
+  }
+  const absl::Time now = ctx.Now();
+  for (Adopt& a : adopted) {
+    std::shared_ptr<CallState>& call = a.call;
+    StartAttempt(*call, a.server, now, /*counted=*/true);
+    calls_.try_emplace(call->id, call);
+    if (call->done.load(std::memory_order_acquire)) {
+      End(call, absl::CancelledError(""));  // its waiter gave up
+    } else if (call->client->closed.load()) {
+      End(call, absl::CancelledError("the client was closed"));
+    } else if (!server_state_.contains(a.server)) {
+      // It left after the caller read the published list: no event will
+      // come for it now, so go elsewhere at once.
+      ReleaseLive(*call, a.server);
+      call->last_error = absl::UnavailableError(
+          absl::StrCat("server node ", a.server.ShortHex(), " left"));
+      Retry(ctx, call, now, /*may_wait=*/false);
+    }
+  }
+}
+
+void RpcPlugin::PublishDirect(NodeContext& ctx, absl::Time now) {
+  absl::flat_hash_map<std::string, std::vector<DirectTarget>> dir;
+  for (const auto& [service, servers] : directory_) {
+    std::vector<DirectTarget> targets;
+    for (const NodeId& s : servers) {
+      // A server on this node is reached through the local loop only.
+      if (s == ctx.self_id()) continue;
+      auto st = server_state_.find(s);
+      if (st == server_state_.end() || st->second.suspect ||
+          st->second.penalized_until > now) {
+        continue;
+      }
+      targets.push_back(DirectTarget{s, st->second.outstanding});
+    }
+    if (!targets.empty()) dir.emplace(service, std::move(targets));
+  }
+  absl::MutexLock lock(&direct_mu_);
+  direct_dir_.swap(dir);
 }
 
 void RpcPlugin::DrainInbox(NodeContext& ctx) {
@@ -235,7 +324,7 @@ const NodeId* RpcPlugin::Pick(const CallState& call, const Batches& batches,
     const NodeId& s = list[(start + i) % n];
     if (Contains(down, s)) continue;
     const ServerState& st = server_state_[s];
-    uint64_t load = st.outstanding;
+    uint64_t load = st.outstanding->load(std::memory_order_relaxed);
     for (const Batch& b : batches) {
       if (b.server == s) load += b.planned;
     }
@@ -251,7 +340,7 @@ const NodeId* RpcPlugin::Pick(const CallState& call, const Batches& batches,
 }
 
 void RpcPlugin::StartAttempt(CallState& call, const NodeId& server,
-                             absl::Time now) {
+                             absl::Time now, bool counted) {
   call.attempts++;
   call.client->attempts.fetch_add(1, std::memory_order_relaxed);
   if (call.attempts > 1) {
@@ -260,7 +349,10 @@ void RpcPlugin::StartAttempt(CallState& call, const NodeId& server,
   if (!Contains(call.tried, server)) call.tried.push_back(server);
   if (!Contains(call.live, server)) {
     call.live.push_back(server);
-    server_state_[server].outstanding++;
+    if (!counted) {
+      server_state_[server].outstanding->fetch_add(1,
+                                                   std::memory_order_relaxed);
+    }
   }
   call.attempt_deadline = std::min(now + call.attempt_timeout, call.deadline);
   Schedule(call, call.attempt_deadline);
@@ -392,9 +484,15 @@ void RpcPlugin::ReleaseLive(CallState& call, const NodeId& server) {
   auto it = std::find(call.live.begin(), call.live.end(), server);
   if (it == call.live.end()) return;
   call.live.erase(it);
+  Unload(server);
+}
+
+void RpcPlugin::Unload(const NodeId& server) {
   auto st = server_state_.find(server);
-  if (st != server_state_.end() && st->second.outstanding > 0) {
-    st->second.outstanding--;
+  // Callers only add, so this check cannot race to below zero.
+  if (st != server_state_.end() &&
+      st->second.outstanding->load(std::memory_order_relaxed) > 0) {
+    st->second.outstanding->fetch_sub(1, std::memory_order_relaxed);
   }
 }
 
@@ -404,10 +502,7 @@ void RpcPlugin::End(const std::shared_ptr<CallState>& call,
   // Attempts still out are withdrawn: their servers skip them if not
   // started, and their late replies are dropped here.
   for (const NodeId& server : call->live) {
-    auto st = server_state_.find(server);
-    if (st != server_state_.end() && st->second.outstanding > 0) {
-      st->second.outstanding--;
-    }
+    Unload(server);
     cancels_[server].push_back(call->id);
   }
   call->live.clear();
@@ -424,7 +519,9 @@ void RpcPlugin::FlushCancels(NodeContext& ctx) {
   }
 }
 
-void RpcPlugin::FailAll(const absl::Status& status, const ClientShared* only) {
+void RpcPlugin::FailAll(NodeContext& ctx, const absl::Status& status,
+                        const ClientShared* only) {
+  AdoptDirect(ctx);
   auto mine = [only](const std::shared_ptr<CallState>& c) {
     return only == nullptr || c->client.get() == only;
   };

@@ -34,6 +34,7 @@ std::vector<uint16_t> RpcPlugin::kinds() const {
 void RpcPlugin::OnAttach(NodeContext& ctx) {
   engine_thread_.store(std::this_thread::get_id(), std::memory_order_release);
   for (const PeerInfo& peer : ctx.Peers()) UpdateDirectory(peer, false);
+  PublishDirect(ctx, ctx.Now());
 }
 
 void RpcPlugin::UpdateDirectory(const PeerInfo& peer, bool gone) {
@@ -63,6 +64,7 @@ void RpcPlugin::UpdateDirectory(const PeerInfo& peer, bool gone) {
 void RpcPlugin::OnPeerEvent(NodeContext& ctx, const PeerEvent& event) {
   const PeerInfo& peer = event.peer;
   const absl::Time now = ctx.Now();
+  AdoptDirect(ctx);
   switch (event.type) {
     case PeerEventType::kJoined:
     case PeerEventType::kUpdated:
@@ -85,12 +87,14 @@ void RpcPlugin::OnPeerEvent(NodeContext& ctx, const PeerEvent& event) {
       for (auto& [service, server] : servers_) server->OnPeerLeft(ctx, peer.id);
       break;
   }
+  PublishDirect(ctx, now);
   FlushCancels(ctx);
   RunLocal(ctx);
 }
 
 void RpcPlugin::OnMessage(NodeContext& ctx, const PeerInfo& from, uint16_t kind,
                           absl::string_view body) {
+  AdoptDirect(ctx);  // a reply may be to a call sent directly
   in_message_ = true;
   Route(ctx, from.id, kind, body);
   in_message_ = false;
@@ -175,8 +179,10 @@ void RpcPlugin::RouteRequests(NodeContext& ctx, const NodeId& from,
 }
 
 void RpcPlugin::OnTick(NodeContext& ctx, absl::Time now) {
+  AdoptDirect(ctx);
   for (auto& [service, server] : servers_) server->OnTick(ctx, now);
   CheckTimers(ctx, now);
+  PublishDirect(ctx, now);  // penalties given and expired
   if (!parked_.empty()) Place(ctx, std::exchange(parked_, {}), now);
   FlushCancels(ctx);
   RunLocal(ctx);
@@ -187,9 +193,13 @@ void RpcPlugin::OnDetach(NodeContext& ctx) {
     absl::MutexLock lock(&inbox_mu_);
     detached_.store(true);
   }
+  {
+    absl::MutexLock lock(&direct_mu_);
+    direct_dir_.clear();  // callers submit from now on, and are refused
+  }
   for (auto& [service, server] : servers_) server->OnDetach(ctx);
   servers_.clear();
-  FailAll(absl::CancelledError("the node closed"), nullptr);
+  FailAll(ctx, absl::CancelledError("the node closed"), nullptr);
   local_.Clear();
 }
 

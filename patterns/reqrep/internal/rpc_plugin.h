@@ -4,7 +4,9 @@
 // of services (which peers offer which service). Its caller half (caller.cc)
 // runs every call of every client on this node: picks a server, batches
 // requests per server, tracks attempts, retries and deadlines, and
-// completes calls from the engine thread. Requests are handed to the
+// completes calls from the engine thread. A blocking call's first attempt
+// may instead be sent by its caller's thread (SendDirect) and adopted by
+// the engine afterwards. Requests are handed to the
 // servers of this node by service name; a client and a server on the same
 // node reach each other through a local loop.
 #ifndef PATTERNS_REQREP_INTERNAL_RPC_PLUGIN_H_
@@ -139,6 +141,11 @@ class RpcPlugin : public Plugin,
   // Thread-safe: hands a call to the engine (or fails it with kCancelled
   // once the node stopped).
   void Submit(std::shared_ptr<CallState> call);
+  // Thread-safe, not on the engine thread: sends the call's first attempt
+  // from this thread to the least loaded live server of its service, then
+  // leaves it for the engine to adopt. Returns false, leaving the call to
+  // Submit, when no such server is published or the send was refused.
+  bool SendDirect(const std::shared_ptr<CallState>& call);
   // Thread-safe: fails every call of `client` with kCancelled.
   void CancelClient(std::shared_ptr<ClientShared> client);
   // The servers of `service` known now.
@@ -155,10 +162,22 @@ class RpcPlugin : public Plugin,
   bool detached() const { return detached_.load(); }
 
  private:
+  using Load = std::shared_ptr<std::atomic<uint64_t>>;
   struct ServerState {
-    uint64_t outstanding = 0;  // attempts sent, not yet answered
+    // Attempts sent, not yet answered. Shared with callers' threads that
+    // send directly: they add theirs; only the engine takes away.
+    Load outstanding = std::make_shared<std::atomic<uint64_t>>(0);
     bool suspect = false;
     absl::Time penalized_until = absl::InfinitePast();
+  };
+  // A server callers may send to directly, as the engine last published.
+  struct DirectTarget {
+    NodeId id;
+    Load outstanding;
+  };
+  struct Adopt {
+    std::shared_ptr<CallState> call;
+    NodeId server;
   };
   struct Timer {
     absl::Time at;
@@ -190,7 +209,14 @@ class RpcPlugin : public Plugin,
   using Down = absl::InlinedVector<NodeId, 2>;  // refused a send just now
   const NodeId* Pick(const CallState& call, const Batches& batches,
                      const Down& down, absl::Time now);
-  void StartAttempt(CallState& call, const NodeId& server, absl::Time now);
+  // `counted`: the caller already added it to the server's outstanding.
+  void StartAttempt(CallState& call, const NodeId& server, absl::Time now,
+                    bool counted = false);
+  // Takes over the calls callers sent directly. Every hook that looks at
+  // calls_ runs it first.
+  void AdoptDirect(NodeContext& ctx);
+  // Publishes direct_dir_ from the directory and the servers' state.
+  void PublishDirect(NodeContext& ctx, absl::Time now);
   void Retry(NodeContext& ctx, const std::shared_ptr<CallState>& call,
              absl::Time now, bool may_wait);
   void OnReplies(NodeContext& ctx, const NodeId& from, absl::string_view body);
@@ -199,10 +225,13 @@ class RpcPlugin : public Plugin,
   void CheckTimers(NodeContext& ctx, absl::Time now);
   void Schedule(CallState& call, absl::Time at);
   void ReleaseLive(CallState& call, const NodeId& server);
+  // Takes one attempt off the server's outstanding count.
+  void Unload(const NodeId& server);
   void End(const std::shared_ptr<CallState>& call,
            absl::StatusOr<Reply> result);
   void FlushCancels(NodeContext& ctx);
-  void FailAll(const absl::Status& status, const ClientShared* only);
+  void FailAll(NodeContext& ctx, const absl::Status& status,
+               const ClientShared* only);
 
   Node& node_;
   std::atomic<std::thread::id> engine_thread_{};
@@ -210,6 +239,16 @@ class RpcPlugin : public Plugin,
   std::atomic<uint64_t> malformed_{0};
   std::atomic<uint64_t> late_replies_{0};
   std::atomic<bool> detached_{false};
+
+  // The direct path (caller.cc). Callers hold direct_mu_ while they pick,
+  // send and queue for adoption, so the engine, adopting under it, sees a
+  // call before it can see its reply.
+  absl::Mutex direct_mu_;
+  absl::flat_hash_map<std::string, std::vector<DirectTarget>> direct_dir_
+      ABSL_GUARDED_BY(direct_mu_);
+  std::vector<Adopt> adopt_ ABSL_GUARDED_BY(direct_mu_);
+  uint64_t direct_round_robin_ ABSL_GUARDED_BY(direct_mu_) = 0;
+  std::atomic<bool> adopt_waiting_{false};
 
   absl::Mutex inbox_mu_;
   Calls inbox_ ABSL_GUARDED_BY(inbox_mu_);
