@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <exception>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "fabric/base/log.h"
 #include "fabric/base/status_macros.h"
@@ -23,6 +24,9 @@ constexpr absl::Duration kPendingGrace = absl::Seconds(1);
 // Replies to one client share a frame up to about this size (a single
 // larger reply gets a frame of its own), as requests do in caller.cc.
 constexpr size_t kMaxReplyFrameBytes = size_t{1} << 20;
+// A handler thread holds the replies of handlers quicker than this to send
+// them in one frame with the rest of its batch.
+constexpr int64_t kQuickHandlerNs = 20'000;
 
 size_t RequestBytes(const WireRequest& r) {
   size_t n = r.body.size();
@@ -360,9 +364,12 @@ void ServerCore::AbortPending(NodeContext& ctx) {
 
 // ------------------------------------------------------------ handler side
 
+thread_local ServerCore::ReplyBatch* ServerCore::batch_ = nullptr;
+
 void ServerCore::HandlerLoop() {
   std::vector<Work> batch;
   std::vector<bool> skip;
+  int64_t handler_ns = 0;  // moving average of this thread's handler runs
   for (;;) {
     batch.clear();
     skip.clear();
@@ -383,8 +390,19 @@ void ServerCore::HandlerLoop() {
       }
       running_ += static_cast<int>(batch.size());
     }
+    // While this thread's handlers are quick (a moving average under
+    // kQuickHandlerNs), the replies of a batch leave together, one frame
+    // per client. What is held leaves before a handler when they are not,
+    // and after any handler that took longer, so only a handler much
+    // slower than its recent ones can delay others' replies (by its run).
+    ReplyBatch replies{this, {}};
+    if (batch.size() > 1) batch_ = &replies;
     for (size_t i = 0; i < batch.size(); ++i) {
       Work& w = batch[i];
+      if (!replies.items.empty() && handler_ns > kQuickHandlerNs) {
+        SendDirect(replies.items);
+      }
+      const int64_t start_ns = absl::GetCurrentTimeNanos();
       if (skip[i]) {
         counters_.cancelled++;
         PostDone(Done{w.token, absl::StatusCode::kCancelled, kFlagNotExecuted,
@@ -398,7 +416,14 @@ void ServerCore::HandlerLoop() {
       } else {
         RunHandler(w);
       }
+      const int64_t took_ns = absl::GetCurrentTimeNanos() - start_ns;
+      handler_ns += (took_ns - handler_ns) / 8;
+      if (!replies.items.empty() && took_ns > kQuickHandlerNs) {
+        SendDirect(replies.items);
+      }
     }
+    batch_ = nullptr;
+    if (!replies.items.empty()) SendDirect(replies.items);
     absl::MutexLock lock(&mu_);
     running_ -= static_cast<int>(batch.size());
   }
@@ -433,36 +458,81 @@ absl::Status ServerCore::Complete(uint64_t token, const ReplyRoute& route,
   }
   Done d{token, status.code(), 0, std::string(status.message()),
          std::move(body)};
-  if (!route.direct || plugin_->OnEngineThread() || !SendDirect(route, d)) {
+  if (!route.direct || plugin_->OnEngineThread()) {
     PostDone(std::move(d));
+  } else if (batch_ != nullptr && batch_->core == this) {
+    batch_->items.push_back(Outgoing{route, std::move(d)});
+  } else {
+    std::vector<Outgoing> one;
+    one.push_back(Outgoing{route, std::move(d)});
+    SendDirect(one);
   }
   return result;
 }
 
-bool ServerCore::SendDirect(const ReplyRoute& route, Done& d) {
-  // A request the engine gave up on, or its caller withdrew, is settled by
-  // the engine (late or silent). A client on this node is reached through
-  // the engine's local loop only.
-  if (route.client == node_.id() ||
-      absl::Now() > route.deadline + kPendingGrace || IsCancelled(d.token)) {
-    return false;
+void ServerCore::SendDirect(std::vector<Outgoing>& items) {
+  std::vector<Done> engine;  // to settle and send through the engine
+  // One frame per client; few clients per batch, so a linear search.
+  struct Frame {
+    NodeId client;
+    FrameEncoder encoder;
+    std::vector<Outgoing*> items;
+  };
+  absl::InlinedVector<Frame, 2> frames;
+  const absl::Time now = absl::Now();
+  const NodeId& self = node_.id();
+  for (Outgoing& o : items) {
+    // A request the engine gave up on, or its caller withdrew, is settled
+    // by the engine (late or silent). A client on this node is reached
+    // through the engine's local loop only.
+    if (o.route.client == self || now > o.route.deadline + kPendingGrace ||
+        IsCancelled(o.done.token)) {
+      engine.push_back(std::move(o.done));
+      continue;
+    }
+    // The client's newest frame, or a new one when it has none or it is
+    // full (a single larger reply gets a frame of its own).
+    auto f = std::find_if(frames.rbegin(), frames.rend(), [&](const Frame& x) {
+      return x.client == o.route.client;
+    });
+    if (f == frames.rend() ||
+        (f->encoder.count() > 0 &&
+         f->encoder.bytes() + o.done.body.size() > kMaxReplyFrameBytes)) {
+      frames.push_back(Frame{o.route.client, FrameEncoder(), {}});
+      f = frames.rbegin();
+    }
+    f->encoder.AddReply(o.route.id, o.route.attempt,
+                        static_cast<uint32_t>(o.done.code), o.done.flags,
+                        o.done.message, o.done.body);
+    f->items.push_back(&o);
   }
-  FrameEncoder frame;
-  frame.AddReply(route.id, route.attempt, static_cast<uint32_t>(d.code),
-                 d.flags, d.message, d.body);
-  absl::MutexLock lock(&done_mu_);
-  if (node_released_ || direct_closed_) return false;
-  if (!node_.SendDirect(route.client, kReplies, frame.Finish()).ok()) {
-    return false;
+  for (Frame& f : frames) {
+    if (f.items.empty()) continue;
+    const std::string body = f.encoder.Finish();
+    bool sent = false;
+    {
+      absl::MutexLock lock(&done_mu_);
+      if (!node_released_ && !direct_closed_ &&
+          node_.SendDirect(f.client, kReplies, body).ok()) {
+        sent = true;
+        for (Outgoing* o : f.items) {
+          const Done& d = o->done;
+          if (d.code == absl::StatusCode::kOk) {
+            counters_.replied++;
+          } else {
+            counters_.failed++;
+          }
+          done_.push_back(Done{d.token, d.code, d.flags, "", "", false, true});
+        }
+        unsettled_.fetch_add(f.items.size(), std::memory_order_release);
+      }
+    }
+    if (!sent) {
+      for (Outgoing* o : f.items) engine.push_back(std::move(o->done));
+    }
   }
-  if (d.code == absl::StatusCode::kOk) {
-    counters_.replied++;
-  } else {
-    counters_.failed++;
-  }
-  done_.push_back(Done{d.token, d.code, d.flags, "", "", false, true});
-  unsettled_.fetch_add(1, std::memory_order_release);
-  return true;
+  items.clear();
+  for (Done& d : engine) PostDone(std::move(d));
 }
 
 void ServerCore::PostDone(Done d) {

@@ -109,10 +109,24 @@ class ServerCore : public ServerEndpoint,
 
   void HandlerLoop();
   void RunHandler(Work& w);
+  struct Outgoing {
+    ReplyRoute route;
+    Done done;
+  };
+  // Replies of the handlers one HandlerLoop batch runs, while they are
+  // quick: sent together, one frame per client (HandlerLoop).
+  struct ReplyBatch {
+    const ServerCore* core = nullptr;
+    std::vector<Outgoing> items;
+  };
+  static thread_local ReplyBatch* batch_;
+
   void PostDone(Done d);
-  // Sends `d` to `route` from this (handler) thread. Returns false, leaving
-  // `d` intact, when it must take the engine's path instead.
-  bool SendDirect(const ReplyRoute& route, Done& d);
+  // Sends `items` from this (handler) thread, one frame per client, and
+  // leaves the engine notes; what must take the engine's path (the request
+  // was given up or cancelled, the client is local, the link refused) is
+  // posted instead. Empties `items`.
+  void SendDirect(std::vector<Outgoing>& items);
   // Settles done_ and sends what it answered (plus the outbox).
   void DrainDone(NodeContext& ctx);
   // Settles done_ against pending_; answers go to the outbox, unsent.
