@@ -1,10 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // The public face of calls: validates a call, fills in the defaults and
 // hands it to the node's RpcPlugin, which runs it on the engine thread
-// (internal/caller.cc). A blocking call sends its first attempt itself
-// when it can (RpcPlugin::SendDirect), then spins briefly and sleeps on its
-// own mutex until the engine completes it, so a reply costs at most one
-// wake-up of the caller.
+// (internal/caller.cc). A blocking call either spins briefly for its reply
+// or sends its first attempt itself (RpcPlugin::SendDirect), then sleeps on
+// its own mutex until the engine completes it.
 #include "patterns/reqrep/client.h"
 
 #include <algorithm>
@@ -24,6 +23,11 @@ namespace {
 // engine checks deadlines every 50 ms.
 constexpr absl::Duration kEngineGrace = absl::Milliseconds(250);
 constexpr size_t kMaxRequestLimit = size_t{15} << 20;
+// Blocking callers busy-waiting for their reply, at most one per two CPUs:
+// more would starve the threads that produce the replies.
+const int kMaxSpinners =
+    std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / 2);
+std::atomic<int> spinners{0};
 
 absl::Status ValidateOptions(const ClientOptions& o) {
   if (o.timeout <= absl::ZeroDuration()) {
@@ -129,10 +133,13 @@ absl::StatusOr<Reply> Client::Call(absl::string_view service,
                           MakeCall(*plugin_, shared_, service, body, options,
                                    rr::CallState::Mode::kBlocking));
   const int64_t start_ns = absl::GetCurrentTimeNanos();
-  // The first attempt leaves from this thread when it can: one thread hop
-  // fewer than handing it to the engine.
-  if (!plugin_->SendDirect(call)) plugin_->Submit(call);
-  SpinForReply(*call);
+  // A caller that will sleep sends its first attempt itself: one wake-up
+  // (of the engine) fewer. A spinning caller hands it to the engine, which
+  // measured 10-15 us faster on the 2-core VM: the request then leaves
+  // from the engine's CPU while this one keeps spinning.
+  const int64_t spin_ns = ReserveSpin();
+  if (spin_ns > 0 || !plugin_->SendDirect(call)) plugin_->Submit(call);
+  if (spin_ns > 0) SpinForReply(*call, spin_ns);
   absl::MutexLock lock(&call->mu);
   call->mu.AwaitWithDeadline(absl::Condition(&call->finished),
                              call->deadline + kEngineGrace);
@@ -156,22 +163,20 @@ absl::StatusOr<Reply> Client::Call(absl::string_view service,
   return std::move(call->result);
 }
 
-void Client::SpinForReply(const rr::CallState& call) {
+int64_t Client::ReserveSpin() const {
   const int64_t max_ns = absl::ToInt64Nanoseconds(shared_->options.spin_wait);
   const int64_t recent = shared_->recent_rtt_ns.load(std::memory_order_relaxed);
   // Spin for about twice the recent round trip; not at all when calls are
   // slower than the budget (a sleeping wake-up is cheap next to them).
-  if (max_ns <= 0 || recent > max_ns) return;
-  const int64_t spin_ns = recent == 0 ? max_ns : std::min(max_ns, 2 * recent);
-  // One spinner per two CPUs: more would starve the threads that produce
-  // the replies.
-  static const int kMaxSpinners =
-      std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / 2);
-  static std::atomic<int> spinners{0};
+  if (max_ns <= 0 || recent > max_ns) return 0;
   if (spinners.fetch_add(1, std::memory_order_relaxed) >= kMaxSpinners) {
     spinners.fetch_sub(1, std::memory_order_relaxed);
-    return;
+    return 0;
   }
+  return recent == 0 ? max_ns : std::min(max_ns, 2 * recent);
+}
+
+void Client::SpinForReply(const rr::CallState& call, int64_t spin_ns) {
   const int64_t until = absl::GetCurrentTimeNanos() + spin_ns;
   while (!call.done.load(std::memory_order_acquire) &&
          absl::GetCurrentTimeNanos() < until) {

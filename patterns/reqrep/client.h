@@ -152,8 +152,11 @@ class Client {
  private:
   Client(Node& node, std::shared_ptr<rr::RpcPlugin> plugin,
          std::shared_ptr<rr::ClientShared> shared);
-  // Busy-waits up to `spin_wait` for `call` to end (see ClientOptions).
-  void SpinForReply(const rr::CallState& call);
+  // Takes one of the spinner slots and returns how long to spin (see
+  // ClientOptions::spin_wait), or returns 0 and takes none.
+  int64_t ReserveSpin() const;
+  // Busy-waits up to `spin_ns` for `call` to end, then frees the slot.
+  static void SpinForReply(const rr::CallState& call, int64_t spin_ns);
   Node& node_;
   std::shared_ptr<rr::RpcPlugin> plugin_;
   std::shared_ptr<rr::ClientShared> shared_;

@@ -446,7 +446,9 @@ TEST_F(ReqRepTest, ConcurrentBlockingCallersEachGetTheirOwnReplyOnce) {
   auto cn = StartNode("client");
   auto a = StartServer(*s1, Echo(), "svc", /*threads=*/0);
   auto b = StartServer(*s2, Echo(), "svc", /*threads=*/1);
-  auto client = StartClient(*cn);
+  ClientOptions o;
+  o.spin_wait = absl::ZeroDuration();  // callers that sleep send directly
+  auto client = StartClient(*cn, o);
   ASSERT_TRUE(WarmUp(*client, 2));
   const ClientStats before = client->Stats();
   constexpr int kThreads = 4;
