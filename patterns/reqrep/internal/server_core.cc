@@ -512,19 +512,27 @@ void ServerCore::SendDirect(std::vector<Outgoing>& items) {
     bool sent = false;
     {
       absl::MutexLock lock(&done_mu_);
-      if (!node_released_ && !direct_closed_ &&
-          node_.SendDirect(f.client, kReplies, body).ok()) {
-        sent = true;
+      if (!node_released_ && !direct_closed_) {
+        // Notes and counts go first: the client may see the reply and act
+        // (call again, read Stats) before this thread runs again. The
+        // engine, seeing notes counted, waits for this lock to settle them.
+        uint64_t ok = 0;
         for (Outgoing* o : f.items) {
           const Done& d = o->done;
-          if (d.code == absl::StatusCode::kOk) {
-            counters_.replied++;
-          } else {
-            counters_.failed++;
-          }
+          ok += d.code == absl::StatusCode::kOk ? 1 : 0;
           done_.push_back(Done{d.token, d.code, d.flags, "", "", false, true});
         }
-        unsettled_.fetch_add(f.items.size(), std::memory_order_release);
+        const uint64_t n = f.items.size();
+        counters_.replied += ok;
+        counters_.failed += n - ok;
+        unsettled_.fetch_add(n, std::memory_order_release);
+        sent = node_.SendDirect(f.client, kReplies, body).ok();
+        if (!sent) {
+          done_.resize(done_.size() - n);
+          counters_.replied -= ok;
+          counters_.failed -= n - ok;
+          unsettled_.fetch_sub(n, std::memory_order_release);
+        }
       }
     }
     if (!sent) {
