@@ -119,7 +119,7 @@ class Node {
   // their own threads. Messages to one peer leave in the order their sends
   // returned, whichever thread made them. Returns kInvalidArgument for a
   // core kind (< kFirstPatternKind), kUnavailable when no connected link to
-  // the peer is known (not introduced yet, dropped, or the node closed) and
+  // the peer is known (not introduced yet, dropped, or the engine stopped) and
   // kResourceExhausted when the link's queue is full.
   absl::Status SendDirect(const NodeId& peer, uint16_t kind,
                           absl::string_view body);

@@ -296,7 +296,6 @@ void Engine::DrainMonitor(Link& link) {
     std::memcpy(&id, event.data(), sizeof(id));
     if (id == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
       link.connected = true;
-      SyncDirect(link);
       if (link.peer.has_value()) peers_.OnConnected(*link.peer);
       SendHello(link);  // HELLO is the first message on every connection
       if (!link.peer.has_value()) {
@@ -310,6 +309,8 @@ void Engine::DrainMonitor(Link& link) {
         link.gossip_pending = false;
         SendGossip(*link.peer, GossipList(*link.peer));
       }
+      // Only now may other threads send on it: HELLO goes first.
+      SyncDirect(link);
     } else if (id == ZMQ_EVENT_DISCONNECTED) {
       link.connected = false;
       SyncDirect(link);

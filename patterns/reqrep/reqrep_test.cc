@@ -481,6 +481,49 @@ TEST_F(ReqRepTest, ConcurrentBlockingCallersEachGetTheirOwnReplyOnce) {
   EXPECT_GT(b->Stats().replied, 0u);
 }
 
+TEST_F(ReqRepTest, HandlerThatTurnsSlowDoesNotHoldRepliesAlreadyMade) {
+  // One handler thread with quick handlers holds a batch's replies to send
+  // them together. When a handler of that batch then blocks, the replies
+  // made before it must still reach their callers.
+  auto sn = StartNode("server");
+  auto cn = StartNode("client");
+  absl::Notification release;
+  auto server = StartServer(
+      *sn,
+      [&](Request r, Responder responder) {
+        if (r.body == "block") {
+          release.WaitForNotificationWithTimeout(kWait);
+        }
+        (void)responder.Reply(std::move(r.body));
+      },
+      "svc", /*threads=*/1);
+  auto client = StartClient(*cn);
+  ASSERT_TRUE(WarmUp(*client, 1));
+  CallOptions call;
+  call.timeout = absl::Seconds(60);
+  call.attempt_timeout = absl::Seconds(60);
+  for (int i = 0; i < 50; ++i) {  // keeps the handler average quick
+    ASSERT_THAT(client->Call("svc", "quick", call), IsOk());
+  }
+  constexpr int kQuick = 8;
+  std::atomic<int> quick_done{0};
+  absl::Notification blocked_done;
+  // Submitted back to back, so they travel and queue together: the
+  // handler thread takes them as one batch, the blocking one last.
+  for (int i = 0; i < kQuick; ++i) {
+    client->CallAsync("svc", absl::StrCat("q", i), call,
+                      [&](absl::StatusOr<Reply> r) {
+                        if (r.ok()) quick_done++;
+                      });
+  }
+  client->CallAsync("svc", "block", call,
+                    [&](absl::StatusOr<Reply>) { blocked_done.Notify(); });
+  EXPECT_TRUE(WaitUntil([&] { return quick_done.load() == kQuick; },
+                        absl::Seconds(20)));
+  release.Notify();
+  EXPECT_TRUE(blocked_done.WaitForNotificationWithTimeout(kWait));
+}
+
 TEST_F(ReqRepTest, CloseDrainsAcceptedRequestsAndStopsAdvertising) {
   auto a_node = StartNode("a");
   auto b_node = StartNode("b");

@@ -192,6 +192,12 @@ void RpcPlugin::AdoptDirect(NodeContext& ctx) {
       call->last_error = absl::UnavailableError(
           absl::StrCat("server node ", a.server.ShortHex(), " left"));
       Retry(ctx, call, now, /*may_wait=*/false);
+    } else if (server_state_[a.server].suspect) {
+      // It turned suspect meanwhile: as OnServerGone does, keep the
+      // attempt (its reply still counts) and try elsewhere too.
+      call->last_error = absl::UnavailableError(
+          absl::StrCat("server node ", a.server.ShortHex(), " is suspect"));
+      Retry(ctx, call, now, /*may_wait=*/false);
     }
   }
 }
@@ -489,7 +495,8 @@ void RpcPlugin::ReleaseLive(CallState& call, const NodeId& server) {
 
 void RpcPlugin::Unload(const NodeId& server) {
   auto st = server_state_.find(server);
-  // Callers only add, so this check cannot race to below zero.
+  // Callers only add (or take back their own add at once, under
+  // direct_mu_), so this check cannot race to below zero.
   if (st != server_state_.end() &&
       st->second.outstanding->load(std::memory_order_relaxed) > 0) {
     st->second.outstanding->fetch_sub(1, std::memory_order_relaxed);

@@ -165,7 +165,8 @@ class RpcPlugin : public Plugin,
   using Load = std::shared_ptr<std::atomic<uint64_t>>;
   struct ServerState {
     // Attempts sent, not yet answered. Shared with callers' threads that
-    // send directly: they add theirs; only the engine takes away.
+    // send directly: they add theirs (taking it back if the send fails);
+    // only the engine takes away answered ones.
     Load outstanding = std::make_shared<std::atomic<uint64_t>>(0);
     bool suspect = false;
     absl::Time penalized_until = absl::InfinitePast();
@@ -212,8 +213,9 @@ class RpcPlugin : public Plugin,
   // `counted`: the caller already added it to the server's outstanding.
   void StartAttempt(CallState& call, const NodeId& server, absl::Time now,
                     bool counted = false);
-  // Takes over the calls callers sent directly. Every hook that looks at
-  // calls_ runs it first.
+  // Takes over the calls callers sent directly. OnMessage, OnPeerEvent,
+  // OnTick and FailAll run it first (a direct call never goes to this node,
+  // so replies through the local loop need no adoption).
   void AdoptDirect(NodeContext& ctx);
   // Publishes direct_dir_ from the directory and the servers' state.
   void PublishDirect(NodeContext& ctx, absl::Time now);

@@ -27,6 +27,9 @@ constexpr size_t kMaxReplyFrameBytes = size_t{1} << 20;
 // A handler thread holds the replies of handlers quicker than this to send
 // them in one frame with the rest of its batch.
 constexpr int64_t kQuickHandlerNs = 20'000;
+// The longest a held reply waits for a slow handler: past it the engine's
+// next tick sends it.
+constexpr absl::Duration kMaxHold = absl::Milliseconds(1);
 
 size_t RequestBytes(const WireRequest& r) {
   size_t n = r.body.size();
@@ -58,6 +61,7 @@ absl::Status ServerCore::Init() {
       o.drain_timeout < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("durations must not be negative");
   }
+  self_id_ = node_.id();
   FABRIC_ASSIGN_OR_RETURN(plugin_, RpcPlugin::Get(node_));
   std::shared_ptr<ServerCore> self = shared_from_this();
   FABRIC_RETURN_IF_ERROR(node_.Call([self](NodeContext& ctx) {
@@ -215,6 +219,10 @@ void ServerCore::OnPeerLeft(NodeContext& ctx, const NodeId& peer) {
 }
 
 void ServerCore::OnTick(NodeContext& ctx, absl::Time now) {
+  // Replies held behind a handler that turned slow.
+  for (const std::shared_ptr<Held>& h : AllHeld()) {
+    FlushHeld(*h, absl::Now() - kMaxHold);
+  }
   if (inline_done_ || unsettled_.load(std::memory_order_acquire) > 0) {
     inline_done_ = false;
     DrainDone(ctx);
@@ -364,12 +372,32 @@ void ServerCore::AbortPending(NodeContext& ctx) {
 
 // ------------------------------------------------------------ handler side
 
-thread_local ServerCore::ReplyBatch* ServerCore::batch_ = nullptr;
+thread_local ServerCore::ReplyBatch ServerCore::batch_;
+
+std::vector<std::shared_ptr<ServerCore::Held>> ServerCore::AllHeld() {
+  absl::MutexLock lock(&held_mu_);
+  return held_;
+}
+
+void ServerCore::FlushHeld(Held& h, absl::Time cutoff) {
+  std::vector<Outgoing> items;
+  {
+    absl::MutexLock lock(&h.mu);
+    if (h.items.empty() || h.since > cutoff) return;
+    items.swap(h.items);
+  }
+  SendDirect(items);
+}
 
 void ServerCore::HandlerLoop() {
   std::vector<Work> batch;
   std::vector<bool> skip;
   int64_t handler_ns = 0;  // moving average of this thread's handler runs
+  auto held = std::make_shared<Held>();
+  {
+    absl::MutexLock lock(&held_mu_);
+    held_.push_back(held);
+  }
   for (;;) {
     batch.clear();
     skip.clear();
@@ -393,14 +421,13 @@ void ServerCore::HandlerLoop() {
     // While this thread's handlers are quick (a moving average under
     // kQuickHandlerNs), the replies of a batch leave together, one frame
     // per client. What is held leaves before a handler when they are not,
-    // and after any handler that took longer, so only a handler much
-    // slower than its recent ones can delay others' replies (by its run).
-    ReplyBatch replies{this, {}};
-    if (batch.size() > 1) batch_ = &replies;
+    // after any handler that took longer, and, should a handler turn slow
+    // while replies wait, at the engine's next tick once held kMaxHold.
+    if (batch.size() > 1) batch_ = ReplyBatch{this, held.get()};
     for (size_t i = 0; i < batch.size(); ++i) {
       Work& w = batch[i];
-      if (!replies.items.empty() && handler_ns > kQuickHandlerNs) {
-        SendDirect(replies.items);
+      if (handler_ns > kQuickHandlerNs) {
+        FlushHeld(*held, absl::InfiniteFuture());
       }
       const int64_t start_ns = absl::GetCurrentTimeNanos();
       if (skip[i]) {
@@ -418,12 +445,10 @@ void ServerCore::HandlerLoop() {
       }
       const int64_t took_ns = absl::GetCurrentTimeNanos() - start_ns;
       handler_ns += (took_ns - handler_ns) / 8;
-      if (!replies.items.empty() && took_ns > kQuickHandlerNs) {
-        SendDirect(replies.items);
-      }
+      if (took_ns > kQuickHandlerNs) FlushHeld(*held, absl::InfiniteFuture());
     }
-    batch_ = nullptr;
-    if (!replies.items.empty()) SendDirect(replies.items);
+    batch_ = ReplyBatch{};
+    FlushHeld(*held, absl::InfiniteFuture());
     absl::MutexLock lock(&mu_);
     running_ -= static_cast<int>(batch.size());
   }
@@ -460,8 +485,10 @@ absl::Status ServerCore::Complete(uint64_t token, const ReplyRoute& route,
          std::move(body)};
   if (!route.direct || plugin_->OnEngineThread()) {
     PostDone(std::move(d));
-  } else if (batch_ != nullptr && batch_->core == this) {
-    batch_->items.push_back(Outgoing{route, std::move(d)});
+  } else if (batch_.core == this) {
+    absl::MutexLock lock(&batch_.held->mu);
+    if (batch_.held->items.empty()) batch_.held->since = absl::Now();
+    batch_.held->items.push_back(Outgoing{route, std::move(d)});
   } else {
     std::vector<Outgoing> one;
     one.push_back(Outgoing{route, std::move(d)});
@@ -480,7 +507,7 @@ void ServerCore::SendDirect(std::vector<Outgoing>& items) {
   };
   absl::InlinedVector<Frame, 2> frames;
   const absl::Time now = absl::Now();
-  const NodeId& self = node_.id();
+  const NodeId& self = self_id_;  // node_ may be gone (node_released_)
   for (Outgoing& o : items) {
     // A request the engine gave up on, or its caller withdrew, is settled
     // by the engine (late or silent). A client on this node is reached
@@ -497,7 +524,8 @@ void ServerCore::SendDirect(std::vector<Outgoing>& items) {
     });
     if (f == frames.rend() ||
         (f->encoder.count() > 0 &&
-         f->encoder.bytes() + o.done.body.size() > kMaxReplyFrameBytes)) {
+         f->encoder.bytes() + o.done.message.size() + o.done.body.size() >
+             kMaxReplyFrameBytes)) {
       frames.push_back(Frame{o.route.client, FrameEncoder(), {}});
       f = frames.rbegin();
     }
@@ -619,6 +647,11 @@ void ServerCore::Close() {
     } else {
       t.detach();
     }
+  }
+  // Replies still held by a handler thread that outlived the drain are
+  // made already: send them before the rest is aborted.
+  for (const std::shared_ptr<Held>& h : AllHeld()) {
+    FlushHeld(*h, absl::InfiniteFuture());
   }
   {
     // What handlers still send now passes the engine, which drops it as

@@ -113,13 +113,23 @@ class ServerCore : public ServerEndpoint,
     ReplyRoute route;
     Done done;
   };
-  // Replies of the handlers one HandlerLoop batch runs, while they are
-  // quick: sent together, one frame per client (HandlerLoop).
+  // Replies a handler thread holds to send with the rest of its batch,
+  // while its handlers are quick (HandlerLoop). The engine's tick and Close
+  // send what was held longer than kMaxHold, so a handler that turns slow
+  // cannot keep the others' replies for its whole run.
+  struct Held {
+    absl::Mutex mu;
+    std::vector<Outgoing> items ABSL_GUARDED_BY(mu);
+    absl::Time since ABSL_GUARDED_BY(mu);  // when the first was held
+  };
   struct ReplyBatch {
     const ServerCore* core = nullptr;
-    std::vector<Outgoing> items;
+    Held* held = nullptr;
   };
-  static thread_local ReplyBatch* batch_;
+  static thread_local ReplyBatch batch_;
+  // Sends what `h` holds if it was held since `cutoff` or before.
+  void FlushHeld(Held& h, absl::Time cutoff);
+  std::vector<std::shared_ptr<Held>> AllHeld();
 
   void PostDone(Done d);
   // Sends `items` from this (handler) thread, one frame per client, and
@@ -145,6 +155,7 @@ class ServerCore : public ServerEndpoint,
   }
 
   Node& node_;
+  NodeId self_id_;  // node_.id(), set by Init, readable after Close
   const ServerOptions options_;
   std::shared_ptr<RpcPlugin> plugin_;
   std::vector<std::thread> threads_;
@@ -155,6 +166,9 @@ class ServerCore : public ServerEndpoint,
   int running_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
+
+  absl::Mutex held_mu_;
+  std::vector<std::shared_ptr<Held>> held_ ABSL_GUARDED_BY(held_mu_);
 
   absl::Mutex done_mu_;
   std::vector<Done> done_ ABSL_GUARDED_BY(done_mu_);
