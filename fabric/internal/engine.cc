@@ -314,13 +314,18 @@ void Engine::Shutdown() {
   FABRIC_LOG(kInfo, "FAB-NODE-STOP ", options_.name, " ", id_.ToHex());
 }
 
-absl::Status Engine::Send(const NodeId& peer, uint16_t kind,
-                          absl::string_view body) {
+absl::Status Engine::CheckPatternKind(uint16_t kind) {
   if (kind < kFirstPatternKind) {
     return absl::InvalidArgumentError(absl::StrCat(
         "kind ", kind,
         " is reserved for the core (patterns use >= ", kFirstPatternKind, ")"));
   }
+  return absl::OkStatus();
+}
+
+absl::Status Engine::Send(const NodeId& peer, uint16_t kind,
+                          absl::string_view body) {
+  FABRIC_RETURN_IF_ERROR(CheckPatternKind(kind));
   if (peers_.Find(peer) == nullptr) {
     return absl::NotFoundError(
         absl::StrCat("no peer ", peer.ShortHex(), " known to ", options_.name));

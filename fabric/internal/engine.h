@@ -116,6 +116,8 @@ class Engine : public NodeContext {
   void SweepLinks();
   void Shutdown();
   void DrainCommands();
+  // kInvalidArgument for a core message kind (< kFirstPatternKind).
+  static absl::Status CheckPatternKind(uint16_t kind);
 
   // engine_io.cc: inbound traffic.
   // Drains the mailbox, then calls OnMailboxDrained if plugins got any.

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "discovery/beacon_format.h"
 #include "fabric/base/log.h"
+#include "fabric/base/status_macros.h"
 #include "fabric/internal/engine.h"
 
 namespace fabric::node_internal {
@@ -124,11 +125,7 @@ bool Engine::SendOnLink(Link& link, const std::string& wire) {
 
 absl::Status Engine::SendDirect(const NodeId& peer, uint16_t kind,
                                 absl::string_view body) {
-  if (kind < kFirstPatternKind) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "kind ", kind,
-        " is reserved for the core (patterns use >= ", kFirstPatternKind, ")"));
-  }
+  FABRIC_RETURN_IF_ERROR(CheckPatternKind(kind));
   const std::string wire = EncodeEnvelope(kind, id_, body);
   Link* link = nullptr;
   {
