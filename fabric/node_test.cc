@@ -216,7 +216,19 @@ TEST_F(NodeTest, PluginsExchangeMessages) {
       },
       kWait));
   FABRIC_ASSERT_OK(send_status);
-  EXPECT_TRUE(WaitUntil([&] { return !pa->replies().empty(); }, kWait));
+  // b's own link back to a may still be connecting when "hi" arrives, and
+  // b's answer is then refused, not queued: say hi again until one lands.
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        if (WaitUntil([&] { return !pa->replies().empty(); },
+                      absl::Milliseconds(500))) {
+          return true;
+        }
+        (void)a->Post(
+            [target](NodeContext& ctx) { (void)ctx.Send(target, 100, "hi"); });
+        return false;
+      },
+      kWait));
   EXPECT_EQ(pa->replies()[0], "pong:hi");
 
   absl::Notification unknown;
