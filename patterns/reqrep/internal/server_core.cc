@@ -279,8 +279,7 @@ void ServerCore::Forget(uint64_t token, const Pending& p) {
 }
 
 void ServerCore::DrainDone(NodeContext& ctx) {
-  SettleDone(ctx);
-  UpdateGauge();
+  SettleDone(ctx);  // updates the gauge
   FlushOut(ctx, ctx.Now());
 }
 
