@@ -67,6 +67,12 @@ class ReqRepTest : public ::testing::Test {
   std::unique_ptr<Node> StartNode(const std::string& name) {
     return ::fabric::testing::StartLoopbackNode(name, cluster_, port_);
   }
+  std::unique_ptr<Server> StartServer(Node& node, ServerOptions o) {
+    absl::StatusOr<std::unique_ptr<Server>> s =
+        Server::Create(node, std::move(o));
+    EXPECT_THAT(s, IsOk());
+    return s.ok() ? std::move(*s) : nullptr;
+  }
   std::unique_ptr<Server> StartServer(Node& node, Handler handler,
                                       const std::string& service = "svc",
                                       int threads = 2) {
@@ -74,10 +80,7 @@ class ReqRepTest : public ::testing::Test {
     o.service = service;
     o.handler = std::move(handler);
     o.threads = threads;
-    absl::StatusOr<std::unique_ptr<Server>> s =
-        Server::Create(node, std::move(o));
-    EXPECT_THAT(s, IsOk());
-    return s.ok() ? std::move(*s) : nullptr;
+    return StartServer(node, std::move(o));
   }
   std::unique_ptr<Client> StartClient(Node& node, ClientOptions o = {}) {
     absl::StatusOr<std::unique_ptr<Client>> c = Client::Create(node, o);
@@ -381,9 +384,8 @@ TEST_F(ReqRepTest, BusyServerRefusesAndTheCallGoesElsewhere) {
   o.service = "svc";
   o.max_pending = 1;
   o.handler = [&](Request, Responder r) { parked.Add(std::move(r)); };
-  absl::StatusOr<std::unique_ptr<Server>> busy =
-      Server::Create(*busy_node, std::move(o));
-  ASSERT_THAT(busy, IsOk());
+  auto busy = StartServer(*busy_node, std::move(o));
+  ASSERT_NE(busy, nullptr);
   auto client = StartClient(*cn);
   ASSERT_TRUE(WaitServers(*client, 1));
   CallOptions call;
@@ -413,12 +415,11 @@ TEST_F(ReqRepTest, RepliesSentByHandlerThreadsFreeTheirPendingSlot) {
   o.max_pending = 1;
   o.threads = 1;
   o.handler = Echo();
-  absl::StatusOr<std::unique_ptr<Server>> server =
-      Server::Create(*sn, std::move(o));
-  ASSERT_THAT(server, IsOk());
+  auto server = StartServer(*sn, std::move(o));
+  ASSERT_NE(server, nullptr);
   auto client = StartClient(*cn);
   ASSERT_TRUE(WarmUp(*client, 1));
-  const ServerStats before = (*server)->Stats();
+  const ServerStats before = server->Stats();
   CallOptions call;
   call.timeout = absl::Seconds(10);
   constexpr int kCalls = 200;
@@ -428,7 +429,7 @@ TEST_F(ReqRepTest, RepliesSentByHandlerThreadsFreeTheirPendingSlot) {
     ASSERT_EQ(r->body, absl::StrCat("m", i));
     ASSERT_EQ(r->attempts, 1u);
   }
-  const ServerStats after = (*server)->Stats();
+  const ServerStats after = server->Stats();
   EXPECT_EQ(after.rejected_busy, 0u);
   // Counted when sent, not when settled.
   EXPECT_EQ(after.replied - before.replied, static_cast<uint64_t>(kCalls));
@@ -574,9 +575,8 @@ TEST_F(ReqRepTest, SizeLimitsFailWithClearErrors) {
   o.handler = SyncHandler([](const Request& r) -> absl::StatusOr<std::string> {
     return std::string(r.body.size() * 2, 'y');
   });
-  absl::StatusOr<std::unique_ptr<Server>> server =
-      Server::Create(*sn, std::move(o));
-  ASSERT_THAT(server, IsOk());
+  auto server = StartServer(*sn, std::move(o));
+  ASSERT_NE(server, nullptr);
   ClientOptions co;
   co.max_request_bytes = 4000;
   auto client = StartClient(*cn, co);
