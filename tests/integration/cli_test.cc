@@ -18,6 +18,7 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/cli_harness.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/test_util.h"
@@ -26,7 +27,9 @@ namespace fabric {
 namespace {
 
 using ::fabric::testing::ClearFabricEnvironment;
+using ::fabric::testing::Finish;
 using ::fabric::testing::FreeUdpPort;
+using ::fabric::testing::RunResult;
 using ::fabric::testing::StatusIs;
 using ::fabric::testing::Subprocess;
 using ::fabric::testing::UniqueClusterName;
@@ -36,40 +39,14 @@ using ::testing::StartsWith;
 
 constexpr absl::Duration kTimeout = absl::Seconds(30);
 
-// What a finished `fabric` run left behind.
-struct RunResult {
-  int exit_code = -1;
-  std::string out;  // stdout, complete
-  std::string err;  // stderr as read so far
-};
-
-// Runs `fabric <args>` to completion. `stderr_needle`, when given, is awaited
-// in stderr (the reader may trail the exit by a moment).
+// Runs `fabric <args>` (no cluster flags added) to completion.
 absl::StatusOr<RunResult> RunFabric(std::vector<std::string> args,
-                                    std::vector<std::string> env = {},
-                                    absl::string_view stderr_needle = "") {
+                                    std::vector<std::string> env = {}) {
   args.insert(args.begin(), FABRIC_CLI_PATH);
   absl::StatusOr<std::unique_ptr<Subprocess>> proc =
       Subprocess::Spawn(std::move(args), std::move(env));
   if (!proc.ok()) return proc.status();
-  absl::StatusOr<int> code = (*proc)->Wait(kTimeout);
-  if (!code.ok()) return code.status();
-  // A line that never matches: returns kUnavailable once stdout hit EOF.
-  absl::StatusOr<size_t> eof =
-      (*proc)->WaitForLine([](absl::string_view) { return false; }, kTimeout);
-  if (eof.status().code() != absl::StatusCode::kUnavailable) {
-    return absl::InternalError("stdout did not close");
-  }
-  if (!stderr_needle.empty()) {
-    WaitUntil(
-        [&] { return absl::StrContains((*proc)->Stderr(), stderr_needle); },
-        absl::Seconds(5));
-  }
-  RunResult r;
-  r.exit_code = *code;
-  r.out = absl::StrJoin((*proc)->StdoutLines(), "\n");
-  r.err = (*proc)->Stderr();
-  return r;
+  return Finish(**proc, kTimeout);
 }
 
 class CliTest : public ::testing::Test {
@@ -107,8 +84,7 @@ class CliTest : public ::testing::Test {
   void ExpectUsageError(std::vector<std::string> args,
                         const std::string& needle) {
     SCOPED_TRACE(absl::StrJoin(args, " "));
-    FABRIC_ASSERT_OK_AND_ASSIGN(RunResult r,
-                                RunFabric(std::move(args), {}, needle));
+    FABRIC_ASSERT_OK_AND_ASSIGN(RunResult r, RunFabric(std::move(args)));
     EXPECT_EQ(r.exit_code, 2);
     EXPECT_THAT(r.err, StartsWith("fabric: "));
     EXPECT_THAT(r.err, HasSubstr(needle));
@@ -171,8 +147,7 @@ TEST_F(CliTest, PeersMinPeersNotReachedExitsOne) {
   std::vector<std::string> args = {"peers", "--min-peers", "1", "--wait",
                                    "0.5s"};
   for (std::string& f : ClusterFlags()) args.push_back(std::move(f));
-  FABRIC_ASSERT_OK_AND_ASSIGN(RunResult r,
-                              RunFabric(args, {}, "saw 0 peers, wanted 1"));
+  FABRIC_ASSERT_OK_AND_ASSIGN(RunResult r, RunFabric(args));
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, HasSubstr("saw 0 peers, wanted 1"));
   EXPECT_THAT(r.out, StartsWith("NAME  ID  ADDRESS  STATE  LAST-SEEN  OFFERS"));

@@ -32,16 +32,14 @@ struct RunResult {
   std::string err;                 // stderr
 };
 
-// Waits for `proc` to exit and its stdout to close; collects its output.
+// Waits for `proc` to exit and its stdout and stderr to be read to the end;
+// collects its output.
 inline absl::StatusOr<RunResult> Finish(Subprocess& proc,
                                         absl::Duration timeout = kCliTimeout) {
   absl::StatusOr<int> code = proc.Wait(timeout);
   if (!code.ok()) return code.status();
-  absl::StatusOr<size_t> eof =
-      proc.WaitForLine([](absl::string_view) { return false; }, kCliTimeout);
-  if (eof.status().code() != absl::StatusCode::kUnavailable) {
-    return absl::InternalError("stdout did not close");
-  }
+  absl::Status closed = proc.WaitForOutputClosed(kCliTimeout);
+  if (!closed.ok()) return closed;
   RunResult r;
   r.exit_code = *code;
   r.lines = proc.StdoutLines();

@@ -99,6 +99,8 @@ void Subprocess::ReadLoop() {
           if (!partial_.empty()) lines_.push_back(std::move(partial_));
           partial_.clear();
           stdout_closed_ = true;
+        } else {
+          stderr_closed_ = true;
         }
         continue;
       }
@@ -153,6 +155,19 @@ absl::StatusOr<size_t> Subprocess::WaitForLineContaining(
         return absl::StrContains(line, needle);
       },
       timeout, from);
+}
+
+absl::Status Subprocess::WaitForOutputClosed(absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  auto closed = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return stdout_closed_ && stderr_closed_;
+  };
+  if (!mu_.AwaitWithTimeout(absl::Condition(&closed), timeout)) {
+    return absl::DeadlineExceededError(
+        absl::StrCat(label_, ": stdout or stderr still open after ",
+                     absl::FormatDuration(timeout)));
+  }
+  return absl::OkStatus();
 }
 
 std::vector<std::string> Subprocess::StdoutLines() const {

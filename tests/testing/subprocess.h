@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
@@ -49,7 +50,12 @@ class Subprocess {
   absl::StatusOr<size_t> WaitForLineContaining(absl::string_view needle,
                                                absl::Duration timeout,
                                                size_t from = 0);
+  // Waits until the child's stdout and stderr both reached EOF and were
+  // read to the end; kDeadlineExceeded otherwise. Waiting for the exit is
+  // not enough: the reader may not have taken the last bytes yet.
+  absl::Status WaitForOutputClosed(absl::Duration timeout);
   std::vector<std::string> StdoutLines() const;
+  // Stderr as read so far (all of it after WaitForOutputClosed).
   std::string Stderr() const;
 
   // Sends `signal` to the child.
@@ -75,6 +81,7 @@ class Subprocess {
   std::string partial_ ABSL_GUARDED_BY(mu_);
   std::string stderr_ ABSL_GUARDED_BY(mu_);
   bool stdout_closed_ ABSL_GUARDED_BY(mu_) = false;
+  bool stderr_closed_ ABSL_GUARDED_BY(mu_) = false;
   bool reaped_ ABSL_GUARDED_BY(mu_) = false;
   int exit_code_ ABSL_GUARDED_BY(mu_) = -1;
 };
