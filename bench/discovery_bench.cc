@@ -6,14 +6,11 @@
 //
 //   discovery_bench [--nodes 10,50,100] [--runs 3] [--kill-reps 5]
 //                   [--stop-reps 3] [--traffic-seconds 10]
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -41,6 +38,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "fabric/base/free_port.h"
 #include "fabric/node.h"
 #include "fabric/node_options.h"
 
@@ -82,23 +80,6 @@ struct NodeProcess {
   std::vector<Event> events;
 };
 
-// Returns a UDP port on 127.0.0.1 that was free a moment ago.
-uint16_t FreeUdpPort() {
-  const int fd = socket(AF_INET, SOCK_DGRAM, 0);
-  if (fd < 0) return 0;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  uint16_t port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  close(fd);
-  return port;
-}
-
 std::string UniqueClusterName() {
   static int counter = 0;
   std::random_device rd;
@@ -111,7 +92,9 @@ std::string UniqueClusterName() {
 // Thread safety: thread-compatible (the bench drives it from main only).
 class Cluster {
  public:
-  Cluster() : cluster_(UniqueClusterName()), beacon_port_(FreeUdpPort()) {}
+  Cluster()
+      : cluster_(UniqueClusterName()),
+        beacon_port_(FreeLoopbackPort(PortKind::kUdp).value_or(0)) {}
   Cluster(const Cluster&) = delete;
   Cluster& operator=(const Cluster&) = delete;
   ~Cluster() {
@@ -511,13 +494,14 @@ absl::Status RunDetection(const Flags& flags, std::vector<Row>& rows) {
 
 absl::Status RunTraffic(const Flags& flags, std::vector<Row>& rows) {
   const std::string cluster = UniqueClusterName();
-  const uint16_t port = FreeUdpPort();
+  absl::StatusOr<uint16_t> port = FreeLoopbackPort(PortKind::kUdp);
+  if (!port.ok()) return port.status();
   std::vector<std::unique_ptr<Node>> nodes;
   for (int i = 0; i < 2; ++i) {
     NodeOptions options;
     options.name = absl::StrCat("t", i);
     options.cluster = cluster;
-    options.beacon_port = port;
+    options.beacon_port = *port;
     absl::StatusOr<std::unique_ptr<Node>> node = Node::Start(options);
     if (!node.ok()) return node.status();
     nodes.push_back(*std::move(node));

@@ -1,13 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "examples/demo_util.h"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -25,6 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "fabric/base/free_port.h"
 
 namespace fabric::examples {
 namespace {
@@ -97,23 +95,6 @@ std::string SelfPath() {
 std::string RandomClusterName() {
   std::random_device rd;
   return absl::StrFormat("demo-%08x%08x", rd(), rd());
-}
-
-// A UDP port of 127.0.0.1 that was free a moment ago: the run's beacons.
-uint16_t FreeUdpPort() {
-  const int fd = socket(AF_INET, SOCK_DGRAM, 0);
-  if (fd < 0) return 0;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  uint16_t port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  close(fd);
-  return port;
 }
 
 absl::Time StartTime() {
@@ -214,6 +195,11 @@ bool StopRequested(absl::Duration wait) {
   return stopped;
 }
 
+void WaitForStop() {
+  while (!StopRequested(absl::Seconds(1))) {
+  }
+}
+
 int Fail(const std::string& who, const absl::Status& status) {
   std::fprintf(stderr, "%s: %s\n", who.c_str(), status.ToString().c_str());
   return 1;
@@ -261,7 +247,7 @@ Processes::Processes(LineHandler on_line, absl::Duration watchdog)
       watchdog_(absl::Now() + watchdog),
       self_(SelfPath()),
       cluster_(RandomClusterName()),
-      beacon_port_(FreeUdpPort()) {
+      beacon_port_(FreeLoopbackPort(PortKind::kUdp).value_or(0)) {
   StartTime();
   InstallDriverSignals();
   // Soft deadline: `watchdog` (waits fail); hard one 20 s later (OnAlarm).

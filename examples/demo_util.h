@@ -7,7 +7,7 @@
 //
 // Driver side: `Processes` (spawn, read lines, stop and reap every child on
 // every exit path, Ctrl-C, a watchdog), `TempDir`, `Say`. Role side:
-// `Fields`, `RoleNodeOptions`, `StopRequested`, `Emit`.
+// `Fields`, `RoleNodeOptions`, `StopRequested`, `WaitForStop`, `Emit`.
 //
 // None of this is fabric API; nothing outside examples/ uses it.
 #ifndef FABRIC_EXAMPLES_DEMO_UTIL_H_
@@ -72,6 +72,10 @@ void InitRole();
 // Returns true once SIGTERM or SIGINT arrived, waiting up to `wait` for one.
 // Call from one thread (usually main).
 bool StopRequested(absl::Duration wait = absl::ZeroDuration());
+
+// Blocks until SIGTERM or SIGINT arrives: a role that only serves until the
+// driver stops it. Call from one thread (usually main).
+void WaitForStop();
 
 // Prints "WHO: STATUS" to stderr and returns 1, the exit code of a role
 // that failed: `return Fail("web", status);`.

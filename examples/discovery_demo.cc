@@ -31,7 +31,7 @@ using ::fabric::examples::Fields;
 using ::fabric::examples::Processes;
 using ::fabric::examples::RoleNodeOptions;
 using ::fabric::examples::Say;
-using ::fabric::examples::StopRequested;
+using ::fabric::examples::WaitForStop;
 
 // Role: run one node until SIGTERM, printing events as "<name>: <event>".
 int RunNode(const Fields& args) {
@@ -52,8 +52,7 @@ int RunNode(const Fields& args) {
   }
   Emit("%s: started as %s on %s", name.c_str(),
        (*node)->id().ShortHex().c_str(), (*node)->mailbox_endpoint().c_str());
-  while (!StopRequested(absl::Seconds(1))) {
-  }
+  WaitForStop();
   (*node)->Close();  // sends goodbye to every peer
   return 0;
 }

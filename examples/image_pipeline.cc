@@ -51,6 +51,7 @@ using ::fabric::examples::RoleNodeOptions;
 using ::fabric::examples::Say;
 using ::fabric::examples::StopRequested;
 using ::fabric::examples::TempDir;
+using ::fabric::examples::WaitForStop;
 
 constexpr char kQueue[] = "thumbnails";
 constexpr int kUploads = 200;
@@ -165,8 +166,7 @@ int RunWorker(const Fields& args) {
   if (!worker.ok()) return Fail(name, worker.status());
   Emit("ready");
 
-  while (!StopRequested(absl::Seconds(1))) {
-  }
+  WaitForStop();
   // Clean stop: hand back tasks not started, finish the running one.
   (*worker)->Close();
   const fabric::WorkerStats stats = (*worker)->Stats();

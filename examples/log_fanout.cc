@@ -47,6 +47,7 @@ using ::fabric::examples::RoleNodeOptions;
 using ::fabric::examples::Say;
 using ::fabric::examples::StopRequested;
 using ::fabric::examples::TempDir;
+using ::fabric::examples::WaitForStop;
 
 constexpr int kMessagesPerService = 400;
 constexpr int kIntervalMs = 10;  // each service logs 100 lines a second
@@ -123,8 +124,7 @@ int RunPublisher(const Fields& args) {
   Emit("done");
 
   // Stay up to serve replays until the driver stops us.
-  while (!StopRequested(absl::Seconds(1))) {
-  }
+  WaitForStop();
   (*pub)->Close();
   (*node)->Close();
   return 0;
@@ -167,8 +167,7 @@ int RunSubscriber(const Fields& args) {
   if (!sub.ok()) return Fail(name, sub.status());
   Emit("ready");
 
-  while (!StopRequested(absl::Seconds(1))) {
-  }
+  WaitForStop();
   (*sub)->Close();  // saves the positions of a durable subscriber
   const fabric::SubscriberStats s = (*sub)->Stats();
   Emit("stopped delivered=%llu replayed=%llu duplicates=%llu gaps=%llu",

@@ -58,6 +58,7 @@ using ::fabric::examples::RoleNodeOptions;
 using ::fabric::examples::Say;
 using ::fabric::examples::StopRequested;
 using ::fabric::examples::TempDir;
+using ::fabric::examples::WaitForStop;
 
 constexpr char kQueue[] = "reports";
 constexpr char kTopic[] = "alerts.line1";
@@ -92,8 +93,7 @@ int RunRelay(const Fields& args) {
   uint64_t recovered = 0;
   for (const auto& q : (*relay)->Stats().queues) recovered += q.recovered;
   Emit("ready recovered=%llu", static_cast<unsigned long long>(recovered));
-  while (!StopRequested(absl::Seconds(1))) {
-  }
+  WaitForStop();
   (*relay)->Close();
   return 0;
 }
@@ -151,8 +151,7 @@ int RunWorker(const Fields& args) {
       fabric::Worker::Create(**node, std::move(options));
   if (!worker.ok()) return Fail(name, worker.status());
   Emit("ready");
-  while (!StopRequested(absl::Seconds(1))) {
-  }
+  WaitForStop();
   (*worker)->Close();
   (*node)->Close();
   return 0;
@@ -180,8 +179,7 @@ int RunSensor(const Fields& args) {
     Emit("published %d", i);
   }
   // Stay: the log serves replays to whoever missed alerts.
-  while (!StopRequested(absl::Seconds(1))) {
-  }
+  WaitForStop();
   (*publisher)->Close();
   (*node)->Close();
   return 0;
@@ -208,8 +206,7 @@ int RunDashboard(const Fields& args) {
       fabric::Subscriber::Create(**node, std::move(options));
   if (!sub.ok()) return Fail("dashboard", sub.status());
   Emit("ready");
-  while (!StopRequested(absl::Seconds(1))) {
-  }
+  WaitForStop();
   (*sub)->Close();
   (*node)->Close();
   return 0;

@@ -48,6 +48,7 @@ using ::fabric::examples::Processes;
 using ::fabric::examples::RoleNodeOptions;
 using ::fabric::examples::Say;
 using ::fabric::examples::StopRequested;
+using ::fabric::examples::WaitForStop;
 
 constexpr char kService[] = "thumbnail";
 constexpr absl::Duration kWork = absl::Milliseconds(20);   // per request
@@ -81,8 +82,7 @@ int RunServer(const Fields& args) {
   if (!server.ok()) return Fail(name, server.status());
   Emit("ready");
 
-  while (!StopRequested(absl::Seconds(1))) {
-  }
+  WaitForStop();
   // Drain: stop advertising, answer what was accepted, leave.
   (*server)->Close();
   Emit("stopped replied=%llu",
@@ -147,8 +147,7 @@ int RunClient(const Fields& args) {
   for (int i = 0; i < kCallers; ++i) {
     callers.emplace_back([&] { CallLoop(client, stop, next); });
   }
-  while (!StopRequested(absl::Seconds(1))) {
-  }
+  WaitForStop();
   stop.store(true, std::memory_order_relaxed);
   for (std::thread& t : callers) t.join();
   const fabric::ClientStats s = client.Stats();

@@ -1,10 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "tests/testing/test_util.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdlib.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -14,29 +11,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "fabric/base/free_port.h"
 
 namespace fabric::testing {
-namespace {
-
-uint16_t FreePort(int type) {
-  int fd = socket(AF_INET, type, 0);
-  if (fd < 0) return 0;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof(addr);
-  uint16_t port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  close(fd);
-  return port;
-}
-
-}  // namespace
-
 std::string UniqueClusterName(const std::string& prefix) {
   static std::atomic<int> counter{0};
   std::random_device rd;
@@ -44,8 +21,8 @@ std::string UniqueClusterName(const std::string& prefix) {
                       rd() % 1000000);
 }
 
-uint16_t FreeUdpPort() { return FreePort(SOCK_DGRAM); }
-uint16_t FreeTcpPort() { return FreePort(SOCK_STREAM); }
+uint16_t FreeUdpPort() { return FreeLoopbackPort(PortKind::kUdp).value_or(0); }
+uint16_t FreeTcpPort() { return FreeLoopbackPort(PortKind::kTcp).value_or(0); }
 
 std::string MakeTempDir(const std::string& prefix) {
   const char* base = std::getenv("TEST_TMPDIR");

@@ -16,7 +16,8 @@ namespace fabric::testing {
 // Returns a cluster name unique to this process and call.
 std::string UniqueClusterName(const std::string& prefix = "test");
 
-// Returns a UDP (or TCP) port on 127.0.0.1 that was free a moment ago.
+// Returns a UDP (or TCP) port on 127.0.0.1 that was free a moment ago, or
+// 0 when none could be had (tests assert it is not 0).
 uint16_t FreeUdpPort();
 uint16_t FreeTcpPort();
 
