@@ -82,14 +82,24 @@ void Engine::SyncDirect(Link& link) {
     want = link.peer;
   }
   if (want == link.direct_key) return;
-  absl::MutexLock lock(&link_mu_);
-  if (link.direct_key.has_value()) {
-    // Another link may have taken the peer over meanwhile (it moved).
-    auto it = direct_.find(*link.direct_key);
-    if (it != direct_.end() && it->second == &link) direct_.erase(it);
+  const std::optional<NodeId> had = link.direct_key;
+  {
+    absl::MutexLock lock(&link_mu_);
+    if (had.has_value()) {
+      // Another link may have taken the peer over meanwhile (it moved).
+      auto it = direct_.find(*had);
+      if (it != direct_.end() && it->second == &link) direct_.erase(it);
+    }
+    if (want.has_value()) direct_[*want] = &link;
+    link.direct_key = want;
   }
-  if (want.has_value()) direct_[*want] = &link;
-  link.direct_key = want;
+  if (had.has_value()) {
+    // Direct senders count under link_mu_ and found this link only under
+    // `had`, so its count is final for that peer: fold it in now rather
+    // than at a sweep the link may not live to see.
+    const uint64_t direct = link.direct_sent.exchange(0);
+    if (direct > 0) peers_.OnSent(*had, direct);
+  }
 }
 
 void Engine::ReapLinks() {

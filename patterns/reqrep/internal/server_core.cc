@@ -300,7 +300,14 @@ void ServerCore::SettleDone(NodeContext& ctx) {
   for (Done& d : done) {
     auto it = pending_.find(d.token);
     if (it == pending_.end()) {
-      counters_.late_replies++;
+      if (d.sent) {
+        // A handler thread sent it just before OnTick gave the request up
+        // (nothing else drops a request while direct sends are on): the
+        // client got its answer, so it is replied, not expired, not late.
+        counters_.expired--;
+      } else {
+        counters_.late_replies++;
+      }
       continue;
     }
     Pending p = std::move(it->second);
