@@ -23,11 +23,11 @@
 #include <cstring>
 #include <functional>
 #include <memory>
-#include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "CLI/CLI.hpp"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/match.h"
@@ -38,7 +38,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "fabric/base/free_port.h"
+#include "bench/bench_util.h"
 #include "fabric/node.h"
 #include "fabric/node_options.h"
 
@@ -80,21 +80,13 @@ struct NodeProcess {
   std::vector<Event> events;
 };
 
-std::string UniqueClusterName() {
-  static int counter = 0;
-  std::random_device rd;
-  return absl::StrCat("bench-", getpid(), "-", counter++, "-", rd() % 100000);
-}
-
 // A set of `fabric node` processes sharing one cluster and beacon port. The
 // destructor SIGKILLs and reaps every child still running, so an early return
 // never leaks processes; PR_SET_PDEATHSIG covers a crash of the bench itself.
 // Thread safety: thread-compatible (the bench drives it from main only).
 class Cluster {
  public:
-  Cluster()
-      : cluster_(UniqueClusterName()),
-        beacon_port_(FreeLoopbackPort(PortKind::kUdp).value_or(0)) {}
+  Cluster() : cluster_(NewBenchCluster("disc")) {}
   Cluster(const Cluster&) = delete;
   Cluster& operator=(const Cluster&) = delete;
   ~Cluster() {
@@ -130,18 +122,17 @@ class Cluster {
  private:
   void ParseLine(NodeProcess& node, absl::string_view line, absl::Time now);
 
-  std::string cluster_;
-  uint16_t beacon_port_;
+  const BenchCluster cluster_;
   std::vector<NodeProcess> nodes_;
 };
 
 absl::Status Cluster::Spawn(const std::string& name) {
-  if (beacon_port_ == 0) return absl::InternalError("no free UDP port");
-  std::vector<std::string> args = {FABRIC_CLI_PATH, "node",
-                                   "--cluster",     cluster_,
-                                   "--beacon-port", absl::StrCat(beacon_port_),
-                                   "--name",        name,
-                                   "--log-level",   "warning"};
+  std::vector<std::string> args = {
+      FABRIC_CLI_PATH, "node",
+      "--cluster",     cluster_.name,
+      "--beacon-port", absl::StrCat(cluster_.beacon_port),
+      "--name",        name,
+      "--log-level",   "warning"};
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -493,15 +484,13 @@ absl::Status RunDetection(const Flags& flags, std::vector<Row>& rows) {
 // d. Beacon and heartbeat traffic, in process: two nodes, one steady window.
 
 absl::Status RunTraffic(const Flags& flags, std::vector<Row>& rows) {
-  const std::string cluster = UniqueClusterName();
-  absl::StatusOr<uint16_t> port = FreeLoopbackPort(PortKind::kUdp);
-  if (!port.ok()) return port.status();
+  const BenchCluster cluster = NewBenchCluster("traffic");
   std::vector<std::unique_ptr<Node>> nodes;
   for (int i = 0; i < 2; ++i) {
     NodeOptions options;
     options.name = absl::StrCat("t", i);
-    options.cluster = cluster;
-    options.beacon_port = *port;
+    options.cluster = cluster.name;
+    options.beacon_port = cluster.beacon_port;
     absl::StatusOr<std::unique_ptr<Node>> node = Node::Start(options);
     if (!node.ok()) return node.status();
     nodes.push_back(*std::move(node));
@@ -557,42 +546,6 @@ absl::Status RunTraffic(const Flags& flags, std::vector<Row>& rows) {
 
 // ---------------------------------------------------------------------------
 
-absl::StatusOr<Flags> ParseFlags(int argc, char** argv) {
-  Flags flags;
-  for (int i = 1; i < argc; ++i) {
-    const absl::string_view arg = argv[i];
-    if (i + 1 >= argc) {
-      return absl::InvalidArgumentError(absl::StrCat(arg, " wants a value"));
-    }
-    const absl::string_view value = argv[++i];
-    bool ok = true;
-    if (arg == "--nodes") {
-      flags.nodes.clear();
-      for (absl::string_view part : absl::StrSplit(value, ',')) {
-        int n = 0;
-        ok = ok && absl::SimpleAtoi(part, &n) && n >= 2;
-        flags.nodes.push_back(n);
-      }
-    } else if (arg == "--runs") {
-      ok = absl::SimpleAtoi(value, &flags.runs) && flags.runs >= 1;
-    } else if (arg == "--kill-reps") {
-      ok = absl::SimpleAtoi(value, &flags.kill_reps) && flags.kill_reps >= 0;
-    } else if (arg == "--stop-reps") {
-      ok = absl::SimpleAtoi(value, &flags.stop_reps) && flags.stop_reps >= 0;
-    } else if (arg == "--traffic-seconds") {
-      ok = absl::SimpleAtoi(value, &flags.traffic_seconds) &&
-           flags.traffic_seconds >= 1;
-    } else {
-      return absl::InvalidArgumentError(absl::StrCat("unknown flag ", arg));
-    }
-    if (!ok) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("bad value for ", arg, ": '", value, "'"));
-    }
-  }
-  return flags;
-}
-
 // Each node holds a handful of sockets and the bench a pipe per node.
 void RaiseFileLimit() {
   rlimit limit{};
@@ -619,11 +572,22 @@ void PrintMachine() {
 }
 
 int Main(int argc, char** argv) {
-  absl::StatusOr<Flags> flags = ParseFlags(argc, argv);
-  if (!flags.ok()) {
-    absl::FPrintF(stderr, "discovery_bench: %s\n", flags.status().ToString());
-    return 2;
-  }
+  InitBenchProcess();
+  Flags flags;
+  CLI::App app{"discovery benchmark: mesh time, failure detection, traffic"};
+  app.add_option("--nodes", flags.nodes, "mesh sizes, e.g. 10,50,100")
+      ->delimiter(',')
+      ->check(CLI::Range(2, 1000));
+  app.add_option("--runs", flags.runs, "runs per mesh size")
+      ->check(CLI::Range(1, kMaxFlag));
+  app.add_option("--kill-reps", flags.kill_reps, "SIGKILL detections")
+      ->check(CLI::Range(0, kMaxFlag));
+  app.add_option("--stop-reps", flags.stop_reps, "SIGSTOP detections")
+      ->check(CLI::Range(0, kMaxFlag));
+  app.add_option("--traffic-seconds", flags.traffic_seconds,
+                 "steady window of the traffic measurement")
+      ->check(CLI::Range(1, kMaxFlag));
+  if (int code = ParseBenchFlags(app, argc, argv); code >= 0) return code;
   RaiseFileLimit();
   // The nodes read these (ApplyEnvironment); they must not override the
   // cluster and port each run picks.
@@ -634,9 +598,9 @@ int Main(int argc, char** argv) {
   }
   PrintMachine();
   std::vector<Row> rows;
-  absl::Status status = RunMesh(*flags, rows);
-  if (status.ok()) status = RunDetection(*flags, rows);
-  if (status.ok()) status = RunTraffic(*flags, rows);
+  absl::Status status = RunMesh(flags, rows);
+  if (status.ok()) status = RunDetection(flags, rows);
+  if (status.ok()) status = RunTraffic(flags, rows);
   PrintTable(rows);
   if (!status.ok()) {
     absl::FPrintF(stderr, "discovery_bench: %s\n", status.ToString());

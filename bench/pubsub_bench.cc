@@ -24,13 +24,12 @@
 #include <vector>
 #include <zmq.hpp>
 
-#include "absl/strings/numbers.h"
+#include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/str_split.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "bench/bench_util.h"
 #include "fabric/node.h"
 #include "patterns/pubsub/publisher.h"
 #include "patterns/pubsub/subscriber.h"
@@ -201,34 +200,14 @@ Result RunZmq(const Flags& f, bool paced) {
   return r;
 }
 
-std::unique_ptr<Node> StartNode(const std::string& name,
-                                const std::string& cluster, uint16_t port) {
-  NodeOptions o;
-  o.name = name;
-  o.cluster = cluster;
-  o.beacon_port = port;
-  o.beacon_interval = absl::Milliseconds(200);
-  auto node = Node::Start(std::move(o));
-  if (!node.ok()) {
-    std::fprintf(stderr, "node: %s\n", node.status().ToString().c_str());
-    std::exit(1);
-  }
-  return std::move(*node);
-}
-
-uint16_t PickPort() {
-  return static_cast<uint16_t>(20000 + (NowNs() / 1000) % 20000);
-}
-
 Result RunFabric(const Flags& f, bool paced) {
-  const std::string cluster = absl::StrCat("bench-ps-", NowNs());
-  const uint16_t port = PickPort();
-  auto pn = StartNode("pub", cluster, port);
+  const BenchCluster cluster = NewBenchCluster("ps");
+  auto pn = StartBenchNode("pub", cluster);
   std::vector<std::unique_ptr<Node>> nodes;
   std::vector<std::unique_ptr<Counter>> counters;
   std::vector<std::unique_ptr<Subscriber>> subs;
   for (int i = 0; i < 2; ++i) {
-    nodes.push_back(StartNode(absl::StrCat("sub", i), cluster, port));
+    nodes.push_back(StartBenchNode(absl::StrCat("sub", i), cluster));
     counters.push_back(std::make_unique<Counter>());
     Counter* c = counters.back().get();
     c->paced = paced;
@@ -266,10 +245,9 @@ Result RunFabric(const Flags& f, bool paced) {
 }
 
 Result RunReplay(const Flags& f) {
-  const std::string cluster = absl::StrCat("bench-rp-", NowNs());
-  const uint16_t port = PickPort();
+  const BenchCluster cluster = NewBenchCluster("rp");
   const std::string dir = absl::StrCat("/tmp/fabric-bench-replay-", NowNs());
-  auto pn = StartNode("pub", cluster, port);
+  auto pn = StartBenchNode("pub", cluster);
   PublisherOptions po;
   po.durable_topics = {"log"};
   po.spool_dir = dir;
@@ -279,7 +257,7 @@ Result RunReplay(const Flags& f) {
   const std::string body(static_cast<size_t>(f.size), 'x');
   for (int i = 0; i < f.replay_count; ++i) (void)(*pub)->Publish("log", body);
   (void)(*pub)->Flush(absl::Seconds(60));
-  auto sn = StartNode("late", cluster, port);
+  auto sn = StartBenchNode("late", cluster);
   std::vector<std::unique_ptr<Counter>> counters;
   counters.push_back(std::make_unique<Counter>());
   Counter* c = counters.back().get();
@@ -331,32 +309,25 @@ void Print(const Result& r) {
 
 int main(int argc, char** argv) {
   using namespace fabric::bench;
-  // Debian's Abseil is built with mutex deadlock detection on, which
-  // charges every lock; services (and the fabric CLI) turn it off.
-  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  InitBenchProcess();
   Flags f;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string flag = argv[i];
-    const std::string value = argv[i + 1];
-    if (flag == "--count") {
-      (void)absl::SimpleAtoi(value, &f.count);
-    } else if (flag == "--size") {
-      (void)absl::SimpleAtoi(value, &f.size);
-    } else if (flag == "--replay-count") {
-      (void)absl::SimpleAtoi(value, &f.replay_count);
-    } else if (flag == "--latency-count") {
-      (void)absl::SimpleAtoi(value, &f.latency_count);
-    } else if (flag == "--interval-us") {
-      (void)absl::SimpleAtoi(value, &f.interval_us);
-    } else if (flag == "--runs") {
-      (void)absl::SimpleAtoi(value, &f.runs);
-    } else if (flag == "--modes") {
-      f.modes = absl::StrSplit(value, ',');
-    } else {
-      std::fprintf(stderr, "unknown flag %s\n", flag.c_str());
-      return 2;
-    }
-  }
+  CLI::App app{"pub/sub benchmark: fabric beside raw libzmq PUB/SUB"};
+  app.add_option("--count", f.count, "messages per throughput run")
+      ->check(CLI::Range(1, kMaxFlag));
+  app.add_option("--size", f.size, "body bytes (at least 16)")
+      ->check(CLI::Range(1, kMaxFlag));
+  app.add_option("--replay-count", f.replay_count, "messages replayed")
+      ->check(CLI::Range(1, kMaxFlag));
+  app.add_option("--latency-count", f.latency_count, "paced messages")
+      ->check(CLI::Range(1, kMaxFlag));
+  app.add_option("--interval-us", f.interval_us, "pacing of latency runs")
+      ->check(CLI::Range(1, kMaxFlag));
+  app.add_option("--runs", f.runs, "rounds of every mode, interleaved")
+      ->check(CLI::Range(1, kMaxFlag));
+  app.add_option("--modes", f.modes, "zmq,fabric,replay,latency")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"zmq", "fabric", "replay", "latency"}));
+  if (int code = ParseBenchFlags(app, argc, argv); code >= 0) return code;
   if (f.size < 16) f.size = 16;  // "bench" and the send stamp
   std::printf(
       "pubsub_bench: 1 publisher -> 2 subscribers, %d messages of %d "

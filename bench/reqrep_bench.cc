@@ -12,7 +12,6 @@
 // fabric runs twice: with one handler thread (the default shape: the
 // handler runs off the engine thread) and with the handler inline on the
 // server's engine thread (ServerOptions::threads = 0).
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -24,13 +23,13 @@
 #include <vector>
 #include <zmq.hpp>
 
-#include "absl/strings/numbers.h"
+#include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "bench/bench_util.h"
 #include "fabric/node.h"
 #include "patterns/reqrep/client.h"
 #include "patterns/reqrep/server.h"
@@ -153,23 +152,10 @@ struct FabricPair {
   std::unique_ptr<Client> client_nospin;  // spin_wait = 0
 };
 
-FabricPair StartFabric(int threads, const std::string& cluster, uint16_t port) {
-  auto start_node = [&](const std::string& name) {
-    NodeOptions o;
-    o.name = name;
-    o.cluster = cluster;
-    o.beacon_port = port;
-    o.beacon_interval = absl::Milliseconds(200);
-    absl::StatusOr<std::unique_ptr<Node>> n = Node::Start(std::move(o));
-    if (!n.ok()) {
-      std::fprintf(stderr, "node: %s\n", n.status().ToString().c_str());
-      std::exit(1);
-    }
-    return std::move(*n);
-  };
+FabricPair StartFabric(int threads, const BenchCluster& cluster) {
   FabricPair p;
-  p.server_node = start_node("bench-server");
-  p.client_node = start_node("bench-client");
+  p.server_node = StartBenchNode("bench-server", cluster);
+  p.client_node = StartBenchNode("bench-client", cluster);
   ServerOptions so;
   so.service = "bench";
   so.threads = threads;
@@ -285,24 +271,6 @@ double FabricPipelined(const Flags& f, FabricPair& p) {
   return f.pipelined / secs;
 }
 
-bool ParseFlags(int argc, char** argv, Flags& f) {
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    int* target = nullptr;
-    if (a == "--count") target = &f.count;
-    if (a == "--warmup") target = &f.warmup;
-    if (a == "--pipelined") target = &f.pipelined;
-    if (a == "--window") target = &f.window;
-    if (a == "--size") target = &f.size;
-    if (a == "--runs") target = &f.runs;
-    if (target == nullptr || i + 1 >= argc ||
-        !absl::SimpleAtoi(argv[++i], target) || *target < 0) {
-      return false;
-    }
-  }
-  return f.count > 0 && f.pipelined > 0 && f.window > 0 && f.runs > 0;
-}
-
 template <typename T, typename F>
 T Median(std::vector<T> v, F key) {
   std::sort(v.begin(), v.end(),
@@ -315,27 +283,30 @@ T Median(std::vector<T> v, F key) {
 
 int main(int argc, char** argv) {
   using namespace fabric::bench;
-  // Debian's Abseil is built with mutex deadlock detection on; it costs
-  // every lock a graph update.
-  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  InitBenchProcess();
   Flags f;
-  if (!ParseFlags(argc, argv, f)) {
-    std::fprintf(stderr,
-                 "usage: reqrep_bench [--count N] [--warmup N] "
-                 "[--pipelined N] [--window N] [--size B] [--runs N]\n");
-    return 2;
-  }
-  const std::string cluster =
-      absl::StrCat("bench-rr-", getpid(), "-", absl::ToUnixMicros(absl::Now()));
-  const uint16_t port = static_cast<uint16_t>(40000 + getpid() % 20000);
+  CLI::App app{"request/reply benchmark: fabric beside raw libzmq"};
+  app.add_option("--count", f.count, "sequential calls measured per run")
+      ->check(CLI::Range(1, kMaxFlag));
+  app.add_option("--warmup", f.warmup, "sequential calls not measured")
+      ->check(CLI::Range(0, kMaxFlag));
+  app.add_option("--pipelined", f.pipelined, "calls per pipelined run")
+      ->check(CLI::Range(1, kMaxFlag));
+  app.add_option("--window", f.window, "calls in flight when pipelined")
+      ->check(CLI::Range(1, kMaxFlag));
+  app.add_option("--size", f.size, "body bytes")
+      ->check(CLI::Range(0, kMaxFlag));
+  app.add_option("--runs", f.runs, "runs, interleaved")
+      ->check(CLI::Range(1, kMaxFlag));
+  if (int code = ParseBenchFlags(app, argc, argv); code >= 0) return code;
   Row zreq{"raw libzmq REQ/REP", {}, {}};
   Row zdr{"raw libzmq DEALER/ROUTER", {}, {}};
   Row fab1{"fabric, 1 handler thread", {}, {}};
   Row fab0{"fabric, inline handler", {}, {}};
   Row fab1q{"  same, client spin off", {}, {}};
   Row fab0q{"  same, client spin off", {}, {}};
-  FabricPair pair1 = StartFabric(1, cluster + "-t1", port);
-  FabricPair pair0 = StartFabric(0, cluster + "-t0", port);
+  FabricPair pair1 = StartFabric(1, NewBenchCluster("rr-t1"));
+  FabricPair pair0 = StartFabric(0, NewBenchCluster("rr-t0"));
   for (int run = 0; run < f.runs; ++run) {
     std::fprintf(stderr, "run %d/%d ...\n", run + 1, f.runs);
     std::vector<Latency> l =

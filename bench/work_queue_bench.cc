@@ -18,14 +18,13 @@
 #include <vector>
 #include <zmq.hpp>
 
+#include "CLI/CLI.hpp"
 #include "absl/status/status.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/str_split.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "bench/bench_util.h"
 #include "fabric/node.h"
 #include "patterns/work_queue/producer.h"
 #include "patterns/work_queue/worker.h"
@@ -107,25 +106,12 @@ Result RunZmq(const Flags& f) {
 
 // One fabric run: producer node + two worker nodes.
 Result RunFabric(const Flags& f, const std::string& mode, int count, int window,
-                 const std::string& cluster, uint16_t port) {
+                 const BenchCluster& cluster) {
   Result r;
   r.count = count;
-  auto start_node = [&](const std::string& name) {
-    NodeOptions o;
-    o.name = name;
-    o.cluster = cluster;
-    o.beacon_port = port;
-    o.beacon_interval = absl::Milliseconds(200);
-    absl::StatusOr<std::unique_ptr<Node>> n = Node::Start(std::move(o));
-    if (!n.ok()) {
-      std::fprintf(stderr, "node: %s\n", n.status().ToString().c_str());
-      std::exit(1);
-    }
-    return std::move(*n);
-  };
-  std::unique_ptr<Node> pn = start_node("bench-producer");
-  std::unique_ptr<Node> wn1 = start_node("bench-w1");
-  std::unique_ptr<Node> wn2 = start_node("bench-w2");
+  std::unique_ptr<Node> pn = StartBenchNode("bench-producer", cluster);
+  std::unique_ptr<Node> wn1 = StartBenchNode("bench-w1", cluster);
+  std::unique_ptr<Node> wn2 = StartBenchNode("bench-w2", cluster);
   std::vector<std::unique_ptr<Worker>> workers;
   for (Node* n : {wn1.get(), wn2.get()}) {
     WorkerOptions w;
@@ -219,50 +205,28 @@ Result RunFabric(const Flags& f, const std::string& mode, int count, int window,
   return r;
 }
 
-bool ParseFlags(int argc, char** argv, Flags& f) {
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto next = [&](int& v) {
-      return i + 1 < argc && absl::SimpleAtoi(argv[++i], &v) && v > 0;
-    };
-    if (a == "--count") {
-      if (!next(f.count)) return false;
-    } else if (a == "--always-count") {
-      if (!next(f.always_count)) return false;
-    } else if (a == "--size") {
-      if (!next(f.size)) return false;
-    } else if (a == "--window") {
-      if (!next(f.window)) return false;
-    } else if (a == "--prefetch") {
-      if (!next(f.prefetch)) return false;
-    } else if (a == "--modes" && i + 1 < argc) {
-      f.modes = absl::StrSplit(argv[++i], ',');
-    } else {
-      return false;
-    }
-  }
-  return true;
-}
-
 }  // namespace
 }  // namespace fabric::bench
 
 int main(int argc, char** argv) {
   using namespace fabric::bench;
-  // Debian's Abseil is built with mutex deadlock detection on; it costs
-  // every lock a graph update.
-  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  InitBenchProcess();
   Flags f;
-  if (!ParseFlags(argc, argv, f)) {
-    std::fprintf(stderr,
-                 "usage: work_queue_bench [--count N] [--always-count N] "
-                 "[--size B] [--window N] [--prefetch N] "
-                 "[--modes zmq,memory,none,batch,always]\n");
-    return 2;
-  }
-  const std::string cluster =
-      absl::StrCat("bench-wq-", getpid(), "-", absl::ToUnixMicros(absl::Now()));
-  const uint16_t port = static_cast<uint16_t>(40000 + getpid() % 20000);
+  CLI::App app{"work queue benchmark: fabric beside raw libzmq PUSH/PULL"};
+  app.add_option("--count", f.count, "tasks per run")
+      ->check(CLI::Range(1, kMaxFlag));
+  app.add_option("--always-count", f.always_count, "tasks with fsync=always")
+      ->check(CLI::Range(1, kMaxFlag));
+  app.add_option("--size", f.size, "task bytes")
+      ->check(CLI::Range(1, kMaxFlag));
+  app.add_option("--window", f.window, "tasks pushed but not yet acked")
+      ->check(CLI::Range(1, kMaxFlag));
+  app.add_option("--prefetch", f.prefetch, "tasks a worker holds")
+      ->check(CLI::Range(1, kMaxFlag));
+  app.add_option("--modes", f.modes, "zmq,memory,none,batch,always")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"zmq", "memory", "none", "batch", "always"}));
+  if (int code = ParseBenchFlags(app, argc, argv); code >= 0) return code;
   std::vector<Result> results;
   for (const std::string& mode : f.modes) {
     std::fprintf(stderr, "running %s ...\n", mode.c_str());
@@ -276,7 +240,7 @@ int main(int argc, char** argv) {
     // workloads (100).
     const int window = mode == "always" ? std::min(f.window, 100) : f.window;
     Result r = RunFabric(f, mode, count, window,
-                         absl::StrCat(cluster, "-", mode), port);
+                         NewBenchCluster(absl::StrCat("wq-", mode)));
     r.note = absl::StrCat("window ", window, " ", r.note);
     r.name = mode == "memory"
                  ? "fabric memory-only, acked"
