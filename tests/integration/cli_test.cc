@@ -68,13 +68,7 @@ class CliTest : public ::testing::Test {
     for (std::string& f : extra) argv.push_back(std::move(f));
     absl::StatusOr<std::unique_ptr<Subprocess>> proc = Subprocess::Spawn(argv);
     if (!proc.ok()) return proc;
-    absl::Status ready = (*proc)
-                             ->WaitForLine(
-                                 [](absl::string_view l) {
-                                   return absl::StartsWith(l, "READY ");
-                                 },
-                                 kTimeout)
-                             .status();
+    absl::Status ready = (*proc)->WaitForReady("READY ", kTimeout).status();
     if (!ready.ok()) return ready;
     return proc;
   }

@@ -195,14 +195,8 @@ class LanDiscoveryTest : public ::testing::Test {
                lab_->InterfaceName(host), "--cluster", cluster, "--beacon-port",
                absl::StrCat(beacon_port_)});
     if (!proc.ok()) return proc.status();
-    absl::StatusOr<size_t> ready = (*proc)->WaitForLine(
-        [](absl::string_view l) { return absl::StartsWith(l, "READY "); },
-        kTimeout);
-    if (!ready.ok()) {
-      return absl::Status(ready.status().code(),
-                          absl::StrCat(ready.status().message(),
-                                       "\nstderr: ", (*proc)->Stderr()));
-    }
+    absl::StatusOr<size_t> ready = (*proc)->WaitForReady("READY ", kTimeout);
+    if (!ready.ok()) return ready.status();
     std::vector<std::string> f =
         absl::StrSplit((*proc)->StdoutLines()[*ready], ' ');
     if (f.size() != 4) {

@@ -118,14 +118,9 @@ class LivenessTest : public ::testing::Test {
     for (std::string& flag : extra) argv.push_back(std::move(flag));
     absl::StatusOr<std::unique_ptr<Subprocess>> proc = Subprocess::Spawn(argv);
     if (!proc.ok()) return proc.status();
-    absl::StatusOr<size_t> ready = (*proc)->WaitForLine(
-        [](absl::string_view l) { return absl::StartsWith(l, "READY "); },
-        kReadyTimeout);
-    if (!ready.ok()) {
-      return absl::Status(ready.status().code(),
-                          absl::StrCat(ready.status().message(),
-                                       "\nstderr: ", (*proc)->Stderr()));
-    }
+    absl::StatusOr<size_t> ready =
+        (*proc)->WaitForReady("READY ", kReadyTimeout);
+    if (!ready.ok()) return ready.status();
     std::vector<std::string> f =
         absl::StrSplit((*proc)->StdoutLines()[*ready], ' ');
     if (f.size() != 4 || f[2].size() != 32 || f[3] != name) {

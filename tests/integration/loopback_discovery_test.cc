@@ -55,9 +55,8 @@ TEST(LoopbackDiscovery, TwentyNodesAllSeeEachOther) {
 
   std::set<std::string> ids;
   for (int i = 0; i < kNodes; ++i) {
-    absl::StatusOr<size_t> ready = nodes[i]->WaitForLine(
-        [](absl::string_view l) { return absl::StartsWith(l, "READY "); },
-        Remaining(deadline));
+    absl::StatusOr<size_t> ready =
+        nodes[i]->WaitForReady("READY ", Remaining(deadline));
     FABRIC_ASSERT_OK(ready) << names[i];
     std::vector<std::string> f =
         absl::StrSplit(nodes[i]->StdoutLines()[*ready], ' ');

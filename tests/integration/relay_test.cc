@@ -132,14 +132,8 @@ class RelayTest : public ::testing::Test {
     if (!proc.ok()) return proc.status();
     Subprocess* p = proc->get();
     procs_.push_back(std::move(*proc));
-    absl::StatusOr<size_t> line = p->WaitForLine(
-        [&](absl::string_view l) { return absl::StartsWith(l, ready); },
-        kCliReadyTimeout);
-    if (!line.ok()) {
-      return absl::Status(
-          line.status().code(),
-          absl::StrCat(line.status().message(), "\nstderr: ", p->Stderr()));
-    }
+    absl::Status line = p->WaitForReady(ready, kCliReadyTimeout).status();
+    if (!line.ok()) return line;
     return p;
   }
 

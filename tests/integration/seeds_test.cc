@@ -61,14 +61,9 @@ class SeedsTest : public ::testing::Test {
     for (std::string& flag : extra) argv.push_back(std::move(flag));
     absl::StatusOr<std::unique_ptr<Subprocess>> proc = Subprocess::Spawn(argv);
     if (!proc.ok()) return proc;
-    absl::StatusOr<size_t> ready = (*proc)->WaitForLine(
-        [](absl::string_view l) { return absl::StartsWith(l, "READY "); },
-        Remaining(deadline_));
-    if (!ready.ok()) {
-      return absl::Status(ready.status().code(),
-                          absl::StrCat(ready.status().message(),
-                                       "\nstderr: ", (*proc)->Stderr()));
-    }
+    absl::Status ready =
+        (*proc)->WaitForReady("READY ", Remaining(deadline_)).status();
+    if (!ready.ok()) return ready;
     names_.push_back(name);
     return proc;
   }

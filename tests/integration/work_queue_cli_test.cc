@@ -36,19 +36,15 @@
 namespace fabric {
 namespace {
 
-using ::fabric::testing::ClearFabricEnvironment;
+using ::fabric::testing::CliCluster;
 using ::fabric::testing::Finish;
-using ::fabric::testing::FreeUdpPort;
-using ::fabric::testing::MakeTempDir;
 using ::fabric::testing::RunResult;
 using ::fabric::testing::Subprocess;
-using ::fabric::testing::UniqueClusterName;
 using ::fabric::testing::WaitUntil;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
 constexpr absl::Duration kTimeout = absl::Seconds(60);
-constexpr absl::Duration kReadyTimeout = absl::Seconds(20);
 
 // The "pushed P confirmed C acked A dead D recovered R" line as a map.
 std::map<std::string, int64_t> Summary(const std::vector<std::string>& lines) {
@@ -117,36 +113,17 @@ int64_t LastValue(const std::string& text, absl::string_view prefix,
 class WorkQueueCliTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ClearFabricEnvironment();
-    ASSERT_NE(beacon_port_, 0) << "no free UDP port";
-    ASSERT_FALSE(dir_.empty());
+    ASSERT_TRUE(cli_.usable()) << "no free UDP port or temp dir";
     spool_ = dir_ + "/spool";
   }
-  void TearDown() override {
-    std::error_code ignored;
-    std::filesystem::remove_all(dir_, ignored);
-  }
 
-  // Cluster flags every process gets; fast beacons shorten discovery.
-  std::vector<std::string> ClusterFlags() const {
-    return {"--cluster",         cluster_,
-            "--beacon-port",     absl::StrCat(beacon_port_),
-            "--beacon-interval", "300ms"};
-  }
-
+  std::vector<std::string> ClusterFlags() const { return cli_.ClusterFlags(); }
   absl::StatusOr<std::unique_ptr<Subprocess>> Spawn(
       std::vector<std::string> args) {
-    args.insert(args.begin(), FABRIC_CLI_PATH);
-    for (std::string& f : ClusterFlags()) args.push_back(std::move(f));
-    return Subprocess::Spawn(std::move(args));
+    return cli_.Spawn(std::move(args));
   }
-
-  // Runs `fabric <args> <cluster flags>` to completion.
-  absl::StatusOr<RunResult> Run(std::vector<std::string> args,
-                                absl::Duration timeout = kTimeout) {
-    absl::StatusOr<std::unique_ptr<Subprocess>> proc = Spawn(std::move(args));
-    if (!proc.ok()) return proc.status();
-    return Finish(**proc, timeout);
+  absl::StatusOr<RunResult> Run(std::vector<std::string> args) {
+    return cli_.Run(std::move(args), kTimeout);
   }
 
   // Starts `fabric work QUEUE --name NAME <extra>` and awaits READY.
@@ -154,17 +131,7 @@ class WorkQueueCliTest : public ::testing::Test {
       const std::string& name, std::vector<std::string> extra = {}) {
     std::vector<std::string> args = {"work", queue_, "--name", name};
     for (std::string& f : extra) args.push_back(std::move(f));
-    absl::StatusOr<std::unique_ptr<Subprocess>> proc = Spawn(std::move(args));
-    if (!proc.ok()) return proc;
-    absl::Status ready = (*proc)
-                             ->WaitForLine(
-                                 [](absl::string_view l) {
-                                   return absl::StartsWith(l, "READY tcp://");
-                                 },
-                                 kReadyTimeout)
-                             .status();
-    if (!ready.ok()) return ready;
-    return proc;
+    return cli_.SpawnReady(std::move(args));
   }
 
   // Waits until `worker` printed a task line for every body in `bodies`.
@@ -196,10 +163,9 @@ class WorkQueueCliTest : public ::testing::Test {
     EXPECT_EQ(r.out, "");
   }
 
-  const std::string cluster_ = UniqueClusterName("wq-cli");
-  const uint16_t beacon_port_ = FreeUdpPort();
+  const CliCluster cli_{"wq-cli"};  // removes its directory last
+  const std::string& dir_ = cli_.dir();
   const std::string queue_ = "jobs";
-  const std::string dir_ = MakeTempDir("wq-cli");
   std::string spool_;
 };
 

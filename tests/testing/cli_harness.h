@@ -91,13 +91,8 @@ class CliCluster {
       std::vector<std::string> args) const {
     absl::StatusOr<std::unique_ptr<Subprocess>> proc = Spawn(std::move(args));
     if (!proc.ok()) return proc;
-    absl::Status ready = (*proc)
-                             ->WaitForLine(
-                                 [](absl::string_view l) {
-                                   return absl::StartsWith(l, "READY tcp://");
-                                 },
-                                 kCliReadyTimeout)
-                             .status();
+    absl::Status ready =
+        (*proc)->WaitForReady("READY tcp://", kCliReadyTimeout).status();
     if (!ready.ok()) return ready;
     return proc;
   }

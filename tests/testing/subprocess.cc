@@ -157,6 +157,17 @@ absl::StatusOr<size_t> Subprocess::WaitForLineContaining(
       timeout, from);
 }
 
+absl::StatusOr<size_t> Subprocess::WaitForReady(absl::string_view prefix,
+                                                absl::Duration timeout) {
+  absl::StatusOr<size_t> line = WaitForLine(
+      [prefix](absl::string_view l) { return absl::StartsWith(l, prefix); },
+      timeout);
+  if (line.ok()) return line;
+  return absl::Status(
+      line.status().code(),
+      absl::StrCat(line.status().message(), "\nstderr: ", Stderr()));
+}
+
 absl::Status Subprocess::WaitForOutputClosed(absl::Duration timeout) {
   absl::MutexLock lock(&mu_);
   auto closed = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {

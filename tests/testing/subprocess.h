@@ -54,6 +54,11 @@ class Subprocess {
   // read to the end; kDeadlineExceeded otherwise. Waiting for the exit is
   // not enough: the reader may not have taken the last bytes yet.
   absl::Status WaitForOutputClosed(absl::Duration timeout);
+  // Waits for the first stdout line starting with `prefix` (a role's
+  // "READY ..." line) and returns its index. On failure the status also
+  // carries the child's stderr, which says why it did not start.
+  absl::StatusOr<size_t> WaitForReady(absl::string_view prefix,
+                                      absl::Duration timeout);
   std::vector<std::string> StdoutLines() const;
   // Stderr as read so far (all of it after WaitForOutputClosed).
   std::string Stderr() const;
