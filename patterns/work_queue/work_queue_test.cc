@@ -462,6 +462,51 @@ TEST_F(WorkQueueTest, RestartedProducerGetsTheResultOfARunInProgress) {
   EXPECT_EQ(producer->Stats().acked, 1u);
 }
 
+// The same, while the run extends its lease: the restarted producer's
+// delivery waits for that run, so its lease is extended too rather than
+// running out and being redelivered over and over.
+TEST_F(WorkQueueTest, ExtendingALeaseAlsoExtendsADeliveryWaitingForTheRun) {
+  const std::string dir = ::fabric::testing::MakeTempDir("wq-owed-extend");
+  auto wn = StartNode("w");
+  absl::Notification started, release;
+  auto worker = StartWorker(*wn, "w", [&](const Task&, TaskContext& ctx) {
+    if (!started.HasBeenNotified()) started.Notify();
+    const absl::Time give_up = absl::Now() + kWait;
+    while (!release.WaitForNotificationWithTimeout(absl::Milliseconds(100)) &&
+           absl::Now() < give_up) {
+      EXPECT_THAT(ctx.ExtendLease(absl::Seconds(5)), IsOk());
+    }
+    return Outcome::Ack();
+  });
+  ProducerOptions o = POptions();
+  o.spool_dir = dir;
+  o.lease = absl::Seconds(1);
+  {
+    auto pn = StartNode("p1");
+    auto producer = StartProducer(*pn, o);
+    ASSERT_TRUE(WaitWorkers(*producer, 1));
+    FABRIC_ASSERT_OK(producer->Push("slow").status());
+    ASSERT_TRUE(started.WaitForNotificationWithTimeout(kWait));
+    producer->Close();
+    pn->Close();
+    pn->Join();
+  }
+  auto pn2 = StartNode("p2");
+  auto producer = StartProducer(*pn2, o);
+  ASSERT_TRUE(WaitWorkers(*producer, 1));
+  ASSERT_TRUE(
+      WaitUntil([&] { return worker->Stats().duplicates >= 1; }, kWait));
+  // Three leases long: without the extension the lease runs out in this
+  // window (and again after every redelivery).
+  EXPECT_FALSE(WaitUntil([&] { return producer->Stats().lease_expired > 0; },
+                         absl::Seconds(3)));
+  release.Notify();
+  FABRIC_ASSERT_OK(producer->WaitCompleted(kWait));
+  EXPECT_EQ(seen_.Count("slow"), 1);
+  EXPECT_EQ(producer->Stats().acked, 1u);
+  EXPECT_EQ(producer->Stats().lease_expired, 0u);
+}
+
 TEST_F(WorkQueueTest, SpoolKeepsUnackedTasksAndSequenceAcrossRestarts) {
   const std::string dir = ::fabric::testing::MakeTempDir("wq-spool");
   auto pn = StartNode("p");

@@ -326,10 +326,25 @@ void Worker::Impl::ExtendLease(const Delivery& d, absl::Duration extension) {
                static_cast<uint64_t>(absl::ToInt64Milliseconds(extension)),
                {d.task.id.seq}};
   NodeId to = d.from;
+  const NodeId producer = d.task.id.producer;
   absl::MutexLock lock(&results_mu_);
   if (node_released_) return;
-  (void)node_.Post([self, to, m = std::move(m)](NodeContext& ctx) {
-    (void)self->plugin_->Send(ctx, to, wq::kExtend, wq::EncodeExtend(m));
+  (void)node_.Post([self, to, producer, m = std::move(m)](NodeContext& ctx) {
+    const std::string body = wq::EncodeExtend(m);
+    (void)self->plugin_->Send(ctx, to, wq::kExtend, body);
+    // Deliveries of the same task waiting for this run's result (a
+    // restarted producer sent it again) hold leases of their own: extend
+    // those too, or they run out while the run they wait for goes on.
+    if (!self->engine_detached_) {
+      SeenTasks& seen = self->SeenFor(producer);
+      auto owed = seen.owed.find(m.seqs.front());
+      if (owed != seen.owed.end()) {
+        for (const Owed& o : owed->second) {
+          if (o.key.node == to) continue;  // its lease is the one above
+          (void)self->plugin_->Send(ctx, o.key.node, wq::kExtend, body);
+        }
+      }
+    }
     self->plugin_->RunLocal(ctx);
   });
 }
