@@ -83,23 +83,22 @@ void Engine::SyncDirect(Link& link) {
   }
   if (want == link.direct_key) return;
   const std::optional<NodeId> had = link.direct_key;
+  uint64_t direct = 0;
   {
     absl::MutexLock lock(&link_mu_);
     if (had.has_value()) {
       // Another link may have taken the peer over meanwhile (it moved).
       auto it = direct_.find(*had);
       if (it != direct_.end() && it->second == &link) direct_.erase(it);
+      // Direct senders count under this lock and found the link only
+      // under `had` so far: what they counted is that peer's. Fold it in
+      // now rather than at a sweep the link may not live to see.
+      direct = link.direct_sent.exchange(0);
     }
     if (want.has_value()) direct_[*want] = &link;
     link.direct_key = want;
   }
-  if (had.has_value()) {
-    // Direct senders count under link_mu_ and found this link only under
-    // `had`, so its count is final for that peer: fold it in now rather
-    // than at a sweep the link may not live to see.
-    const uint64_t direct = link.direct_sent.exchange(0);
-    if (direct > 0) peers_.OnSent(*had, direct);
-  }
+  if (direct > 0) peers_.OnSent(*had, direct);
 }
 
 void Engine::ReapLinks() {

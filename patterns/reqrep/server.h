@@ -159,7 +159,7 @@ struct ServerStats {
   uint64_t expired = 0;         // skipped: the caller's deadline passed
   uint64_t cancelled = 0;       // skipped: the caller cancelled before start
   uint64_t handler_errors = 0;  // handler threw or dropped its responder
-  uint64_t late_replies = 0;    // replies after the request was given up
+  uint64_t late_replies = 0;    // replies dropped: the request was given up
   uint64_t malformed = 0;       // undecodable request/reply frames at node
   uint64_t pending = 0;         // gauge: accepted, not yet replied
 };

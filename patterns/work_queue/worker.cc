@@ -335,10 +335,10 @@ void Worker::Impl::ExtendLease(const Delivery& d, absl::Duration extension) {
     // Deliveries of the same task waiting for this run's result (a
     // restarted producer sent it again) hold leases of their own: extend
     // those too, or they run out while the run they wait for goes on.
-    if (!self->engine_detached_) {
-      SeenTasks& seen = self->SeenFor(producer);
-      auto owed = seen.owed.find(m.seqs.front());
-      if (owed != seen.owed.end()) {
+    auto seen = self->seen_.find(producer);  // gone once pruned
+    if (!self->engine_detached_ && seen != self->seen_.end()) {
+      auto owed = seen->second.owed.find(m.seqs.front());
+      if (owed != seen->second.owed.end()) {
         for (const Owed& o : owed->second) {
           if (o.key.node == to) continue;  // its lease is the one above
           (void)self->plugin_->Send(ctx, o.key.node, wq::kExtend, body);

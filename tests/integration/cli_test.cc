@@ -33,7 +33,6 @@ using ::fabric::testing::RunResult;
 using ::fabric::testing::StatusIs;
 using ::fabric::testing::Subprocess;
 using ::fabric::testing::UniqueClusterName;
-using ::fabric::testing::WaitUntil;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 

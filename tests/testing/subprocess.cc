@@ -163,6 +163,10 @@ absl::StatusOr<size_t> Subprocess::WaitForReady(absl::string_view prefix,
       [prefix](absl::string_view l) { return absl::StartsWith(l, prefix); },
       timeout);
   if (line.ok()) return line;
+  if (line.status().code() == absl::StatusCode::kUnavailable) {
+    // It exited: let the reader take stderr's last bytes, which say why.
+    (void)WaitForOutputClosed(absl::Seconds(2));
+  }
   return absl::Status(
       line.status().code(),
       absl::StrCat(line.status().message(), "\nstderr: ", Stderr()));

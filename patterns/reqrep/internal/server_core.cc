@@ -236,7 +236,8 @@ void ServerCore::OnTick(NodeContext& ctx, absl::Time now) {
     }
   }
   // Give up requests whose handler never answered, so they stop counting
-  // against max_pending. A later reply is dropped (late_replies).
+  // against max_pending. A later reply is dropped (late_replies), unless a
+  // handler thread had sent it already (SettleDone counts it replied).
   std::vector<uint64_t> stale;
   for (const auto& [token, p] : pending_) {
     if (now > p.deadline + kPendingGrace) stale.push_back(token);
