@@ -111,6 +111,36 @@ class WorkQueueTest : public ::testing::Test {
     return WaitUntil([&] { return p.Stats().workers >= n; }, kWait);
   }
 
+  // A producer process restarting while `worker` runs its task: producer
+  // node p1 (on spool `o.spool_dir`) pushes "slow", waits until the
+  // handler `started` and closes as a process exit would; p2 starts on
+  // the same spool and delivers the task again. Returns p2 once `worker`
+  // counted that delivery as a duplicate; a null producer if it failed.
+  struct Restarted {
+    std::unique_ptr<Node> node;
+    std::unique_ptr<Producer> producer;
+  };
+  Restarted RestartWhileRunning(const ProducerOptions& o, const Worker& worker,
+                                absl::Notification& started) {
+    {
+      auto pn = StartNode("p1");
+      auto producer = StartProducer(*pn, o);
+      if (producer == nullptr || !WaitWorkers(*producer, 1)) return {};
+      EXPECT_THAT(producer->Push("slow").status(), IsOk());
+      if (!started.WaitForNotificationWithTimeout(kWait)) return {};
+      producer->Close();
+      pn->Close();
+      pn->Join();
+    }
+    Restarted r{StartNode("p2"), nullptr};
+    r.producer = StartProducer(*r.node, o);
+    if (r.producer == nullptr || !WaitWorkers(*r.producer, 1) ||
+        !WaitUntil([&] { return worker.Stats().duplicates >= 1; }, kWait)) {
+      r.producer.reset();
+    }
+    return r;
+  }
+
   const std::string cluster_ = ::fabric::testing::UniqueClusterName("wq");
   const uint16_t port_ = ::fabric::testing::FreeUdpPort();
   Seen seen_;
@@ -441,21 +471,9 @@ TEST_F(WorkQueueTest, RestartedProducerGetsTheResultOfARunInProgress) {
   ProducerOptions o = POptions();
   o.spool_dir = dir;
   o.lease = absl::Minutes(10);  // only the owed result can end it in time
-  {
-    auto pn = StartNode("p1");
-    auto producer = StartProducer(*pn, o);
-    ASSERT_TRUE(WaitWorkers(*producer, 1));
-    FABRIC_ASSERT_OK(producer->Push("slow").status());
-    ASSERT_TRUE(started.WaitForNotificationWithTimeout(kWait));
-    producer->Close();
-    pn->Close();
-    pn->Join();
-  }
-  auto pn2 = StartNode("p2");
-  auto producer = StartProducer(*pn2, o);
-  ASSERT_TRUE(WaitWorkers(*producer, 1));
-  EXPECT_TRUE(
-      WaitUntil([&] { return worker->Stats().duplicates >= 1; }, kWait));
+  Restarted p2 = RestartWhileRunning(o, *worker, started);
+  ASSERT_NE(p2.producer, nullptr);
+  Producer* producer = p2.producer.get();
   release.Notify();
   FABRIC_ASSERT_OK(producer->WaitCompleted(kWait));
   EXPECT_EQ(seen_.Count("slow"), 1);
@@ -481,21 +499,9 @@ TEST_F(WorkQueueTest, ExtendingALeaseAlsoExtendsADeliveryWaitingForTheRun) {
   ProducerOptions o = POptions();
   o.spool_dir = dir;
   o.lease = absl::Seconds(2);
-  {
-    auto pn = StartNode("p1");
-    auto producer = StartProducer(*pn, o);
-    ASSERT_TRUE(WaitWorkers(*producer, 1));
-    FABRIC_ASSERT_OK(producer->Push("slow").status());
-    ASSERT_TRUE(started.WaitForNotificationWithTimeout(kWait));
-    producer->Close();
-    pn->Close();
-    pn->Join();
-  }
-  auto pn2 = StartNode("p2");
-  auto producer = StartProducer(*pn2, o);
-  ASSERT_TRUE(WaitWorkers(*producer, 1));
-  ASSERT_TRUE(
-      WaitUntil([&] { return worker->Stats().duplicates >= 1; }, kWait));
+  Restarted p2 = RestartWhileRunning(o, *worker, started);
+  ASSERT_NE(p2.producer, nullptr);
+  Producer* producer = p2.producer.get();
   // Two and a half leases long: without the extension the lease runs out
   // in this window (and again after every redelivery).
   EXPECT_FALSE(WaitUntil([&] { return producer->Stats().lease_expired > 0; },
