@@ -8,7 +8,11 @@
 // by the caller's own thread to a server the engine published, and is
 // adopted by the engine afterwards. docs/reqrep.md describes the rules.
 #include <algorithm>
+#include <optional>
+#include <tuple>
+#include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "fabric/base/log.h"
@@ -26,6 +30,28 @@ constexpr absl::Duration kPenalty = absl::Seconds(2);
 template <typename C>
 bool Contains(const C& c, const NodeId& id) {
   return std::find(c.begin(), c.end(), id) != c.end();
+}
+
+// The element of `items` with the lowest `score` (a std::optional; nullopt
+// skips the element), scanning from `rotation % size` so that equals take
+// turns. Null if `items` is empty or every element was skipped.
+template <typename T, typename ScoreFn>
+const T* LowestRotating(const std::vector<T>& items, uint64_t rotation,
+                        ScoreFn score) {
+  const size_t n = items.size();
+  if (n == 0) return nullptr;
+  const size_t start = rotation % n;
+  const T* best = nullptr;
+  typename std::invoke_result_t<ScoreFn, const T&>::value_type best_score{};
+  for (size_t i = 0; i < n; ++i) {
+    const T& item = items[(start + i) % n];
+    auto s = score(item);
+    if (s.has_value() && (best == nullptr || *s < best_score)) {
+      best = &item;
+      best_score = *s;
+    }
+  }
+  return best;
 }
 
 void CountResult(ClientShared& client, const absl::Status& status) {
@@ -141,19 +167,12 @@ bool RpcPlugin::SendDirect(const std::shared_ptr<CallState>& call) {
   auto it = direct_dir_.find(call->service);
   if (it == direct_dir_.end() || it->second.empty()) return false;
   // Least outstanding first, rotating among equals, as Pick does.
-  const std::vector<DirectTarget>& targets = it->second;
-  const size_t n = targets.size();
-  const size_t start = direct_round_robin_++ % n;
-  const DirectTarget* best = nullptr;
-  uint64_t best_load = 0;
-  for (size_t i = 0; i < n; ++i) {
-    const DirectTarget& t = targets[(start + i) % n];
-    const uint64_t load = t.outstanding->load(std::memory_order_relaxed);
-    if (best == nullptr || load < best_load) {
-      best = &t;
-      best_load = load;
-    }
-  }
+  const DirectTarget* best = LowestRotating(
+      it->second, direct_round_robin_++, [](const DirectTarget& t) {
+        return std::optional<uint64_t>(
+            t.outstanding->load(std::memory_order_relaxed));
+      });
+  if (best == nullptr) return false;
   // Queued for adoption before the send: the engine may hold the reply
   // before this thread runs again, and it must find the call then. It
   // cannot take the queue until this thread lets go of the lock.
@@ -319,30 +338,20 @@ const NodeId* RpcPlugin::Pick(const CallState& call, const Batches& batches,
                               const Down& down, absl::Time now) {
   auto it = directory_.find(call.service);
   if (it == directory_.end() || it->second.empty()) return nullptr;
-  const std::vector<NodeId>& list = it->second;
-  const NodeId* best = nullptr;
   // Lexicographic: suspect, refused this call, penalized, already tried,
   // outstanding (sent plus batched now).
-  std::tuple<bool, bool, bool, bool, uint64_t> best_score;
-  const size_t n = list.size();
-  const size_t start = round_robin_++ % n;  // rotates among equals
-  for (size_t i = 0; i < n; ++i) {
-    const NodeId& s = list[(start + i) % n];
-    if (Contains(down, s)) continue;
-    const ServerState& st = server_state_[s];
-    uint64_t load = st.outstanding->load(std::memory_order_relaxed);
-    for (const Batch& b : batches) {
-      if (b.server == s) load += b.planned;
-    }
-    std::tuple<bool, bool, bool, bool, uint64_t> score{
-        st.suspect, Contains(call.refused, s), st.penalized_until > now,
-        Contains(call.tried, s), load};
-    if (best == nullptr || score < best_score) {
-      best = &s;
-      best_score = score;
-    }
-  }
-  return best;
+  using Score = std::tuple<bool, bool, bool, bool, uint64_t>;
+  return LowestRotating(
+      it->second, round_robin_++, [&](const NodeId& s) -> std::optional<Score> {
+        if (Contains(down, s)) return std::nullopt;
+        const ServerState& st = server_state_[s];
+        uint64_t load = st.outstanding->load(std::memory_order_relaxed);
+        for (const Batch& b : batches) {
+          if (b.server == s) load += b.planned;
+        }
+        return Score{st.suspect, Contains(call.refused, s),
+                     st.penalized_until > now, Contains(call.tried, s), load};
+      });
 }
 
 void RpcPlugin::StartAttempt(CallState& call, const NodeId& server,
