@@ -142,6 +142,10 @@ class Engine : public NodeContext {
   // not closing; unlists it otherwise. Call after changing any of those.
   void SyncDirect(Link& link);
   void ReapLinks();
+  // Sends `wire` on the link's DEALER without blocking: kResourceExhausted
+  // when it is not connected or its queue is full, kUnavailable on error.
+  absl::Status SendLocked(Link& link, absl::string_view wire)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(link_mu_);
   bool SendOnLink(Link& link, const std::string& wire);
   void SendHello(Link& link);
   void BroadcastHello();

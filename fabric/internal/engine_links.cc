@@ -115,16 +115,23 @@ void Engine::ReapLinks() {
   }
 }
 
+absl::Status Engine::SendLocked(Link& link, absl::string_view wire) {
+  try {
+    if (!link.dealer.send(zmq::buffer(wire.data(), wire.size()),
+                          zmq::send_flags::dontwait)) {
+      // Not connected (IMMEDIATE) or the high-water mark is reached.
+      return absl::ResourceExhaustedError("send queue is full");
+    }
+  } catch (const zmq::error_t& e) {
+    return absl::UnavailableError(absl::StrCat("send failed: ", e.what()));
+  }
+  return absl::OkStatus();
+}
+
 bool Engine::SendOnLink(Link& link, const std::string& wire) {
   {
     absl::MutexLock lock(&link_mu_);
-    try {
-      if (!link.dealer.send(zmq::buffer(wire), zmq::send_flags::dontwait)) {
-        return false;  // not connected (IMMEDIATE) or high-water mark reached
-      }
-    } catch (const zmq::error_t& e) {
-      return false;
-    }
+    if (!SendLocked(link, wire).ok()) return false;
   }
   link.last_sent_ns.store(absl::ToUnixNanos(Now()), std::memory_order_relaxed);
   counters_.messages_sent.fetch_add(1, std::memory_order_relaxed);
@@ -145,14 +152,10 @@ absl::Status Engine::SendDirect(const NodeId& peer, uint16_t kind,
           absl::StrCat("no connected link to peer ", peer.ShortHex()));
     }
     link = it->second;
-    try {
-      if (!link->dealer.send(zmq::buffer(wire), zmq::send_flags::dontwait)) {
-        return absl::ResourceExhaustedError(
-            absl::StrCat("send queue to peer ", peer.ShortHex(), " is full"));
-      }
-    } catch (const zmq::error_t& e) {
-      return absl::UnavailableError(absl::StrCat(
-          "send to peer ", peer.ShortHex(), " failed: ", e.what()));
+    absl::Status sent = SendLocked(*link, wire);
+    if (!sent.ok()) {
+      return absl::Status(sent.code(), absl::StrCat("peer ", peer.ShortHex(),
+                                                    ": ", sent.message()));
     }
     // Still under the lock: the link cannot be reaped before this.
     link->last_sent_ns.store(absl::GetCurrentTimeNanos(),
