@@ -6,6 +6,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -192,6 +193,48 @@ TEST_F(WorkQueueTest, ProducerAndWorkerOnTheSameNodeUseTheLocalLoop) {
   }
   FABRIC_ASSERT_OK(producer->WaitCompleted(kWait));
   EXPECT_EQ(seen_.Distinct(), 50u);
+}
+
+// Regression: a closing worker used to grant credit again for the tasks it
+// handed back, so a producer on the same node sent them straight back and
+// the two spun on the engine thread (in the plugin's local loop), never
+// reaching the worker's removal: Close did not return. It takes a handler
+// thread handing back the rest of its batch just before Close asks the
+// engine to remove the worker, so the test closes busy workers many times.
+TEST_F(WorkQueueTest, ClosingAWorkerWithItsProducerOnTheSameNodeReturns) {
+  auto node = StartNode("solo");
+  auto producer = StartProducer(*node, POptions());
+  for (int round = 0; round < 40; ++round) {
+    for (int i = 0; i < 100; ++i) {
+      FABRIC_ASSERT_OK(producer->PushAsync(absl::StrCat("t", i)).status());
+    }
+    std::atomic<int> calls{0};
+    WorkerOptions o;
+    o.queues = {"jobs"};
+    o.concurrency = 2;
+    o.prefetch = 32;  // less than the backlog: the producer keeps asking
+    o.handler = [&calls](const Task&, TaskContext&) {
+      calls.fetch_add(1);
+      absl::SleepFor(absl::Microseconds(200));
+      return Outcome::Ack();
+    };
+    absl::StatusOr<std::unique_ptr<Worker>> worker =
+        Worker::Create(*node, std::move(o));
+    ASSERT_THAT(worker, IsOk());
+    ASSERT_TRUE(
+        WaitUntil([&] { return calls.load() >= 1 + round % 5; }, kWait));
+    absl::Notification closed;
+    std::thread closer([&] {
+      (*worker)->Close();
+      closed.Notify();
+    });
+    const bool returned = closed.WaitForNotificationWithTimeout(kWait);
+    ASSERT_TRUE(returned) << "round " << round;
+    closer.join();
+  }
+  auto heir = StartWorker(*node, "heir");
+  FABRIC_ASSERT_OK(producer->WaitCompleted(kWait));
+  EXPECT_EQ(producer->Stats().dead_lettered, 0u);
 }
 
 TEST_F(WorkQueueTest, AcceptWorkerKeepsTasksFromRefusedWorkers) {

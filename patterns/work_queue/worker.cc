@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "patterns/work_queue/worker.h"
 
+#include <cxxabi.h>
+
 #include <algorithm>
 #include <atomic>
 #include <deque>
@@ -298,6 +300,11 @@ Outcome Worker::Impl::RunHandler(const Delivery& d) {
   Context ctx(this, &d);
   try {
     return options_.handler(d.task, ctx);
+  } catch (abi::__forced_unwind&) {
+    // The thread is being ended (pthread_exit or cancellation, as an
+    // embedding interpreter does to threads at exit): swallowing the unwind
+    // would abort the process.
+    throw;
   } catch (const std::exception& e) {
     counters_.handler_errors++;
     return Outcome::RetryAfter(absl::ZeroDuration(),
@@ -546,6 +553,9 @@ Worker::Impl::SeenTasks& Worker::Impl::SeenFor(const NodeId& producer) {
 }
 
 void Worker::Impl::Grant() {
+  // A closing worker takes no more tasks: credit for the ones it hands back
+  // would only bring them straight back.
+  if (closing_.load(std::memory_order_relaxed)) return;
   const uint64_t prefetch = static_cast<uint64_t>(options_.prefetch);
   if (held_total_ + outstanding_total_ >= prefetch) return;
   uint64_t free = prefetch - held_total_ - outstanding_total_;
