@@ -4,6 +4,8 @@
 // (internal/server_core.cc).
 #include "patterns/reqrep/server.h"
 
+#include <cxxabi.h>
+
 #include <exception>
 #include <utility>
 
@@ -79,6 +81,8 @@ Handler SyncHandler(
     absl::StatusOr<std::string> reply;
     try {
       reply = fn(request);
+    } catch (abi::__forced_unwind&) {
+      throw;  // the thread is being ended: see Worker's RunHandler
     } catch (const std::exception& e) {
       reply = absl::InternalError(absl::StrCat("handler threw: ", e.what()));
     } catch (...) {

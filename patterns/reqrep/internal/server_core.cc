@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "patterns/reqrep/internal/server_core.h"
 
+#include <cxxabi.h>
+
 #include <algorithm>
 #include <exception>
 
@@ -468,6 +470,8 @@ void ServerCore::RunHandler(Work& w) {
   try {
     options_.handler(std::move(w.request),
                      Responder(shared_from_this(), token, route));
+  } catch (abi::__forced_unwind&) {
+    throw;  // the thread is being ended: see Worker's RunHandler
   } catch (const std::exception& e) {
     // The responder, destroyed while unwinding, sent kInternal already.
     FABRIC_LOG(kWarning, "FAB-RR-HANDLER-THREW ", options_.service, ": ",
