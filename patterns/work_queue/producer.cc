@@ -68,13 +68,18 @@ class Producer::Impl : public wq::ProducerEndpoint,
   }
 
   absl::Status Init();
+  // Appends one task, waiting for room until `deadline`. When there is
+  // none by then: kResourceExhausted (counted as a rejected push) if
+  // `final_wait`, else kDeadlineExceeded (not counted; see TryPushAsync).
   absl::StatusOr<TaskId> PushAsync(absl::string_view body,
-                                   const Headers& headers);
+                                   const Headers& headers, absl::Time deadline,
+                                   bool final_wait);
   absl::Status WaitConfirmed(uint64_t seq, absl::Duration timeout);
   absl::Status WaitCompleted(absl::Duration timeout);
   void Close();
 
   const NodeId& producer_id() const { return producer_id_; }
+  absl::Duration push_timeout() const { return options_.push_timeout; }
   uint64_t confirmed_seq() const {
     absl::MutexLock lock(&mu_);
     return confirmed_seq_;
@@ -294,14 +299,15 @@ absl::Status Producer::Impl::CheckOpen() const {
 }
 
 absl::StatusOr<TaskId> Producer::Impl::PushAsync(absl::string_view body,
-                                                 const Headers& headers) {
+                                                 const Headers& headers,
+                                                 absl::Time deadline,
+                                                 bool final_wait) {
   const size_t size = TaskBytes(headers, body);
   if (size > kMaxTaskBytes || headers.size() > kMaxHeaders) {
     counters_.rejected_pushes++;
     return absl::InvalidArgumentError(absl::StrCat(
         "task of ", size, " bytes exceeds the limit of ", kMaxTaskBytes));
   }
-  const absl::Time deadline = absl::Now() + options_.push_timeout;
   if (!spooled_) {
     absl::MutexLock lock(&mu_);
     auto room = [this, size]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -311,6 +317,7 @@ absl::StatusOr<TaskId> Producer::Impl::PushAsync(absl::string_view body,
     mu_.AwaitWithDeadline(absl::Condition(&room), deadline);
     FABRIC_RETURN_IF_ERROR(CheckOpen());
     if (!room()) {
+      if (!final_wait) return absl::DeadlineExceededError("no room yet");
       counters_.rejected_pushes++;
       return absl::ResourceExhaustedError(absl::StrCat(
           "producer limit of ", options_.max_bytes, " bytes held for queue ",
@@ -350,6 +357,7 @@ absl::StatusOr<TaskId> Producer::Impl::PushAsync(absl::string_view body,
       return appended.status();
     }
     if (!spool->WaitForRoom(deadline) && absl::Now() >= deadline) {
+      if (!final_wait) return absl::DeadlineExceededError("no room yet");
       counters_.rejected_pushes++;
       return absl::ResourceExhaustedError(absl::StrCat(
           "spool limit of ", spool->max_bytes(), " bytes reached in ",
@@ -980,7 +988,7 @@ Producer::~Producer() { Close(); }
 
 absl::StatusOr<TaskId> Producer::Push(absl::string_view body,
                                       const Headers& headers) {
-  FABRIC_ASSIGN_OR_RETURN(TaskId id, impl_->PushAsync(body, headers));
+  FABRIC_ASSIGN_OR_RETURN(TaskId id, PushAsync(body, headers));
   FABRIC_RETURN_IF_ERROR(
       impl_->WaitConfirmed(id.seq, absl::InfiniteDuration()));
   return id;
@@ -988,7 +996,15 @@ absl::StatusOr<TaskId> Producer::Push(absl::string_view body,
 
 absl::StatusOr<TaskId> Producer::PushAsync(absl::string_view body,
                                            const Headers& headers) {
-  return impl_->PushAsync(body, headers);
+  return impl_->PushAsync(body, headers, absl::Now() + impl_->push_timeout(),
+                          /*final_wait=*/true);
+}
+
+absl::StatusOr<TaskId> Producer::PushAsyncWithin(absl::string_view body,
+                                                 const Headers& headers,
+                                                 absl::Duration room_wait,
+                                                 bool last_try) {
+  return impl_->PushAsync(body, headers, absl::Now() + room_wait, last_try);
 }
 
 absl::Status Producer::WaitConfirmed(uint64_t seq, absl::Duration timeout) {

@@ -114,6 +114,16 @@ class Producer {
   // observed with WaitConfirmed / confirmed_seq. The fast path for batches.
   absl::StatusOr<TaskId> PushAsync(absl::string_view body,
                                    const Headers& headers = {});
+  // Like PushAsync, but waits for room at most `room_wait` (instead of
+  // `push_timeout`). When there is still none then: with `last_try` false it
+  // returns kDeadlineExceeded and counts nothing, so that a caller can wait
+  // in short slices and do something between them (the Python binding
+  // checks for Ctrl-C); with `last_try` it fails as PushAsync does
+  // (kResourceExhausted, counted in `rejected_pushes`).
+  absl::StatusOr<TaskId> PushAsyncWithin(absl::string_view body,
+                                         const Headers& headers,
+                                         absl::Duration room_wait,
+                                         bool last_try);
   // Blocks until every task up to `seq` is confirmed (or failed).
   absl::Status WaitConfirmed(uint64_t seq, absl::Duration timeout);
   // Blocks until every task pushed or recovered so far has completed (acked

@@ -604,6 +604,33 @@ TEST_F(WorkQueueTest, LimitAppliesBackpressureThenResourceExhausted) {
   FABRIC_EXPECT_OK(producer->Push(body).status());
 }
 
+// PushAsyncWithin waits for room only as long as asked, and only a last try
+// counts as a rejected push: a caller waiting in slices (the Python
+// binding) counts one rejection per push it gives up, not one per slice.
+TEST_F(WorkQueueTest, PushAsyncWithinWaitsItsSliceAndCountsOnlyTheLastTry) {
+  auto pn = StartNode("p");
+  ProducerOptions o = POptions();
+  o.max_bytes = 200;
+  auto producer = StartProducer(*pn, o);
+  FABRIC_ASSERT_OK(producer->Push(std::string(150, 'x')).status());
+  const std::string big(150, 'y');
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_THAT(producer->PushAsyncWithin(big, {}, absl::Milliseconds(20),
+                                          /*last_try=*/false),
+                StatusIs(absl::StatusCode::kDeadlineExceeded));
+  }
+  EXPECT_EQ(producer->Stats().rejected_pushes, 0u);
+  EXPECT_THAT(producer->PushAsyncWithin(big, {}, absl::Milliseconds(20),
+                                        /*last_try=*/true),
+              StatusIs(absl::StatusCode::kResourceExhausted));
+  EXPECT_EQ(producer->Stats().rejected_pushes, 1u);
+  // Once a worker acks, there is room again.
+  auto wn = StartNode("w");
+  auto worker = StartWorker(*wn, "w");
+  FABRIC_ASSERT_OK(producer->PushAsyncWithin(big, {}, kWait, false).status());
+  FABRIC_ASSERT_OK(producer->WaitCompleted(kWait));
+}
+
 TEST_F(WorkQueueTest, SpoolLimitIsResourceExhausted) {
   auto pn = StartNode("p");
   ProducerOptions o = POptions();
