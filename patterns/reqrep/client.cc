@@ -124,6 +124,14 @@ Client::~Client() { Close(); }
 absl::StatusOr<Reply> Client::Call(absl::string_view service,
                                    absl::string_view body,
                                    const CallOptions& options) {
+  return Call(service, body, options, absl::InfiniteDuration(), nullptr);
+}
+
+absl::StatusOr<Reply> Client::Call(absl::string_view service,
+                                   absl::string_view body,
+                                   const CallOptions& options,
+                                   absl::Duration poll_interval,
+                                   const std::function<bool()>& keep_waiting) {
   if (plugin_->OnEngineThread()) {
     return absl::FailedPreconditionError(
         "blocking Call on the engine thread (from a callback) would deadlock; "
@@ -140,15 +148,35 @@ absl::StatusOr<Reply> Client::Call(absl::string_view service,
   const int64_t spin_ns = ReserveSpin();
   if (spin_ns > 0 || !plugin_->SendDirect(call)) plugin_->Submit(call);
   if (spin_ns > 0) SpinForReply(*call, spin_ns);
+  const absl::Time end = call->deadline + kEngineGrace;
+  bool given_up = false;
   absl::MutexLock lock(&call->mu);
-  call->mu.AwaitWithDeadline(absl::Condition(&call->finished),
-                             call->deadline + kEngineGrace);
+  for (;;) {
+    const absl::Time until =
+        keep_waiting ? std::min(end, absl::Now() + poll_interval) : end;
+    call->mu.AwaitWithDeadline(absl::Condition(&call->finished), until);
+    if (call->finished || absl::Now() >= end) break;
+    // Asked outside the lock: the answer may take a while (the Python
+    // binding takes the GIL), and the engine finishes calls under it.
+    call->mu.Unlock();
+    const bool keep = keep_waiting();
+    call->mu.Lock();
+    if (!keep && !call->finished) {
+      given_up = true;
+      break;
+    }
+  }
   if (!call->finished) {
-    // The engine did not end it in time (stalled or stopping).
+    // The caller gave up, or the engine did not end it in time (stalled or
+    // stopping). A reply arriving later is dropped.
     call->finished = true;
     call->done.store(true, std::memory_order_release);
     shared_->in_flight.fetch_sub(1, std::memory_order_relaxed);
     shared_->failed.fetch_add(1, std::memory_order_relaxed);
+    if (given_up) {
+      return absl::CancelledError(
+          absl::StrCat("service ", service, ": the caller gave up the call"));
+    }
     shared_->deadline_exceeded.fetch_add(1, std::memory_order_relaxed);
     return absl::DeadlineExceededError(
         absl::StrCat("service ", service, ": no reply before the deadline"));

@@ -125,6 +125,15 @@ class Client {
   // REQUIRES: not called from a Callback (it runs on the engine thread).
   absl::StatusOr<Reply> Call(absl::string_view service, absl::string_view body,
                              const CallOptions& options = {});
+  // Like Call, but while it waits it asks `keep_waiting` (on this thread,
+  // no lock held) every `poll_interval`; when that returns false the call
+  // is given up: it returns kCancelled at once, counted as failed, and a
+  // reply arriving later is dropped. For callers that must react to
+  // something else meanwhile (the Python binding checks for Ctrl-C).
+  absl::StatusOr<Reply> Call(absl::string_view service, absl::string_view body,
+                             const CallOptions& options,
+                             absl::Duration poll_interval,
+                             const std::function<bool()>& keep_waiting);
   // Like Call, but returns at once; `done` runs exactly once with the
   // result, on the node's engine thread (or on this thread if the call
   // fails before it is sent). `done` must not block; it may make new

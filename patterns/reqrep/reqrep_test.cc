@@ -309,6 +309,36 @@ TEST_F(ReqRepTest, SilentHandlerTimesOutAndDroppedResponderFailsFast) {
   parked.ReplyAll("too late");  // dropped cleanly, nobody waits
 }
 
+// A blocking call asks its poll while it waits and is given up, kCancelled,
+// as soon as the poll says so (the Python binding's Ctrl-C).
+TEST_F(ReqRepTest, PolledCallIsGivenUpWhenThePollSaysSo) {
+  auto sn = StartNode("server");
+  auto cn = StartNode("client");
+  Parked parked;
+  auto server = StartServer(*sn, [&](Request, Responder responder) {
+    parked.Add(std::move(responder));
+  });
+  auto client = StartClient(*cn);
+  ASSERT_TRUE(WaitServers(*client, 1));
+  CallOptions call;
+  call.timeout = absl::Seconds(60);
+  int polls = 0;
+  absl::StatusOr<Reply> r = client->Call(
+      "svc", "hold", call, absl::Milliseconds(10), [&] { return ++polls < 5; });
+  EXPECT_THAT(r, StatusIs(absl::StatusCode::kCancelled));
+  EXPECT_EQ(polls, 5);
+  EXPECT_EQ(client->Stats().failed, 1u);
+  EXPECT_EQ(client->Stats().in_flight, 0u);
+  // A poll that keeps waiting gets the reply.
+  parked.ReplyAll("late");  // to the given-up call: dropped
+  auto echo = StartServer(*sn, Echo(), "echo");
+  ASSERT_TRUE(WaitServers(*client, 1, "echo"));
+  r = client->Call("echo", "hi", call, absl::Milliseconds(10),
+                   [] { return true; });
+  ASSERT_THAT(r, IsOk());
+  EXPECT_EQ(r->body, "hi");
+}
+
 TEST_F(ReqRepTest, StalledServerAttemptsMoveToAnotherServer) {
   auto stuck_node = StartNode("stuck");
   auto good_node = StartNode("good");
