@@ -347,9 +347,13 @@ TEST_F(PubSubTest, DurableTopicReplaysToLateJoinerAndRestartedSubscriber) {
   // The late joiner kept up live after its replay.
   ASSERT_TRUE(WaitUntil([&] { return early.Count("audit") == 5000; }, kWait));
   EXPECT_TRUE(Contiguous(early.Seqs("audit"), 1, 5000));
-  // One process per durable name.
+  // One subscriber per durable name at a time...
   EXPECT_THAT(Subscriber::Create(*sn, d),
               StatusIs(absl::StatusCode::kFailedPrecondition));
+  // ...and closing one releases the name at once, to the same process too.
+  s3->Close();
+  absl::StatusOr<std::unique_ptr<Subscriber>> heir = Subscriber::Create(*sn, d);
+  EXPECT_THAT(heir, IsOk());
 }
 
 TEST_F(PubSubTest, CatchUpWhileLiveMessagesArriveHasNoGapAndNoGarbage) {

@@ -221,7 +221,18 @@ class Subscriber::Impl : public ps::SubscriberEndpoint,
     }
     Wake();
     if (thread_.joinable()) thread_.join();
-    if (positions_ != nullptr) positions_->Sync();
+    {
+      // Messages still waiting for Next were never handed over: durable
+      // streams replay them to the next subscriber of this name, which may
+      // start as soon as Close returns, since the position file (and its
+      // lock) goes now.
+      absl::MutexLock l(&queue_mu_);
+      queue_.clear();
+      if (positions_ != nullptr) {
+        positions_->Sync();
+        positions_.reset();
+      }
+    }
     sub_.close();
     ctx_.close();
   }

@@ -112,7 +112,9 @@ class Subscriber {
   // Waits until at least `n` publisher endpoints are connected.
   absl::Status WaitForPublishers(size_t n, absl::Duration timeout);
 
-  // Stops receiving, saves positions and returns. Idempotent. Not from the
+  // Stops receiving, saves positions and releases the durable name (a new
+  // subscriber of that name may start at once; messages not yet taken by
+  // Next are dropped here and replayed to it). Idempotent. Not from the
   // handler (it joins the thread running it).
   void Close();
 
