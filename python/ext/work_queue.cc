@@ -1,0 +1,661 @@
+// SPDX-License-Identifier: Apache-2.0
+// Binding of the work queue: `Producer`, `Worker`, `Task` and their values.
+// A Python handler runs on the worker's handler threads through the gate;
+// how it ends decides the outcome (docs/python.md, "Workers").
+#include <algorithm>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "fabric/spool/spool.h"
+#include "patterns/work_queue/producer.h"
+#include "patterns/work_queue/worker.h"
+#include "python/ext/common.h"
+#include "python/ext/gate.h"
+#include "python/ext/node.h"
+
+namespace fabricmq {
+namespace {
+
+constexpr absl::Duration kSlice = absl::Milliseconds(100);
+
+// One delivery as the Python handler sees it. `ctx` is set only while the
+// handler runs, on the handler's thread.
+struct PyTask {
+  fabric::TaskId id;
+  std::string queue;
+  fabric::Headers headers;
+  py::object body;
+  uint32_t attempt = 1;
+  bool redelivered = false;
+  fabric::TaskContext* ctx = nullptr;
+  std::thread::id thread;
+
+  void ExtendLease(py::handle seconds) {
+    if (ctx == nullptr) {
+      ThrowUsage("Task.extend_lease() is only valid while its handler runs");
+    }
+    if (thread != std::this_thread::get_id()) {
+      ThrowUsage("Task.extend_lease() must be called on the handler's thread");
+    }
+    absl::Status s = ctx->ExtendLease(
+        ToDuration(seconds, "extend_lease seconds", absl::ZeroDuration()));
+    if (!s.ok()) ThrowStatus(s);
+  }
+};
+
+// Turns a Python exception from a handler into an outcome. Anything but
+// Retry and Reject fills `failure` with the exception's last traceback line
+// (logged in full by fabricmq's `_handler_failed`).
+fabric::Outcome OutcomeOf(py::error_already_set& e, py::handle task,
+                          std::string* failure) {
+  try {
+    if (e.matches(PythonType("Retry"))) {
+      py::object exc = e.value();
+      return fabric::Outcome::RetryAfter(
+          ToDuration(exc.attr("delay"), "Retry delay", absl::ZeroDuration()),
+          py::str(exc.attr("reason")).cast<std::string>());
+    }
+    if (e.matches(PythonType("Reject"))) {
+      return fabric::Outcome::Reject(
+          py::str(e.value().attr("reason")).cast<std::string>());
+    }
+    *failure =
+        PythonType("_handler_failed")(task, e.type(), e.value(), e.trace())
+            .cast<std::string>();
+  } catch (py::error_already_set& inner) {
+    inner.discard_as_unraisable("fabricmq worker handler");
+    *failure = "exception (unprintable)";
+  }
+  if (failure->empty()) *failure = "exception";
+  return fabric::Outcome::RetryAfter(absl::ZeroDuration());
+}
+
+// The worker's handler: calls the Python callable on a handler thread.
+fabric::Outcome RunHandler(const SharedPy& handler, const void* owner,
+                           const fabric::Task& task, fabric::TaskContext& ctx) {
+  std::string failure;
+  fabric::Outcome outcome = fabric::Outcome::Ack();
+  {
+    Gate::Entry entry;
+    if (!entry.ok()) {
+      return fabric::Outcome::RetryAfter(absl::ZeroDuration(),
+                                         "interpreter exiting");
+    }
+    CallbackScope scope(owner);
+    py::object object = py::cast(PyTask{
+        task.id, task.queue, task.headers, ToBytes(task.body), task.attempt,
+        task.redelivered, &ctx, std::this_thread::get_id()});
+    PyTask* t = object.cast<PyTask*>();
+    try {
+      handler->get()(object);
+    } catch (py::error_already_set& e) {
+      outcome = OutcomeOf(e, object, &failure);
+    }
+    t->ctx = nullptr;
+  }
+  // Thrown outside Python so that the worker counts a handler error and
+  // retries with "handler threw: <failure>".
+  if (!failure.empty()) throw std::runtime_error(failure);
+  return outcome;
+}
+
+void DeliverCompletion(const SharedPy& callback, const void* owner,
+                       const fabric::Completion& c) {
+  Gate::Entry entry;
+  if (!entry.ok()) return;
+  CallbackScope scope(owner);
+  try {
+    callback->get()(py::cast(c));
+  } catch (py::error_already_set& e) {
+    e.discard_as_unraisable("fabricmq on_completed callback");
+  }
+}
+
+absl::StatusOr<fabric::FsyncPolicy> ParsePolicy(const std::string& name) {
+  return fabric::ParseFsyncPolicy(name);
+}
+
+// ---------------------------------------------------------------- producer
+
+class PyProducer : public Closable {
+ public:
+  static std::shared_ptr<PyProducer> Create(std::shared_ptr<PyNode> node,
+                                            py::dict dict) {
+    Options options(std::move(dict));
+    fabric::ProducerOptions o;
+    o.queue = options.String("queue", "");
+    o.spool_dir = options.String("spool_dir", "");
+    absl::StatusOr<fabric::FsyncPolicy> fsync =
+        ParsePolicy(options.String("fsync", "batch"));
+    if (!fsync.ok()) ThrowStatus(fsync.status());
+    o.fsync = *fsync;
+    o.fsync_interval = options.Duration("fsync_interval", o.fsync_interval);
+    o.max_bytes = static_cast<uint64_t>(options.Int(
+        "max_bytes", static_cast<int64_t>(o.max_bytes), 1, INT64_MAX));
+    o.push_timeout = options.Duration("push_timeout", o.push_timeout);
+    o.lease = options.Duration("lease", o.lease);
+    o.max_attempts = static_cast<uint32_t>(
+        options.Int("max_attempts", o.max_attempts, 1, UINT32_MAX));
+    o.retry_backoff = options.Duration("retry_backoff", o.retry_backoff);
+    o.max_retry_backoff =
+        options.Duration("max_retry_backoff", o.max_retry_backoff);
+    o.max_batch = static_cast<size_t>(
+        options.Int("max_batch", static_cast<int64_t>(o.max_batch), 1, 65536));
+    py::object on_completed = options.Object("on_completed");
+    options.Finish();
+
+    std::shared_ptr<PyProducer> self(new PyProducer(node));
+    if (!on_completed.is_none()) {
+      if (!PyCallable_Check(on_completed.ptr())) {
+        ThrowType("on_completed must be callable");
+      }
+      SharedPy callback = Share(on_completed);
+      const void* owner = self.get();
+      o.on_completed = [callback, owner](const fabric::Completion& c) {
+        DeliverCompletion(callback, owner, c);
+      };
+    }
+    self->spool_dir_ = o.spool_dir;
+    self->queue_ = o.queue;
+    self->push_timeout_ = o.push_timeout;
+    fabric::Node& n = node->Use("this Node");
+    absl::StatusOr<std::unique_ptr<fabric::Producer>> producer;
+    {
+      py::gil_scoped_release nogil;
+      SignalsBlocked blocked;
+      producer = fabric::Producer::Create(n, std::move(o));
+    }
+    if (!producer.ok()) ThrowStatus(producer.status());
+    self->producer_ = std::move(*producer);
+    Closable::Register(self);
+    node->Adopt(self);
+    return self;
+  }
+
+  ~PyProducer() override {
+    StopWatcher();
+    std::shared_ptr<fabric::Producer> producer = std::move(producer_);
+    std::shared_ptr<PyNode> node = std::move(node_);
+    DestroyPatternObject(*this, this, [producer, node]() mutable {
+      producer.reset();
+      node.reset();
+    });
+  }
+
+  void CloseNoGil() override {
+    if (producer_ != nullptr) producer_->Close();
+    StopWatcher();
+  }
+
+  void Close() {
+    CheckNotForked("this Producer");
+    py::gil_scoped_release nogil;
+    CloseNoGil();
+  }
+
+  // Appends a task, waiting in slices for room up to `timeout` (default
+  // push_timeout).
+  fabric::TaskId Append(py::handle body, py::handle headers,
+                        py::handle timeout) {
+    CheckNotForked("this Producer");
+    Body b(body, "body");
+    const fabric::Headers h = ToHeaders(headers);
+    const absl::Time deadline =
+        absl::Now() + ToDuration(timeout, "timeout", push_timeout_);
+    for (;;) {
+      const absl::Duration left = deadline - absl::Now();
+      const bool last = left <= kSlice;
+      absl::StatusOr<fabric::TaskId> id;
+      {
+        py::gil_scoped_release nogil;
+        id = producer_->PushAsyncWithin(
+            b.view(), h, std::max(absl::ZeroDuration(), std::min(left, kSlice)),
+            last);
+      }
+      if (id.ok()) return *id;
+      if (id.status().code() != absl::StatusCode::kDeadlineExceeded || last) {
+        ThrowStatus(id.status());
+      }
+      CheckSignals();
+    }
+  }
+
+  fabric::TaskId Push(py::handle body, py::handle headers, py::handle timeout) {
+    const fabric::TaskId id = Append(body, headers, timeout);
+    if (!spool_dir_.empty()) WaitConfirmed(id.seq, py::none());
+    return id;
+  }
+
+  py::object TryPush(py::handle body, py::handle headers) {
+    CheckNotForked("this Producer");
+    Body b(body, "body");
+    const fabric::Headers h = ToHeaders(headers);
+    absl::StatusOr<fabric::TaskId> id;
+    {
+      py::gil_scoped_release nogil;
+      id = producer_->PushAsyncWithin(b.view(), h, absl::ZeroDuration(),
+                                      /*last_try=*/false);
+    }
+    if (id.ok()) return py::cast(*id);
+    if (id.status().code() == absl::StatusCode::kDeadlineExceeded) {
+      return py::none();
+    }
+    ThrowStatus(id.status());
+  }
+
+  void WaitConfirmed(uint64_t seq, py::handle timeout) {
+    CheckNotForked("this Producer");
+    const absl::Duration t =
+        ToDuration(timeout, "timeout", absl::InfiniteDuration());
+    absl::Status s;
+    const bool done = WaitInSlices(t, [&](absl::Duration slice) {
+      s = producer_->WaitConfirmed(seq, slice);
+      return s.code() != absl::StatusCode::kDeadlineExceeded;
+    });
+    if (!done) {
+      s = absl::DeadlineExceededError(absl::StrCat(
+          "task ", seq, " not confirmed within ", absl::FormatDuration(t)));
+    }
+    if (!s.ok()) ThrowStatus(s);
+  }
+
+  void WaitCompleted(py::handle timeout) {
+    CheckNotForked("this Producer");
+    const absl::Duration t =
+        ToDuration(timeout, "timeout", absl::InfiniteDuration());
+    absl::Status s;
+    const bool done = WaitInSlices(t, [&](absl::Duration slice) {
+      s = producer_->WaitCompleted(slice);
+      return s.code() != absl::StatusCode::kDeadlineExceeded;
+    });
+    if (!done) {
+      const fabric::ProducerStats st = producer_->Stats();
+      s = absl::DeadlineExceededError(absl::StrCat(
+          "tasks of queue ", queue_, " not all completed within ",
+          absl::FormatDuration(t), " (", st.in_flight, " in flight, ",
+          st.backlog, " waiting for a worker, ", st.workers, " worker(s))"));
+    }
+    if (!s.ok()) ThrowStatus(s);
+  }
+
+  // Resolves asyncio `future` (on `loop`) once task `seq` is confirmed.
+  void WatchConfirmed(uint64_t seq, py::object loop, py::object future) {
+    CheckNotForked("this Producer");
+    if (producer_->confirmed_seq() >= seq) {
+      future.attr("set_result")(py::none());
+      return;
+    }
+    std::lock_guard<std::mutex> lock(watch_mu_);
+    watches_.emplace(seq, Watch{Share(std::move(loop)), Share(future)});
+    if (!watcher_.joinable() && !watch_stop_) {
+      SignalsBlocked blocked;
+      watcher_ = std::thread([this] { WatchLoop(); });
+    }
+    watch_wake_.notify_one();
+  }
+
+  uint64_t confirmed_seq() {
+    CheckNotForked("this Producer");
+    return producer_->confirmed_seq();
+  }
+  std::string producer_id() {
+    CheckNotForked("this Producer");
+    return producer_->producer_id().ToHex();
+  }
+  fabric::ProducerStats Stats() {
+    CheckNotForked("this Producer");
+    return producer_->Stats();
+  }
+
+  std::vector<fabric::DeadLetter> DeadLetters() {
+    CheckNotForked("this Producer");
+    if (spool_dir_.empty()) return producer_->MemoryDeadLetters();
+    absl::StatusOr<std::vector<fabric::DeadLetter>> dead;
+    {
+      py::gil_scoped_release nogil;
+      dead = fabric::Spool::ScanDead(spool_dir_);
+    }
+    if (!dead.ok()) ThrowStatus(dead.status());
+    return std::move(*dead);
+  }
+
+ private:
+  struct Watch {
+    SharedPy loop;
+    SharedPy future;
+  };
+
+  explicit PyProducer(std::shared_ptr<PyNode> node)
+      : Closable(kEndpoints), node_(std::move(node)) {}
+
+  // The confirm watcher thread: waits for the highest watched seq and hands
+  // each confirmed (or failed) watch to the bridge thread.
+  void WatchLoop() {
+    for (;;) {
+      uint64_t target = 0;
+      {
+        std::unique_lock<std::mutex> lock(watch_mu_);
+        watch_wake_.wait(lock,
+                         [this] { return watch_stop_ || !watches_.empty(); });
+        if (watches_.empty()) return;  // stopping
+        target = watches_.rbegin()->first;
+      }
+      const absl::Status s = producer_->WaitConfirmed(target, kSlice);
+      const uint64_t confirmed = producer_->confirmed_seq();
+      std::vector<Watch> ok;
+      std::vector<Watch> failed;
+      {
+        std::lock_guard<std::mutex> lock(watch_mu_);
+        while (!watches_.empty() && watches_.begin()->first <= confirmed) {
+          ok.push_back(std::move(watches_.begin()->second));
+          watches_.erase(watches_.begin());
+        }
+        const bool fatal =
+            !s.ok() && s.code() != absl::StatusCode::kDeadlineExceeded;
+        if (fatal || watch_stop_) {
+          for (auto& [seq, w] : watches_) failed.push_back(std::move(w));
+          watches_.clear();
+        }
+      }
+      if (ok.empty() && failed.empty()) continue;
+      const absl::Status why =
+          s.ok() || s.code() == absl::StatusCode::kDeadlineExceeded
+              ? absl::CancelledError("producer is closed")
+              : s;
+      Bridge::PostWithGil([ok = std::move(ok), failed = std::move(failed),
+                           why](Bridge::Batch& batch) {
+        for (const Watch& w : ok) {
+          batch.Resolve(w.loop->get(), w.future->get(), py::none(), false);
+        }
+        for (const Watch& w : failed) {
+          batch.Resolve(w.loop->get(), w.future->get(), StatusToException(why),
+                        true);
+        }
+      });
+    }
+  }
+
+  void StopWatcher() {
+    {
+      std::lock_guard<std::mutex> lock(watch_mu_);
+      watch_stop_ = true;
+      watch_wake_.notify_one();
+    }
+    if (watcher_.joinable()) {
+      WithoutGil([this] {
+        if (watcher_.get_id() == std::this_thread::get_id()) {
+          watcher_.detach();
+        } else {
+          watcher_.join();
+        }
+      });
+    }
+  }
+
+  std::shared_ptr<PyNode> node_;
+  std::shared_ptr<fabric::Producer> producer_;
+  std::string spool_dir_;
+  std::string queue_;
+  absl::Duration push_timeout_;
+
+  std::mutex watch_mu_;
+  std::condition_variable watch_wake_;
+  std::multimap<uint64_t, Watch> watches_;
+  bool watch_stop_ = false;
+  std::thread watcher_;
+};
+
+// ------------------------------------------------------------------ worker
+
+class PyWorker : public Closable {
+ public:
+  static std::shared_ptr<PyWorker> Create(std::shared_ptr<PyNode> node,
+                                          py::object handler, py::dict dict) {
+    Options options(std::move(dict));
+    fabric::WorkerOptions o;
+    o.queues = options.Strings("queues");
+    o.concurrency =
+        static_cast<int>(options.Int("concurrency", o.concurrency, 1, 1024));
+    o.prefetch =
+        static_cast<int>(options.Int("prefetch", o.prefetch, 1, 65536));
+    o.dedup_window = options.Duration("dedup_window", o.dedup_window);
+    o.dedup_max = static_cast<size_t>(options.Int(
+        "dedup_max", static_cast<int64_t>(o.dedup_max), 0, INT64_MAX));
+    o.drain_timeout = options.Duration("drain_timeout", o.drain_timeout);
+    options.Finish();
+    if (!PyCallable_Check(handler.ptr())) {
+      ThrowType("the worker's handler must be callable");
+    }
+    std::shared_ptr<PyWorker> self(new PyWorker(node));
+    SharedPy callback = Share(std::move(handler));
+    const void* owner = self.get();
+    o.handler = [callback, owner](const fabric::Task& task,
+                                  fabric::TaskContext& ctx) {
+      return RunHandler(callback, owner, task, ctx);
+    };
+    fabric::Node& n = node->Use("this Node");
+    absl::StatusOr<std::unique_ptr<fabric::Worker>> worker;
+    {
+      py::gil_scoped_release nogil;
+      SignalsBlocked blocked;
+      worker = fabric::Worker::Create(n, std::move(o));
+    }
+    if (!worker.ok()) ThrowStatus(worker.status());
+    self->worker_ = std::move(*worker);
+    Closable::Register(self);
+    node->Adopt(self);
+    return self;
+  }
+
+  ~PyWorker() override {
+    std::shared_ptr<fabric::Worker> worker = std::move(worker_);
+    std::shared_ptr<PyNode> node = std::move(node_);
+    DestroyPatternObject(*this, this, [worker, node]() mutable {
+      worker.reset();
+      node.reset();
+    });
+  }
+
+  void CloseNoGil() override {
+    if (worker_ != nullptr) worker_->Close();
+  }
+
+  void Close() {
+    CheckNotForked("this Worker");
+    if (CallbackScope::Inside(this)) {
+      ThrowUsage(
+          "Worker.close() called from its own handler: it would wait for "
+          "itself; return from the handler and close the worker elsewhere");
+    }
+    py::gil_scoped_release nogil;
+    CloseNoGil();
+  }
+
+  fabric::WorkerStats Stats() {
+    CheckNotForked("this Worker");
+    return worker_->Stats();
+  }
+
+ private:
+  explicit PyWorker(std::shared_ptr<PyNode> node)
+      : Closable(kHandlers), node_(std::move(node)) {}
+  std::shared_ptr<PyNode> node_;
+  std::shared_ptr<fabric::Worker> worker_;
+};
+
+std::string TaskIdRepr(const fabric::TaskId& id) {
+  return absl::StrCat("TaskId('", id.producer.ToHex(), "', ", id.seq, ")");
+}
+
+}  // namespace
+
+void BindWorkQueue(py::module_& m) {
+  py::class_<fabric::TaskId>(m, "TaskId")
+      .def(py::init([](const std::string& producer, uint64_t seq) {
+             absl::StatusOr<fabric::NodeId> id =
+                 fabric::NodeId::FromHex(producer);
+             if (!id.ok()) ThrowStatus(id.status());
+             return fabric::TaskId{*id, seq};
+           }),
+           py::arg("producer"), py::arg("seq"))
+      .def_property_readonly(
+          "producer",
+          [](const fabric::TaskId& id) { return id.producer.ToHex(); })
+      .def_readonly("seq", &fabric::TaskId::seq)
+      .def("__str__", &fabric::TaskId::ToString)
+      .def("__repr__", &TaskIdRepr)
+      .def("__eq__",
+           [](const fabric::TaskId& a, py::handle b) {
+             if (!py::isinstance<fabric::TaskId>(b)) return false;
+             return a == b.cast<const fabric::TaskId&>();
+           })
+      .def("__hash__", [](const fabric::TaskId& id) {
+        return py::hash(py::make_tuple(
+            py::bytes(std::string(id.producer.bytes())), id.seq));
+      });
+
+  py::class_<PyTask>(m, "Task")
+      .def_readonly("id", &PyTask::id)
+      .def_property_readonly("queue",
+                             [](const PyTask& t) { return ToStr(t.queue); })
+      .def_property_readonly(
+          "headers", [](const PyTask& t) { return FromHeaders(t.headers); })
+      .def_readonly("body", &PyTask::body)
+      .def_readonly("attempt", &PyTask::attempt)
+      .def_readonly("redelivered", &PyTask::redelivered)
+      .def("extend_lease", &PyTask::ExtendLease, py::arg("seconds"))
+      .def("__repr__", [](const PyTask& t) {
+        return absl::StrCat("<Task ", t.id.ToString(), " queue=", t.queue,
+                            " attempt=", t.attempt,
+                            t.redelivered ? " redelivered" : "", ">");
+      });
+
+  py::class_<fabric::Completion>(m, "Completion")
+      .def_readonly("id", &fabric::Completion::id)
+      .def_property_readonly("kind",
+                             [](const fabric::Completion& c) {
+                               return c.kind == fabric::Completion::Kind::kAcked
+                                          ? "acked"
+                                          : "dead_lettered";
+                             })
+      .def_readonly("attempts", &fabric::Completion::attempts)
+      .def_property_readonly(
+          "reason", [](const fabric::Completion& c) { return ToStr(c.reason); })
+      .def_property_readonly("worker",
+                             [](const fabric::Completion& c) -> py::object {
+                               if (c.worker.IsZero()) return py::none();
+                               return py::str(c.worker.ToHex());
+                             })
+      .def("__repr__", [](const fabric::Completion& c) {
+        return absl::StrCat(
+            "<Completion ", c.id.ToString(), " ",
+            c.kind == fabric::Completion::Kind::kAcked ? "acked"
+                                                       : "dead_lettered",
+            " attempts=", c.attempts,
+            c.reason.empty() ? "" : absl::StrCat(" reason=", c.reason), ">");
+      });
+
+  py::class_<fabric::DeadLetter>(m, "DeadLetter")
+      .def_property_readonly(
+          "seq", [](const fabric::DeadLetter& d) { return d.task.seq; })
+      .def_property_readonly("headers",
+                             [](const fabric::DeadLetter& d) {
+                               return FromHeaders(d.task.headers);
+                             })
+      .def_property_readonly(
+          "body",
+          [](const fabric::DeadLetter& d) { return ToBytes(d.task.body); })
+      .def_property_readonly("enqueued",
+                             [](const fabric::DeadLetter& d) {
+                               return ToDatetime(d.task.enqueued);
+                             })
+      .def_readonly("attempts", &fabric::DeadLetter::attempts)
+      .def_property_readonly(
+          "reason", [](const fabric::DeadLetter& d) { return ToStr(d.reason); })
+      .def_property_readonly(
+          "died",
+          [](const fabric::DeadLetter& d) { return ToDatetime(d.died); })
+      .def("__repr__", [](const fabric::DeadLetter& d) {
+        return absl::StrCat("<DeadLetter seq=", d.task.seq,
+                            " attempts=", d.attempts, " reason=", d.reason,
+                            ">");
+      });
+
+  py::class_<fabric::ProducerStats>(m, "ProducerStats")
+      .def_readonly("pushed", &fabric::ProducerStats::pushed)
+      .def_readonly("confirmed", &fabric::ProducerStats::confirmed)
+      .def_readonly("recovered", &fabric::ProducerStats::recovered)
+      .def_readonly("dispatched", &fabric::ProducerStats::dispatched)
+      .def_readonly("redelivered", &fabric::ProducerStats::redelivered)
+      .def_readonly("acked", &fabric::ProducerStats::acked)
+      .def_readonly("late_acks", &fabric::ProducerStats::late_acks)
+      .def_readonly("retries", &fabric::ProducerStats::retries)
+      .def_readonly("lease_expired", &fabric::ProducerStats::lease_expired)
+      .def_readonly("worker_lost", &fabric::ProducerStats::worker_lost)
+      .def_readonly("dead_lettered", &fabric::ProducerStats::dead_lettered)
+      .def_readonly("rejected_pushes", &fabric::ProducerStats::rejected_pushes)
+      .def_readonly("malformed", &fabric::ProducerStats::malformed)
+      .def_readonly("in_flight", &fabric::ProducerStats::in_flight)
+      .def_readonly("backlog", &fabric::ProducerStats::backlog)
+      .def_readonly("workers", &fabric::ProducerStats::workers);
+
+  py::class_<fabric::WorkerStats>(m, "WorkerStats")
+      .def_readonly("received", &fabric::WorkerStats::received)
+      .def_readonly("acked", &fabric::WorkerStats::acked)
+      .def_readonly("retried", &fabric::WorkerStats::retried)
+      .def_readonly("rejected", &fabric::WorkerStats::rejected)
+      .def_readonly("released", &fabric::WorkerStats::released)
+      .def_readonly("duplicates", &fabric::WorkerStats::duplicates)
+      .def_readonly("malformed", &fabric::WorkerStats::malformed)
+      .def_readonly("handler_errors", &fabric::WorkerStats::handler_errors)
+      .def_readonly("running", &fabric::WorkerStats::running)
+      .def_readonly("waiting", &fabric::WorkerStats::waiting);
+
+  py::class_<PyProducer, std::shared_ptr<PyProducer>>(m, "Producer")
+      .def(py::init(&PyProducer::Create), py::arg("node"), py::arg("options"))
+      .def("push", &PyProducer::Push, py::arg("body"),
+           py::arg("headers") = py::none(), py::arg("timeout") = py::none())
+      .def("push_nowait", &PyProducer::Append, py::arg("body"),
+           py::arg("headers") = py::none(), py::arg("timeout") = py::none())
+      .def("try_push", &PyProducer::TryPush, py::arg("body"),
+           py::arg("headers") = py::none())
+      .def("wait_confirmed", &PyProducer::WaitConfirmed, py::arg("seq"),
+           py::arg("timeout") = py::none())
+      .def("wait_completed", &PyProducer::WaitCompleted,
+           py::arg("timeout") = py::none())
+      .def("watch_confirmed", &PyProducer::WatchConfirmed, py::arg("seq"),
+           py::arg("loop"), py::arg("future"))
+      .def_property_readonly("confirmed_seq", &PyProducer::confirmed_seq)
+      .def_property_readonly("producer_id", &PyProducer::producer_id)
+      .def("stats", &PyProducer::Stats)
+      .def("dead_letters", &PyProducer::DeadLetters)
+      .def("close", &PyProducer::Close);
+
+  py::class_<PyWorker, std::shared_ptr<PyWorker>>(m, "Worker")
+      .def(py::init(&PyWorker::Create), py::arg("node"), py::arg("handler"),
+           py::arg("options"))
+      .def("stats", &PyWorker::Stats)
+      .def("close", &PyWorker::Close);
+
+  m.def(
+      "scan_dead_letters",
+      [](const std::string& dir) {
+        absl::StatusOr<std::vector<fabric::DeadLetter>> dead;
+        {
+          py::gil_scoped_release nogil;
+          dead = fabric::Spool::ScanDead(dir);
+        }
+        if (!dead.ok()) ThrowStatus(dead.status());
+        return std::move(*dead);
+      },
+      py::arg("spool_dir"));
+}
+
+}  // namespace fabricmq

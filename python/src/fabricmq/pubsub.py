@@ -1,0 +1,282 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Publish/subscribe: `Publisher` and `Subscriber` (binding of
+``fabric::Publisher`` and ``fabric::Subscriber``)."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import datetime
+import os
+import threading
+from datetime import timedelta
+from typing import (Any, AsyncIterator, Callable, Deque, Dict, Iterable,
+                    Iterator, List, Optional, Union)
+
+from . import _fabric
+from .errors import Closed, Error, Timeout
+from .node import Node
+
+Seconds = Union[float, int, timedelta]
+Body = Union[bytes, bytearray, memoryview, str]
+Start = Union[str, int, datetime.datetime]
+
+
+class Publisher:
+    """Publishes messages on topics to every subscriber of the cluster.
+    Each topic is a stream numbered from 1, so subscribers see gaps. Topics
+    in ``durable_topics`` are also kept in a log in ``spool_dir``, and a
+    subscriber that missed messages of those gets them replayed.
+
+    Thread safety: every method may be called from any thread.
+    """
+
+    def __init__(self, node: Node, *,
+                 durable_topics: Iterable[str] = (),
+                 spool_dir: Union[str, "os.PathLike[str]", None] = None,
+                 fsync: str = "batch",
+                 fsync_interval: Seconds = 0.1,
+                 retention_bytes: int = 1 << 30,
+                 retention_age: Optional[Seconds] = None,
+                 segment_bytes: int = 16 << 20,
+                 send_hwm: int = 10000,
+                 max_message_bytes: int = 1 << 20,
+                 beat_interval: Seconds = 1.0,
+                 bind_host: Optional[str] = None) -> None:
+        options = dict(durable_topics=list(durable_topics),
+                       spool_dir=None if spool_dir is None
+                       else os.fspath(spool_dir),
+                       fsync=fsync, fsync_interval=fsync_interval,
+                       retention_bytes=retention_bytes,
+                       retention_age=retention_age,
+                       segment_bytes=segment_bytes, send_hwm=send_hwm,
+                       max_message_bytes=max_message_bytes,
+                       beat_interval=beat_interval, bind_host=bind_host)
+        self._impl = _fabric.Publisher(node._impl, options)
+        self._node = node
+        node._hold(self)
+
+    def publish(self, topic: str, body: Body,
+                headers: Optional[Dict[str, str]] = None) -> int:
+        """Publishes and returns the message's seq in its topic's stream.
+        Never blocks on the network or the disk."""
+        return self._impl.publish(topic, body, headers)
+
+    def wait_for_subscribers(self, n: int = 1,
+                             timeout: Optional[Seconds] = None) -> None:
+        """Waits until ``n`` subscribers are connected; raises Timeout."""
+        self._impl.wait_for_subscribers(n, timeout)
+
+    def flush(self, timeout: Optional[Seconds] = None) -> None:
+        """Waits until every durable message published so far is on disk
+        and handed to the network."""
+        self._impl.flush(timeout)
+
+    @property
+    def endpoint(self) -> str:
+        return self._impl.endpoint
+
+    def stats(self) -> _fabric.PublisherStats:
+        return self._impl.stats()
+
+    def close(self) -> None:
+        self._impl.close()
+        self._node._drop(self)
+
+    def __enter__(self) -> "Publisher":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    async def __aenter__(self) -> "Publisher":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self.close)
+
+
+class Subscriber:
+    """Receives the messages of topic ``prefixes`` ("" for all) from every
+    publisher of the cluster, in order per stream, without duplicates, and
+    counts what it will never get as gaps (``on_gap``).
+
+    Take messages with ``next()``, ``for msg in sub`` or ``async for msg in
+    sub``, or give a ``handler(msg)`` that runs on the subscriber's own
+    thread. A ``durable_name`` (with ``state_dir``) keeps the position in
+    each durable stream across restarts: replay resumes there, or at
+    ``start`` ("latest", "earliest", a seq, a datetime or "-5m") the first
+    time. The position of a message is committed when it is handed over
+    (``next`` returns it, or the handler returns, even by raising): a crash
+    while processing it loses it for this subscriber.
+
+    Thread safety: every method may be called from any thread, except
+    ``close`` from the subscriber's own handler (UsageError).
+    """
+
+    def __init__(self, node: Node, prefixes: Union[str, Iterable[str]] = "",
+                 *, durable_name: Optional[str] = None,
+                 state_dir: Union[str, "os.PathLike[str]", None] = None,
+                 start: Start = "latest",
+                 handler: Optional[Callable[[_fabric.Message], Any]] = None,
+                 on_gap: Optional[Callable[[_fabric.GapEvent], Any]] = None,
+                 receive_hwm: int = 10000,
+                 max_pending: int = 10000,
+                 max_held: int = 100000,
+                 replay_batch: int = 8192,
+                 replay_bytes: int = 2 << 20,
+                 replay_timeout: Seconds = 5.0,
+                 max_message_bytes: int = 1 << 20,
+                 read_ahead: int = 100) -> None:
+        self._prefixes = ([prefixes] if isinstance(prefixes, str)
+                          else list(prefixes))
+        if read_ahead < 1:
+            raise ValueError("read_ahead must be at least 1")
+        self._read_ahead = read_ahead
+        options = dict(prefixes=self._prefixes, durable_name=durable_name,
+                       state_dir=None if state_dir is None
+                       else os.fspath(state_dir),
+                       start=start, handler=handler, on_gap=on_gap,
+                       receive_hwm=receive_hwm, max_pending=max_pending,
+                       max_held=max_held, replay_batch=replay_batch,
+                       replay_bytes=replay_bytes,
+                       replay_timeout=replay_timeout,
+                       max_message_bytes=max_message_bytes)
+        self._impl = _fabric.Subscriber(node._impl, options)
+        self._node = node
+        node._hold(self)
+
+    def next(self, timeout: Optional[Seconds] = None) -> _fabric.Message:
+        """The next message; raises Timeout after ``timeout`` (None: wait
+        until one comes) and Closed once closed. Ctrl-C interrupts it."""
+        return self._impl.next(timeout)
+
+    def __iter__(self) -> Iterator[_fabric.Message]:
+        """Yields messages until the subscriber is closed."""
+        while True:
+            try:
+                yield self._impl.next(None)
+            except Closed:
+                return
+
+    def __aiter__(self) -> AsyncIterator[_fabric.Message]:
+        """``async for msg in sub``: a helper thread takes messages (up to
+        ``read_ahead`` ahead) and hands them to the event loop in batches."""
+        return _AsyncMessages(self, self._read_ahead)
+
+    def wait_for_publishers(self, n: int = 1,
+                            timeout: Optional[Seconds] = None) -> None:
+        """Waits until ``n`` publishers are connected; raises Timeout."""
+        self._impl.wait_for_publishers(n, timeout)
+
+    def stats(self) -> _fabric.SubscriberStats:
+        return self._impl.stats()
+
+    def close(self) -> None:
+        """Stops receiving and saves the positions. Idempotent."""
+        self._impl.close()
+        self._node._drop(self)
+
+    def __enter__(self) -> "Subscriber":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    async def __aenter__(self) -> "Subscriber":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self.close)
+
+    def __repr__(self) -> str:
+        return f"<fabricmq.Subscriber prefixes={self._prefixes}>"
+
+
+_END = object()
+
+
+class _AsyncMessages:
+    """The pump behind ``async for``: a daemon thread waits in ``next``
+    (without the GIL), takes what else is ready, and hands each batch to
+    the loop with one ``call_soon_threadsafe``. At most ``read_ahead``
+    messages are in flight, so a slow consumer pushes back on the
+    subscriber's queue and the publishers' high-water marks."""
+
+    def __init__(self, sub: Subscriber, read_ahead: int) -> None:
+        self._sub = sub
+        self._loop = asyncio.get_running_loop()
+        self._ready: Deque[Any] = collections.deque()
+        self._waiter: Optional[asyncio.Future[None]] = None
+        self._credits = threading.Semaphore(read_ahead)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._pump, daemon=True,
+                                        name="fabricmq-subscriber-pump")
+        self._thread.start()
+
+    def __aiter__(self) -> "_AsyncMessages":
+        return self
+
+    async def __anext__(self) -> _fabric.Message:
+        while not self._ready:
+            self._waiter = self._loop.create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        item = self._ready.popleft()
+        if item is _END:
+            self._ready.appendleft(_END)
+            raise StopAsyncIteration
+        if isinstance(item, BaseException):
+            raise item
+        self._credits.release()
+        return item
+
+    async def aclose(self) -> None:
+        self._stop.set()
+
+    def __del__(self) -> None:
+        self._stop.set()
+
+    def _pump(self) -> None:
+        impl = self._sub._impl
+        while not self._stop.is_set():
+            if not self._credits.acquire(timeout=0.1):
+                continue
+            try:
+                first = impl.next(0.1)
+            except Timeout:
+                self._credits.release()
+                continue
+            except Closed:
+                self._post([_END])
+                return
+            except Error as e:
+                self._post([e, _END])
+                return
+            extra = 0
+            while extra < 1023 and self._credits.acquire(blocking=False):
+                extra += 1
+            batch: List[Any] = [first]
+            if extra:
+                try:
+                    batch.extend(impl.take_ready(extra))
+                except Error:
+                    pass
+                for _ in range(extra - (len(batch) - 1)):
+                    self._credits.release()
+            if not self._post(batch):
+                return
+
+    def _post(self, batch: List[Any]) -> bool:
+        try:
+            self._loop.call_soon_threadsafe(self._deliver, batch)
+            return True
+        except RuntimeError:  # the loop is closed
+            return False
+
+    def _deliver(self, batch: List[Any]) -> None:
+        self._ready.extend(batch)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
