@@ -234,9 +234,16 @@ PyHolder::PyHolder(py::object object)
 PyHolder::~PyHolder() {
   if (object_ == nullptr) return;
   if (fork_generation_ != Gate::ForkGeneration()) return;  // parent's
-  Gate::Entry entry;
-  if (!entry.ok()) return;  // exiting: leak rather than crash
-  Py_DECREF(object_);
+  if (PyGILState_Check()) {
+    Py_DECREF(object_);
+    return;
+  }
+  // A thread without the GIL, perhaps a node's engine thread (the last
+  // reference to a handler can go with a closure there): a decref may run
+  // Python code (__del__), so it is left to the bridge thread. Once the
+  // gate is closed the bridge drops it: leaked rather than crash.
+  PyObject* object = object_;
+  Bridge::PostWithGil([object](Bridge::Batch&) { Py_DECREF(object); });
 }
 
 void Bridge::Batch::Resolve(py::handle loop, py::handle future,

@@ -62,8 +62,9 @@ class Gate {
 };
 
 // Python objects held by C++ code that may drop them on any thread: the
-// last reference is released through the gate with the GIL, or leaked once
-// the gate is closed (a decref during finalization crashes).
+// last reference is released at once by a thread holding the GIL, else on
+// the bridge thread (never on an engine thread), or leaked once the gate
+// is closed (a decref during finalization crashes).
 class PyHolder {
  public:
   explicit PyHolder(py::object object);  // REQUIRES: the GIL is held

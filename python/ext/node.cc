@@ -176,6 +176,9 @@ void PyNode::CloseNoGil() {
   }
   for (const std::shared_ptr<Closable>& c : children) c->CloseNoGil();
   children.clear();
+  // Two closers (the program and the exit hook, say): the second waits
+  // here until the node is down, and Notify runs once.
+  std::lock_guard<std::mutex> lock(close_mu_);
   if (node_ != nullptr && !done_.HasBeenNotified()) {
     node_->Close();
     node_->Join();

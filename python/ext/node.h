@@ -49,7 +49,8 @@ class PyNode : public Closable {
  private:
   PyNode() : Closable(kNodes) {}
   std::unique_ptr<fabric::Node> node_;
-  std::mutex mu_;
+  std::mutex close_mu_;  // serializes closing
+  std::mutex mu_;        // guards children_
   std::vector<std::weak_ptr<Closable>> children_;
   absl::Notification done_;
 };

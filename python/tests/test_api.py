@@ -193,3 +193,17 @@ def test_public_api_is_documented():
         obj = getattr(fm, name)
         if inspect.isclass(obj) or inspect.isfunction(obj):
             assert obj.__doc__ or obj.__module__ == "fabricmq._fabric", name
+
+
+def test_unknown_queue_and_missing_spool(nodes, tmp_path):
+    """Nobody serves the queue: the push is kept, and waiting for it ends
+    with a Timeout that says why; a spool that does not exist is
+    NotFound."""
+    producer = fm.Producer(nodes("p"), "nobody-serves-this")
+    task = producer.push(b"x")
+    with pytest.raises(fm.Timeout, match="0 worker"):
+        producer.wait_completed(0.5)
+    assert producer.stats().backlog == 1
+    assert task.seq == 1
+    with pytest.raises(fm.NotFound):
+        fm.dead_letters(tmp_path / "no-such-spool")
