@@ -89,6 +89,16 @@ class Producer::Impl : public wq::ProducerEndpoint,
     absl::MutexLock lock(&mu_);
     return memory_dead_;
   }
+  absl::StatusOr<std::vector<DeadLetter>> DeadLetters() const {
+    std::shared_ptr<Spool> spool;
+    {
+      absl::MutexLock lock(&mu_);
+      if (!spooled_) return memory_dead_;
+      spool = spool_;
+    }
+    if (spool == nullptr) return Spool::ScanDead(options_.spool_dir);
+    return spool->DeadLetters();
+  }
 
   // wq::ProducerEndpoint (engine thread).
   const std::string& queue() const override { return options_.queue; }
@@ -1020,6 +1030,9 @@ uint64_t Producer::confirmed_seq() const { return impl_->confirmed_seq(); }
 ProducerStats Producer::Stats() const { return impl_->Stats(); }
 std::vector<DeadLetter> Producer::MemoryDeadLetters() const {
   return impl_->MemoryDeadLetters();
+}
+absl::StatusOr<std::vector<DeadLetter>> Producer::DeadLetters() const {
+  return impl_->DeadLetters();
 }
 void Producer::Close() { impl_->Close(); }
 

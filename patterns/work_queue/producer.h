@@ -137,6 +137,11 @@ class Producer {
   // Dead letters of a memory-only producer (spooled ones live in the spool:
   // `fabric dlq list DIR`).
   std::vector<DeadLetter> MemoryDeadLetters() const;
+  // Every dead letter this producer holds: those kept in memory, or those
+  // of its spool (also from earlier runs, until replayed or purged), up to
+  // date when a completion reports them. After Close, read from the spool
+  // directory (its I/O error, or kNotFound for a spool never created).
+  absl::StatusOr<std::vector<DeadLetter>> DeadLetters() const;
 
   // Stops dispatching and detaches from the node; spooled tasks stay in the
   // spool for the next run. Idempotent.

@@ -426,6 +426,29 @@ TEST_F(WorkQueueTest, MaxAttemptsAndRejectMakeDeadLetters) {
   }
 }
 
+TEST_F(WorkQueueTest, SpooledDeadLettersAreReadableAtOnceAndAfterClose) {
+  auto pn = StartNode("p");
+  auto wn = StartNode("w");
+  auto worker = StartWorker(*wn, "w", [](const Task&, TaskContext&) {
+    return Outcome::Reject("cannot parse");
+  });
+  ProducerOptions o = POptions();
+  o.spool_dir = ::fabric::testing::MakeTempDir("wq-dead");
+  auto producer = StartProducer(*pn, o);
+  FABRIC_ASSERT_OK(producer->Push("poison").status());
+  FABRIC_ASSERT_OK(producer->WaitCompleted(kWait));
+  // The completion was reported: the dead letter is there, on disk or not.
+  FABRIC_ASSERT_OK_AND_ASSIGN(std::vector<DeadLetter> dead,
+                              producer->DeadLetters());
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0].task.body, "poison");
+  EXPECT_THAT(dead[0].reason, ::testing::HasSubstr("rejected: cannot parse"));
+  producer->Close();
+  FABRIC_ASSERT_OK_AND_ASSIGN(dead, producer->DeadLetters());
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0].task.body, "poison");
+}
+
 TEST_F(WorkQueueTest, ExtendedLeaseKeepsALongTaskFromRedelivery) {
   auto pn = StartNode("p");
   auto wn = StartNode("w");

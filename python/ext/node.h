@@ -12,6 +12,7 @@
 #include <mutex>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
 #include "fabric/node.h"
 #include "python/ext/common.h"
@@ -58,10 +59,90 @@ class PyNode : public Closable {
 // Destroys a pattern object's C++ part (`destroy`) the right way for the
 // thread the last Python reference died on: leaked in a forked child, on
 // the bridge thread when that thread is one of the object's own (it would
-// join itself), otherwise here with the GIL released. `node` is kept alive
-// until then.
+// join itself), otherwise here with the GIL released.
 void DestroyPatternObject(const Closable& self, const void* owner,
                           std::function<void()> destroy);
+
+// The binding of one fabric pattern object `T` (Producer, Worker,
+// Publisher, ...): it keeps its node alive, is closed by the node's close
+// and by the exit hook, refuses use in a forked child and is destroyed as
+// DestroyPatternObject says. Thread safety: thread-safe.
+template <typename T>
+class PatternObject : public Closable {
+ public:
+  ~PatternObject() override {
+    // Moved into the closure, with no copy left here: the bridge thread may
+    // run it before this destructor returns, and the last reference must
+    // not be the one dropped here, on what may be the object's own thread.
+    DestroyPatternObject(
+        *this, this,
+        [object = std::move(object_), node = std::move(node_)]() mutable {
+          object.reset();  // before the node it runs on
+          node.reset();
+        });
+  }
+
+  void CloseNoGil() override {
+    if (object_ != nullptr) object_->Close();
+  }
+
+  // Close from Python. REQUIRES: the GIL is held.
+  void Close() {
+    CheckNotForked(what_);
+    if (refused_in_callback_ != nullptr && CallbackScope::Inside(this)) {
+      ThrowUsage(refused_in_callback_);
+    }
+    py::gil_scoped_release nogil;
+    CloseNoGil();
+  }
+
+  // The fabric object, for a method called from Python. Raises
+  // ForkedError in a forked child. REQUIRES: the GIL is held.
+  T& object() {
+    CheckNotForked(what_);
+    return *object_;
+  }
+
+ protected:
+  // `what` names the object in errors ("this Worker");
+  // `refused_in_callback` is the UsageError message for a close from one
+  // of the object's own callbacks, or null when that is allowed.
+  PatternObject(Rank rank, std::shared_ptr<PyNode> node, const char* what,
+                const char* refused_in_callback)
+      : Closable(rank),
+        node_(std::move(node)),
+        what_(what),
+        refused_in_callback_(refused_in_callback) {}
+
+  // Makes the fabric object with `make(node)`, with the GIL released and
+  // SIGINT and SIGTERM blocked (its threads inherit the mask), then
+  // registers this object with the exit hook and the node. Raises the
+  // error `make` returns. REQUIRES: the GIL is held; `this` is owned by a
+  // shared_ptr.
+  void Start(
+      const std::function<absl::StatusOr<std::unique_ptr<T>>(fabric::Node&)>&
+          make) {
+    fabric::Node& node = node_->Use("this Node");
+    absl::StatusOr<std::unique_ptr<T>> made;
+    {
+      py::gil_scoped_release nogil;
+      SignalsBlocked blocked;
+      made = make(node);
+    }
+    if (!made.ok()) ThrowStatus(made.status());
+    object_ = std::move(*made);
+    std::shared_ptr<Closable> self = shared_from_this();
+    Closable::Register(self);
+    node_->Adopt(self);
+  }
+
+  std::shared_ptr<PyNode> node_;
+  std::shared_ptr<T> object_;
+
+ private:
+  const char* const what_;
+  const char* const refused_in_callback_;
+};
 
 void BindNode(py::module_& m);
 

@@ -80,7 +80,7 @@ fabric::StartPosition ToStart(py::handle start) {
 
 // ---------------------------------------------------------------- publisher
 
-class PyPublisher : public Closable {
+class PyPublisher : public PatternObject<fabric::Publisher> {
  public:
   static std::shared_ptr<PyPublisher> Create(std::shared_ptr<PyNode> node,
                                              py::dict dict) {
@@ -109,60 +109,33 @@ class PyPublisher : public Closable {
     options.Finish();
 
     std::shared_ptr<PyPublisher> self(new PyPublisher(node));
-    fabric::Node& n = node->Use("this Node");
-    absl::StatusOr<std::unique_ptr<fabric::Publisher>> publisher;
-    {
-      py::gil_scoped_release nogil;
-      SignalsBlocked blocked;
-      publisher = fabric::Publisher::Create(n, std::move(o));
-    }
-    if (!publisher.ok()) ThrowStatus(publisher.status());
-    self->publisher_ = std::move(*publisher);
-    Closable::Register(self);
-    node->Adopt(self);
-    return self;
-  }
-
-  ~PyPublisher() override {
-    std::shared_ptr<fabric::Publisher> publisher = std::move(publisher_);
-    std::shared_ptr<PyNode> node = std::move(node_);
-    DestroyPatternObject(*this, this, [publisher, node]() mutable {
-      publisher.reset();
-      node.reset();
+    self->Start([&o](fabric::Node& n) {
+      return fabric::Publisher::Create(n, std::move(o));
     });
-  }
-
-  void CloseNoGil() override {
-    if (publisher_ != nullptr) publisher_->Close();
-  }
-
-  void Close() {
-    CheckNotForked("this Publisher");
-    py::gil_scoped_release nogil;
-    CloseNoGil();
+    return self;
   }
 
   uint64_t Publish(const std::string& topic, py::handle body,
                    py::handle headers) {
-    CheckNotForked("this Publisher");
+    fabric::Publisher& publisher = object();
     Body b(body, "body");
     const fabric::Headers h = ToHeaders(headers);
     absl::StatusOr<uint64_t> seq;
     {
       py::gil_scoped_release nogil;
-      seq = publisher_->Publish(topic, b.view(), h);
+      seq = publisher.Publish(topic, b.view(), h);
     }
     if (!seq.ok()) ThrowStatus(seq.status());
     return *seq;
   }
 
   void WaitForSubscribers(size_t n, py::handle timeout) {
-    CheckNotForked("this Publisher");
+    fabric::Publisher& publisher = object();
     const absl::Duration t =
         ToDuration(timeout, "timeout", absl::InfiniteDuration());
     absl::Status s;
     const bool done = WaitInSlices(t, [&](absl::Duration slice) {
-      s = publisher_->WaitForSubscribers(n, slice);
+      s = publisher.WaitForSubscribers(n, slice);
       return s.code() != absl::StatusCode::kDeadlineExceeded;
     });
     if (!done) {
@@ -174,12 +147,12 @@ class PyPublisher : public Closable {
   }
 
   void Flush(py::handle timeout) {
-    CheckNotForked("this Publisher");
+    fabric::Publisher& publisher = object();
     const absl::Duration t =
         ToDuration(timeout, "timeout", absl::InfiniteDuration());
     absl::Status s;
     const bool done = WaitInSlices(t, [&](absl::Duration slice) {
-      s = publisher_->Flush(slice);
+      s = publisher.Flush(slice);
       return s.code() != absl::StatusCode::kDeadlineExceeded;
     });
     if (!done) {
@@ -189,25 +162,17 @@ class PyPublisher : public Closable {
     if (!s.ok()) ThrowStatus(s);
   }
 
-  std::string endpoint() {
-    CheckNotForked("this Publisher");
-    return publisher_->endpoint();
-  }
-  fabric::PublisherStats Stats() {
-    CheckNotForked("this Publisher");
-    return publisher_->Stats();
-  }
+  std::string endpoint() { return object().endpoint(); }
+  fabric::PublisherStats Stats() { return object().Stats(); }
 
  private:
   explicit PyPublisher(std::shared_ptr<PyNode> node)
-      : Closable(kEndpoints), node_(std::move(node)) {}
-  std::shared_ptr<PyNode> node_;
-  std::shared_ptr<fabric::Publisher> publisher_;
+      : PatternObject(kEndpoints, std::move(node), "this Publisher", nullptr) {}
 };
 
 // --------------------------------------------------------------- subscriber
 
-class PySubscriber : public Closable {
+class PySubscriber : public PatternObject<fabric::Subscriber> {
  public:
   static std::shared_ptr<PySubscriber> Create(std::shared_ptr<PyNode> node,
                                               py::dict dict) {
@@ -254,48 +219,16 @@ class PySubscriber : public Closable {
         DeliverGap(callback, owner, g);
       };
     }
-    fabric::Node& n = node->Use("this Node");
-    absl::StatusOr<std::unique_ptr<fabric::Subscriber>> subscriber;
-    {
-      py::gil_scoped_release nogil;
-      SignalsBlocked blocked;
-      subscriber = fabric::Subscriber::Create(n, std::move(o));
-    }
-    if (!subscriber.ok()) ThrowStatus(subscriber.status());
-    self->subscriber_ = std::move(*subscriber);
-    Closable::Register(self);
-    node->Adopt(self);
-    return self;
-  }
-
-  ~PySubscriber() override {
-    std::shared_ptr<fabric::Subscriber> subscriber = std::move(subscriber_);
-    std::shared_ptr<PyNode> node = std::move(node_);
-    DestroyPatternObject(*this, this, [subscriber, node]() mutable {
-      subscriber.reset();
-      node.reset();
+    self->Start([&o](fabric::Node& n) {
+      return fabric::Subscriber::Create(n, std::move(o));
     });
-  }
-
-  void CloseNoGil() override {
-    if (subscriber_ != nullptr) subscriber_->Close();
-  }
-
-  void Close() {
-    CheckNotForked("this Subscriber");
-    if (CallbackScope::Inside(this)) {
-      ThrowUsage(
-          "Subscriber.close() called from its own handler or on_gap: it "
-          "joins the thread running them");
-    }
-    py::gil_scoped_release nogil;
-    CloseNoGil();
+    return self;
   }
 
   // Pull mode: the next message, waiting in slices up to `timeout` (None:
   // until one comes or the subscriber closes).
   PyMessage Next(py::handle timeout) {
-    CheckNotForked("this Subscriber");
+    fabric::Subscriber& subscriber = object();
     if (push_mode_) {
       ThrowUsage(
           "this Subscriber has a handler: messages go to it, not to next() "
@@ -305,7 +238,7 @@ class PySubscriber : public Closable {
         ToDuration(timeout, "timeout", absl::InfiniteDuration());
     absl::StatusOr<fabric::Message> m;
     const bool done = WaitInSlices(t, [&](absl::Duration slice) {
-      m = subscriber_->Next(slice);
+      m = subscriber.Next(slice);
       return m.ok() || m.status().code() != absl::StatusCode::kDeadlineExceeded;
     });
     if (!done) {
@@ -319,13 +252,13 @@ class PySubscriber : public Closable {
   // Up to `max` messages already waiting, without blocking: for the
   // asyncio pump, which hands them over in one batch.
   py::list TakeReady(size_t max) {
-    CheckNotForked("this Subscriber");
+    fabric::Subscriber& subscriber = object();
     py::list out;
     while (out.size() < max) {
       absl::StatusOr<fabric::Message> m;
       {
         py::gil_scoped_release nogil;
-        m = subscriber_->Next(absl::ZeroDuration());
+        m = subscriber.Next(absl::ZeroDuration());
       }
       if (!m.ok()) break;
       out.append(py::cast(PyMessage{std::move(*m), py::object()}));
@@ -334,12 +267,12 @@ class PySubscriber : public Closable {
   }
 
   void WaitForPublishers(size_t n, py::handle timeout) {
-    CheckNotForked("this Subscriber");
+    fabric::Subscriber& subscriber = object();
     const absl::Duration t =
         ToDuration(timeout, "timeout", absl::InfiniteDuration());
     absl::Status s;
     const bool done = WaitInSlices(t, [&](absl::Duration slice) {
-      s = subscriber_->WaitForPublishers(n, slice);
+      s = subscriber.WaitForPublishers(n, slice);
       return s.code() != absl::StatusCode::kDeadlineExceeded;
     });
     if (!done) {
@@ -350,16 +283,13 @@ class PySubscriber : public Closable {
     if (!s.ok()) ThrowStatus(s);
   }
 
-  fabric::SubscriberStats Stats() {
-    CheckNotForked("this Subscriber");
-    return subscriber_->Stats();
-  }
+  fabric::SubscriberStats Stats() { return object().Stats(); }
 
  private:
   explicit PySubscriber(std::shared_ptr<PyNode> node)
-      : Closable(kHandlers), node_(std::move(node)) {}
-  std::shared_ptr<PyNode> node_;
-  std::shared_ptr<fabric::Subscriber> subscriber_;
+      : PatternObject(kHandlers, std::move(node), "this Subscriber",
+                      "Subscriber.close() called from its own handler or "
+                      "on_gap: it joins the thread running them") {}
   bool push_mode_ = false;
 };
 

@@ -192,7 +192,7 @@ fabric::CallOptions ToCallOptions(py::dict dict) {
 
 // ------------------------------------------------------------------ client
 
-class PyClient : public Closable {
+class PyClient : public PatternObject<fabric::Client> {
  public:
   static std::shared_ptr<PyClient> Create(std::shared_ptr<PyNode> node,
                                           py::dict dict) {
@@ -208,50 +208,23 @@ class PyClient : public Closable {
     o.spin_wait = options.Duration("spin_wait", o.spin_wait);
     options.Finish();
     std::shared_ptr<PyClient> self(new PyClient(node));
-    fabric::Node& n = node->Use("this Node");
-    absl::StatusOr<std::unique_ptr<fabric::Client>> client;
-    {
-      py::gil_scoped_release nogil;
-      SignalsBlocked blocked;
-      client = fabric::Client::Create(n, std::move(o));
-    }
-    if (!client.ok()) ThrowStatus(client.status());
-    self->client_ = std::move(*client);
-    Closable::Register(self);
-    node->Adopt(self);
-    return self;
-  }
-
-  ~PyClient() override {
-    std::shared_ptr<fabric::Client> client = std::move(client_);
-    std::shared_ptr<PyNode> node = std::move(node_);
-    DestroyPatternObject(*this, this, [client, node]() mutable {
-      client.reset();
-      node.reset();
+    self->Start([&o](fabric::Node& n) {
+      return fabric::Client::Create(n, std::move(o));
     });
-  }
-
-  void CloseNoGil() override {
-    if (client_ != nullptr) client_->Close();
-  }
-
-  void Close() {
-    CheckNotForked("this Client");
-    py::gil_scoped_release nogil;
-    CloseNoGil();
+    return self;
   }
 
   // The blocking call: C++'s own fast path (direct send, a short spin),
   // polled every 100 ms for Ctrl-C.
   PyReply Call(const std::string& service, py::handle body, py::dict options) {
-    CheckNotForked("this Client");
+    fabric::Client& client = object();
     Body b(body, "body");
     const fabric::CallOptions o = ToCallOptions(std::move(options));
     bool interrupted = false;
     absl::StatusOr<fabric::Reply> reply;
     {
       py::gil_scoped_release nogil;
-      reply = client_->Call(service, b.view(), o, kSlice, [&interrupted] {
+      reply = client.Call(service, b.view(), o, kSlice, [&interrupted] {
         PyGILState_STATE g = PyGILState_Ensure();
         interrupted = PyErr_CheckSignals() != 0;  // leaves the exception set
         PyGILState_Release(g);
@@ -267,7 +240,7 @@ class PyClient : public Closable {
   // future of that loop) with the call's Reply or exception.
   void CallLater(const std::string& service, py::handle body, py::dict options,
                  py::object future, py::object loop) {
-    CheckNotForked("this Client");
+    fabric::Client& client = object();
     Body b(body, "body");
     const fabric::CallOptions o = ToCallOptions(std::move(options));
     SharedPy fut = Share(std::move(future));
@@ -275,7 +248,7 @@ class PyClient : public Closable {
     py::gil_scoped_release nogil;
     // Runs on the engine thread (or here, if the call fails at once): no
     // Python there, the bridge takes it on.
-    client_->CallAsync(
+    client.CallAsync(
         service, b.view(), o, [fut, lp](absl::StatusOr<fabric::Reply> result) {
           auto r = std::make_shared<absl::StatusOr<fabric::Reply>>(
               std::move(result));
@@ -293,11 +266,11 @@ class PyClient : public Closable {
   }
 
   std::vector<std::string> Servers(const std::string& service) {
-    CheckNotForked("this Client");
+    fabric::Client& client = object();
     absl::StatusOr<std::vector<fabric::NodeId>> servers;
     {
       py::gil_scoped_release nogil;
-      servers = client_->Servers(service);
+      servers = client.Servers(service);
     }
     if (!servers.ok()) ThrowStatus(servers.status());
     std::vector<std::string> out;
@@ -306,12 +279,12 @@ class PyClient : public Closable {
   }
 
   void WaitForServer(const std::string& service, py::handle timeout) {
-    CheckNotForked("this Client");
+    fabric::Client& client = object();
     const absl::Duration t =
         ToDuration(timeout, "timeout", absl::InfiniteDuration());
     absl::Status s;
     const bool done = WaitInSlices(t, [&](absl::Duration slice) {
-      s = client_->WaitForServer(service, slice);
+      s = client.WaitForServer(service, slice);
       return s.code() != absl::StatusCode::kDeadlineExceeded;
     });
     if (!done) {
@@ -322,21 +295,16 @@ class PyClient : public Closable {
     if (!s.ok()) ThrowStatus(s);
   }
 
-  fabric::ClientStats Stats() {
-    CheckNotForked("this Client");
-    return client_->Stats();
-  }
+  fabric::ClientStats Stats() { return object().Stats(); }
 
  private:
   explicit PyClient(std::shared_ptr<PyNode> node)
-      : Closable(kEndpoints), node_(std::move(node)) {}
-  std::shared_ptr<PyNode> node_;
-  std::shared_ptr<fabric::Client> client_;
+      : PatternObject(kEndpoints, std::move(node), "this Client", nullptr) {}
 };
 
 // ------------------------------------------------------------------ server
 
-class PyServer : public Closable {
+class PyServer : public PatternObject<fabric::Server> {
  public:
   static std::shared_ptr<PyServer> Create(std::shared_ptr<PyNode> node,
                                           py::object handler, py::dict dict) {
@@ -374,54 +342,19 @@ class PyServer : public Closable {
       Serve(callback, owner, deferred, std::move(request),
             std::move(responder));
     };
-    fabric::Node& n = node->Use("this Node");
-    absl::StatusOr<std::unique_ptr<fabric::Server>> server;
-    {
-      py::gil_scoped_release nogil;
-      SignalsBlocked blocked;
-      server = fabric::Server::Create(n, std::move(o));
-    }
-    if (!server.ok()) ThrowStatus(server.status());
-    self->server_ = std::move(*server);
-    Closable::Register(self);
-    node->Adopt(self);
+    self->Start([&o](fabric::Node& n) {
+      return fabric::Server::Create(n, std::move(o));
+    });
     return self;
   }
 
-  ~PyServer() override {
-    std::shared_ptr<fabric::Server> server = std::move(server_);
-    std::shared_ptr<PyNode> node = std::move(node_);
-    DestroyPatternObject(*this, this, [server, node]() mutable {
-      server.reset();
-      node.reset();
-    });
-  }
-
-  void CloseNoGil() override {
-    if (server_ != nullptr) server_->Close();
-  }
-
-  void Close() {
-    CheckNotForked("this Server");
-    if (CallbackScope::Inside(this)) {
-      ThrowUsage(
-          "Server.close() called from its own handler: it waits for the "
-          "handler to finish");
-    }
-    py::gil_scoped_release nogil;
-    CloseNoGil();
-  }
-
-  fabric::ServerStats Stats() {
-    CheckNotForked("this Server");
-    return server_->Stats();
-  }
+  fabric::ServerStats Stats() { return object().Stats(); }
 
  private:
   explicit PyServer(std::shared_ptr<PyNode> node)
-      : Closable(kHandlers), node_(std::move(node)) {}
-  std::shared_ptr<PyNode> node_;
-  std::shared_ptr<fabric::Server> server_;
+      : PatternObject(kHandlers, std::move(node), "this Server",
+                      "Server.close() called from its own handler: it waits "
+                      "for the handler to finish") {}
 };
 
 }  // namespace

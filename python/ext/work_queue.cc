@@ -124,7 +124,7 @@ absl::StatusOr<fabric::FsyncPolicy> ParsePolicy(const std::string& name) {
 
 // ---------------------------------------------------------------- producer
 
-class PyProducer : public Closable {
+class PyProducer : public PatternObject<fabric::Producer> {
  public:
   static std::shared_ptr<PyProducer> Create(std::shared_ptr<PyNode> node,
                                             py::dict dict) {
@@ -165,46 +165,25 @@ class PyProducer : public Closable {
     self->spool_dir_ = o.spool_dir;
     self->queue_ = o.queue;
     self->push_timeout_ = o.push_timeout;
-    fabric::Node& n = node->Use("this Node");
-    absl::StatusOr<std::unique_ptr<fabric::Producer>> producer;
-    {
-      py::gil_scoped_release nogil;
-      SignalsBlocked blocked;
-      producer = fabric::Producer::Create(n, std::move(o));
-    }
-    if (!producer.ok()) ThrowStatus(producer.status());
-    self->producer_ = std::move(*producer);
-    Closable::Register(self);
-    node->Adopt(self);
+    self->Start([&o](fabric::Node& n) {
+      return fabric::Producer::Create(n, std::move(o));
+    });
     return self;
   }
 
-  ~PyProducer() override {
-    StopWatcher();
-    std::shared_ptr<fabric::Producer> producer = std::move(producer_);
-    std::shared_ptr<PyNode> node = std::move(node_);
-    DestroyPatternObject(*this, this, [producer, node]() mutable {
-      producer.reset();
-      node.reset();
-    });
-  }
+  // The watcher thread uses the producer: stopped first.
+  ~PyProducer() override { StopWatcher(); }
 
   void CloseNoGil() override {
-    if (producer_ != nullptr) producer_->Close();
+    PatternObject::CloseNoGil();
     StopWatcher();
-  }
-
-  void Close() {
-    CheckNotForked("this Producer");
-    py::gil_scoped_release nogil;
-    CloseNoGil();
   }
 
   // Appends a task, waiting in slices for room up to `timeout` (default
   // push_timeout).
   fabric::TaskId Append(py::handle body, py::handle headers,
                         py::handle timeout) {
-    CheckNotForked("this Producer");
+    fabric::Producer& producer = object();
     Body b(body, "body");
     const fabric::Headers h = ToHeaders(headers);
     const absl::Time deadline =
@@ -215,7 +194,7 @@ class PyProducer : public Closable {
       absl::StatusOr<fabric::TaskId> id;
       {
         py::gil_scoped_release nogil;
-        id = producer_->PushAsyncWithin(
+        id = producer.PushAsyncWithin(
             b.view(), h, std::max(absl::ZeroDuration(), std::min(left, kSlice)),
             last);
       }
@@ -234,14 +213,14 @@ class PyProducer : public Closable {
   }
 
   py::object TryPush(py::handle body, py::handle headers) {
-    CheckNotForked("this Producer");
+    fabric::Producer& producer = object();
     Body b(body, "body");
     const fabric::Headers h = ToHeaders(headers);
     absl::StatusOr<fabric::TaskId> id;
     {
       py::gil_scoped_release nogil;
-      id = producer_->PushAsyncWithin(b.view(), h, absl::ZeroDuration(),
-                                      /*last_try=*/false);
+      id = producer.PushAsyncWithin(b.view(), h, absl::ZeroDuration(),
+                                    /*last_try=*/false);
     }
     if (id.ok()) return py::cast(*id);
     if (id.status().code() == absl::StatusCode::kDeadlineExceeded) {
@@ -251,12 +230,12 @@ class PyProducer : public Closable {
   }
 
   void WaitConfirmed(uint64_t seq, py::handle timeout) {
-    CheckNotForked("this Producer");
+    fabric::Producer& producer = object();
     const absl::Duration t =
         ToDuration(timeout, "timeout", absl::InfiniteDuration());
     absl::Status s;
     const bool done = WaitInSlices(t, [&](absl::Duration slice) {
-      s = producer_->WaitConfirmed(seq, slice);
+      s = producer.WaitConfirmed(seq, slice);
       return s.code() != absl::StatusCode::kDeadlineExceeded;
     });
     if (!done) {
@@ -267,16 +246,16 @@ class PyProducer : public Closable {
   }
 
   void WaitCompleted(py::handle timeout) {
-    CheckNotForked("this Producer");
+    fabric::Producer& producer = object();
     const absl::Duration t =
         ToDuration(timeout, "timeout", absl::InfiniteDuration());
     absl::Status s;
     const bool done = WaitInSlices(t, [&](absl::Duration slice) {
-      s = producer_->WaitCompleted(slice);
+      s = producer.WaitCompleted(slice);
       return s.code() != absl::StatusCode::kDeadlineExceeded;
     });
     if (!done) {
-      const fabric::ProducerStats st = producer_->Stats();
+      const fabric::ProducerStats st = producer.Stats();
       s = absl::DeadlineExceededError(absl::StrCat(
           "tasks of queue ", queue_, " not all completed within ",
           absl::FormatDuration(t), " (", st.in_flight, " in flight, ",
@@ -287,8 +266,8 @@ class PyProducer : public Closable {
 
   // Resolves asyncio `future` (on `loop`) once task `seq` is confirmed.
   void WatchConfirmed(uint64_t seq, py::object loop, py::object future) {
-    CheckNotForked("this Producer");
-    if (producer_->confirmed_seq() >= seq) {
+    fabric::Producer& producer = object();
+    if (producer.confirmed_seq() >= seq) {
       future.attr("set_result")(py::none());
       return;
     }
@@ -301,26 +280,16 @@ class PyProducer : public Closable {
     watch_wake_.notify_one();
   }
 
-  uint64_t confirmed_seq() {
-    CheckNotForked("this Producer");
-    return producer_->confirmed_seq();
-  }
-  std::string producer_id() {
-    CheckNotForked("this Producer");
-    return producer_->producer_id().ToHex();
-  }
-  fabric::ProducerStats Stats() {
-    CheckNotForked("this Producer");
-    return producer_->Stats();
-  }
+  uint64_t confirmed_seq() { return object().confirmed_seq(); }
+  std::string producer_id() { return object().producer_id().ToHex(); }
+  fabric::ProducerStats Stats() { return object().Stats(); }
 
   std::vector<fabric::DeadLetter> DeadLetters() {
-    CheckNotForked("this Producer");
-    if (spool_dir_.empty()) return producer_->MemoryDeadLetters();
+    fabric::Producer& producer = object();
     absl::StatusOr<std::vector<fabric::DeadLetter>> dead;
     {
       py::gil_scoped_release nogil;
-      dead = fabric::Spool::ScanDead(spool_dir_);
+      dead = producer.DeadLetters();
     }
     if (!dead.ok()) ThrowStatus(dead.status());
     return std::move(*dead);
@@ -333,7 +302,7 @@ class PyProducer : public Closable {
   };
 
   explicit PyProducer(std::shared_ptr<PyNode> node)
-      : Closable(kEndpoints), node_(std::move(node)) {}
+      : PatternObject(kEndpoints, std::move(node), "this Producer", nullptr) {}
 
   // The confirm watcher thread: waits for the highest watched seq and hands
   // each confirmed (or failed) watch to the bridge thread.
@@ -347,8 +316,8 @@ class PyProducer : public Closable {
         if (watches_.empty()) return;  // stopping
         target = watches_.rbegin()->first;
       }
-      const absl::Status s = producer_->WaitConfirmed(target, kSlice);
-      const uint64_t confirmed = producer_->confirmed_seq();
+      const absl::Status s = object_->WaitConfirmed(target, kSlice);
+      const uint64_t confirmed = object_->confirmed_seq();
       std::vector<Watch> ok;
       std::vector<Watch> failed;
       {
@@ -399,8 +368,6 @@ class PyProducer : public Closable {
     }
   }
 
-  std::shared_ptr<PyNode> node_;
-  std::shared_ptr<fabric::Producer> producer_;
   std::string spool_dir_;
   std::string queue_;
   absl::Duration push_timeout_;
@@ -414,7 +381,7 @@ class PyProducer : public Closable {
 
 // ------------------------------------------------------------------ worker
 
-class PyWorker : public Closable {
+class PyWorker : public PatternObject<fabric::Worker> {
  public:
   static std::shared_ptr<PyWorker> Create(std::shared_ptr<PyNode> node,
                                           py::object handler, py::dict dict) {
@@ -440,54 +407,20 @@ class PyWorker : public Closable {
                                   fabric::TaskContext& ctx) {
       return RunHandler(callback, owner, task, ctx);
     };
-    fabric::Node& n = node->Use("this Node");
-    absl::StatusOr<std::unique_ptr<fabric::Worker>> worker;
-    {
-      py::gil_scoped_release nogil;
-      SignalsBlocked blocked;
-      worker = fabric::Worker::Create(n, std::move(o));
-    }
-    if (!worker.ok()) ThrowStatus(worker.status());
-    self->worker_ = std::move(*worker);
-    Closable::Register(self);
-    node->Adopt(self);
+    self->Start([&o](fabric::Node& n) {
+      return fabric::Worker::Create(n, std::move(o));
+    });
     return self;
   }
 
-  ~PyWorker() override {
-    std::shared_ptr<fabric::Worker> worker = std::move(worker_);
-    std::shared_ptr<PyNode> node = std::move(node_);
-    DestroyPatternObject(*this, this, [worker, node]() mutable {
-      worker.reset();
-      node.reset();
-    });
-  }
-
-  void CloseNoGil() override {
-    if (worker_ != nullptr) worker_->Close();
-  }
-
-  void Close() {
-    CheckNotForked("this Worker");
-    if (CallbackScope::Inside(this)) {
-      ThrowUsage(
-          "Worker.close() called from its own handler: it would wait for "
-          "itself; return from the handler and close the worker elsewhere");
-    }
-    py::gil_scoped_release nogil;
-    CloseNoGil();
-  }
-
-  fabric::WorkerStats Stats() {
-    CheckNotForked("this Worker");
-    return worker_->Stats();
-  }
+  fabric::WorkerStats Stats() { return object().Stats(); }
 
  private:
   explicit PyWorker(std::shared_ptr<PyNode> node)
-      : Closable(kHandlers), node_(std::move(node)) {}
-  std::shared_ptr<PyNode> node_;
-  std::shared_ptr<fabric::Worker> worker_;
+      : PatternObject(kHandlers, std::move(node), "this Worker",
+                      "Worker.close() called from its own handler: it would "
+                      "wait for itself; return from the handler and close the "
+                      "worker elsewhere") {}
 };
 
 std::string TaskIdRepr(const fabric::TaskId& id) {

@@ -35,7 +35,8 @@ def test_worker_killed_mid_task_is_redelivered(nodes, procs):
     again = procs.wait_line(rescuer, "START", timeout=30).split()
     assert again[1:6] == [str(task.seq), "2", "1", "resize-me", "v"]
     producer.wait_completed(30)
-    assert len(done) == 1
+    # on_completed runs on the producer's callback thread, soon after.
+    wait_until(lambda: len(done) == 1, what="the completion")
     assert (done[0].kind, done[0].attempts, done[0].worker) == (
         "acked", 2, rescuer_id)
     assert doomed_id != rescuer_id

@@ -71,10 +71,12 @@ def test_subscriber_next(nodes):
 def test_node_wait_and_sigterm(nodes):
     node = nodes("n")
     assert_interrupted(lambda: node.wait())
+    # SIGTERM ends the wait quietly, so `with` blocks close cleanly.
     timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGTERM))
     timer.start()
-    with pytest.raises(KeyboardInterrupt):
-        node.wait(60)
+    start = time.monotonic()
+    assert node.wait(60) is True
+    assert time.monotonic() - start < LIMIT
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
 
 

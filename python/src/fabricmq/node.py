@@ -14,6 +14,10 @@ from . import _fabric
 Seconds = Union[float, int, timedelta]
 
 
+class _Terminated(BaseException):
+    """SIGTERM arrived during Node.wait."""
+
+
 class Node:
     """A node: binds a mailbox, finds the other nodes of its cluster (UDP
     beacons on loopback by default, a LAN interface, or seed endpoints),
@@ -105,19 +109,22 @@ class Node:
         return self._impl.closed
 
     def wait(self, timeout: Optional[Seconds] = None) -> bool:
-        """Blocks until the node is closed (by another thread) or, with
-        ``timeout``, that passes (returns False). Ctrl-C raises
-        KeyboardInterrupt, and so does SIGTERM while this waits on the main
-        thread (unless the program set its own SIGTERM handler), so that
-        ``with`` blocks close everything cleanly."""
+        """Blocks until the node is closed (True) or ``timeout`` passes
+        (False). Ctrl-C raises KeyboardInterrupt. On the main thread, while
+        it waits, SIGTERM ends the wait too (True), unless the program set
+        its own SIGTERM handler: ``with`` blocks around it then close
+        everything cleanly, so a service manager's stop says goodbye to the
+        peers."""
         restore = None
         if (threading.current_thread() is threading.main_thread()
                 and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL):
             def on_term(signum: int, frame: Any) -> None:
-                raise KeyboardInterrupt("SIGTERM")
+                raise _Terminated()
             restore = signal.signal(signal.SIGTERM, on_term)
         try:
             return self._impl.wait(timeout)
+        except _Terminated:
+            return True
         finally:
             if restore is not None:
                 signal.signal(signal.SIGTERM, restore)

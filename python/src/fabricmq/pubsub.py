@@ -15,6 +15,7 @@ from typing import (Any, AsyncIterator, Callable, Deque, Dict, Iterable,
 
 from . import _fabric
 from .errors import Closed, Error, Timeout
+from ._base import Endpoint
 from .node import Node
 
 Seconds = Union[float, int, timedelta]
@@ -22,7 +23,7 @@ Body = Union[bytes, bytearray, memoryview, str]
 Start = Union[str, int, datetime.datetime]
 
 
-class Publisher:
+class Publisher(Endpoint):
     """Publishes messages on topics to every subscriber of the cluster.
     Each topic is a stream numbered from 1, so subscribers see gaps. Topics
     in ``durable_topics`` are also kept in a log in ``spool_dir``, and a
@@ -52,9 +53,7 @@ class Publisher:
                        segment_bytes=segment_bytes, send_hwm=send_hwm,
                        max_message_bytes=max_message_bytes,
                        beat_interval=beat_interval, bind_host=bind_host)
-        self._impl = _fabric.Publisher(node._impl, options)
-        self._node = node
-        node._hold(self)
+        self._attach(node, _fabric.Publisher(node._impl, options))
 
     def publish(self, topic: str, body: Body,
                 headers: Optional[Dict[str, str]] = None) -> int:
@@ -76,27 +75,13 @@ class Publisher:
     def endpoint(self) -> str:
         return self._impl.endpoint
 
-    def stats(self) -> _fabric.PublisherStats:
-        return self._impl.stats()
-
     def close(self) -> None:
-        self._impl.close()
-        self._node._drop(self)
-
-    def __enter__(self) -> "Publisher":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    async def __aenter__(self) -> "Publisher":
-        return self
-
-    async def __aexit__(self, *exc: Any) -> None:
-        await asyncio.get_running_loop().run_in_executor(None, self.close)
+        """Stops advertising, flushes the topic logs and sends what is
+        queued. Idempotent."""
+        super().close()
 
 
-class Subscriber:
+class Subscriber(Endpoint):
     """Receives the messages of topic ``prefixes`` ("" for all) from every
     publisher of the cluster, in order per stream, without duplicates, and
     counts what it will never get as gaps (``on_gap``).
@@ -142,9 +127,7 @@ class Subscriber:
                        replay_bytes=replay_bytes,
                        replay_timeout=replay_timeout,
                        max_message_bytes=max_message_bytes)
-        self._impl = _fabric.Subscriber(node._impl, options)
-        self._node = node
-        node._hold(self)
+        self._attach(node, _fabric.Subscriber(node._impl, options))
 
     def next(self, timeout: Optional[Seconds] = None) -> _fabric.Message:
         """The next message; raises Timeout after ``timeout`` (None: wait
@@ -169,25 +152,10 @@ class Subscriber:
         """Waits until ``n`` publishers are connected; raises Timeout."""
         self._impl.wait_for_publishers(n, timeout)
 
-    def stats(self) -> _fabric.SubscriberStats:
-        return self._impl.stats()
-
     def close(self) -> None:
         """Stops receiving and saves the positions. Idempotent."""
-        self._impl.close()
-        self._node._drop(self)
+        super().close()
 
-    def __enter__(self) -> "Subscriber":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    async def __aenter__(self) -> "Subscriber":
-        return self
-
-    async def __aexit__(self, *exc: Any) -> None:
-        await asyncio.get_running_loop().run_in_executor(None, self.close)
 
     def __repr__(self) -> str:
         return f"<fabricmq.Subscriber prefixes={self._prefixes}>"

@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any, Callable, Dict, List, Optional, Union
 
 from . import _fabric
+from ._base import Endpoint
 from .node import Node
 
 Seconds = Union[float, int, timedelta]
@@ -27,7 +28,7 @@ def _call_options(timeout: Optional[Seconds],
                 headers=headers, wait_for_server=wait_for_server)
 
 
-class Client:
+class Client(Endpoint):
     """Calls named services. Each call goes to the live server with the
     fewest calls outstanding; an attempt unanswered for ``attempt_timeout``
     (default ``timeout / max_attempts``), or whose server dies or refuses
@@ -47,9 +48,7 @@ class Client:
                        max_attempts=max_attempts,
                        max_request_bytes=max_request_bytes,
                        spin_wait=spin_wait)
-        self._impl = _fabric.Client(node._impl, options)
-        self._node = node
-        node._hold(self)
+        self._attach(node, _fabric.Client(node._impl, options))
 
     def call(self, service: str, body: Body, *,
              timeout: Optional[Seconds] = None,
@@ -109,28 +108,12 @@ class Client:
         """Waits until a server of ``service`` is known; raises Timeout."""
         self._impl.wait_for_server(service, timeout)
 
-    def stats(self) -> _fabric.ClientStats:
-        return self._impl.stats()
-
     def close(self) -> None:
         """Fails the calls still running with Closed. Idempotent."""
-        self._impl.close()
-        self._node._drop(self)
-
-    def __enter__(self) -> "Client":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    async def __aenter__(self) -> "Client":
-        return self
-
-    async def __aexit__(self, *exc: Any) -> None:
-        await asyncio.get_running_loop().run_in_executor(None, self.close)
+        super().close()
 
 
-class Server:
+class Server(Endpoint):
     """Serves the named ``service``: runs ``handler(request)`` on
     ``threads`` threads and sends what it returns (bytes-like or str; None
     is an empty reply) as the reply. Raising a :class:`fabricmq.Error`
@@ -166,34 +149,17 @@ class Server:
                        dedup_max_entries=dedup_max_entries,
                        dedup_max_bytes=dedup_max_bytes,
                        drain_timeout=drain_timeout, deferred=deferred)
-        self._impl = _fabric.Server(node._impl, handler, options)
-        self._node = node
-        node._hold(self)
+        self._attach(node, _fabric.Server(node._impl, handler, options))
 
     @property
     def service(self) -> str:
         return self._service
 
-    def stats(self) -> _fabric.ServerStats:
-        return self._impl.stats()
-
     def close(self) -> None:
         """Stops advertising, answers what was accepted (up to
         ``drain_timeout``) and leaves. Idempotent."""
-        self._impl.close()
-        self._node._drop(self)
+        super().close()
 
-    def __enter__(self) -> "Server":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    async def __aenter__(self) -> "Server":
-        return self
-
-    async def __aexit__(self, *exc: Any) -> None:
-        await asyncio.get_running_loop().run_in_executor(None, self.close)
 
     def __repr__(self) -> str:
         return f"<fabricmq.Server service={self._service}>"

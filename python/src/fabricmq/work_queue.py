@@ -12,13 +12,14 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Union
 
 from . import _fabric
 from .errors import ResourceExhausted, seconds
+from ._base import Endpoint
 from .node import Node
 
 Seconds = Union[float, int, timedelta]
 Body = Union[bytes, bytearray, memoryview, str]
 
 
-class Producer:
+class Producer(Endpoint):
     """Pushes tasks onto the work queue ``queue``. Tasks are kept until a
     worker acks them: in ``spool_dir`` on disk (they survive a restart of
     this process: the next producer on the directory delivers them again),
@@ -59,9 +60,7 @@ class Producer:
                        retry_backoff=retry_backoff,
                        max_retry_backoff=max_retry_backoff,
                        max_batch=max_batch, on_completed=on_completed)
-        self._impl = _fabric.Producer(node._impl, options)
-        self._node = node
-        node._hold(self)
+        self._attach(node, _fabric.Producer(node._impl, options))
 
     def push(self, body: Body, headers: Optional[Dict[str, str]] = None, *,
              timeout: Optional[Seconds] = None) -> _fabric.TaskId:
@@ -134,8 +133,6 @@ class Producer:
     def confirmed_seq(self) -> int:
         return self._impl.confirmed_seq
 
-    def stats(self) -> _fabric.ProducerStats:
-        return self._impl.stats()
 
     def dead_letters(self) -> List[_fabric.DeadLetter]:
         """The dead letters: kept in memory for a memory-only producer,
@@ -146,27 +143,15 @@ class Producer:
     def close(self) -> None:
         """Stops dispatching; spooled tasks stay for the next producer on
         the directory. Idempotent."""
-        self._impl.close()
-        self._node._drop(self)
+        super().close()
 
-    def __enter__(self) -> "Producer":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    async def __aenter__(self) -> "Producer":
-        return self
-
-    async def __aexit__(self, *exc: Any) -> None:
-        await asyncio.get_running_loop().run_in_executor(None, self.close)
 
     def __repr__(self) -> str:
         where = self._spool_dir or "memory"
         return f"<fabricmq.Producer queue={self._queue} {where}>"
 
 
-class Worker:
+class Worker(Endpoint):
     """Serves work queues: runs ``handler(task)`` for each task on
     ``concurrency`` threads, holding up to ``prefetch`` tasks. How the
     handler ends decides the task's fate:
@@ -201,15 +186,12 @@ class Worker:
         options = dict(queues=self._queues, concurrency=concurrency,
                        prefetch=prefetch, dedup_window=dedup_window,
                        dedup_max=dedup_max, drain_timeout=drain_timeout)
-        self._impl = _fabric.Worker(node._impl, handler, options)
-        node._hold(self)
+        self._attach(node, _fabric.Worker(node._impl, handler, options))
 
     @property
     def queues(self) -> List[str]:
         return list(self._queues)
 
-    def stats(self) -> _fabric.WorkerStats:
-        return self._impl.stats()
 
     def run(self, timeout: Optional[Seconds] = None) -> bool:
         """Serves until the node closes, Ctrl-C or SIGTERM (see
@@ -219,20 +201,8 @@ class Worker:
     def close(self) -> None:
         """Stops taking tasks, hands waiting ones back unrun, lets running
         handlers finish (up to ``drain_timeout``). Idempotent."""
-        self._impl.close()
-        self._node._drop(self)
+        super().close()
 
-    def __enter__(self) -> "Worker":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    async def __aenter__(self) -> "Worker":
-        return self
-
-    async def __aexit__(self, *exc: Any) -> None:
-        await asyncio.get_running_loop().run_in_executor(None, self.close)
 
     def __repr__(self) -> str:
         return f"<fabricmq.Worker queues={self._queues}>"
