@@ -38,7 +38,8 @@ def make_thumbnail(task: fm.Task) -> None:
     # Returning acks the task; any exception retries it with backoff.
 
 
+# Long tasks: hold only a couple, so the next one goes to a free worker.
 with fm.Node.from_env(f"worker-{os.getpid()}") as node, \
-        fm.Worker(node, "thumbnails", make_thumbnail):
+        fm.Worker(node, "thumbnails", make_thumbnail, prefetch=2):
     print("READY", flush=True)
     node.wait()  # until Ctrl-C or SIGTERM
