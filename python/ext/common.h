@@ -59,6 +59,7 @@ py::object StatusToException(const absl::Status& status);
 // with or without the GIL: immutable objects (bytes, str) are viewed in
 // place, mutable ones (bytearray, memoryview, ...) are copied, since another
 // thread could change them while the GIL is released.
+// Thread safety: thread-compatible; construct it with the GIL held.
 class Body {
  public:
   // Raises TypeError for anything else, naming `what` (e.g. "body").
@@ -90,6 +91,7 @@ absl::Time FromDatetime(py::handle dt);
 
 // Reads options from the dict the Python layer builds. Every key must be
 // read; `Finish` raises TypeError naming any that was not (a typo).
+// Thread safety: thread-compatible; every method REQUIRES the GIL.
 class Options {
  public:
   explicit Options(py::dict dict) : dict_(std::move(dict)) {}
@@ -124,6 +126,7 @@ void CheckSignals();
 // Blocks SIGINT and SIGTERM in this thread while alive, so that threads it
 // starts (fabric's engine, handler and writer threads) never take those
 // signals: Python must see them on its main thread.
+// Thread safety: affects only the thread that made it; not movable.
 class SignalsBlocked {
  public:
   SignalsBlocked();
@@ -175,7 +178,7 @@ class Closable : public std::enable_shared_from_this<Closable> {
 
 // Marks this thread as running a callback of `owner` while alive, so that
 // closing `owner` from its own callback raises UsageError instead of
-// waiting for itself.
+// waiting for itself. Thread safety: the mark is thread-local.
 class CallbackScope {
  public:
   explicit CallbackScope(const void* owner);

@@ -207,3 +207,22 @@ def test_unknown_queue_and_missing_spool(nodes, tmp_path):
     assert task.seq == 1
     with pytest.raises(fm.NotFound):
         fm.dead_letters(tmp_path / "no-such-spool")
+
+
+def test_async_with_closes(cluster, beacon_port):
+    import asyncio
+
+    async def main():
+        async with fm.Node(cluster=cluster, beacon_port=beacon_port,
+                           linger=0.1) as node:
+            async with fm.Producer(node, "aw") as producer, \
+                    fm.Worker(node, "aw", lambda t: None):
+                await producer.push_async(b"x")
+                await asyncio.get_running_loop().run_in_executor(
+                    None, producer.wait_completed, 20)
+            with pytest.raises(fm.Closed):
+                producer.push(b"y")
+        return node
+
+    node = asyncio.run(main())
+    assert node.closed
