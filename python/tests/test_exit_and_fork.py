@@ -52,8 +52,11 @@ def test_fork(env):
 
 def test_kept_thread_states_follow_live_threads(nodes):
     """Handler threads keep one Python thread state each while they live;
-    closing their objects frees them, so 30 rounds leave none behind."""
+    closing their objects frees them, so 30 rounds leave none behind. (The
+    binding's bridge thread, once it has run Python, keeps one for the
+    life of the process.)"""
     base = _fabric._kept_thread_states()
+    most = 0
     for i in range(30):
         node = nodes(f"round-{i}")
         with fm.Worker(node, "ts", lambda t: None, concurrency=3), \
@@ -61,10 +64,11 @@ def test_kept_thread_states_follow_live_threads(nodes):
             for _ in range(6):
                 producer.push(b"x")
             producer.wait_completed(20)
-            assert _fabric._kept_thread_states() <= base + 3
+            most = max(most, _fabric._kept_thread_states())
         node.close()
+    assert most <= base + 3 + 1
     gc.collect()
-    wait_until(lambda: _fabric._kept_thread_states() <= base,
+    wait_until(lambda: _fabric._kept_thread_states() <= base + 1,
                what="thread states freed")
 
 
