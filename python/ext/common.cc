@@ -306,6 +306,23 @@ bool WaitInSlices(absl::Duration timeout,
   }
 }
 
+void WaitOrRaise(py::handle timeout,
+                 const std::function<absl::Status(absl::Duration)>& wait,
+                 const std::string& what) {
+  const absl::Duration t =
+      ToDuration(timeout, "timeout", absl::InfiniteDuration());
+  absl::Status s;
+  const bool done = WaitInSlices(t, [&](absl::Duration slice) {
+    s = wait(slice);
+    return s.code() != absl::StatusCode::kDeadlineExceeded;
+  });
+  if (!done) {
+    s = absl::DeadlineExceededError(
+        absl::StrCat(what, " within ", absl::FormatDuration(t)));
+  }
+  if (!s.ok()) ThrowStatus(s);
+}
+
 SignalsBlocked::SignalsBlocked() {
   static_assert(sizeof(sigset_t) <= sizeof(old_));
   sigset_t set;

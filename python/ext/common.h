@@ -120,6 +120,14 @@ class Options {
 // `timeout` passed first. REQUIRES: the GIL is held.
 bool WaitInSlices(absl::Duration timeout,
                   const std::function<bool(absl::Duration)>& step);
+// Runs a fabric wait (`wait(slice)`, which returns kDeadlineExceeded when
+// its slice passes) in slices for up to `timeout` (seconds, a timedelta or
+// None for no limit), as WaitInSlices does. Raises the error the wait ends
+// with, or kDeadlineExceeded "<what> within <timeout>" when `timeout`
+// passes. REQUIRES: the GIL is held.
+void WaitOrRaise(py::handle timeout,
+                 const std::function<absl::Status(absl::Duration)>& wait,
+                 const std::string& what);
 // Raises the pending exception of a signal handler, if any.
 void CheckSignals();
 

@@ -131,35 +131,19 @@ class PyPublisher : public PatternObject<fabric::Publisher> {
 
   void WaitForSubscribers(size_t n, py::handle timeout) {
     fabric::Publisher& publisher = object();
-    const absl::Duration t =
-        ToDuration(timeout, "timeout", absl::InfiniteDuration());
-    absl::Status s;
-    const bool done = WaitInSlices(t, [&](absl::Duration slice) {
-      s = publisher.WaitForSubscribers(n, slice);
-      return s.code() != absl::StatusCode::kDeadlineExceeded;
-    });
-    if (!done) {
-      s = absl::DeadlineExceededError(
-          absl::StrCat("fewer than ", n, " subscriber(s) connected within ",
-                       absl::FormatDuration(t)));
-    }
-    if (!s.ok()) ThrowStatus(s);
+    WaitOrRaise(
+        timeout,
+        [&](absl::Duration slice) {
+          return publisher.WaitForSubscribers(n, slice);
+        },
+        absl::StrCat("fewer than ", n, " subscriber(s) connected"));
   }
 
   void Flush(py::handle timeout) {
     fabric::Publisher& publisher = object();
-    const absl::Duration t =
-        ToDuration(timeout, "timeout", absl::InfiniteDuration());
-    absl::Status s;
-    const bool done = WaitInSlices(t, [&](absl::Duration slice) {
-      s = publisher.Flush(slice);
-      return s.code() != absl::StatusCode::kDeadlineExceeded;
-    });
-    if (!done) {
-      s = absl::DeadlineExceededError(absl::StrCat(
-          "durable messages not flushed within ", absl::FormatDuration(t)));
-    }
-    if (!s.ok()) ThrowStatus(s);
+    WaitOrRaise(
+        timeout, [&](absl::Duration slice) { return publisher.Flush(slice); },
+        "durable messages not flushed");
   }
 
   std::string endpoint() { return object().endpoint(); }
@@ -268,19 +252,12 @@ class PySubscriber : public PatternObject<fabric::Subscriber> {
 
   void WaitForPublishers(size_t n, py::handle timeout) {
     fabric::Subscriber& subscriber = object();
-    const absl::Duration t =
-        ToDuration(timeout, "timeout", absl::InfiniteDuration());
-    absl::Status s;
-    const bool done = WaitInSlices(t, [&](absl::Duration slice) {
-      s = subscriber.WaitForPublishers(n, slice);
-      return s.code() != absl::StatusCode::kDeadlineExceeded;
-    });
-    if (!done) {
-      s = absl::DeadlineExceededError(
-          absl::StrCat("fewer than ", n, " publisher(s) connected within ",
-                       absl::FormatDuration(t)));
-    }
-    if (!s.ok()) ThrowStatus(s);
+    WaitOrRaise(
+        timeout,
+        [&](absl::Duration slice) {
+          return subscriber.WaitForPublishers(n, slice);
+        },
+        absl::StrCat("fewer than ", n, " publisher(s) connected"));
   }
 
   fabric::SubscriberStats Stats() { return object().Stats(); }

@@ -4,6 +4,7 @@
 // through a `Responder` from any thread), `Request` and `Reply`.
 // Asynchronous results arrive on the node's engine thread, where Python
 // must never run: the bridge thread takes them to Python.
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -54,20 +55,8 @@ struct PyResponder {
   std::mutex mu;
 
   void Reply(py::handle body) {
-    Body b(body, "reply body");
-    std::string data = std::move(b).Take();
-    absl::Status s;
-    {
-      py::gil_scoped_release nogil;
-      std::lock_guard<std::mutex> lock(mu);
-      if (!responder.has_value()) {
-        s = absl::FailedPreconditionError("this request was answered already");
-      } else {
-        s = responder->Reply(std::move(data));
-        responder.reset();
-      }
-    }
-    if (!s.ok()) ThrowStatus(s);
+    std::string data = Body(body, "reply body").Take();
+    Answer([&data](fabric::Responder& r) { return r.Reply(std::move(data)); });
   }
 
   void Fail(int code, const std::string& message) {
@@ -75,6 +64,13 @@ struct PyResponder {
       ThrowStatus(absl::InvalidArgumentError(
           "fail() needs an error code (fabricmq.Code, not OK)"));
     }
+    const absl::Status status(static_cast<absl::StatusCode>(code), message);
+    Answer([&status](fabric::Responder& r) { return r.Fail(status); });
+  }
+
+  // Answers once through `send`, without the GIL; raises its error, or
+  // FailedPrecondition when the request was answered already.
+  void Answer(const std::function<absl::Status(fabric::Responder&)>& send) {
     absl::Status s;
     {
       py::gil_scoped_release nogil;
@@ -82,8 +78,7 @@ struct PyResponder {
       if (!responder.has_value()) {
         s = absl::FailedPreconditionError("this request was answered already");
       } else {
-        s = responder->Fail(
-            absl::Status(static_cast<absl::StatusCode>(code), message));
+        s = send(*responder);
         responder.reset();
       }
     }
@@ -280,19 +275,12 @@ class PyClient : public PatternObject<fabric::Client> {
 
   void WaitForServer(const std::string& service, py::handle timeout) {
     fabric::Client& client = object();
-    const absl::Duration t =
-        ToDuration(timeout, "timeout", absl::InfiniteDuration());
-    absl::Status s;
-    const bool done = WaitInSlices(t, [&](absl::Duration slice) {
-      s = client.WaitForServer(service, slice);
-      return s.code() != absl::StatusCode::kDeadlineExceeded;
-    });
-    if (!done) {
-      s = absl::DeadlineExceededError(absl::StrCat("no server of service ",
-                                                   service, " within ",
-                                                   absl::FormatDuration(t)));
-    }
-    if (!s.ok()) ThrowStatus(s);
+    WaitOrRaise(
+        timeout,
+        [&](absl::Duration slice) {
+          return client.WaitForServer(service, slice);
+        },
+        absl::StrCat("no server of service ", service));
   }
 
   fabric::ClientStats Stats() { return object().Stats(); }

@@ -231,18 +231,12 @@ class PyProducer : public PatternObject<fabric::Producer> {
 
   void WaitConfirmed(uint64_t seq, py::handle timeout) {
     fabric::Producer& producer = object();
-    const absl::Duration t =
-        ToDuration(timeout, "timeout", absl::InfiniteDuration());
-    absl::Status s;
-    const bool done = WaitInSlices(t, [&](absl::Duration slice) {
-      s = producer.WaitConfirmed(seq, slice);
-      return s.code() != absl::StatusCode::kDeadlineExceeded;
-    });
-    if (!done) {
-      s = absl::DeadlineExceededError(absl::StrCat(
-          "task ", seq, " not confirmed within ", absl::FormatDuration(t)));
-    }
-    if (!s.ok()) ThrowStatus(s);
+    WaitOrRaise(
+        timeout,
+        [&](absl::Duration slice) {
+          return producer.WaitConfirmed(seq, slice);
+        },
+        absl::StrCat("task ", seq, " not confirmed"));
   }
 
   void WaitCompleted(py::handle timeout) {
