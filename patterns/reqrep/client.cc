@@ -157,10 +157,18 @@ absl::StatusOr<Reply> Client::Call(absl::string_view service,
     call->mu.AwaitWithDeadline(absl::Condition(&call->finished), until);
     if (call->finished || absl::Now() >= end) break;
     // Asked outside the lock: the answer may take a while (the Python
-    // binding takes the GIL), and the engine finishes calls under it.
+    // binding takes the GIL), and the engine finishes calls under it. The
+    // lock is taken back even if the poll unwinds.
     call->mu.Unlock();
-    const bool keep = keep_waiting();
-    call->mu.Lock();
+    struct Relock {
+      absl::Mutex& mu;
+      ~Relock() { mu.Lock(); }
+    };
+    bool keep;
+    {
+      Relock relock{call->mu};
+      keep = keep_waiting();
+    }
     if (!keep && !call->finished) {
       given_up = true;
       break;

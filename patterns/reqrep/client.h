@@ -126,10 +126,11 @@ class Client {
   absl::StatusOr<Reply> Call(absl::string_view service, absl::string_view body,
                              const CallOptions& options = {});
   // Like Call, but while it waits it asks `keep_waiting` (on this thread,
-  // no lock held) every `poll_interval`; when that returns false the call
-  // is given up: it returns kCancelled at once, counted as failed, and a
-  // reply arriving later is dropped. For callers that must react to
-  // something else meanwhile (the Python binding checks for Ctrl-C).
+  // no lock held; it should not throw) every `poll_interval`; when that
+  // returns false the call is given up: it returns kCancelled at once,
+  // counted as failed, and a reply arriving later is dropped. For callers
+  // that must react to something else meanwhile (the Python binding checks
+  // for Ctrl-C).
   absl::StatusOr<Reply> Call(absl::string_view service, absl::string_view body,
                              const CallOptions& options,
                              absl::Duration poll_interval,

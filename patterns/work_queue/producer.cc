@@ -69,11 +69,12 @@ class Producer::Impl : public wq::ProducerEndpoint,
 
   absl::Status Init();
   // Appends one task, waiting for room until `deadline`. When there is
-  // none by then: kResourceExhausted (counted as a rejected push) if
-  // `final_wait`, else kDeadlineExceeded (not counted; see TryPushAsync).
+  // none by then: kResourceExhausted (counted as a rejected push, its
+  // message saying the push `waited` that long) if `final_wait`, else
+  // kDeadlineExceeded (not counted; see PushAsyncWithin).
   absl::StatusOr<TaskId> PushAsync(absl::string_view body,
                                    const Headers& headers, absl::Time deadline,
-                                   bool final_wait);
+                                   bool final_wait, absl::Duration waited);
   absl::Status WaitConfirmed(uint64_t seq, absl::Duration timeout);
   absl::Status WaitCompleted(absl::Duration timeout);
   void Close();
@@ -311,7 +312,8 @@ absl::Status Producer::Impl::CheckOpen() const {
 absl::StatusOr<TaskId> Producer::Impl::PushAsync(absl::string_view body,
                                                  const Headers& headers,
                                                  absl::Time deadline,
-                                                 bool final_wait) {
+                                                 bool final_wait,
+                                                 absl::Duration waited) {
   const size_t size = TaskBytes(headers, body);
   if (size > kMaxTaskBytes || headers.size() > kMaxHeaders) {
     counters_.rejected_pushes++;
@@ -331,8 +333,7 @@ absl::StatusOr<TaskId> Producer::Impl::PushAsync(absl::string_view body,
       counters_.rejected_pushes++;
       return absl::ResourceExhaustedError(absl::StrCat(
           "producer limit of ", options_.max_bytes, " bytes held for queue ",
-          options_.queue, " reached; waited ",
-          absl::FormatDuration(options_.push_timeout)));
+          options_.queue, " reached; waited ", absl::FormatDuration(waited)));
     }
     const uint64_t seq = next_seq_++;
     held_bytes_ += size;
@@ -369,10 +370,10 @@ absl::StatusOr<TaskId> Producer::Impl::PushAsync(absl::string_view body,
     if (!spool->WaitForRoom(deadline) && absl::Now() >= deadline) {
       if (!final_wait) return absl::DeadlineExceededError("no room yet");
       counters_.rejected_pushes++;
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "spool limit of ", spool->max_bytes(), " bytes reached in ",
-          options_.spool_dir, "; waited ",
-          absl::FormatDuration(options_.push_timeout), " for workers to ack"));
+      return absl::ResourceExhaustedError(
+          absl::StrCat("spool limit of ", spool->max_bytes(),
+                       " bytes reached in ", options_.spool_dir, "; waited ",
+                       absl::FormatDuration(waited), " for workers to ack"));
     }
     absl::MutexLock lock(&mu_);
     FABRIC_RETURN_IF_ERROR(CheckOpen());
@@ -1007,14 +1008,16 @@ absl::StatusOr<TaskId> Producer::Push(absl::string_view body,
 absl::StatusOr<TaskId> Producer::PushAsync(absl::string_view body,
                                            const Headers& headers) {
   return impl_->PushAsync(body, headers, absl::Now() + impl_->push_timeout(),
-                          /*final_wait=*/true);
+                          /*final_wait=*/true, impl_->push_timeout());
 }
 
 absl::StatusOr<TaskId> Producer::PushAsyncWithin(absl::string_view body,
                                                  const Headers& headers,
                                                  absl::Duration room_wait,
-                                                 bool last_try) {
-  return impl_->PushAsync(body, headers, absl::Now() + room_wait, last_try);
+                                                 bool last_try,
+                                                 absl::Duration waited) {
+  return impl_->PushAsync(body, headers, absl::Now() + room_wait, last_try,
+                          std::max(waited, room_wait));
 }
 
 absl::Status Producer::WaitConfirmed(uint64_t seq, absl::Duration timeout) {

@@ -119,11 +119,11 @@ class Producer {
   // returns kDeadlineExceeded and counts nothing, so that a caller can wait
   // in short slices and do something between them (the Python binding
   // checks for Ctrl-C); with `last_try` it fails as PushAsync does
-  // (kResourceExhausted, counted in `rejected_pushes`).
-  absl::StatusOr<TaskId> PushAsyncWithin(absl::string_view body,
-                                         const Headers& headers,
-                                         absl::Duration room_wait,
-                                         bool last_try);
+  // (kResourceExhausted, counted in `rejected_pushes`; its message says the
+  // push waited `waited`, the caller's whole wait, or `room_wait` if longer).
+  absl::StatusOr<TaskId> PushAsyncWithin(
+      absl::string_view body, const Headers& headers, absl::Duration room_wait,
+      bool last_try, absl::Duration waited = absl::ZeroDuration());
   // Blocks until every task up to `seq` is confirmed (or failed).
   absl::Status WaitConfirmed(uint64_t seq, absl::Duration timeout);
   // Blocks until every task pushed or recovered so far has completed (acked

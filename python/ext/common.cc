@@ -297,7 +297,7 @@ bool WaitInSlices(absl::Duration timeout,
     const absl::Duration left = deadline - absl::Now();
     bool done = false;
     {
-      py::gil_scoped_release nogil;
+      ReleaseGil nogil;
       done = step(std::clamp(left, absl::ZeroDuration(), kSlice));
     }
     if (done) return true;
@@ -338,7 +338,7 @@ SignalsBlocked::~SignalsBlocked() {
 
 void WithoutGil(const std::function<void()>& fn) {
   if (PyGILState_Check()) {
-    py::gil_scoped_release nogil;
+    ReleaseGil nogil;
     fn();
   } else {
     fn();
@@ -350,7 +350,7 @@ void WithoutGil(const std::function<void()>& fn) {
 namespace {
 
 struct Registry {
-  std::mutex mu;
+  std::mutex* mu = new std::mutex;  // replaced in a forked child
   std::vector<std::weak_ptr<Closable>> live;
 };
 
@@ -376,7 +376,7 @@ void Closable::CheckNotForked(const char* what) const {
 
 void Closable::Register(const std::shared_ptr<Closable>& object) {
   Registry& r = Live();
-  std::lock_guard<std::mutex> lock(r.mu);
+  std::lock_guard<std::mutex> lock(*r.mu);
   // Forget the dead ones now and then so the list stays short.
   if (r.live.size() >= 64 && (r.live.size() & (r.live.size() - 1)) == 0) {
     r.live.erase(std::remove_if(r.live.begin(), r.live.end(),
@@ -392,7 +392,7 @@ void Closable::CloseAll() {
   std::vector<std::shared_ptr<Closable>> objects;
   {
     Registry& r = Live();
-    std::lock_guard<std::mutex> lock(r.mu);
+    std::lock_guard<std::mutex> lock(*r.mu);
     for (auto it = r.live.rbegin(); it != r.live.rend(); ++it) {
       if (std::shared_ptr<Closable> o = it->lock()) objects.push_back(o);
     }
@@ -408,6 +408,8 @@ void Closable::CloseAll() {
   // know (they check PyGILState_Check).
   objects.clear();
 }
+
+void Closable::ResetAfterFork() { Live().mu = new std::mutex; }
 
 CallbackScope::CallbackScope(const void* owner)
     : previous_(current_callback_owner) {

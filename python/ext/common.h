@@ -178,6 +178,9 @@ class Closable : public std::enable_shared_from_this<Closable> {
   // Closes every live object, lowest rank first and newest first within a
   // rank; the exit hook's first step. REQUIRES: the GIL is not held.
   static void CloseAll();
+  // In a forked child: a fresh registry lock (a parent's thread may have
+  // held it at the fork). Called by the fork handler.
+  static void ResetAfterFork();
 
  private:
   const Rank rank_;

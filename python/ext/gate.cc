@@ -9,6 +9,7 @@
 #include <pthread.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -24,7 +25,12 @@ struct GateState {
   std::mutex* mu = new std::mutex;
   std::condition_variable* idle = new std::condition_variable;
   bool closed = false;
+  std::thread::id exit_thread;  // the thread that closed the gate
   int inside = 0;
+  // Python threads between deciding to take the GIL back (ReleaseGil) and
+  // having it: the exit hook waits for them, so that none is still
+  // waiting for the GIL when finalization begins.
+  int reacquiring = 0;
   std::atomic<uint64_t> generation{0};
   std::atomic<int> kept{0};
 };
@@ -58,7 +64,7 @@ struct KeptState {
     ts = nullptr;
     s.kept--;
     std::lock_guard<std::mutex> lock(*s.mu);
-    if (--s.inside == 0) s.idle->notify_all();
+    if (--s.inside == 0 && s.reacquiring == 0) s.idle->notify_all();
   }
 };
 thread_local KeptState kept_state;
@@ -137,9 +143,12 @@ void ChildAfterFork() {
   s.mu = new std::mutex;
   s.idle = new std::condition_variable;
   s.closed = false;
+  s.exit_thread = std::thread::id();
   s.inside = 0;
+  s.reacquiring = 0;
   s.kept = 0;
   s.generation++;
+  Closable::ResetAfterFork();
   BridgeState& b = Bridged();
   b.mu = new std::mutex;
   b.wake = new std::condition_variable;
@@ -195,20 +204,47 @@ Gate::Entry::~Entry() {
   }
   GateState& s = State();
   std::lock_guard<std::mutex> lock(*s.mu);
-  if (--s.inside == 0) s.idle->notify_all();
+  if (--s.inside == 0 && s.reacquiring == 0) s.idle->notify_all();
 }
 
 void Gate::Close() {
   GateState& s = State();
   std::lock_guard<std::mutex> lock(*s.mu);
   s.closed = true;
+  s.exit_thread = std::this_thread::get_id();
+}
+
+void BeginTakingGilBack() {
+  GateState& s = State();
+  {
+    std::lock_guard<std::mutex> lock(*s.mu);
+    if (!s.closed || s.exit_thread == std::this_thread::get_id()) {
+      s.reacquiring++;
+      return;
+    }
+  }
+  for (;;) std::this_thread::sleep_for(std::chrono::hours(1));  // parked
+}
+
+void EndTakingGilBack() {
+  GateState& s = State();
+  std::lock_guard<std::mutex> lock(*s.mu);
+  if (--s.reacquiring == 0 && s.inside == 0) s.idle->notify_all();
+}
+
+ReleaseGil::ReleaseGil() : state_(PyEval_SaveThread()) {}
+
+ReleaseGil::~ReleaseGil() {
+  BeginTakingGilBack();
+  PyEval_RestoreThread(state_);
+  EndTakingGilBack();
 }
 
 bool Gate::WaitIdle(absl::Duration timeout) {
   GateState& s = State();
   std::unique_lock<std::mutex> lock(*s.mu);
   return s.idle->wait_for(lock, absl::ToChronoNanoseconds(timeout),
-                          [&s] { return s.inside == 0; });
+                          [&s] { return s.inside == 0 && s.reacquiring == 0; });
 }
 
 bool Gate::IsOpen() {

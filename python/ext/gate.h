@@ -48,8 +48,9 @@ class Gate {
 
   // Refuses all later entries (the exit hook's second step).
   static void Close();
-  // Waits until no thread is inside, up to `timeout`. Returns true if none
-  // is. REQUIRES: the caller does not hold the GIL and is not inside.
+  // Waits until no thread is inside, nor taking the GIL back (see
+  // BeginTakingGilBack), up to `timeout`. Returns true if none is.
+  // REQUIRES: the caller does not hold the GIL and is not inside.
   static bool WaitIdle(absl::Duration timeout);
   static bool IsOpen();
   // Thread states kept by fabric threads now (for tests: they must follow
@@ -60,6 +61,30 @@ class Gate {
   // Installs the pthread_atfork handler that resets the gate in a child.
   static void InstallForkHandler();
 };
+
+// Releases the GIL while alive, like py::gil_scoped_release, around a C++
+// call made from a Python thread. Taking it back after the exit hook closed
+// the gate could let a daemon thread into a finalizing interpreter, which
+// ends it with a forced unwind (an abort in C++ frames): every thread but
+// the one running the exit hook parks instead, for good, and ends with the
+// process. REQUIRES: the GIL is held. Thread safety: this thread only.
+class ReleaseGil {
+ public:
+  ReleaseGil();
+  ~ReleaseGil();
+  ReleaseGil(const ReleaseGil&) = delete;
+  ReleaseGil& operator=(const ReleaseGil&) = delete;
+
+ private:
+  PyThreadState* state_;
+};
+
+// Brackets taking the GIL back on a Python thread that released it (as
+// ReleaseGil does): the first parks this thread for good if the exit hook
+// has closed the gate (and this is not its thread), else counts it until
+// the second, so that the hook waits until it holds the GIL.
+void BeginTakingGilBack();
+void EndTakingGilBack();
 
 // Python objects held by C++ code that may drop them on any thread: the
 // last reference is released at once by a thread holding the GIL, else on

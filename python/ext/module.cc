@@ -33,7 +33,7 @@ namespace {
 // second Ctrl-C came; the caller then ends the process with os._exit.
 bool Shutdown(double timeout_seconds) {
   {
-    py::gil_scoped_release nogil;
+    ReleaseGil nogil;
     Closable::CloseAll();
   }
   Gate::Close();
@@ -41,7 +41,7 @@ bool Shutdown(double timeout_seconds) {
   for (;;) {
     bool idle = false;
     {
-      py::gil_scoped_release nogil;
+      ReleaseGil nogil;
       idle = Gate::WaitIdle(absl::Milliseconds(100));
     }
     if (idle) return true;
@@ -73,7 +73,7 @@ PYBIND11_MODULE(_fabric, m) {
         "Closes every live object and waits for fabric threads to leave "
         "Python; False if they did not within `timeout` seconds.");
   m.def("_close_all", [] {
-    py::gil_scoped_release nogil;
+    fm::ReleaseGil nogil;
     fm::Closable::CloseAll();
   });
   m.def("_kept_thread_states", &fm::Gate::KeptThreadStates);

@@ -114,7 +114,7 @@ std::shared_ptr<PyNode> PyNode::Start(py::dict dict) {
   }
   absl::StatusOr<std::unique_ptr<fabric::Node>> node;
   {
-    py::gil_scoped_release nogil;
+    ReleaseGil nogil;
     SignalsBlocked blocked;
     node = fabric::Node::Start(std::move(o));
   }
@@ -161,7 +161,7 @@ void PyNode::CheckNotInOwnCallback(const char* what) {
 void PyNode::Close() {
   CheckNotForked("this Node");
   CheckNotInOwnCallback("Node.close()");
-  py::gil_scoped_release nogil;
+  ReleaseGil nogil;
   CloseNoGil();
 }
 
@@ -337,7 +337,7 @@ void BindNode(py::module_& m) {
              fabric::Node& node = n.Use("this Node");
              absl::StatusOr<std::vector<fabric::PeerInfo>> peers;
              {
-               py::gil_scoped_release nogil;
+               ReleaseGil nogil;
                peers = node.Peers();
              }
              if (!peers.ok()) ThrowStatus(peers.status());
@@ -350,7 +350,7 @@ void BindNode(py::module_& m) {
             fabric::Node& node = n.Use("this Node");
             absl::Status s;
             {
-              py::gil_scoped_release nogil;
+              ReleaseGil nogil;
               s = node.SetOffer(kind, name, offered);
             }
             if (!s.ok()) ThrowStatus(s);
@@ -362,7 +362,7 @@ void BindNode(py::module_& m) {
             fabric::Node& node = n.Use("this Node");
             absl::Status s;
             {
-              py::gil_scoped_release nogil;
+              ReleaseGil nogil;
               s = node.SetHeader(key, value);
             }
             if (!s.ok()) ThrowStatus(s);

@@ -92,7 +92,7 @@ class PatternObject : public Closable {
     if (refused_in_callback_ != nullptr && CallbackScope::Inside(this)) {
       ThrowUsage(refused_in_callback_);
     }
-    py::gil_scoped_release nogil;
+    ReleaseGil nogil;
     CloseNoGil();
   }
 
@@ -125,7 +125,7 @@ class PatternObject : public Closable {
     fabric::Node& node = node_->Use("this Node");
     absl::StatusOr<std::unique_ptr<T>> made;
     {
-      py::gil_scoped_release nogil;
+      ReleaseGil nogil;
       SignalsBlocked blocked;
       made = make(node);
     }

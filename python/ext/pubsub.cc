@@ -122,7 +122,7 @@ class PyPublisher : public PatternObject<fabric::Publisher> {
     const fabric::Headers h = ToHeaders(headers);
     absl::StatusOr<uint64_t> seq;
     {
-      py::gil_scoped_release nogil;
+      ReleaseGil nogil;
       seq = publisher.Publish(topic, b.view(), h);
     }
     if (!seq.ok()) ThrowStatus(seq.status());
@@ -241,7 +241,7 @@ class PySubscriber : public PatternObject<fabric::Subscriber> {
     while (out.size() < max) {
       absl::StatusOr<fabric::Message> m;
       {
-        py::gil_scoped_release nogil;
+        ReleaseGil nogil;
         m = subscriber.Next(absl::ZeroDuration());
       }
       if (!m.ok()) break;

@@ -73,7 +73,7 @@ struct PyResponder {
   void Answer(const std::function<absl::Status(fabric::Responder&)>& send) {
     absl::Status s;
     {
-      py::gil_scoped_release nogil;
+      ReleaseGil nogil;
       std::lock_guard<std::mutex> lock(mu);
       if (!responder.has_value()) {
         s = absl::FailedPreconditionError("this request was answered already");
@@ -218,9 +218,11 @@ class PyClient : public PatternObject<fabric::Client> {
     bool interrupted = false;
     absl::StatusOr<fabric::Reply> reply;
     {
-      py::gil_scoped_release nogil;
+      ReleaseGil nogil;
       reply = client.Call(service, b.view(), o, kSlice, [&interrupted] {
+        BeginTakingGilBack();
         PyGILState_STATE g = PyGILState_Ensure();
+        EndTakingGilBack();
         interrupted = PyErr_CheckSignals() != 0;  // leaves the exception set
         PyGILState_Release(g);
         return !interrupted;
@@ -240,7 +242,7 @@ class PyClient : public PatternObject<fabric::Client> {
     const fabric::CallOptions o = ToCallOptions(std::move(options));
     SharedPy fut = Share(std::move(future));
     SharedPy lp = loop.is_none() ? nullptr : Share(std::move(loop));
-    py::gil_scoped_release nogil;
+    ReleaseGil nogil;
     // Runs on the engine thread (or here, if the call fails at once): no
     // Python there, the bridge takes it on.
     client.CallAsync(
@@ -264,7 +266,7 @@ class PyClient : public PatternObject<fabric::Client> {
     fabric::Client& client = object();
     absl::StatusOr<std::vector<fabric::NodeId>> servers;
     {
-      py::gil_scoped_release nogil;
+      ReleaseGil nogil;
       servers = client.Servers(service);
     }
     if (!servers.ok()) ThrowStatus(servers.status());

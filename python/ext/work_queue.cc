@@ -72,6 +72,8 @@ fabric::Outcome OutcomeOf(py::error_already_set& e, py::handle task,
   } catch (py::error_already_set& inner) {
     inner.discard_as_unraisable("fabricmq worker handler");
     *failure = "exception (unprintable)";
+  } catch (const std::exception& inner) {  // e.g. a Retry with a bad delay
+    *failure = inner.what();
   }
   if (failure->empty()) *failure = "exception";
   return fabric::Outcome::RetryAfter(absl::ZeroDuration());
@@ -93,12 +95,17 @@ fabric::Outcome RunHandler(const SharedPy& handler, const void* owner,
         task.id, task.queue, task.headers, ToBytes(task.body), task.attempt,
         task.redelivered, &ctx, std::this_thread::get_id()});
     PyTask* t = object.cast<PyTask*>();
+    // The context dies with this call: a Task kept by the handler must not
+    // reach it later, whatever happens below.
+    struct ForgetContext {
+      PyTask* t;
+      ~ForgetContext() { t->ctx = nullptr; }
+    } forget{t};
     try {
       handler->get()(object);
     } catch (py::error_already_set& e) {
       outcome = OutcomeOf(e, object, &failure);
     }
-    t->ctx = nullptr;
   }
   // Thrown outside Python so that the worker counts a handler error and
   // retries with "handler threw: <failure>".
@@ -172,7 +179,13 @@ class PyProducer : public PatternObject<fabric::Producer> {
   }
 
   // The watcher thread uses the producer: stopped first.
-  ~PyProducer() override { StopWatcher(); }
+  ~PyProducer() override {
+    if (inherited()) {
+      (void)watcher_.release();  // its lock and thread are the parent's
+      return;
+    }
+    StopWatcher();  // its thread uses the producer
+  }
 
   void CloseNoGil() override {
     PatternObject::CloseNoGil();
@@ -186,17 +199,17 @@ class PyProducer : public PatternObject<fabric::Producer> {
     fabric::Producer& producer = object();
     Body b(body, "body");
     const fabric::Headers h = ToHeaders(headers);
-    const absl::Time deadline =
-        absl::Now() + ToDuration(timeout, "timeout", push_timeout_);
+    const absl::Duration total = ToDuration(timeout, "timeout", push_timeout_);
+    const absl::Time deadline = absl::Now() + total;
     for (;;) {
       const absl::Duration left = deadline - absl::Now();
       const bool last = left <= kSlice;
       absl::StatusOr<fabric::TaskId> id;
       {
-        py::gil_scoped_release nogil;
+        ReleaseGil nogil;
         id = producer.PushAsyncWithin(
             b.view(), h, std::max(absl::ZeroDuration(), std::min(left, kSlice)),
-            last);
+            last, total);
       }
       if (id.ok()) return *id;
       if (id.status().code() != absl::StatusCode::kDeadlineExceeded || last) {
@@ -218,7 +231,7 @@ class PyProducer : public PatternObject<fabric::Producer> {
     const fabric::Headers h = ToHeaders(headers);
     absl::StatusOr<fabric::TaskId> id;
     {
-      py::gil_scoped_release nogil;
+      ReleaseGil nogil;
       id = producer.PushAsyncWithin(b.view(), h, absl::ZeroDuration(),
                                     /*last_try=*/false);
     }
@@ -265,13 +278,20 @@ class PyProducer : public PatternObject<fabric::Producer> {
       future.attr("set_result")(py::none());
       return;
     }
-    std::lock_guard<std::mutex> lock(watch_mu_);
-    watches_.emplace(seq, Watch{Share(std::move(loop)), Share(future)});
-    if (!watcher_.joinable() && !watch_stop_) {
-      SignalsBlocked blocked;
-      watcher_ = std::thread([this] { WatchLoop(); });
+    Watcher& w = *watcher_;
+    std::unique_lock<std::mutex> lock(w.mu);
+    if (w.stop) {
+      lock.unlock();
+      future.attr("set_exception")(
+          StatusToException(absl::CancelledError("producer is closed")));
+      return;
     }
-    watch_wake_.notify_one();
+    w.watches.emplace(seq, Watch{Share(std::move(loop)), Share(future)});
+    if (!w.thread.joinable()) {
+      SignalsBlocked blocked;
+      w.thread = std::thread([this] { WatchLoop(); });
+    }
+    w.wake.notify_one();
   }
 
   uint64_t confirmed_seq() { return object().confirmed_seq(); }
@@ -282,7 +302,7 @@ class PyProducer : public PatternObject<fabric::Producer> {
     fabric::Producer& producer = object();
     absl::StatusOr<std::vector<fabric::DeadLetter>> dead;
     {
-      py::gil_scoped_release nogil;
+      ReleaseGil nogil;
       dead = producer.DeadLetters();
     }
     if (!dead.ok()) ThrowStatus(dead.status());
@@ -301,30 +321,31 @@ class PyProducer : public PatternObject<fabric::Producer> {
   // The confirm watcher thread: waits for the highest watched seq and hands
   // each confirmed (or failed) watch to the bridge thread.
   void WatchLoop() {
+    Watcher& w = *watcher_;
     for (;;) {
       uint64_t target = 0;
       {
-        std::unique_lock<std::mutex> lock(watch_mu_);
-        watch_wake_.wait(lock,
-                         [this] { return watch_stop_ || !watches_.empty(); });
-        if (watches_.empty()) return;  // stopping
-        target = watches_.rbegin()->first;
+        std::unique_lock<std::mutex> lock(w.mu);
+        w.wake.wait(lock, [&w] { return w.stop || !w.watches.empty(); });
+        if (w.watches.empty()) return;  // stopping
+        target = w.watches.rbegin()->first;
       }
       const absl::Status s = object_->WaitConfirmed(target, kSlice);
       const uint64_t confirmed = object_->confirmed_seq();
       std::vector<Watch> ok;
       std::vector<Watch> failed;
       {
-        std::lock_guard<std::mutex> lock(watch_mu_);
-        while (!watches_.empty() && watches_.begin()->first <= confirmed) {
-          ok.push_back(std::move(watches_.begin()->second));
-          watches_.erase(watches_.begin());
+        std::lock_guard<std::mutex> lock(w.mu);
+        while (!w.watches.empty() && w.watches.begin()->first <= confirmed) {
+          ok.push_back(std::move(w.watches.begin()->second));
+          w.watches.erase(w.watches.begin());
         }
         const bool fatal =
             !s.ok() && s.code() != absl::StatusCode::kDeadlineExceeded;
-        if (fatal || watch_stop_) {
-          for (auto& [seq, w] : watches_) failed.push_back(std::move(w));
-          watches_.clear();
+        if (fatal || w.stop) {
+          for (auto& [seq, watch] : w.watches)
+            failed.push_back(std::move(watch));
+          w.watches.clear();
         }
       }
       if (ok.empty() && failed.empty()) continue;
@@ -334,43 +355,49 @@ class PyProducer : public PatternObject<fabric::Producer> {
               : s;
       Bridge::PostWithGil([ok = std::move(ok), failed = std::move(failed),
                            why](Bridge::Batch& batch) {
-        for (const Watch& w : ok) {
-          batch.Resolve(w.loop->get(), w.future->get(), py::none(), false);
+        for (const Watch& x : ok) {
+          batch.Resolve(x.loop->get(), x.future->get(), py::none(), false);
         }
-        for (const Watch& w : failed) {
-          batch.Resolve(w.loop->get(), w.future->get(), StatusToException(why),
+        for (const Watch& x : failed) {
+          batch.Resolve(x.loop->get(), x.future->get(), StatusToException(why),
                         true);
         }
       });
     }
   }
 
+  // Stops the watcher thread and joins it (once, whoever calls).
   void StopWatcher() {
+    Watcher& w = *watcher_;
+    std::thread thread;
     {
-      std::lock_guard<std::mutex> lock(watch_mu_);
-      watch_stop_ = true;
-      watch_wake_.notify_one();
+      std::lock_guard<std::mutex> lock(w.mu);
+      w.stop = true;
+      w.wake.notify_one();
+      thread = std::move(w.thread);
     }
-    if (watcher_.joinable()) {
-      WithoutGil([this] {
-        if (watcher_.get_id() == std::this_thread::get_id()) {
-          watcher_.detach();
-        } else {
-          watcher_.join();
-        }
-      });
+    if (!thread.joinable()) return;
+    if (thread.get_id() == std::this_thread::get_id()) {
+      thread.detach();
+    } else {
+      WithoutGil([&thread] { thread.join(); });
     }
   }
+
+  // The confirm watcher's state, on the heap so that a forked child can
+  // leak it whole: its lock and thread belong to the parent.
+  struct Watcher {
+    std::mutex mu;
+    std::condition_variable wake;
+    std::multimap<uint64_t, Watch> watches;
+    bool stop = false;
+    std::thread thread;
+  };
 
   std::string spool_dir_;
   std::string queue_;
   absl::Duration push_timeout_;
-
-  std::mutex watch_mu_;
-  std::condition_variable watch_wake_;
-  std::multimap<uint64_t, Watch> watches_;
-  bool watch_stop_ = false;
-  std::thread watcher_;
+  std::unique_ptr<Watcher> watcher_ = std::make_unique<Watcher>();
 };
 
 // ------------------------------------------------------------------ worker
@@ -576,7 +603,7 @@ void BindWorkQueue(py::module_& m) {
       [](const std::string& dir) {
         absl::StatusOr<std::vector<fabric::DeadLetter>> dead;
         {
-          py::gil_scoped_release nogil;
+          ReleaseGil nogil;
           dead = fabric::Spool::ScanDead(dir);
         }
         if (!dead.ok()) ThrowStatus(dead.status());

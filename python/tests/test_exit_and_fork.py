@@ -26,7 +26,7 @@ def run_script(env, *args, timeout=60):
 
 
 @pytest.mark.parametrize("mode", ["no-close", "past-drain", "sys-exit",
-                                  "thread", "callbacks"])
+                                  "thread", "callbacks", "daemons"])
 def test_exit_with_live_objects(env, mode):
     """Each way of leaving, RUNS times: always exit status 0 (an abort is
     134, a crash 139, the exit hook's give-up 70)."""

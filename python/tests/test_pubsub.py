@@ -143,3 +143,25 @@ def test_gap_callback(nodes):
     sub.close()
     assert gaps[0].reason == "dropped" and gaps[0].count >= 1
     assert sub.stats().lost >= gaps[0].count
+
+
+def test_leaving_async_for_leaves_the_rest(nodes):
+    """Without read_ahead, async for takes only what the loop asks for:
+    after a break, the rest is still there for next()."""
+    pub = fm.Publisher(nodes("pub"))
+    sub = fm.Subscriber(nodes("sub"), "r")
+    pub.wait_for_subscribers(1, timeout=20)
+    for i in range(50):
+        pub.publish("r", str(i))
+
+    async def first_three():
+        got = []
+        async for msg in sub:
+            got.append(int(msg.body))
+            if len(got) == 3:
+                break
+        return got
+
+    assert asyncio.run(first_three()) == [0, 1, 2]
+    rest = [int(sub.next(20).body) for _ in range(47)]
+    assert rest == list(range(3, 50))

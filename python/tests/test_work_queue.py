@@ -225,7 +225,7 @@ def test_push_nowait_then_wait_confirmed(nodes, tmp_path):
 def test_full_producer_times_out(nodes):
     with fm.Producer(nodes("p"), "full", max_bytes=200) as producer:
         producer.push(b"x" * 150)
-        with pytest.raises(fm.ResourceExhausted):
+        with pytest.raises(fm.ResourceExhausted, match="waited 300ms"):
             producer.push(b"y" * 150, timeout=0.3)
         assert producer.stats().rejected_pushes == 1
 
@@ -330,3 +330,19 @@ def test_node_close_closes_its_objects(nodes):
     worker.stats()  # still readable
     with pytest.raises(fm.Closed):
         fm.Producer(n, "other")
+
+
+def test_confirmation_watch_after_close_fails_at_once(nodes, tmp_path):
+    """push_async racing a close: a watch registered after the close is
+    failed with Closed, not left pending."""
+    async def main():
+        producer = fm.Producer(nodes("p"), "wc", spool_dir=tmp_path / "s")
+        await producer.push_async(b"x")  # starts the watcher, maybe
+        producer.close()
+        future = asyncio.get_running_loop().create_future()
+        producer._impl.watch_confirmed(10**9, asyncio.get_running_loop(),
+                                       future)
+        with pytest.raises(fm.Closed):
+            await asyncio.wait_for(future, 10)
+
+    asyncio.run(main())

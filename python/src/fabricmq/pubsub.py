@@ -93,7 +93,10 @@ class Subscriber(Endpoint):
     ``start`` ("latest", "earliest", a seq, a datetime or "-5m") the first
     time. The position of a message is committed when it is handed over
     (``next`` returns it, or the handler returns, even by raising): a crash
-    while processing it loses it for this subscriber.
+    while processing it loses it for this subscriber. ``async for`` takes a
+    message when the loop asks for the next one; with ``read_ahead=N`` it
+    takes up to N more ahead (faster), and those count as handed over even
+    if the loop is left before it reads them.
 
     Thread safety: every method may be called from any thread, except
     ``close`` from the subscriber's own handler (UsageError).
@@ -112,11 +115,11 @@ class Subscriber(Endpoint):
                  replay_bytes: int = 2 << 20,
                  replay_timeout: Seconds = 5.0,
                  max_message_bytes: int = 1 << 20,
-                 read_ahead: int = 100) -> None:
+                 read_ahead: int = 0) -> None:
         self._prefixes = ([prefixes] if isinstance(prefixes, str)
                           else list(prefixes))
-        if read_ahead < 1:
-            raise ValueError("read_ahead must be at least 1")
+        if read_ahead < 0:
+            raise ValueError("read_ahead must not be negative")
         self._read_ahead = read_ahead
         options = dict(prefixes=self._prefixes, durable_name=durable_name,
                        state_dir=None if state_dir is None
@@ -143,9 +146,11 @@ class Subscriber(Endpoint):
                 return
 
     def __aiter__(self) -> AsyncIterator[_fabric.Message]:
-        """``async for msg in sub``: a helper thread takes messages (up to
-        ``read_ahead`` ahead) and hands them to the event loop in batches."""
-        return _AsyncMessages(self, self._read_ahead)
+        """``async for msg in sub``: a helper thread takes each message the
+        loop asks for (plus up to ``read_ahead`` ahead, default 0) and hands
+        them to the event loop in batches. Ends when the subscriber is
+        closed."""
+        return _messages(self)
 
     def wait_for_publishers(self, n: int = 1,
                             timeout: Optional[Seconds] = None) -> None:
@@ -164,56 +169,39 @@ class Subscriber(Endpoint):
 _END = object()
 
 
-class _AsyncMessages:
-    """The pump behind ``async for``: a daemon thread waits in ``next``
-    (without the GIL), takes what else is ready, and hands each batch to
-    the loop with one ``call_soon_threadsafe``. At most ``read_ahead``
-    messages are in flight, so a slow consumer pushes back on the
-    subscriber's queue and the publishers' high-water marks."""
+class _Pump:
+    """Takes messages for ``async for`` on a daemon thread that waits in
+    ``next`` (without the GIL) and hands each batch to the loop with one
+    ``call_soon_threadsafe``. It takes one message for each one the
+    consumer asks for, plus at most ``read_ahead`` ahead of it, so that
+    leaving the loop early leaves the rest with the subscriber. The thread
+    holds no reference to the iterator; ``stop`` ends it within 0.1 s."""
 
-    def __init__(self, sub: Subscriber, read_ahead: int) -> None:
-        self._sub = sub
-        self._loop = asyncio.get_running_loop()
-        self._ready: Deque[Any] = collections.deque()
-        self._waiter: Optional[asyncio.Future[None]] = None
+    def __init__(self, impl: Any, loop: asyncio.AbstractEventLoop,
+                 read_ahead: int) -> None:
+        self._impl = impl
+        self._loop = loop
+        self.ready: Deque[Any] = collections.deque()
+        self.waiter: Optional[asyncio.Future[None]] = None
         self._credits = threading.Semaphore(read_ahead)
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._pump, daemon=True,
-                                        name="fabricmq-subscriber-pump")
-        self._thread.start()
+        threading.Thread(target=self._run, daemon=True,
+                         name="fabricmq-subscriber-pump").start()
 
-    def __aiter__(self) -> "_AsyncMessages":
-        return self
-
-    async def __anext__(self) -> _fabric.Message:
-        while not self._ready:
-            self._waiter = self._loop.create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-        item = self._ready.popleft()
-        if item is _END:
-            self._ready.appendleft(_END)
-            raise StopAsyncIteration
-        if isinstance(item, BaseException):
-            raise item
+    def ask(self) -> None:
         self._credits.release()
-        return item
 
-    async def aclose(self) -> None:
+    def stop(self) -> None:
         self._stop.set()
 
-    def __del__(self) -> None:
-        self._stop.set()
-
-    def _pump(self) -> None:
-        impl = self._sub._impl
+    def _run(self) -> None:
         while not self._stop.is_set():
             if not self._credits.acquire(timeout=0.1):
                 continue
+            if self._stop.is_set():
+                return
             try:
-                first = impl.next(0.1)
+                first = self._impl.next(0.1)
             except Timeout:
                 self._credits.release()
                 continue
@@ -229,7 +217,7 @@ class _AsyncMessages:
             batch: List[Any] = [first]
             if extra:
                 try:
-                    batch.extend(impl.take_ready(extra))
+                    batch.extend(self._impl.take_ready(extra))
                 except Error:
                     pass
                 for _ in range(extra - (len(batch) - 1)):
@@ -245,6 +233,30 @@ class _AsyncMessages:
             return False
 
     def _deliver(self, batch: List[Any]) -> None:
-        self._ready.extend(batch)
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+        self.ready.extend(batch)
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+
+async def _messages(sub: "Subscriber") -> AsyncIterator[_fabric.Message]:
+    """The async generator behind ``async for msg in sub``. When the loop
+    is left (break, an exception, the generator closed), the pump stops."""
+    loop = asyncio.get_running_loop()
+    pump = _Pump(sub._impl, loop, sub._read_ahead)
+    try:
+        while True:
+            pump.ask()  # one more message, please
+            while not pump.ready:
+                pump.waiter = loop.create_future()
+                try:
+                    await pump.waiter
+                finally:
+                    pump.waiter = None
+            item = pump.ready.popleft()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        pump.stop()

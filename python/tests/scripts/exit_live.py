@@ -9,6 +9,8 @@ runs it many times: it must exit 0 every time (never abort or crash).
               when the main thread ends
   callbacks   every callback kind busy at exit (completions, peer events,
               a subscriber handler, a server handler)
+  daemons     daemon threads blocked in fabric calls (node.wait, next,
+              call, a push on a full producer) when the main thread ends
 """
 
 import sys
@@ -79,6 +81,29 @@ elif mode == "callbacks":
         p.push_nowait(b"x")
         pub.publish("t", b"y")
     started.wait(10)
+elif mode == "daemons":
+    n = node("exit-h")
+    sub = fm.Subscriber(n, "quiet")
+    full = fm.Producer(n, "full", max_bytes=100)
+    full.push(b"x" * 90)
+    client = fm.Client(n)
+    calls = [n.wait, sub.next, lambda: full.push(b"y" * 90, timeout=60),
+             lambda: client.call("nobody-serves-this", b"x", timeout=60,
+                                 wait_for_server=True)]
+
+    def blocked(call):
+        started.set()
+        try:
+            call()
+        except Exception:  # closed by the exit hook: ask again at once
+            pass
+        while True:  # and keep wanting the GIL
+            time.sleep(0.0001)
+
+    for call in calls:
+        threading.Thread(target=blocked, args=(call,), daemon=True).start()
+    started.wait(10)
+    time.sleep(0.2)
 else:
     sys.exit(f"unknown mode {mode}")
 print("EXITING", flush=True)

@@ -3,8 +3,11 @@
 objects raises ForkedError; a new node made in the child works; the child
 exits normally (running the exit hook). Prints the child's findings."""
 
+import asyncio
+import gc
 import os
 import sys
+import tempfile
 
 import fabricmq as fm
 from common import node
@@ -12,6 +15,16 @@ from common import node
 parent = node("fork-parent")
 worker = fm.Worker(parent, "forkq", lambda t: None)
 producer = fm.Producer(parent, "forkq")
+spooled = fm.Producer(parent, "forkspool", spool_dir=tempfile.mkdtemp(),
+                      fsync="always")
+
+
+async def push_some():  # starts the spooled producer's confirm watcher
+    for _ in range(20):
+        await spooled.push_async(b"x")
+
+
+asyncio.run(push_some())
 
 pid = os.fork()
 if pid == 0:
@@ -32,7 +45,10 @@ if pid == 0:
         p.wait_completed(20)
     results.append(f"child-node:{seen[0].decode()}")
     print("CHILD " + " ".join(results), flush=True)
-    del parent, worker, producer  # dropping inherited objects must not hang
+    # Dropping inherited objects must not hang (nor touch the parent's
+    # threads and locks).
+    del parent, worker, producer, spooled
+    gc.collect()
     sys.exit(0)
 _, status = os.waitpid(pid, 0)
 print(f"PARENT child-status={status}", flush=True)
