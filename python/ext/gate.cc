@@ -24,13 +24,18 @@ namespace {
 struct GateState {
   std::mutex* mu = new std::mutex;
   std::condition_variable* idle = new std::condition_variable;
-  bool closed = false;
+  bool closed = false;          // guarded by mu; mirrored in `exiting`
   std::thread::id exit_thread;  // the thread that closed the gate
   int inside = 0;
-  // Python threads between deciding to take the GIL back (ReleaseGil) and
-  // having it: the exit hook waits for them, so that none is still
-  // waiting for the GIL when finalization begins.
-  int reacquiring = 0;
+  // The GIL-release path (ReleaseGil) is taken on every blocking call, so
+  // it uses atomics, not `mu`: `exiting` is set (seq_cst) when the gate
+  // closes; `reacquiring` counts Python threads between deciding to take
+  // the GIL back and having it. A thread increments, then reads
+  // `exiting`; Close sets `exiting`, then waits for `reacquiring`: with
+  // sequentially consistent order one of the two sees the other, so no
+  // thread is still waiting for the GIL when finalization begins.
+  std::atomic<bool> exiting{false};
+  std::atomic<int> reacquiring{0};
   std::atomic<uint64_t> generation{0};
   std::atomic<int> kept{0};
 };
@@ -145,7 +150,8 @@ void ChildAfterFork() {
   s.closed = false;
   s.exit_thread = std::thread::id();
   s.inside = 0;
-  s.reacquiring = 0;
+  s.exiting.store(false);
+  s.reacquiring.store(0);
   s.kept = 0;
   s.generation++;
   Closable::ResetAfterFork();
@@ -212,24 +218,27 @@ void Gate::Close() {
   std::lock_guard<std::mutex> lock(*s.mu);
   s.closed = true;
   s.exit_thread = std::this_thread::get_id();
-}
-
-void BeginTakingGilBack() {
-  GateState& s = State();
-  {
-    std::lock_guard<std::mutex> lock(*s.mu);
-    if (!s.closed || s.exit_thread == std::this_thread::get_id()) {
-      s.reacquiring++;
-      return;
-    }
-  }
-  for (;;) std::this_thread::sleep_for(std::chrono::hours(1));  // parked
+  s.exiting.store(true);
 }
 
 void EndTakingGilBack() {
   GateState& s = State();
-  std::lock_guard<std::mutex> lock(*s.mu);
-  if (--s.reacquiring == 0 && s.inside == 0) s.idle->notify_all();
+  if (s.reacquiring.fetch_sub(1) == 1 && s.exiting.load()) {
+    std::lock_guard<std::mutex> lock(*s.mu);  // no lost wake-up
+    s.idle->notify_all();
+  }
+}
+
+void BeginTakingGilBack() {
+  GateState& s = State();
+  s.reacquiring.fetch_add(1);
+  if (!s.exiting.load()) return;
+  {
+    std::lock_guard<std::mutex> lock(*s.mu);
+    if (s.exit_thread == std::this_thread::get_id()) return;
+  }
+  EndTakingGilBack();
+  for (;;) std::this_thread::sleep_for(std::chrono::hours(1));  // parked
 }
 
 ReleaseGil::ReleaseGil() : state_(PyEval_SaveThread()) {}
