@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -94,10 +95,26 @@ absl::Time FromDatetime(py::handle dt);
 // Thread safety: thread-compatible; every method REQUIRES the GIL.
 class Options {
  public:
+  template <typename T>
+  static constexpr int64_t LargestOf() {
+    return static_cast<uint64_t>(std::numeric_limits<T>::max()) >
+                   static_cast<uint64_t>(std::numeric_limits<int64_t>::max())
+               ? std::numeric_limits<int64_t>::max()
+               : static_cast<int64_t>(std::numeric_limits<T>::max());
+  }
+
   explicit Options(py::dict dict) : dict_(std::move(dict)) {}
   bool Has(const char* key);  // present and not None
   std::string String(const char* key, std::string if_none);
   int64_t Int(const char* key, int64_t if_none, int64_t min, int64_t max);
+  // Reads an integer option into `*field`, which keeps its value when the
+  // option is absent; like Int, in [min, max], where `max` defaults to the
+  // largest value both T and int64_t hold.
+  template <typename T>
+  void Read(const char* key, T* field, int64_t min,
+            int64_t max = LargestOf<T>()) {
+    *field = static_cast<T>(Int(key, static_cast<int64_t>(*field), min, max));
+  }
   bool Bool(const char* key, bool if_none);
   absl::Duration Duration(const char* key, absl::Duration if_none);
   std::vector<std::string> Strings(const char* key);  // str or iterable

@@ -70,8 +70,7 @@ std::shared_ptr<PyNode> PyNode::Start(py::dict dict) {
     (void)options.String("discovery", "");
   }
   o.interface = options.String("interface", o.interface);
-  o.beacon_port = static_cast<uint16_t>(
-      options.Int("beacon_port", o.beacon_port, 1, 65535));
+  options.Read("beacon_port", &o.beacon_port, 1);
   if (options.Has("seeds")) {
     o.seeds = options.Strings("seeds");
     if (!o.seeds.empty() && !options.Has("discovery") &&
@@ -81,8 +80,7 @@ std::shared_ptr<PyNode> PyNode::Start(py::dict dict) {
   } else {
     (void)options.Strings("seeds");
   }
-  o.mailbox_port = static_cast<uint16_t>(
-      options.Int("mailbox_port", o.mailbox_port, 0, 65535));
+  options.Read("mailbox_port", &o.mailbox_port, 0);
   if (options.Has("headers")) {
     o.headers = options.HeaderMap("headers");
   } else {
@@ -94,9 +92,7 @@ std::shared_ptr<PyNode> PyNode::Start(py::dict dict) {
   o.suspect_timeout = options.Duration("suspect_timeout", o.suspect_timeout);
   o.dead_timeout = options.Duration("dead_timeout", o.dead_timeout);
   o.disconnect_grace = options.Duration("disconnect_grace", o.disconnect_grace);
-  o.max_message_bytes = static_cast<size_t>(options.Int(
-      "max_message_bytes", static_cast<int64_t>(o.max_message_bytes), 0,
-      int64_t{1} << 40));
+  options.Read("max_message_bytes", &o.max_message_bytes, 0, int64_t{1} << 40);
   o.linger = options.Duration("linger", o.linger);
   py::object on_peer_event = options.Object("on_peer_event");
   options.Finish();

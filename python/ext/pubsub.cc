@@ -93,17 +93,11 @@ class PyPublisher : public PatternObject<fabric::Publisher> {
     if (!fsync.ok()) ThrowStatus(fsync.status());
     o.fsync = *fsync;
     o.fsync_interval = options.Duration("fsync_interval", o.fsync_interval);
-    o.retention_bytes = static_cast<uint64_t>(
-        options.Int("retention_bytes", static_cast<int64_t>(o.retention_bytes),
-                    1, INT64_MAX));
+    options.Read("retention_bytes", &o.retention_bytes, 1);
     o.retention_age = options.Duration("retention_age", o.retention_age);
-    o.segment_bytes = static_cast<uint64_t>(options.Int(
-        "segment_bytes", static_cast<int64_t>(o.segment_bytes), 1, INT64_MAX));
-    o.send_hwm =
-        static_cast<int>(options.Int("send_hwm", o.send_hwm, 0, INT32_MAX));
-    o.max_message_bytes = static_cast<size_t>(
-        options.Int("max_message_bytes",
-                    static_cast<int64_t>(o.max_message_bytes), 1, INT64_MAX));
+    options.Read("segment_bytes", &o.segment_bytes, 1);
+    options.Read("send_hwm", &o.send_hwm, 0);
+    options.Read("max_message_bytes", &o.max_message_bytes, 1);
     o.beat_interval = options.Duration("beat_interval", o.beat_interval);
     o.bind_host = options.String("bind_host", "");
     options.Finish();
@@ -168,20 +162,13 @@ class PySubscriber : public PatternObject<fabric::Subscriber> {
     o.start = ToStart(options.Object("start"));
     py::object handler = options.Object("handler");
     py::object on_gap = options.Object("on_gap");
-    o.receive_hwm = static_cast<int>(
-        options.Int("receive_hwm", o.receive_hwm, 0, INT32_MAX));
-    o.max_pending = static_cast<size_t>(options.Int(
-        "max_pending", static_cast<int64_t>(o.max_pending), 1, INT64_MAX));
-    o.max_held = static_cast<size_t>(options.Int(
-        "max_held", static_cast<int64_t>(o.max_held), 1, INT64_MAX));
-    o.replay_batch = static_cast<uint32_t>(
-        options.Int("replay_batch", o.replay_batch, 1, UINT32_MAX));
-    o.replay_bytes = static_cast<uint32_t>(
-        options.Int("replay_bytes", o.replay_bytes, 1, UINT32_MAX));
+    options.Read("receive_hwm", &o.receive_hwm, 0);
+    options.Read("max_pending", &o.max_pending, 1);
+    options.Read("max_held", &o.max_held, 1);
+    options.Read("replay_batch", &o.replay_batch, 1);
+    options.Read("replay_bytes", &o.replay_bytes, 1);
     o.replay_timeout = options.Duration("replay_timeout", o.replay_timeout);
-    o.max_message_bytes = static_cast<size_t>(
-        options.Int("max_message_bytes",
-                    static_cast<int64_t>(o.max_message_bytes), 1, INT64_MAX));
+    options.Read("max_message_bytes", &o.max_message_bytes, 1);
     options.Finish();
 
     std::shared_ptr<PySubscriber> self(new PySubscriber(node));

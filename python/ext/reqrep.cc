@@ -177,7 +177,7 @@ fabric::CallOptions ToCallOptions(py::dict dict) {
   fabric::CallOptions o;
   o.timeout = options.Duration("timeout", absl::ZeroDuration());
   o.attempt_timeout = options.Duration("attempt_timeout", absl::ZeroDuration());
-  o.max_attempts = static_cast<int>(options.Int("max_attempts", 0, 0, 100));
+  options.Read("max_attempts", &o.max_attempts, 0, 100);
   o.idempotency_key = options.String("idempotency_key", "");
   o.headers = options.HeaderMap("headers");
   o.wait_for_server = options.Bool("wait_for_server", false);
@@ -195,11 +195,8 @@ class PyClient : public PatternObject<fabric::Client> {
     fabric::ClientOptions o;
     o.timeout = options.Duration("timeout", o.timeout);
     o.attempt_timeout = options.Duration("attempt_timeout", o.attempt_timeout);
-    o.max_attempts =
-        static_cast<int>(options.Int("max_attempts", o.max_attempts, 1, 100));
-    o.max_request_bytes = static_cast<size_t>(
-        options.Int("max_request_bytes",
-                    static_cast<int64_t>(o.max_request_bytes), 1, INT64_MAX));
+    options.Read("max_attempts", &o.max_attempts, 1, 100);
+    options.Read("max_request_bytes", &o.max_request_bytes, 1);
     o.spin_wait = options.Duration("spin_wait", o.spin_wait);
     options.Finish();
     std::shared_ptr<PyClient> self(new PyClient(node));
@@ -302,22 +299,13 @@ class PyServer : public PatternObject<fabric::Server> {
     fabric::ServerOptions o;
     o.service = options.String("service", "");
     // Never 0 from Python: that would run the handler on the engine thread.
-    o.threads = static_cast<int>(options.Int("threads", o.threads, 1, 1024));
-    o.max_pending = static_cast<size_t>(options.Int(
-        "max_pending", static_cast<int64_t>(o.max_pending), 1, INT64_MAX));
-    o.max_request_bytes = static_cast<size_t>(
-        options.Int("max_request_bytes",
-                    static_cast<int64_t>(o.max_request_bytes), 1, INT64_MAX));
-    o.max_reply_bytes = static_cast<size_t>(
-        options.Int("max_reply_bytes", static_cast<int64_t>(o.max_reply_bytes),
-                    1, INT64_MAX));
+    options.Read("threads", &o.threads, 1, 1024);
+    options.Read("max_pending", &o.max_pending, 1);
+    options.Read("max_request_bytes", &o.max_request_bytes, 1);
+    options.Read("max_reply_bytes", &o.max_reply_bytes, 1);
     o.dedup_window = options.Duration("dedup_window", o.dedup_window);
-    o.dedup_max_entries = static_cast<size_t>(
-        options.Int("dedup_max_entries",
-                    static_cast<int64_t>(o.dedup_max_entries), 0, INT64_MAX));
-    o.dedup_max_bytes = static_cast<size_t>(
-        options.Int("dedup_max_bytes", static_cast<int64_t>(o.dedup_max_bytes),
-                    0, INT64_MAX));
+    options.Read("dedup_max_entries", &o.dedup_max_entries, 0);
+    options.Read("dedup_max_bytes", &o.dedup_max_bytes, 0);
     o.drain_timeout = options.Duration("drain_timeout", o.drain_timeout);
     const bool deferred = options.Bool("deferred", false);
     options.Finish();

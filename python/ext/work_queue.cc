@@ -144,17 +144,14 @@ class PyProducer : public PatternObject<fabric::Producer> {
     if (!fsync.ok()) ThrowStatus(fsync.status());
     o.fsync = *fsync;
     o.fsync_interval = options.Duration("fsync_interval", o.fsync_interval);
-    o.max_bytes = static_cast<uint64_t>(options.Int(
-        "max_bytes", static_cast<int64_t>(o.max_bytes), 1, INT64_MAX));
+    options.Read("max_bytes", &o.max_bytes, 1);
     o.push_timeout = options.Duration("push_timeout", o.push_timeout);
     o.lease = options.Duration("lease", o.lease);
-    o.max_attempts = static_cast<uint32_t>(
-        options.Int("max_attempts", o.max_attempts, 1, UINT32_MAX));
+    options.Read("max_attempts", &o.max_attempts, 1);
     o.retry_backoff = options.Duration("retry_backoff", o.retry_backoff);
     o.max_retry_backoff =
         options.Duration("max_retry_backoff", o.max_retry_backoff);
-    o.max_batch = static_cast<size_t>(
-        options.Int("max_batch", static_cast<int64_t>(o.max_batch), 1, 65536));
+    options.Read("max_batch", &o.max_batch, 1, 65536);
     py::object on_completed = options.Object("on_completed");
     options.Finish();
 
@@ -409,13 +406,10 @@ class PyWorker : public PatternObject<fabric::Worker> {
     Options options(std::move(dict));
     fabric::WorkerOptions o;
     o.queues = options.Strings("queues");
-    o.concurrency =
-        static_cast<int>(options.Int("concurrency", o.concurrency, 1, 1024));
-    o.prefetch =
-        static_cast<int>(options.Int("prefetch", o.prefetch, 1, 65536));
+    options.Read("concurrency", &o.concurrency, 1, 1024);
+    options.Read("prefetch", &o.prefetch, 1, 65536);
     o.dedup_window = options.Duration("dedup_window", o.dedup_window);
-    o.dedup_max = static_cast<size_t>(options.Int(
-        "dedup_max", static_cast<int64_t>(o.dedup_max), 0, INT64_MAX));
+    options.Read("dedup_max", &o.dedup_max, 0);
     o.drain_timeout = options.Duration("drain_timeout", o.drain_timeout);
     options.Finish();
     if (!PyCallable_Check(handler.ptr())) {
