@@ -16,6 +16,7 @@
 #include "fabric/base/log.h"
 #include "fabric/base/status_macros.h"
 #include "fabric/codec/wire_format.h"
+#include "patterns/work_queue/internal/dispatcher.h"
 #include "patterns/work_queue/internal/queue_plugin.h"
 #include "patterns/work_queue/internal/wire.h"
 
@@ -26,13 +27,6 @@ namespace {
 constexpr size_t kMaxTaskBytes = kDefaultMaxMessageBytes - 64 * 1024;
 // A frame of tasks stops growing past this many bytes.
 constexpr size_t kMaxFrameBytes = 1 << 20;
-// Unused credit is handed back after this long without a backlog, so other
-// producers of the worker get it.
-constexpr absl::Duration kIdleCreditReturn = absl::Milliseconds(100);
-// A demand is repeated when no credit came for this long (a lost message).
-constexpr absl::Duration kDemandResend = absl::Seconds(1);
-// Leases are checked this often.
-constexpr absl::Duration kLeaseCheck = absl::Milliseconds(100);
 
 size_t TaskBytes(const Headers& headers, absl::string_view body) {
   size_t n = body.size();
@@ -101,11 +95,10 @@ class Producer::Impl : public wq::ProducerEndpoint,
     return spool->DeadLetters();
   }
 
-  // wq::ProducerEndpoint (engine thread).
+  // wq::ProducerEndpoint (engine thread): each feeds the dispatcher and
+  // carries out what it decided.
   const std::string& queue() const override { return options_.queue; }
   void OnWorkerUp(NodeContext& ctx, const NodeId& worker) override;
-  // Sets the `workers` gauge to the workers offering the queue.
-  void CountWorkers();
   void OnWorkerDown(NodeContext& ctx, const NodeId& worker, bool lost) override;
   void OnCredit(NodeContext& ctx, const NodeId& from,
                 const wq::Credit& m) override;
@@ -116,33 +109,7 @@ class Producer::Impl : public wq::ProducerEndpoint,
   void OnTick(NodeContext& ctx, absl::Time now) override;
 
  private:
-  // A task on its way from Push to the engine.
-  struct NewTask {
-    uint64_t seq;
-    absl::Time enqueued;
-    Headers headers;
-    std::string body;
-    bool recovered = false;
-  };
-  enum class State : uint8_t { kReady, kInFlight, kRetryWait };
-  struct TaskState {
-    Headers headers;
-    std::string body;
-    absl::Time enqueued;
-    uint32_t attempts = 0;
-    bool recovered = false;
-    State state = State::kReady;
-    NodeId worker;
-    absl::Time lease_deadline;
-  };
-  struct WorkerLink {
-    uint64_t credit = 0;
-    bool offering = true;
-    bool wants_sent = false;  // the worker believes we have a backlog
-    absl::Time last_demand = absl::InfinitePast();
-    absl::Time last_credit = absl::InfinitePast();
-    absl::Time last_use = absl::InfinitePast();
-  };
+  using NewTask = wq::NewTask;
 
   // App side.
   absl::Status CheckOpen() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -155,20 +122,10 @@ class Producer::Impl : public wq::ProducerEndpoint,
 
   // Engine side.
   void Drain(NodeContext& ctx);
-  void Dispatch(NodeContext& ctx, absl::Time now);
-  void MaybeDemand(NodeContext& ctx, absl::Time now);
-  void SendDemand(NodeContext& ctx, const NodeId& worker, WorkerLink& link,
-                  uint64_t backlog, uint64_t returned, absl::Time now);
-  // Ends the current lease of `t` if it is in flight.
-  void EndLease(uint64_t seq, TaskState& t);
-  void Ack(uint64_t seq, const NodeId& from);
-  // A delivery failed; retries it (after `delay`) or dead-letters it.
-  void Fail(uint64_t seq, TaskState& t, const NodeId& worker,
-            absl::string_view reason, absl::Duration delay, absl::Time now);
-  void Kill(uint64_t seq, TaskState& t, const NodeId& worker,
-            std::string reason);
-  absl::Duration Backoff(uint32_t attempts);
-  void FlushCompletions();
+  // Carries out `effects_` (sends, spool operations, completions), feeding
+  // failed sends back to the dispatcher, until nothing is left to do.
+  void Apply(NodeContext& ctx, absl::Time now);
+  void PublishStats();
 
   Node& node_;
   const ProducerOptions options_;
@@ -202,26 +159,17 @@ class Producer::Impl : public wq::ProducerEndpoint,
 
   struct Counters {
     std::atomic<uint64_t> pushed{0}, confirmed{0}, recovered{0}, dispatched{0},
-        redelivered{0}, acked{0}, late_acks{0}, retries{0}, lease_expired{0},
-        worker_lost{0}, dead_lettered{0}, rejected_pushes{0}, in_flight{0},
-        backlog{0}, workers{0};
+        redelivered{0}, started{0}, returned{0}, acked{0}, late_acks{0},
+        retries{0}, lease_expired{0}, worker_lost{0}, worker_crashes{0},
+        dead_lettered{0}, rejected_pushes{0}, in_flight{0}, backlog{0},
+        workers{0};
   };
   Counters counters_;
 
-  // Engine thread only.
+  // Engine thread only (and Init, before the engine knows this producer).
   bool engine_detached_ = false;
-  absl::flat_hash_map<uint64_t, TaskState> tasks_;
-  std::deque<uint64_t> ready_;
-  absl::flat_hash_set<uint64_t> in_flight_;
-  using RetryEntry = std::pair<absl::Time, uint64_t>;
-  std::priority_queue<RetryEntry, std::vector<RetryEntry>,
-                      std::greater<RetryEntry>>
-      retry_heap_;
-  absl::flat_hash_map<NodeId, WorkerLink> workers_;
-  absl::Time last_lease_check_ = absl::InfinitePast();
-  std::vector<Completion> completions_;
-  uint64_t freed_bytes_ = 0;
-  absl::BitGen rng_;
+  std::unique_ptr<wq::Dispatcher> dispatcher_;
+  wq::Effects effects_;
 };
 
 // ---------------------------------------------------------------- app side
@@ -230,8 +178,9 @@ absl::Status Producer::Impl::Init() {
   if (options_.queue.empty() || options_.queue.size() > wq::kMaxQueueName) {
     return absl::InvalidArgumentError("queue name must be 1..256 bytes");
   }
-  if (options_.max_attempts < 1) {
-    return absl::InvalidArgumentError("max_attempts must be at least 1");
+  if (options_.max_attempts < 1 || options_.max_worker_crashes < 1) {
+    return absl::InvalidArgumentError(
+        "max_attempts and max_worker_crashes must be at least 1");
   }
   if (options_.lease <= absl::ZeroDuration() ||
       options_.push_timeout < absl::ZeroDuration() ||
@@ -278,16 +227,22 @@ absl::Status Producer::Impl::Init() {
     producer_id_ = NodeId::Random();
   }
   counters_.recovered = recovered.size();
-  // Not yet visible to the engine: fill the engine state directly.
-  for (NewTask& t : recovered) {
-    TaskState& s = tasks_[t.seq];
-    s.headers = std::move(t.headers);
-    s.body = std::move(t.body);
-    s.enqueued = t.enqueued;
-    s.recovered = true;
-    ready_.push_back(t.seq);
-  }
-  counters_.backlog = ready_.size();
+  wq::DispatcherOptions d;
+  d.producer = producer_id_;
+  d.queue = options_.queue;
+  d.lease = options_.lease;
+  d.max_attempts = options_.max_attempts;
+  d.max_worker_crashes = options_.max_worker_crashes;
+  d.retry_backoff = options_.retry_backoff;
+  d.max_retry_backoff = options_.max_retry_backoff;
+  d.max_batch = options_.max_batch;
+  d.max_frame_bytes = kMaxFrameBytes;
+  d.seed = absl::Uniform<uint64_t>(absl::BitGen());
+  dispatcher_ = std::make_unique<wq::Dispatcher>(std::move(d));
+  // Not yet visible to the engine, and no worker is known: this only
+  // queues the recovered tasks.
+  dispatcher_->AddTasks(absl::Now(), std::move(recovered), effects_);
+  PublishStats();
   if (options_.on_completed) {
     // Holds the producer alive while a callback runs, even one that
     // closes or destroys the Producer.
@@ -298,7 +253,7 @@ absl::Status Producer::Impl::Init() {
   std::shared_ptr<Impl> self = shared_from_this();
   return node_.Call([self](NodeContext& ctx) {
     FABRIC_RETURN_IF_ERROR(self->plugin_->AddProducer(ctx, self));
-    self->Dispatch(ctx, ctx.Now());
+    self->Apply(ctx, ctx.Now());
     self->plugin_->RunLocal(ctx);
     return absl::OkStatus();
   });
@@ -475,11 +430,8 @@ void Producer::Impl::Close() {
     // Workers stop counting this producer as wanting work and get their
     // unused credit back.
     const absl::Time now = ctx.Now();
-    for (auto& [id, link] : self->workers_) {
-      const uint64_t credit = link.credit;
-      link.credit = 0;
-      self->SendDemand(ctx, id, link, 0, credit, now);
-    }
+    self->dispatcher_->Close(now, self->effects_);
+    self->Apply(ctx, now);
     self->engine_detached_ = true;
     self->plugin_->RemoveProducer(ctx, self->options_.queue);
     return absl::OkStatus();
@@ -537,11 +489,14 @@ ProducerStats Producer::Impl::Stats() const {
   s.recovered = c.recovered.load();
   s.dispatched = c.dispatched.load();
   s.redelivered = c.redelivered.load();
+  s.started = c.started.load();
+  s.returned = c.returned.load();
   s.acked = c.acked.load();
   s.late_acks = c.late_acks.load();
   s.retries = c.retries.load();
   s.lease_expired = c.lease_expired.load();
   s.worker_lost = c.worker_lost.load();
+  s.worker_crashes = c.worker_crashes.load();
   s.dead_lettered = c.dead_lettered.load();
   s.rejected_pushes = c.rejected_pushes.load();
   // Frames are decoded before they reach a producer: the node's plugin
@@ -563,422 +518,137 @@ void Producer::Impl::Drain(NodeContext& ctx) {
     drain_posted_ = false;
   }
   if (engine_detached_) return;
-  for (NewTask& t : batch) {
-    auto [it, inserted] = tasks_.try_emplace(t.seq);
-    if (!inserted) continue;
-    TaskState& s = it->second;
-    s.headers = std::move(t.headers);
-    s.body = std::move(t.body);
-    s.enqueued = t.enqueued;
-    s.recovered = t.recovered;
-    ready_.push_back(t.seq);
-  }
-  Dispatch(ctx, ctx.Now());
-  FlushCompletions();
+  const absl::Time now = ctx.Now();
+  dispatcher_->AddTasks(now, std::move(batch), effects_);
+  Apply(ctx, now);
   plugin_->RunLocal(ctx);
 }
 
-void Producer::Impl::Dispatch(NodeContext& ctx, absl::Time now) {
-  struct Target {
-    NodeId id;
-    WorkerLink* link;
-    wq::TasksEncoder encoder;
-    std::vector<uint64_t> seqs;
-  };
-  std::vector<Target> targets;
-  for (auto& [id, link] : workers_) {
-    if (link.offering && link.credit > 0) {
-      targets.push_back(Target{
-          id, &link, wq::TasksEncoder(options_.queue, producer_id_), {}});
+void Producer::Impl::Apply(NodeContext& ctx, absl::Time now) {
+  uint64_t resolved = 0;
+  uint64_t freed = 0;
+  std::vector<DeadLetter> memory_dead;
+  while (!effects_.empty()) {
+    wq::Effects e;
+    std::swap(e, effects_);
+    for (const wq::Effects::DemandOut& d : e.demands) {
+      // A lost demand is repeated by the dispatcher's resend timer.
+      (void)plugin_->Send(
+          ctx, d.worker, wq::kDemand,
+          wq::EncodeDemand(wq::Demand{options_.queue, d.backlog, d.returned}));
     }
-  }
-  size_t with_credit = targets.size();
-  auto send = [&](Target& target) {
-    if (target.seqs.empty()) return;
-    absl::Status sent =
-        plugin_->Send(ctx, target.id, wq::kTasks, target.encoder.Finish());
-    if (!sent.ok()) {
-      // Undo: the tasks go back to the front, in order, and the worker gets
-      // nothing more until it grants credit again.
-      FABRIC_LOG(kInfo, "FAB-WQ-SEND ", options_.queue, " to ",
-                 target.id.ShortHex(), " failed: ", sent.message());
-      for (auto it = target.seqs.rbegin(); it != target.seqs.rend(); ++it) {
-        auto t = tasks_.find(*it);
-        if (t == tasks_.end()) continue;
-        EndLease(*it, t->second);
-        t->second.attempts--;
-        t->second.state = State::kReady;
-        ready_.push_front(*it);
+    for (const wq::Effects::Frame& f : e.frames) {
+      wq::TasksEncoder encoder(options_.queue, producer_id_);
+      for (uint64_t seq : f.seqs) {
+        std::optional<wq::Dispatcher::TaskView> t = dispatcher_->Find(seq);
+        if (!t.has_value()) continue;  // cannot happen: frames hold live tasks
+        encoder.Add(seq, t->attempt, t->redelivered, *t->headers, *t->body);
       }
-      if (target.link->credit > 0) with_credit--;
-      target.link->credit = 0;
-      target.link->wants_sent = false;
-    } else {
-      counters_.dispatched += target.seqs.size();
+      absl::Status sent =
+          plugin_->Send(ctx, f.worker, wq::kTasks, encoder.Finish());
+      if (!sent.ok()) {
+        FABRIC_LOG(kInfo, "FAB-WQ-SEND ", options_.queue, " to ",
+                   f.worker.ShortHex(), " failed: ", sent.message());
+        dispatcher_->SendFailed(now, f.worker, f.seqs, effects_);
+      }
     }
-    target.seqs.clear();
-    target.encoder = wq::TasksEncoder(options_.queue, producer_id_);
-  };
-  while (!ready_.empty() && with_credit > 0) {
-    const uint64_t seq = ready_.front();
-    ready_.pop_front();
-    auto it = tasks_.find(seq);
-    if (it == tasks_.end() || it->second.state != State::kReady) continue;
-    TaskState& t = it->second;
-    const size_t task_bytes = TaskBytes(t.headers, t.body);
-    // The worker with the most credit; a redelivery avoids the worker that
-    // had the task last when another one has credit.
-    Target* best = nullptr;
-    for (Target& c : targets) {
-      if (c.link->credit == 0) continue;
-      if (t.attempts > 0 && c.id == t.worker && with_credit > 1) continue;
-      if (best == nullptr || c.link->credit > best->link->credit) best = &c;
+    for (uint64_t seq : e.acked) {
+      if (spool_ != nullptr) spool_->Ack(seq);
     }
-    if (best == nullptr) {
-      ready_.push_front(seq);
-      break;
-    }
-    // Keep frames under kMaxFrameBytes unless one task alone is bigger, and
-    // so always under the peers' message limit.
-    if (!best->seqs.empty() &&
-        best->encoder.bytes() + task_bytes > kMaxFrameBytes) {
-      send(*best);
-      if (best->link->credit == 0) {  // the send failed
-        ready_.push_front(seq);
+    for (DeadLetter& dead : e.dead) {
+      if (spool_ == nullptr) {
+        memory_dead.push_back(std::move(dead));
         continue;
       }
+      absl::Status added = spool_->AddDead(dead);
+      if (!added.ok()) {
+        FABRIC_LOG(kError, "FAB-WQ-DEAD-LOST ", options_.queue, " ",
+                   TaskId{producer_id_, dead.task.seq}.ToString(),
+                   ": cannot record dead letter: ", added.message());
+      }
     }
-    t.attempts++;
-    t.state = State::kInFlight;
-    t.worker = best->id;
-    t.lease_deadline = now + options_.lease;
-    in_flight_.insert(seq);
-    if (t.attempts > 1) counters_.redelivered++;
-    best->encoder.Add(seq, t.attempts, t.recovered || t.attempts > 1, t.headers,
-                      t.body);
-    best->seqs.push_back(seq);
-    if (--best->link->credit == 0) with_credit--;
-    best->link->last_use = now;
-    if (best->seqs.size() >= options_.max_batch ||
-        best->encoder.bytes() >= kMaxFrameBytes) {
-      send(*best);
+    for (const std::string& note : e.notes) FABRIC_LOG(kInfo, note);
+    freed += e.freed_bytes;
+    resolved += e.completions.size();
+    if (options_.on_completed && !e.completions.empty()) {
+      absl::MutexLock lock(&cb_mu_);
+      for (Completion& c : e.completions) cb_queue_.push_back(std::move(c));
     }
   }
-  for (Target& t : targets) send(t);
-  counters_.in_flight = in_flight_.size();
-  counters_.backlog = ready_.size();
-  MaybeDemand(ctx, now);
+  PublishStats();
+  if (resolved == 0 && freed == 0 && memory_dead.empty()) return;
+  absl::MutexLock lock(&mu_);
+  resolved_ += resolved;
+  held_bytes_ -= std::min(held_bytes_, spooled_ ? 0 : freed);
+  for (DeadLetter& d : memory_dead) memory_dead_.push_back(std::move(d));
 }
 
-void Producer::Impl::MaybeDemand(NodeContext& ctx, absl::Time now) {
-  if (ready_.empty()) return;
-  for (auto& [id, link] : workers_) {
-    if (!link.offering || link.credit > 0) continue;
-    if (!link.wants_sent || (now - link.last_demand > kDemandResend &&
-                             now - link.last_credit > kDemandResend)) {
-      SendDemand(ctx, id, link, ready_.size(), 0, now);
-    }
-  }
-}
-
-void Producer::Impl::SendDemand(NodeContext& ctx, const NodeId& worker,
-                                WorkerLink& link, uint64_t backlog,
-                                uint64_t returned, absl::Time now) {
-  wq::Demand demand{options_.queue, backlog, returned};
-  absl::Status sent =
-      plugin_->Send(ctx, worker, wq::kDemand, wq::EncodeDemand(demand));
-  link.last_demand = now;
-  if (sent.ok()) link.wants_sent = backlog > 0;
-}
-
-void Producer::Impl::EndLease(uint64_t seq, TaskState& t) {
-  if (t.state == State::kInFlight) in_flight_.erase(seq);
-}
-
-void Producer::Impl::CountWorkers() {
-  uint64_t offering = 0;
-  for (const auto& [id, link] : workers_) offering += link.offering ? 1 : 0;
-  counters_.workers = offering;
+void Producer::Impl::PublishStats() {
+  const wq::DispatcherStats& d = dispatcher_->stats();
+  counters_.dispatched = d.dispatched;
+  counters_.redelivered = d.redelivered;
+  counters_.started = d.started;
+  counters_.returned = d.returned;
+  counters_.acked = d.acked;
+  counters_.late_acks = d.late_acks;
+  counters_.retries = d.retries;
+  counters_.lease_expired = d.lease_expired;
+  counters_.worker_lost = d.worker_lost;
+  counters_.worker_crashes = d.worker_crashes;
+  counters_.dead_lettered = d.dead_lettered;
+  counters_.in_flight = d.in_flight;
+  counters_.backlog = d.backlog;
+  counters_.workers = d.workers;
 }
 
 void Producer::Impl::OnWorkerUp(NodeContext& ctx, const NodeId& worker) {
   if (engine_detached_) return;
+  const absl::Time now = ctx.Now();
   if (options_.accept_worker &&
       !options_.accept_worker(worker == ctx.self_id() ? nullptr
                                                       : ctx.FindPeer(worker))) {
-    // Refused (perhaps newly, after its HELLO changed): hand back credit it
-    // granted us, or it would stay reserved at the worker for good.
-    auto it = workers_.find(worker);
-    if (it != workers_.end() && it->second.credit > 0) {
-      SendDemand(ctx, worker, it->second, 0, it->second.credit, ctx.Now());
-    }
-    OnWorkerDown(ctx, worker, /*lost=*/false);
-    return;
+    // Refused (perhaps newly, after its HELLO changed).
+    dispatcher_->WorkerRefused(now, worker, effects_);
+  } else {
+    dispatcher_->WorkerUp(now, worker, effects_);
   }
-  auto [it, inserted] = workers_.try_emplace(worker);
-  if (!inserted && it->second.offering) return;
-  it->second.offering = true;
-  it->second.wants_sent = false;
-  CountWorkers();
-  FABRIC_LOG(kInfo, "FAB-WQ-WORKER-UP ", options_.queue, " ",
-             worker.ShortHex());
-  MaybeDemand(ctx, ctx.Now());
+  Apply(ctx, now);
 }
 
 void Producer::Impl::OnWorkerDown(NodeContext& ctx, const NodeId& worker,
                                   bool lost) {
   if (engine_detached_) return;
-  auto it = workers_.find(worker);
-  if (it == workers_.end()) return;
-  if (!lost) {
-    // It stopped offering the queue: no more dispatch; what it holds may
-    // still complete (or come back released), or its leases run out.
-    it->second.offering = false;
-    it->second.credit = 0;
-    CountWorkers();
-    return;
-  }
   const absl::Time now = ctx.Now();
-  std::vector<uint64_t> held;
-  for (uint64_t seq : in_flight_) {
-    auto t = tasks_.find(seq);
-    if (t != tasks_.end() && t->second.worker == worker) held.push_back(seq);
-  }
-  workers_.erase(it);
-  CountWorkers();
-  // Highest first, so that pushing to the front restores seq order.
-  std::sort(held.rbegin(), held.rend());
-  for (uint64_t seq : held) {
-    auto t = tasks_.find(seq);
-    counters_.worker_lost++;
-    Fail(seq, t->second, worker, "worker lost", absl::ZeroDuration(), now);
-  }
-  if (!held.empty()) {
-    FABRIC_LOG(kInfo, "FAB-WQ-WORKER-LOST ", options_.queue, " ",
-               worker.ShortHex(), ": ", held.size(),
-               " delivery(ies) to redeliver");
-  }
-  Dispatch(ctx, now);
-  FlushCompletions();
+  dispatcher_->WorkerDown(now, worker, lost, effects_);
+  Apply(ctx, now);
 }
 
 void Producer::Impl::OnCredit(NodeContext& ctx, const NodeId& from,
                               const wq::Credit& m) {
   if (engine_detached_) return;
-  auto it = workers_.find(from);
-  if (it == workers_.end()) return;
   const absl::Time now = ctx.Now();
-  if (!it->second.offering) {
-    // Not a worker we dispatch to (any more): give the grant back.
-    if (m.grant > 0) SendDemand(ctx, from, it->second, 0, m.grant, now);
-    return;
-  }
-  it->second.credit += m.grant;
-  it->second.last_credit = now;
-  it->second.last_use = now;
-  Dispatch(ctx, now);
-}
-
-void Producer::Impl::Ack(uint64_t seq, const NodeId& from) {
-  auto it = tasks_.find(seq);
-  if (it == tasks_.end()) return;  // already resolved
-  TaskState& t = it->second;
-  const bool current = t.state == State::kInFlight && t.worker == from;
-  if (!current) counters_.late_acks++;
-  EndLease(seq, t);
-  if (spool_ != nullptr) {
-    spool_->Ack(seq);
-  } else {
-    freed_bytes_ += TaskBytes(t.headers, t.body);
-  }
-  counters_.acked++;
-  completions_.push_back(Completion{TaskId{producer_id_, seq},
-                                    Completion::Kind::kAcked, t.attempts, "",
-                                    from});
-  tasks_.erase(it);
-}
-
-absl::Duration Producer::Impl::Backoff(uint32_t attempts) {
-  absl::Duration d = options_.retry_backoff;
-  for (uint32_t i = 1; i < attempts && d < options_.max_retry_backoff; ++i) {
-    d *= 2;
-  }
-  d = std::min(d, options_.max_retry_backoff);
-  return d * absl::Uniform(rng_, 0.9, 1.1);
-}
-
-void Producer::Impl::Fail(uint64_t seq, TaskState& t, const NodeId& worker,
-                          absl::string_view reason, absl::Duration delay,
-                          absl::Time now) {
-  EndLease(seq, t);
-  if (t.attempts >= options_.max_attempts) {
-    Kill(seq, t, worker,
-         absl::StrCat("max_attempts: ", t.attempts,
-                      " deliveries, last: ", reason));
-    return;
-  }
-  if (delay > absl::ZeroDuration()) {
-    t.state = State::kRetryWait;
-    retry_heap_.push({now + delay, seq});
-  } else {
-    t.state = State::kReady;
-    ready_.push_front(seq);
-  }
-}
-
-void Producer::Impl::Kill(uint64_t seq, TaskState& t, const NodeId& worker,
-                          std::string reason) {
-  EndLease(seq, t);
-  DeadLetter dead;
-  dead.task.seq = seq;
-  dead.task.enqueued = t.enqueued;
-  dead.task.headers = t.headers;
-  dead.task.body = t.body;
-  dead.attempts = t.attempts;
-  dead.reason = reason;
-  dead.died = absl::Now();
-  FABRIC_LOG(kInfo, "FAB-WQ-DEAD ", options_.queue, " ",
-             TaskId{producer_id_, seq}.ToString(), ": ", reason);
-  if (spool_ != nullptr) {
-    absl::Status added = spool_->AddDead(dead);
-    if (!added.ok()) {
-      FABRIC_LOG(kError, "FAB-WQ-DEAD-LOST ", options_.queue, " ",
-                 TaskId{producer_id_, seq}.ToString(),
-                 ": cannot record dead letter: ", added.message());
-    }
-  } else {
-    absl::MutexLock lock(&mu_);
-    memory_dead_.push_back(dead);
-  }
-  counters_.dead_lettered++;
-  freed_bytes_ += TaskBytes(t.headers, t.body);
-  completions_.push_back(Completion{TaskId{producer_id_, seq},
-                                    Completion::Kind::kDeadLettered, t.attempts,
-                                    std::move(reason), worker});
-  tasks_.erase(seq);
+  dispatcher_->Credit(now, from, m.grant, effects_);
+  Apply(ctx, now);
 }
 
 void Producer::Impl::OnResults(NodeContext& ctx, const NodeId& from,
                                const wq::Results& m) {
   if (engine_detached_) return;
   const absl::Time now = ctx.Now();
-  for (uint64_t seq : m.acked) Ack(seq, from);
-  for (const wq::OtherResult& r : m.others) {
-    auto it = tasks_.find(r.seq);
-    if (it == tasks_.end()) continue;
-    TaskState& t = it->second;
-    // Only the current holder may fail or release a task.
-    if (t.state != State::kInFlight || t.worker != from ||
-        t.attempts != r.attempt) {
-      continue;
-    }
-    switch (r.verdict) {
-      case wq::Verdict::kAck:
-        Ack(r.seq, from);
-        break;
-      case wq::Verdict::kRetry: {
-        counters_.retries++;
-        absl::Duration delay = r.delay_ms > 0 ? absl::Milliseconds(r.delay_ms)
-                                              : Backoff(t.attempts);
-        Fail(r.seq, t, from, r.reason.empty() ? "retry" : r.reason, delay, now);
-        break;
-      }
-      case wq::Verdict::kReject:
-        Kill(r.seq, t, from, absl::StrCat("rejected: ", r.reason));
-        break;
-      case wq::Verdict::kRelease:
-        EndLease(r.seq, t);
-        t.attempts--;
-        t.state = State::kReady;
-        ready_.push_front(r.seq);
-        break;
-    }
-  }
-  auto w = workers_.find(from);
-  if (w != workers_.end() && m.grant > 0) {
-    w->second.credit += m.grant;
-    w->second.last_credit = now;
-    w->second.last_use = now;
-  }
-  Dispatch(ctx, now);
-  FlushCompletions();
+  dispatcher_->Results(now, from, m, effects_);
+  Apply(ctx, now);
 }
 
 void Producer::Impl::OnExtend(NodeContext& ctx, const NodeId& from,
                               const wq::Extend& m) {
   if (engine_detached_) return;
-  const absl::Time deadline = ctx.Now() + absl::Milliseconds(m.extend_ms);
-  for (uint64_t seq : m.seqs) {
-    auto it = tasks_.find(seq);
-    if (it == tasks_.end()) continue;
-    TaskState& t = it->second;
-    if (t.state == State::kInFlight && t.worker == from) {
-      t.lease_deadline = std::max(t.lease_deadline, deadline);
-    }
-  }
+  dispatcher_->Extend(ctx.Now(), from, m);
 }
 
 void Producer::Impl::OnTick(NodeContext& ctx, absl::Time now) {
-  if (engine_detached_) return;
-  if (now - last_lease_check_ >= kLeaseCheck) {
-    last_lease_check_ = now;
-    std::vector<uint64_t> expired;
-    for (uint64_t seq : in_flight_) {
-      auto t = tasks_.find(seq);
-      if (t != tasks_.end() && t->second.lease_deadline <= now) {
-        expired.push_back(seq);
-      }
-    }
-    std::sort(expired.rbegin(), expired.rend());
-    for (uint64_t seq : expired) {
-      TaskState& t = tasks_.find(seq)->second;
-      counters_.lease_expired++;
-      FABRIC_LOG(kInfo, "FAB-WQ-LEASE-EXPIRED ", options_.queue, " ",
-                 TaskId{producer_id_, seq}.ToString(), " at ",
-                 t.worker.ShortHex());
-      Fail(seq, t, t.worker, "lease expired", absl::ZeroDuration(), now);
-    }
-  }
-  std::vector<uint64_t> due;
-  while (!retry_heap_.empty() && retry_heap_.top().first <= now) {
-    due.push_back(retry_heap_.top().second);
-    retry_heap_.pop();
-  }
-  std::sort(due.rbegin(), due.rend());
-  for (uint64_t seq : due) {
-    auto t = tasks_.find(seq);
-    if (t == tasks_.end() || t->second.state != State::kRetryWait) continue;
-    t->second.state = State::kReady;
-    ready_.push_front(seq);
-  }
-  // Hand idle credit back so other producers of those workers get it.
-  if (ready_.empty()) {
-    for (auto& [id, link] : workers_) {
-      if (link.credit > 0 && now - link.last_use > kIdleCreditReturn) {
-        const uint64_t credit = link.credit;
-        link.credit = 0;
-        SendDemand(ctx, id, link, 0, credit, now);
-      }
-    }
-  }
-  Dispatch(ctx, now);
-  FlushCompletions();
-}
-
-void Producer::Impl::FlushCompletions() {
-  if (completions_.empty()) return;
-  const uint64_t n = completions_.size();
-  {
-    absl::MutexLock lock(&mu_);
-    resolved_ += n;
-    held_bytes_ -= std::min(held_bytes_, freed_bytes_);
-  }
-  freed_bytes_ = 0;
-  if (options_.on_completed) {
-    absl::MutexLock lock(&cb_mu_);
-    for (Completion& c : completions_) cb_queue_.push_back(std::move(c));
-  }
-  completions_.clear();
+  if (engine_detached_ || now < dispatcher_->NextWakeup()) return;
+  dispatcher_->Tick(now, effects_);
+  Apply(ctx, now);
 }
 
 // ------------------------------------------------------------------ facade

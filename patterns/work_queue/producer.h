@@ -2,8 +2,10 @@
 // `fabric::Producer`: pushes tasks onto a work queue. Tasks are kept (in a
 // disk spool, or in memory) until a worker acks them, dispatched by credit to
 // the worker with the most free prefetch, leased, and redelivered when a
-// lease runs out, a worker dies or a handler asks for a retry. After
-// `max_attempts` deliveries a task becomes a dead letter.
+// lease runs out, a worker dies or a handler asks for a retry. A delivery
+// counts as an attempt only once a handler started it: after
+// `max_attempts` started deliveries, or `max_worker_crashes` workers in a
+// row that died while running it, a task becomes a dead letter.
 //
 //   fabric::ProducerOptions options;
 //   options.queue = "images";
@@ -45,8 +47,14 @@ struct ProducerOptions {
   // Visibility timeout: a delivered task not acked (or extended) within it
   // is delivered again.
   absl::Duration lease = absl::Seconds(30);
-  // Deliveries before a task becomes a dead letter.
+  // Started deliveries (handler runs) before a task that keeps failing
+  // (retry verdicts, leases running out while it runs) becomes a dead
+  // letter. A delivery whose worker died or left before its handler started
+  // does not count. At least 1.
   uint32_t max_attempts = 5;
+  // Workers that died in a row while running the task (a poison task that
+  // crashes its worker) before it becomes a dead letter. At least 1.
+  uint32_t max_worker_crashes = 5;
   // Delay before retry n (n >= 1) when the handler named none:
   // retry_backoff * 2^(n-1), capped at max_retry_backoff, +-10% jitter.
   absl::Duration retry_backoff = absl::Seconds(1);
@@ -74,11 +82,14 @@ struct ProducerStats {
   uint64_t recovered = 0;    // unacked tasks found in the spool at start
   uint64_t dispatched = 0;   // deliveries sent (first and repeated)
   uint64_t redelivered = 0;  // deliveries after the first
+  uint64_t started = 0;      // deliveries whose handler started (attempts)
+  uint64_t returned = 0;     // deliveries back unstarted (not attempts)
   uint64_t acked = 0;
   uint64_t late_acks = 0;  // acks from a delivery no longer current
   uint64_t retries = 0;    // retry verdicts from handlers
   uint64_t lease_expired = 0;
-  uint64_t worker_lost = 0;  // deliveries outstanding at a worker that left
+  uint64_t worker_lost = 0;  // deliveries outstanding at a worker that died
+  uint64_t worker_crashes = 0;  // of those, started ones
   uint64_t dead_lettered = 0;
   uint64_t rejected_pushes = 0;  // pushes refused (limit, spool failure)
   uint64_t malformed = 0;        // undecodable work-queue frames at this node

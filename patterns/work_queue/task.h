@@ -84,7 +84,7 @@ struct Completion {
   enum class Kind : uint8_t { kAcked, kDeadLettered };
   TaskId id;
   Kind kind = Kind::kAcked;
-  uint32_t attempts = 0;  // deliveries made by this producer process
+  uint32_t attempts = 0;  // started deliveries in this producer process
   std::string reason;     // for dead letters: "max_attempts: ...",
                           // "rejected: ..."
   NodeId worker;          // the node that acked or last failed it

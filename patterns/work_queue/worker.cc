@@ -29,6 +29,9 @@ constexpr absl::Duration kLostGrant = absl::Seconds(1);
 // Results done by a handler thread wait at most about this long to be
 // reported (more while a single handler call runs).
 constexpr absl::Duration kResultDelay = absl::Milliseconds(1);
+// How long a handler thread waits for the start of a redelivered task to
+// be handed to the node's socket before running it anyway.
+constexpr absl::Duration kStartWait = absl::Milliseconds(200);
 
 struct ProducerKey {
   NodeId node;
@@ -85,16 +88,26 @@ class Worker::Impl : public wq::WorkerEndpoint,
     absl::Time last_grant = absl::InfinitePast();
     std::vector<uint64_t> acked;
     std::vector<wq::OtherResult> others;
+    std::vector<uint64_t> started;
+  };
+  struct Start {
+    ProducerKey key;
+    TaskId id;
   };
   class Context;
 
   void HandlerLoop();
+  // Reports that the handler of `d` starts (so the delivery counts as an
+  // attempt, and a crash during it as a worker crash). With `wait`, returns
+  // once the engine handed the report to its socket, or after kStartWait.
+  void ReportStart(const Delivery& d, bool wait);
   Outcome RunHandler(const Delivery& d);
   void PostResults(std::vector<Result> results);
   // Posts `results` (leaving it empty) and counts them as no longer
   // running.
   void ReportResults(std::vector<Result>& results);
   void DrainResults(NodeContext& ctx);
+  void NoteStart(const Start& st);
   void Resolve(const Result& r, absl::Time wall_now);
   void Grant();
   void Flush(NodeContext& ctx, absl::Time now);
@@ -116,6 +129,10 @@ class Worker::Impl : public wq::WorkerEndpoint,
 
   absl::Mutex results_mu_;
   std::vector<Result> results_ ABSL_GUARDED_BY(results_mu_);
+  std::vector<Start> starts_ ABSL_GUARDED_BY(results_mu_);
+  // Starts queued so far, and how many of them the engine has sent.
+  uint64_t starts_queued_ ABSL_GUARDED_BY(results_mu_) = 0;
+  uint64_t starts_sent_ ABSL_GUARDED_BY(results_mu_) = 0;
   bool results_posted_ ABSL_GUARDED_BY(results_mu_) = false;
   // Set when Close returns: the node may be gone, so handler threads still
   // running (past drain_timeout) must not touch it.
@@ -248,6 +265,14 @@ void Worker::Impl::HandlerLoop() {
                                  "worker closing"});
         continue;
       }
+      // A start is reported ahead of the run when the run may be long (this
+      // thread's handlers are slow) or the task came back before, perhaps
+      // from a worker it crashed: then a crash now counts against it. A
+      // fast first delivery's start goes with its result.
+      if (slow || d.task.redelivered) {
+        ReportResults(results);
+        ReportStart(d, /*wait=*/d.task.redelivered);
+      }
       Outcome outcome = RunHandler(d);
       Result r{ProducerKey{d.from, d.task.queue},
                d.task.id,
@@ -285,6 +310,23 @@ void Worker::Impl::HandlerLoop() {
            kResultDelay;
     ReportResults(results);
   }
+}
+
+void Worker::Impl::ReportStart(const Delivery& d, bool wait) {
+  absl::MutexLock lock(&results_mu_);
+  if (node_released_) return;
+  starts_.push_back(Start{ProducerKey{d.from, d.task.queue}, d.task.id});
+  const uint64_t ticket = ++starts_queued_;
+  if (!results_posted_) {
+    results_posted_ = true;
+    std::shared_ptr<Impl> self = shared_from_this();
+    (void)node_.Post([self](NodeContext& ctx) { self->DrainResults(ctx); });
+  }
+  if (!wait) return;
+  auto sent = [this, ticket]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(results_mu_) {
+    return starts_sent_ >= ticket || node_released_;
+  };
+  results_mu_.AwaitWithTimeout(absl::Condition(&sent), kStartWait);
 }
 
 void Worker::Impl::ReportResults(std::vector<Result>& results) {
@@ -473,6 +515,7 @@ void Worker::Impl::OnProducerGone(NodeContext& ctx, const NodeId& node,
     link.gone = true;
     link.acked.clear();
     link.others.clear();
+    link.started.clear();
     if (link.held == 0) {
       producers_.erase(it++);
     } else {
@@ -486,19 +529,48 @@ void Worker::Impl::OnProducerGone(NodeContext& ctx, const NodeId& node,
 
 void Worker::Impl::DrainResults(NodeContext& ctx) {
   std::vector<Result> results;
+  std::vector<Start> starts;
+  uint64_t starts_ticket;
   {
     absl::MutexLock lock(&results_mu_);
     results.swap(results_);
+    starts.swap(starts_);
+    starts_ticket = starts_queued_;
     results_posted_ = false;
   }
-  if (engine_detached_) return;
-  const absl::Time wall_now = absl::Now();
-  for (const Result& r : results) Resolve(r, wall_now);
-  const absl::Time now = ctx.Now();
-  PruneDedup();
-  Grant();
-  Flush(ctx, now);
-  plugin_->RunLocal(ctx);
+  if (!engine_detached_) {
+    for (const Start& st : starts) NoteStart(st);
+    const absl::Time wall_now = absl::Now();
+    for (const Result& r : results) Resolve(r, wall_now);
+    const absl::Time now = ctx.Now();
+    PruneDedup();
+    Grant();
+    Flush(ctx, now);
+    plugin_->RunLocal(ctx);
+  }
+  if (!starts.empty()) {
+    absl::MutexLock lock(&results_mu_);
+    starts_sent_ = std::max(starts_sent_, starts_ticket);
+  }
+}
+
+void Worker::Impl::NoteStart(const Start& st) {
+  auto it = producers_.find(st.key);
+  if (it != producers_.end() && !it->second.gone) {
+    it->second.started.push_back(st.id.seq);
+  }
+  // Deliveries of the same task waiting for this run (a restarted producer
+  // sent it again) started too.
+  auto seen = seen_.find(st.id.producer);
+  if (seen == seen_.end()) return;
+  auto owed = seen->second.owed.find(st.id.seq);
+  if (owed == seen->second.owed.end()) return;
+  for (const Owed& o : owed->second) {
+    auto link = producers_.find(o.key);
+    if (link != producers_.end() && !link->second.gone) {
+      link->second.started.push_back(st.id.seq);
+    }
+  }
 }
 
 void Worker::Impl::Resolve(const Result& r, absl::Time wall_now) {
@@ -581,18 +653,19 @@ void Worker::Impl::Grant() {
 
 void Worker::Impl::Flush(NodeContext& ctx, absl::Time now) {
   for (auto& [key, link] : producers_) {
-    if (link.grant == 0 && link.acked.empty() && link.others.empty()) {
+    if (link.grant == 0 && link.acked.empty() && link.others.empty() &&
+        link.started.empty()) {
       continue;
     }
     std::string body;
     uint16_t kind;
-    if (link.acked.empty() && link.others.empty()) {
+    if (link.acked.empty() && link.others.empty() && link.started.empty()) {
       kind = wq::kCredit;
       body = wq::EncodeCredit(wq::Credit{key.queue, link.grant});
     } else {
       kind = wq::kResults;
       wq::Results m{key.queue, link.grant, std::move(link.acked),
-                    std::move(link.others)};
+                    std::move(link.others), std::move(link.started)};
       body = wq::EncodeResults(m);
     }
     absl::Status sent = plugin_->Send(ctx, key.node, kind, std::move(body));
@@ -609,6 +682,7 @@ void Worker::Impl::Flush(NodeContext& ctx, absl::Time now) {
     link.grant = 0;
     link.acked.clear();
     link.others.clear();
+    link.started.clear();
   }
 }
 

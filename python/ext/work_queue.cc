@@ -148,6 +148,7 @@ class PyProducer : public PatternObject<fabric::Producer> {
     o.push_timeout = options.Duration("push_timeout", o.push_timeout);
     o.lease = options.Duration("lease", o.lease);
     options.Read("max_attempts", &o.max_attempts, 1);
+    options.Read("max_worker_crashes", &o.max_worker_crashes, 1);
     o.retry_backoff = options.Duration("retry_backoff", o.retry_backoff);
     o.max_retry_backoff =
         options.Duration("max_retry_backoff", o.max_retry_backoff);
@@ -542,11 +543,14 @@ void BindWorkQueue(py::module_& m) {
       .def_readonly("recovered", &fabric::ProducerStats::recovered)
       .def_readonly("dispatched", &fabric::ProducerStats::dispatched)
       .def_readonly("redelivered", &fabric::ProducerStats::redelivered)
+      .def_readonly("started", &fabric::ProducerStats::started)
+      .def_readonly("returned", &fabric::ProducerStats::returned)
       .def_readonly("acked", &fabric::ProducerStats::acked)
       .def_readonly("late_acks", &fabric::ProducerStats::late_acks)
       .def_readonly("retries", &fabric::ProducerStats::retries)
       .def_readonly("lease_expired", &fabric::ProducerStats::lease_expired)
       .def_readonly("worker_lost", &fabric::ProducerStats::worker_lost)
+      .def_readonly("worker_crashes", &fabric::ProducerStats::worker_crashes)
       .def_readonly("dead_lettered", &fabric::ProducerStats::dead_lettered)
       .def_readonly("rejected_pushes", &fabric::ProducerStats::rejected_pushes)
       .def_readonly("malformed", &fabric::ProducerStats::malformed)

@@ -60,7 +60,12 @@ CLI::App* AddPush(CLI::App& app, PushFlags& f) {
                   "overall time bound (default 0: none)")
       ->type_name("DURATION");
   cmd->add_option("--max-attempts", f.max_attempts,
-                  "deliveries before a task is dead-lettered (default 5)")
+                  "handler runs (started deliveries) before a failing task "
+                  "is dead-lettered (default 5)")
+      ->type_name("N");
+  cmd->add_option("--max-worker-crashes", f.max_worker_crashes,
+                  "workers dying in a row while running a task before it is "
+                  "dead-lettered (default 5)")
       ->type_name("N");
   cmd->add_option("--lease", f.lease,
                   "redeliver a task not acked within this (default 30s)")

@@ -42,6 +42,7 @@ struct PushFlags {
   bool wait_acked = false;
   std::string timeout;       // overall bound; empty or 0: none
   int64_t max_attempts = 0;  // 0: the producer's default
+  int64_t max_worker_crashes = 0;  // 0: the producer's default
   std::string lease;
   std::string retry_backoff;
   uint64_t max_bytes = 0;  // 0: the producer's default

@@ -74,6 +74,13 @@ absl::Status ParseProducerFlags(const PushFlags& f, ProducerOptions* o) {
   }
   if (f.max_attempts > 0)
     o->max_attempts = static_cast<uint32_t>(f.max_attempts);
+  if (f.max_worker_crashes < 0 || f.max_worker_crashes > UINT32_MAX) {
+    return absl::InvalidArgumentError(
+        "--max-worker-crashes must be at least 1");
+  }
+  if (f.max_worker_crashes > 0) {
+    o->max_worker_crashes = static_cast<uint32_t>(f.max_worker_crashes);
+  }
   if (f.max_bytes > 0) o->max_bytes = f.max_bytes;
   FABRIC_RETURN_IF_ERROR(SetDuration("--lease", f.lease, &o->lease));
   FABRIC_RETURN_IF_ERROR(

@@ -167,10 +167,10 @@ absl::StatusOr<Tasks> DecodeTasks(absl::string_view body) {
 
 std::string EncodeResults(const Results& m) {
   std::string out;
-  out.reserve(32 + m.queue.size() + m.acked.size() * 5);
+  out.reserve(32 + m.queue.size() + (m.acked.size() + m.started.size()) * 5);
   StringSink sink{&out};
   Packer pk(sink);
-  pk.pack_array(4);
+  pk.pack_array(5);
   PackString(pk, m.queue);
   pk.pack(m.grant);
   PackSeqs(pk, m.acked);
@@ -185,6 +185,7 @@ std::string EncodeResults(const Results& m) {
                        ? absl::string_view(r.reason).substr(0, kMaxStringBytes)
                        : absl::string_view(r.reason));
   }
+  PackSeqs(pk, m.started);
   return out;
 }
 
@@ -219,6 +220,9 @@ absl::StatusOr<Results> DecodeResults(absl::string_view body) {
     }
     o.reason = std::string(reason);
     m.others.push_back(std::move(o));
+  }
+  if (f->size > 4) {
+    FABRIC_ASSIGN_OR_RETURN(m.started, Seqs(f->ptr[4], "started"));
   }
   return m;
 }

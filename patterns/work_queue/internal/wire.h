@@ -69,12 +69,15 @@ struct OtherResult {
   uint64_t delay_ms = 0;
   std::string reason;
 };
-// Outcomes of tasks one worker ran for one producer, plus fresh credit.
+// Outcomes of tasks one worker ran for one producer, plus fresh credit,
+// plus the tasks whose handler started (a delivery counts as an attempt
+// only once started). An older worker sends no `started` list.
 struct Results {
   std::string queue;
   uint64_t grant = 0;
   std::vector<uint64_t> acked;  // seqs
   std::vector<OtherResult> others;
+  std::vector<uint64_t> started;  // seqs
 };
 
 struct Extend {

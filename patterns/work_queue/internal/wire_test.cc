@@ -5,6 +5,7 @@
 #include <string>
 
 #include "gmock/gmock.h"
+#include "fabric/codec/msgpack_bounded.h"
 #include "gtest/gtest.h"
 #include "tests/testing/status_matchers.h"
 
@@ -44,6 +45,7 @@ TEST(WireTest, ResultsRoundTrip) {
   in.others.push_back(OtherResult{5, 2, Verdict::kRetry, 1500, "busy"});
   in.others.push_back(OtherResult{6, 1, Verdict::kReject, 0, "bad input"});
   in.others.push_back(OtherResult{9, 1, Verdict::kRelease, 0, ""});
+  in.started = {11, 12};
   FABRIC_ASSERT_OK_AND_ASSIGN(Results out, DecodeResults(EncodeResults(in)));
   EXPECT_EQ(out.queue, "q");
   EXPECT_EQ(out.grant, 7u);
@@ -55,6 +57,24 @@ TEST(WireTest, ResultsRoundTrip) {
   EXPECT_EQ(out.others[0].reason, "busy");
   EXPECT_EQ(out.others[1].verdict, Verdict::kReject);
   EXPECT_EQ(out.others[2].verdict, Verdict::kRelease);
+  EXPECT_THAT(out.started, ElementsAre(uint64_t{11}, uint64_t{12}));
+}
+
+// A worker of the previous release sends four fields and no start reports.
+TEST(WireTest, ResultsWithoutStartedListDecode) {
+  std::string old;
+  msgpack_bounded::StringSink sink{&old};
+  msgpack_bounded::Packer pk(sink);
+  pk.pack_array(4);
+  msgpack_bounded::PackString(pk, "q");
+  pk.pack(uint64_t{2});
+  pk.pack_array(1);
+  pk.pack(uint64_t{4});
+  pk.pack_array(0);
+  FABRIC_ASSERT_OK_AND_ASSIGN(Results out, DecodeResults(old));
+  EXPECT_EQ(out.grant, 2u);
+  EXPECT_THAT(out.acked, ElementsAre(uint64_t{4}));
+  EXPECT_TRUE(out.started.empty());
 }
 
 TEST(WireTest, SmallMessagesRoundTrip) {
@@ -84,7 +104,7 @@ TEST(WireTest, TruncatedAndCorruptFramesAreRejectedCleanly) {
   TasksEncoder enc("q", NodeId::Random());
   enc.Add(1, 1, false, {{"a", "b"}}, "body");
   enc.Add(2, 2, true, {}, "more");
-  Results r{"q", 3, {1, 2}, {OtherResult{3, 1, Verdict::kRetry, 5, "x"}}};
+  Results r{"q", 3, {1, 2}, {OtherResult{3, 1, Verdict::kRetry, 5, "x"}}, {4}};
   const std::vector<std::string> frames = {
       enc.Finish(), EncodeResults(r), EncodeDemand({"q", 1, 0}),
       EncodeCredit({"q", 1}), EncodeExtend({"q", 1, {1}})};

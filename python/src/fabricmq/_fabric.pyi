@@ -113,11 +113,14 @@ class ProducerStats:
     recovered: int
     dispatched: int
     redelivered: int
+    started: int
+    returned: int
     acked: int
     late_acks: int
     retries: int
     lease_expired: int
     worker_lost: int
+    worker_crashes: int
     dead_lettered: int
     rejected_pushes: int
     malformed: int

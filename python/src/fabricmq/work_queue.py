@@ -25,8 +25,10 @@ class Producer(Endpoint):
     this process: the next producer on the directory delivers them again),
     or in memory when no directory is given. Each task goes to the worker
     with the most free prefetch, under a lease; it is delivered again when
-    the lease runs out, its worker dies or the handler asks for a retry, and
-    becomes a dead letter after ``max_attempts`` deliveries.
+    the lease runs out, its worker dies or the handler asks for a retry.
+    Only deliveries whose handler started count as attempts: it becomes a
+    dead letter after ``max_attempts`` of them fail, or when
+    ``max_worker_crashes`` workers in a row died while running it.
 
     ``fsync``: "batch" (default; group commit), "always", "interval" or
     "none" (docs/spool.md). ``on_completed(completion)`` runs on the
@@ -45,6 +47,7 @@ class Producer(Endpoint):
                  push_timeout: Seconds = 30.0,
                  lease: Seconds = 30.0,
                  max_attempts: int = 5,
+                 max_worker_crashes: int = 5,
                  retry_backoff: Seconds = 1.0,
                  max_retry_backoff: Seconds = 300.0,
                  max_batch: int = 512,
@@ -57,6 +60,7 @@ class Producer(Endpoint):
                        fsync_interval=fsync_interval, max_bytes=max_bytes,
                        push_timeout=push_timeout, lease=lease,
                        max_attempts=max_attempts,
+                       max_worker_crashes=max_worker_crashes,
                        retry_backoff=retry_backoff,
                        max_retry_backoff=max_retry_backoff,
                        max_batch=max_batch, on_completed=on_completed)
