@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "fabric/base/clock.h"
 #include "fabric/codec/control.h"
 #include "fabric/codec/wire_format.h"
 #include "fabric/peers/peer_info.h"
@@ -82,6 +83,11 @@ struct NodeOptions {
   // thread), one at a time in order. May block only itself; must not call
   // `Node::Join` or destroy the node. Optional.
   std::function<void(const PeerEvent&)> on_peer_event;
+
+  // The engine's time source (heartbeats, timeouts, plugin ticks), for
+  // tests that drive time by hand with a `FakeClock`; it must outlive the
+  // node. Null (default): the process's monotonic clock.
+  Clock* clock = nullptr;
 };
 
 // Returns kInvalidArgument naming the first bad field.

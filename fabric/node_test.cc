@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <string>
 #include <thread>
 #include <type_traits>
@@ -18,6 +19,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "discovery/beacon.h"
+#include "fabric/base/clock.h"
 #include "fabric/codec/control.h"
 #include "fabric/codec/envelope.h"
 #include "gmock/gmock.h"
@@ -353,6 +355,47 @@ TEST_F(NodeTest, PluginKindsBelowPatternRangeAreRejected) {
   auto a = StartNode(Options("a"));
   EXPECT_THAT(a->AttachPlugin(std::make_shared<Bad>()),
               StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+// The engine reads the injected clock, and a plugin's WakeAt brings a tick
+// sooner than the regular 50 ms one: with time stopped 10 ms after start,
+// only the asked-for wake-up can produce a tick at that time.
+TEST_F(NodeTest, InjectedClockAndPluginWakeUps) {
+  class Ticker : public Plugin {
+   public:
+    std::vector<uint16_t> kinds() const override { return {900}; }
+    void OnMessage(NodeContext&, const PeerInfo&, uint16_t,
+                   absl::string_view) override {}
+    void OnTick(NodeContext&, absl::Time now) override {
+      absl::MutexLock lock(&mu_);
+      ticks_.push_back(now);
+    }
+    bool TickedAt(absl::Time t) {
+      absl::MutexLock lock(&mu_);
+      return std::find(ticks_.begin(), ticks_.end(), t) != ticks_.end();
+    }
+
+   private:
+    absl::Mutex mu_;
+    std::vector<absl::Time> ticks_ ABSL_GUARDED_BY(mu_);
+  };
+  FakeClock clock;
+  const absl::Time t0 = clock.Now();
+  NodeOptions o = Options("a");
+  o.clock = &clock;
+  auto a = StartNode(std::move(o));
+  auto ticker = std::make_shared<Ticker>();
+  FABRIC_ASSERT_OK(a->AttachPlugin(ticker));
+  absl::Time seen = absl::InfinitePast();
+  FABRIC_ASSERT_OK(a->Call([&](NodeContext& ctx) {
+    seen = ctx.Now();
+    ctx.WakeAt(t0 + absl::Milliseconds(10));
+    return absl::OkStatus();
+  }));
+  EXPECT_EQ(seen, t0);  // the engine's time is the fake clock's
+  clock.Advance(absl::Milliseconds(10));
+  EXPECT_TRUE(WaitUntil(
+      [&] { return ticker->TickedAt(t0 + absl::Milliseconds(10)); }, kWait));
 }
 
 TEST_F(NodeTest, CleanCloseIsSeenAsGoodbye) {

@@ -45,6 +45,12 @@ class NodeContext {
   virtual const PeerInfo* FindPeer(const NodeId& id) const = 0;
   // Returns every known (alive or suspect) peer.
   virtual std::vector<PeerInfo> Peers() const = 0;
+
+  // Asks for `OnTick` no later than `at` (as read by `Now`), besides the
+  // regular ticks: for a plugin whose next deadline is sooner than the
+  // next 50 ms tick. Requests merge (the earliest wins) and are forgotten
+  // once a tick ran; a time already past means the next loop iteration.
+  virtual void WakeAt(absl::Time at) = 0;
 };
 
 // Thread safety: every hook runs on the engine thread, serially.
@@ -71,7 +77,7 @@ class Plugin {
   // 1024 messages per wake-up), if any of it reached `OnMessage` of any
   // plugin: the place to send at once what several messages asked for.
   virtual void OnMailboxDrained(NodeContext& node) { (void)node; }
-  // Called every 50 ms.
+  // Called every 50 ms, and when a wake-up asked with `WakeAt` is due.
   virtual void OnTick(NodeContext& node, absl::Time now) {
     (void)node;
     (void)now;

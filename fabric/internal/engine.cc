@@ -83,7 +83,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(NodeOptions options) {
 Engine::Engine(NodeOptions options, NodeId id)
     : options_(std::move(options)),
       id_(id),
-      clock_(RealClock()),
+      clock_(options_.clock != nullptr ? options_.clock : RealClock()),
       ctx_(1),
       peers_(LivenessOptions{
           options_.suspect_timeout, options_.dead_timeout,
@@ -210,11 +210,14 @@ void Engine::RunOnce() {
       {mailbox_.handle(), 0, ZMQ_POLLIN, 0},
       {nullptr, beacon_ ? beacon_->fd() : -1, ZMQ_POLLIN, 0}};
   const size_t count = beacon_ ? 3 : 2;
+  // Rounded up to whole milliseconds (poll's unit): rounding down woke the
+  // loop early and then spun with zero timeouts until the deadline.
   const absl::Duration wait =
-      std::max(next_sweep_ - Now(), absl::ZeroDuration());
+      std::max(std::min(next_sweep_, wake_at_) - Now(), absl::ZeroDuration());
   try {
     zmq::poll(items, count,
-              std::chrono::milliseconds(absl::ToInt64Milliseconds(wait)));
+              std::chrono::milliseconds(absl::ToInt64Milliseconds(
+                  absl::Ceil(wait, absl::Milliseconds(1)))));
   } catch (const zmq::error_t& e) {
     if (e.num() != EINTR) {
       FABRIC_LOG(kError, "FAB-POLL-ERROR ", e.what());
@@ -238,9 +241,13 @@ void Engine::RunOnce() {
   if (count == 3 && (items[2].revents & ZMQ_POLLIN)) DrainBeacons();
   if (now >= next_sweep_) {
     next_sweep_ = now + kSweepInterval;
+    if (now >= wake_at_) wake_at_ = absl::InfiniteFuture();  // ticks below
     SweepLinks();
     OnTimers(now);
     ReapLinks();
+  } else if (now >= wake_at_) {
+    wake_at_ = absl::InfiniteFuture();
+    for (auto& plugin : plugins_) plugin->OnTick(*this, now);
   }
 }
 

@@ -89,6 +89,7 @@ class Engine : public NodeContext {
                         bool offered) override;
   const PeerInfo* FindPeer(const NodeId& id) const override;
   std::vector<PeerInfo> Peers() const override;
+  void WakeAt(absl::Time at) override { wake_at_ = std::min(wake_at_, at); }
 
   // Engine thread only.
   absl::Status SetHeader(absl::string_view key, absl::string_view value);
@@ -199,6 +200,8 @@ class Engine : public NodeContext {
   absl::Time next_beacon_;
   absl::Time next_gossip_;
   absl::Time next_sweep_;
+  // The earliest wake-up a plugin asked for (WakeAt).
+  absl::Time wake_at_ = absl::InfiniteFuture();
   absl::Time last_iteration_;
   std::mt19937_64 rng_;
   uint64_t monitor_seq_ = 0;

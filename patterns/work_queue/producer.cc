@@ -576,6 +576,10 @@ void Producer::Impl::Apply(NodeContext& ctx, absl::Time now) {
     }
   }
   PublishStats();
+  // Retry timers and leases are honoured to the millisecond, not only at
+  // the engine's 50 ms ticks.
+  const absl::Time next = dispatcher_->NextWakeup();
+  if (next != absl::InfiniteFuture()) ctx.WakeAt(next);
   if (resolved == 0 && freed == 0 && memory_dead.empty()) return;
   absl::MutexLock lock(&mu_);
   resolved_ += resolved;

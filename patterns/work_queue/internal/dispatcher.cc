@@ -69,6 +69,7 @@ void Dispatcher::Leave(uint64_t seq, TaskState& t) {
       break;
     case State::kInFlight:
       in_flight_.erase(seq);
+      t.started = false;  // `attempts` now counts that delivery if it did
       break;
     case State::kRetryWait:
       break;  // its heap entry is skipped from now on
@@ -133,8 +134,8 @@ void Dispatcher::WorkerUp(absl::Time now, const NodeId& worker, Effects& out) {
   it->second.offering = true;
   it->second.wants_sent = false;
   CountWorkers();
-  out.notes.push_back(
-      absl::StrCat("FAB-WQ-WORKER-UP ", options_.queue, " ", worker.ShortHex()));
+  out.notes.push_back(absl::StrCat("FAB-WQ-WORKER-UP ", options_.queue, " ",
+                                   worker.ShortHex()));
   MaybeDemand(now, out);
 }
 
@@ -245,8 +246,7 @@ void Dispatcher::Results(absl::Time now, const NodeId& worker,
         const absl::Duration delay = r.delay_ms > 0
                                          ? absl::Milliseconds(r.delay_ms)
                                          : Backoff(t.attempts);
-        Fail(now, r.seq, t, r.reason.empty() ? "retry" : r.reason, delay,
-             out);
+        Fail(now, r.seq, t, r.reason.empty() ? "retry" : r.reason, delay, out);
         break;
       }
       case wq::Verdict::kReject:
@@ -360,7 +360,8 @@ void Dispatcher::Tick(absl::Time now, Effects& out) {
   // Hand idle credit back so other producers of those workers get it.
   if (ready_count_ == 0) {
     for (auto& [id, link] : workers_) {
-      if (link.credit > 0 && now - link.last_use >= options_.idle_credit_return) {
+      if (link.credit > 0 &&
+          now - link.last_use >= options_.idle_credit_return) {
         const uint64_t credit = link.credit;
         link.credit = 0;
         Demand(now, id, link, 0, credit, out);
@@ -399,8 +400,8 @@ void Dispatcher::Ack(absl::Time now, uint64_t seq, const NodeId& from,
   out.freed_bytes += t.bytes;
   stats_.acked++;
   out.completions.push_back(Completion{TaskId{options_.producer, seq},
-                                       Completion::Kind::kAcked, t.attempts,
-                                       "", from});
+                                       Completion::Kind::kAcked, t.attempts, "",
+                                       from});
   tasks_.erase(it);
 }
 
@@ -449,9 +450,9 @@ void Dispatcher::Kill(absl::Time now, uint64_t seq, TaskState& t,
   out.dead.push_back(std::move(dead));
   out.freed_bytes += t.bytes;
   stats_.dead_lettered++;
-  out.completions.push_back(Completion{TaskId{options_.producer, seq},
-                                       Completion::Kind::kDeadLettered,
-                                       t.attempts, std::move(reason), t.worker});
+  out.completions.push_back(Completion{
+      TaskId{options_.producer, seq}, Completion::Kind::kDeadLettered,
+      t.attempts, std::move(reason), t.worker});
   tasks_.erase(seq);
 }
 

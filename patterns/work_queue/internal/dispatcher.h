@@ -64,8 +64,8 @@ struct DispatcherOptions {
   uint32_t max_worker_crashes = 5;  // >= 1
   absl::Duration retry_backoff = absl::Seconds(1);
   absl::Duration max_retry_backoff = absl::Minutes(5);
-  size_t max_batch = 512;              // tasks per frame, >= 1
-  size_t max_frame_bytes = 1 << 20;    // a frame stops growing past this
+  size_t max_batch = 512;            // tasks per frame, >= 1
+  size_t max_frame_bytes = 1 << 20;  // a frame stops growing past this
   // Unused credit goes back after this long without a backlog, so other
   // producers of the worker get it.
   absl::Duration idle_credit_return = absl::Milliseconds(100);
@@ -101,8 +101,8 @@ struct Effects {
   };
   std::vector<Frame> frames;
   std::vector<DemandOut> demands;
-  std::vector<uint64_t> acked;        // ack in the spool
-  std::vector<DeadLetter> dead;       // record as dead letters
+  std::vector<uint64_t> acked;   // ack in the spool
+  std::vector<DeadLetter> dead;  // record as dead letters
   std::vector<Completion> completions;
   uint64_t freed_bytes = 0;  // task bytes no longer held (acked or dead)
   // Lines worth logging (worker up or lost, lease expired, dead letter),
@@ -110,9 +110,8 @@ struct Effects {
   std::vector<std::string> notes;
 
   bool empty() const {
-    return frames.empty() && demands.empty() && acked.empty() &&
-           dead.empty() && completions.empty() && freed_bytes == 0 &&
-           notes.empty();
+    return frames.empty() && demands.empty() && acked.empty() && dead.empty() &&
+           completions.empty() && freed_bytes == 0 && notes.empty();
   }
   void Clear();
 };
