@@ -4,12 +4,9 @@
 #include <algorithm>
 #include <atomic>
 #include <deque>
-#include <queue>
 #include <thread>
 #include <utility>
 
-#include "absl/container/flat_hash_map.h"
-#include "absl/container/flat_hash_set.h"
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"

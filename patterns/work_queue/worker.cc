@@ -10,22 +10,17 @@
 #include <thread>
 #include <utility>
 
-#include "absl/container/flat_hash_map.h"
-#include "absl/container/flat_hash_set.h"
-#include "absl/container/node_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "fabric/base/log.h"
 #include "fabric/base/status_macros.h"
 #include "patterns/work_queue/internal/queue_plugin.h"
 #include "patterns/work_queue/internal/wire.h"
+#include "patterns/work_queue/internal/worker_ledger.h"
 
 namespace fabric {
 namespace {
 
-// A producer that says it holds none of our credit while we count some as
-// outstanding lost a grant if none was sent for this long.
-constexpr absl::Duration kLostGrant = absl::Seconds(1);
 // Results done by a handler thread wait at most about this long to be
 // reported (more while a single handler call runs).
 constexpr absl::Duration kResultDelay = absl::Milliseconds(1);
@@ -33,17 +28,7 @@ constexpr absl::Duration kResultDelay = absl::Milliseconds(1);
 // be handed to the node's socket before running it anyway.
 constexpr absl::Duration kStartWait = absl::Milliseconds(200);
 
-struct ProducerKey {
-  NodeId node;
-  std::string queue;
-  friend bool operator==(const ProducerKey& a, const ProducerKey& b) {
-    return a.node == b.node && a.queue == b.queue;
-  }
-  template <typename H>
-  friend H AbslHashValue(H h, const ProducerKey& k) {
-    return H::combine(std::move(h), k.node, k.queue);
-  }
-};
+using wq::ProducerKey;
 
 }  // namespace
 
@@ -51,7 +36,11 @@ class Worker::Impl : public wq::WorkerEndpoint,
                      public std::enable_shared_from_this<Impl> {
  public:
   Impl(Node& node, WorkerOptions options)
-      : node_(node), options_(std::move(options)) {}
+      : node_(node),
+        options_(std::move(options)),
+        ledger_(wq::WorkerLedgerOptions{
+            static_cast<uint64_t>(std::max(options_.prefetch, 1)),
+            options_.dedup_window, options_.dedup_max}) {}
   ~Impl() override = default;
 
   absl::Status Init();
@@ -79,17 +68,6 @@ class Worker::Impl : public wq::WorkerEndpoint,
     uint64_t delay_ms = 0;
     std::string reason;
   };
-  struct ProducerLink {
-    bool wants = false;
-    bool gone = false;
-    uint64_t outstanding = 0;  // credit granted, tasks not yet received
-    uint64_t held = 0;         // tasks received, not yet resolved
-    uint64_t grant = 0;        // to send
-    absl::Time last_grant = absl::InfinitePast();
-    std::vector<uint64_t> acked;
-    std::vector<wq::OtherResult> others;
-    std::vector<uint64_t> started;
-  };
   struct Start {
     ProducerKey key;
     TaskId id;
@@ -107,11 +85,9 @@ class Worker::Impl : public wq::WorkerEndpoint,
   // running.
   void ReportResults(std::vector<Result>& results);
   void DrainResults(NodeContext& ctx);
-  void NoteStart(const Start& st);
   void Resolve(const Result& r, absl::Time wall_now);
-  void Grant();
+  // Grants credit and sends what the ledger has for producers.
   void Flush(NodeContext& ctx, absl::Time now);
-  void PruneDedup();
   void ExtendLease(const Delivery& d, absl::Duration extension);
 
   Node& node_;
@@ -144,35 +120,9 @@ class Worker::Impl : public wq::WorkerEndpoint,
   };
   Counters counters_;
 
-  // Engine thread only.
+  // Engine thread only (the ledger is built in the constructor).
   bool engine_detached_ = false;
-  absl::flat_hash_map<ProducerKey, ProducerLink> producers_;
-  uint64_t held_total_ = 0;
-  uint64_t outstanding_total_ = 0;
-  size_t round_robin_ = 0;
-  // Task ids by producer id, so a frame (one producer) costs one lookup.
-  // A second delivery of a task already here (a redelivery after a lease
-  // ran out, or from a restarted producer process): it gets the result of
-  // the run in progress.
-  struct Owed {
-    ProducerKey key;
-    uint32_t attempt = 0;
-  };
-  struct SeenTasks {
-    absl::flat_hash_set<uint64_t> in_progress;
-    absl::flat_hash_set<uint64_t> done;  // acked within the dedup window
-    absl::flat_hash_map<uint64_t, std::vector<Owed>> owed;  // by seq
-  };
-  SeenTasks& SeenFor(const NodeId& producer);
-  absl::node_hash_map<NodeId, SeenTasks> seen_;  // stable: see SeenFor
-  const NodeId* seen_cache_key_ = nullptr;
-  SeenTasks* seen_cache_ = nullptr;
-  struct DoneEntry {
-    absl::Time at;
-    NodeId producer;
-    uint64_t seq;
-  };
-  std::deque<DoneEntry> done_order_;
+  wq::WorkerLedger ledger_;
 };
 
 class Worker::Impl::Context : public TaskContext {
@@ -384,14 +334,10 @@ void Worker::Impl::ExtendLease(const Delivery& d, absl::Duration extension) {
     // Deliveries of the same task waiting for this run's result (a
     // restarted producer sent it again) hold leases of their own: extend
     // those too, or they run out while the run they wait for goes on.
-    auto seen = self->seen_.find(producer);  // gone once pruned
-    if (!self->engine_detached_ && seen != self->seen_.end()) {
-      auto owed = seen->second.owed.find(m.seqs.front());
-      if (owed != seen->second.owed.end()) {
-        for (const Owed& o : owed->second) {
-          if (o.key.node == to) continue;  // its lease is the one above
-          (void)self->plugin_->Send(ctx, o.key.node, wq::kExtend, body);
-        }
+    if (!self->engine_detached_) {
+      for (const NodeId& other :
+           self->ledger_.OwedTo(TaskId{producer, m.seqs.front()}, to)) {
+        (void)self->plugin_->Send(ctx, other, wq::kExtend, body);
       }
     }
     self->plugin_->RunLocal(ctx);
@@ -404,56 +350,23 @@ void Worker::Impl::OnDemand(NodeContext& ctx, const NodeId& from,
                             const wq::Demand& m) {
   if (engine_detached_) return;
   const absl::Time now = ctx.Now();
-  ProducerLink& link = producers_[ProducerKey{from, m.queue}];
-  link.gone = false;
-  if (m.backlog > 0) {
-    link.wants = true;
-    if (m.credit_held == 0 && link.outstanding > 0 &&
-        now - link.last_grant > kLostGrant) {
-      outstanding_total_ -= link.outstanding;
-      link.outstanding = 0;
-    }
-  } else {
-    link.wants = false;
-    const uint64_t back = std::min(m.credit_held, link.outstanding);
-    link.outstanding -= back;
-    outstanding_total_ -= back;
-  }
-  Grant();
+  ledger_.Demand(now, from, m);
   Flush(ctx, now);
 }
 
 void Worker::Impl::OnTasks(NodeContext& ctx, const NodeId& from, wq::Tasks m) {
   if (engine_detached_) return;
   const absl::Time now = ctx.Now();
-  ProducerLink& link = producers_[ProducerKey{from, m.queue}];
-  link.gone = false;
-  const uint64_t used = std::min<uint64_t>(m.tasks.size(), link.outstanding);
-  link.outstanding -= used;
-  outstanding_total_ -= used;
+  counters_.received += m.tasks.size();
+  const std::vector<size_t> run = ledger_.Tasks(from, m);
+  counters_.duplicates = ledger_.duplicates();
   std::vector<Delivery> batch;
-  batch.reserve(m.tasks.size());
-  SeenTasks& seen = SeenFor(m.producer);
-  for (wq::WireTask& t : m.tasks) {
-    counters_.received++;
-    TaskId id{m.producer, t.seq};
-    if (seen.done.contains(t.seq)) {
-      // Completed within the dedup window: ack again, do not run.
-      counters_.duplicates++;
-      link.acked.push_back(t.seq);
-      continue;
-    }
-    if (!seen.in_progress.insert(t.seq).second) {
-      // Already here: its result answers both deliveries.
-      counters_.duplicates++;
-      seen.owed[t.seq].push_back(Owed{ProducerKey{from, m.queue}, t.attempt});
-      continue;
-    }
-    link.held++;
-    held_total_++;
+  batch.reserve(run.size());
+  for (size_t i : run) {
+    wq::WireTask& t = m.tasks[i];
     batch.push_back(
-        Delivery{Task{id, m.queue, std::move(t.headers), std::string(t.body),
-                      t.attempt, t.redelivered},
+        Delivery{Task{TaskId{m.producer, t.seq}, m.queue, std::move(t.headers),
+                      std::string(t.body), t.attempt, t.redelivered},
                  from});
   }
   bool stopping = false;
@@ -475,7 +388,6 @@ void Worker::Impl::OnTasks(NodeContext& ctx, const NodeId& from, wq::Tasks m) {
           wall_now);
     }
   }
-  Grant();
   Flush(ctx, now);
 }
 
@@ -502,29 +414,9 @@ void Worker::Impl::OnProducerGone(NodeContext& ctx, const NodeId& node,
     }
   }
   const absl::Time wall_now = absl::Now();
+  ledger_.ProducerGone(node, queue);
   for (const Result& r : dropped) Resolve(r, wall_now);
-  for (auto it = producers_.begin(); it != producers_.end();) {
-    ProducerLink& link = it->second;
-    if (!matches(it->first.node, it->first.queue)) {
-      ++it;
-      continue;
-    }
-    outstanding_total_ -= link.outstanding;
-    link.outstanding = 0;
-    link.wants = false;
-    link.gone = true;
-    link.acked.clear();
-    link.others.clear();
-    link.started.clear();
-    if (link.held == 0) {
-      producers_.erase(it++);
-    } else {
-      ++it;
-    }
-  }
-  const absl::Time now = ctx.Now();
-  Grant();
-  Flush(ctx, now);
+  Flush(ctx, ctx.Now());
 }
 
 void Worker::Impl::DrainResults(NodeContext& ctx) {
@@ -539,13 +431,11 @@ void Worker::Impl::DrainResults(NodeContext& ctx) {
     results_posted_ = false;
   }
   if (!engine_detached_) {
-    for (const Start& st : starts) NoteStart(st);
+    for (const Start& st : starts) ledger_.Started(st.key, st.id);
     const absl::Time wall_now = absl::Now();
     for (const Result& r : results) Resolve(r, wall_now);
-    const absl::Time now = ctx.Now();
-    PruneDedup();
-    Grant();
-    Flush(ctx, now);
+    ledger_.Prune(wall_now);
+    Flush(ctx, ctx.Now());
     plugin_->RunLocal(ctx);
   }
   if (!starts.empty()) {
@@ -554,161 +444,29 @@ void Worker::Impl::DrainResults(NodeContext& ctx) {
   }
 }
 
-void Worker::Impl::NoteStart(const Start& st) {
-  auto it = producers_.find(st.key);
-  if (it != producers_.end() && !it->second.gone) {
-    it->second.started.push_back(st.id.seq);
-  }
-  // Deliveries of the same task waiting for this run (a restarted producer
-  // sent it again) started too.
-  auto seen = seen_.find(st.id.producer);
-  if (seen == seen_.end()) return;
-  auto owed = seen->second.owed.find(st.id.seq);
-  if (owed == seen->second.owed.end()) return;
-  for (const Owed& o : owed->second) {
-    auto link = producers_.find(o.key);
-    if (link != producers_.end() && !link->second.gone) {
-      link->second.started.push_back(st.id.seq);
-    }
-  }
-}
-
 void Worker::Impl::Resolve(const Result& r, absl::Time wall_now) {
-  SeenTasks& seen = SeenFor(r.id.producer);
-  seen.in_progress.erase(r.id.seq);
-  if (r.verdict == wq::Verdict::kAck && seen.done.insert(r.id.seq).second) {
-    done_order_.push_back(DoneEntry{wall_now, r.id.producer, r.id.seq});
-  }
-  auto owed = seen.owed.find(r.id.seq);
-  if (owed != seen.owed.end()) {
-    for (const Owed& o : owed->second) {
-      auto link = producers_.find(o.key);
-      if (link == producers_.end() || link->second.gone) continue;
-      if (r.verdict == wq::Verdict::kAck) {
-        link->second.acked.push_back(r.id.seq);
-      } else {
-        link->second.others.push_back(wq::OtherResult{
-            r.id.seq, o.attempt, r.verdict, r.delay_ms, r.reason});
-      }
-    }
-    seen.owed.erase(owed);
-  }
-  auto it = producers_.find(r.key);
-  if (it == producers_.end()) return;
-  ProducerLink& link = it->second;
-  if (link.held > 0) {
-    link.held--;
-    held_total_--;
-  }
-  if (link.gone) {
-    if (link.held == 0) producers_.erase(it);
-    return;
-  }
-  if (r.verdict == wq::Verdict::kAck) {
-    link.acked.push_back(r.id.seq);
-  } else {
-    link.others.push_back(
-        wq::OtherResult{r.id.seq, r.attempt, r.verdict, r.delay_ms, r.reason});
-  }
-}
-
-Worker::Impl::SeenTasks& Worker::Impl::SeenFor(const NodeId& producer) {
-  if (seen_cache_ != nullptr && *seen_cache_key_ == producer) {
-    return *seen_cache_;
-  }
-  // node_hash_map keeps elements in place, so the cached pointers stay
-  // valid until that element is erased (PruneDedup resets the cache).
-  auto [it, inserted] = seen_.try_emplace(producer);
-  seen_cache_key_ = &it->first;
-  seen_cache_ = &it->second;
-  return it->second;
-}
-
-void Worker::Impl::Grant() {
-  // A closing worker takes no more tasks: credit for the ones it hands back
-  // would only bring them straight back.
-  if (closing_.load(std::memory_order_relaxed)) return;
-  const uint64_t prefetch = static_cast<uint64_t>(options_.prefetch);
-  if (held_total_ + outstanding_total_ >= prefetch) return;
-  uint64_t free = prefetch - held_total_ - outstanding_total_;
-  std::vector<ProducerLink*> wanting;
-  for (auto& [key, link] : producers_) {
-    if (link.wants && !link.gone) wanting.push_back(&link);
-  }
-  if (wanting.empty()) return;
-  const uint64_t share = std::max<uint64_t>(1, prefetch / wanting.size());
-  const size_t n = wanting.size();
-  const size_t start = round_robin_++ % n;
-  for (size_t i = 0; i < n && free > 0; ++i) {
-    ProducerLink& link = *wanting[(start + i) % n];
-    const uint64_t has = link.held + link.outstanding;
-    if (has >= share) continue;
-    const uint64_t g = std::min(free, share - has);
-    link.grant += g;
-    link.outstanding += g;
-    outstanding_total_ += g;
-    free -= g;
-  }
+  ledger_.Resolve(wall_now, r.key, r.id, r.attempt, r.verdict, r.delay_ms,
+                  r.reason);
 }
 
 void Worker::Impl::Flush(NodeContext& ctx, absl::Time now) {
-  for (auto& [key, link] : producers_) {
-    if (link.grant == 0 && link.acked.empty() && link.others.empty() &&
-        link.started.empty()) {
-      continue;
-    }
-    std::string body;
-    uint16_t kind;
-    if (link.acked.empty() && link.others.empty() && link.started.empty()) {
-      kind = wq::kCredit;
-      body = wq::EncodeCredit(wq::Credit{key.queue, link.grant});
-    } else {
-      kind = wq::kResults;
-      wq::Results m{key.queue, link.grant, std::move(link.acked),
-                    std::move(link.others), std::move(link.started)};
-      body = wq::EncodeResults(m);
-    }
-    absl::Status sent = plugin_->Send(ctx, key.node, kind, std::move(body));
+  if (closing_.load(std::memory_order_relaxed)) ledger_.StopGranting();
+  ledger_.Grant();
+  for (const wq::LedgerMessage& m : ledger_.TakeMessages(now)) {
+    absl::Status sent = plugin_->Send(ctx, m.to.node, m.kind, m.body);
     if (!sent.ok()) {
       // The grant never left: take it back. Lost results only delay those
       // tasks until their lease runs out (then the dedup window acks them).
-      FABRIC_LOG(kInfo, "FAB-WQ-RESULTS ", key.queue, " to ",
-                 key.node.ShortHex(), " not sent: ", sent.message());
-      link.outstanding -= std::min(link.outstanding, link.grant);
-      outstanding_total_ -= std::min(outstanding_total_, link.grant);
-    } else if (link.grant > 0) {
-      link.last_grant = now;
+      FABRIC_LOG(kInfo, "FAB-WQ-RESULTS ", m.to.queue, " to ",
+                 m.to.node.ShortHex(), " not sent: ", sent.message());
+      ledger_.SendFailed(m);
     }
-    link.grant = 0;
-    link.acked.clear();
-    link.others.clear();
-    link.started.clear();
-  }
-}
-
-void Worker::Impl::PruneDedup() {
-  const absl::Time wall = absl::Now();
-  while (!done_order_.empty() &&
-         (done_order_.size() > options_.dedup_max ||
-          wall - done_order_.front().at > options_.dedup_window)) {
-    const DoneEntry& e = done_order_.front();
-    auto it = seen_.find(e.producer);
-    if (it != seen_.end()) {
-      it->second.done.erase(e.seq);
-      if (it->second.done.empty() && it->second.in_progress.empty()) {
-        seen_cache_key_ = nullptr;
-        seen_cache_ = nullptr;
-        seen_.erase(it);
-      }
-    }
-    done_order_.pop_front();
   }
 }
 
 void Worker::Impl::OnTick(NodeContext& ctx, absl::Time now) {
   if (engine_detached_) return;
-  PruneDedup();
-  Grant();
+  ledger_.Prune(absl::Now());
   Flush(ctx, now);
 }
 
