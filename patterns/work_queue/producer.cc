@@ -528,12 +528,9 @@ void Producer::Impl::Apply(NodeContext& ctx, absl::Time now) {
   while (!effects_.empty()) {
     wq::Effects e;
     std::swap(e, effects_);
-    for (const wq::Effects::DemandOut& d : e.demands) {
-      // A lost demand is repeated by the dispatcher's resend timer.
-      (void)plugin_->Send(
-          ctx, d.worker, wq::kDemand,
-          wq::EncodeDemand(wq::Demand{options_.queue, d.backlog, d.returned}));
-    }
+    // Frames before demands: a worker must see the tasks that used its last
+    // credit before a demand saying we hold none of it, or it may take the
+    // grant for lost and lend it again (more than its prefetch).
     for (const wq::Effects::Frame& f : e.frames) {
       wq::TasksEncoder encoder(options_.queue, producer_id_);
       for (uint64_t seq : f.seqs) {
@@ -548,6 +545,12 @@ void Producer::Impl::Apply(NodeContext& ctx, absl::Time now) {
                    f.worker.ShortHex(), " failed: ", sent.message());
         dispatcher_->SendFailed(now, f.worker, f.seqs, effects_);
       }
+    }
+    for (const wq::Effects::DemandOut& d : e.demands) {
+      // A lost demand is repeated by the dispatcher's resend timer.
+      (void)plugin_->Send(
+          ctx, d.worker, wq::kDemand,
+          wq::EncodeDemand(wq::Demand{options_.queue, d.backlog, d.returned}));
     }
     for (uint64_t seq : e.acked) {
       if (spool_ != nullptr) spool_->Ack(seq);

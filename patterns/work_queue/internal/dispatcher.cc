@@ -410,8 +410,9 @@ absl::Duration Dispatcher::Backoff(uint32_t attempts) {
   for (uint32_t i = 1; i < attempts && d < options_.max_retry_backoff; ++i) {
     d *= 2;
   }
-  d = std::min(d, options_.max_retry_backoff);
-  return d * std::uniform_real_distribution<double>(0.9, 1.1)(rng_);
+  // Jitter first, then the cap: max_retry_backoff is a true maximum.
+  d *= std::uniform_real_distribution<double>(0.9, 1.1)(rng_);
+  return std::min(d, options_.max_retry_backoff);
 }
 
 void Dispatcher::Fail(absl::Time now, uint64_t seq, TaskState& t,
@@ -514,6 +515,7 @@ void Dispatcher::Dispatch(absl::Time now, Effects& out) {
     for (Target& c : targets) {
       if (c.link->credit == 0) continue;
       if (t.deliveries > 0 && c.id == t.worker && with_credit > 1) continue;
+      // Targets are in NodeId order: the first of equals wins.
       if (best == nullptr || c.link->credit > best->link->credit) best = &c;
     }
     if (best == nullptr) {

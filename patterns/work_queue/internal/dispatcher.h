@@ -32,6 +32,11 @@
 // - `attempts` of a task equals the number of its started deliveries in
 //   this producer process.
 //
+// `started` in RESULTS names a task, not a delivery: the worker must treat
+// every delivery of a task it holds as the one run in progress until that
+// run's result is sent (worker_ledger.h), so a start always belongs to the
+// delivery the dispatcher counts as current.
+//
 // Thread safety: thread-compatible (one thread at a time: the producer
 // calls it on the node's engine thread).
 #ifndef PATTERNS_WORK_QUEUE_INTERNAL_DISPATCHER_H_
@@ -46,6 +51,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/btree_map.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/time/time.h"
@@ -88,7 +94,9 @@ struct NewTask {
 // What the caller must do after an input, in order of the vectors.
 struct Effects {
   // Send these tasks (seqs, in order) to `worker` as one frame; encode each
-  // from `Dispatcher::Find`. Report a failed send with `SendFailed`.
+  // from `Dispatcher::Find`. Report a failed send with `SendFailed`. Send
+  // the frames before the demands: a demand may say that we hold none of a
+  // worker's credit because a frame here used the last of it.
   struct Frame {
     NodeId worker;
     std::vector<uint64_t> seqs;
@@ -250,7 +258,9 @@ class Dispatcher {
   std::priority_queue<RetryEntry, std::vector<RetryEntry>,
                       std::greater<RetryEntry>>
       retries_;
-  absl::flat_hash_map<NodeId, WorkerLink> workers_;
+  // Ordered, so that ties (equal credit) and the order of effects do not
+  // depend on hash seeds: a schedule replays exactly in any process.
+  absl::btree_map<NodeId, WorkerLink> workers_;
   DispatcherStats stats_;
   std::mt19937_64 rng_;  // seeded: a schedule replays exactly
 };

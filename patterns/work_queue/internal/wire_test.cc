@@ -4,8 +4,8 @@
 #include <random>
 #include <string>
 
-#include "gmock/gmock.h"
 #include "fabric/codec/msgpack_bounded.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/status_matchers.h"
 

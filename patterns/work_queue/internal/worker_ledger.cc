@@ -137,7 +137,7 @@ void WorkerLedger::ProducerGone(const NodeId& node, const std::string& queue) {
     link.others.clear();
     link.started.clear();
     if (link.held == 0) {
-      links_.erase(it++);
+      it = links_.erase(it);
     } else {
       ++it;
     }

@@ -27,6 +27,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/btree_map.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/container/node_hash_map.h"
@@ -43,6 +44,9 @@ struct ProducerKey {
   std::string queue;
   friend bool operator==(const ProducerKey& a, const ProducerKey& b) {
     return a.node == b.node && a.queue == b.queue;
+  }
+  friend bool operator<(const ProducerKey& a, const ProducerKey& b) {
+    return a.node < b.node || (a.node == b.node && a.queue < b.queue);
   }
   template <typename H>
   friend H AbslHashValue(H h, const ProducerKey& k) {
@@ -140,7 +144,9 @@ class WorkerLedger {
 
   const WorkerLedgerOptions options_;
   bool granting_ = true;
-  absl::flat_hash_map<ProducerKey, Link> links_;
+  // Ordered, so that grants and messages come out in the same order in
+  // every process (a simulated schedule replays exactly).
+  absl::btree_map<ProducerKey, Link> links_;
   uint64_t held_total_ = 0;
   uint64_t outstanding_total_ = 0;
   size_t round_robin_ = 0;
