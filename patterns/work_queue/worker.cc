@@ -72,9 +72,18 @@ class Worker::Impl : public wq::WorkerEndpoint,
     ProducerKey key;
     TaskId id;
   };
+  // What one handler thread runs now, so the engine's tick can report the
+  // start of a long run.
+  struct RunningSlot {
+    absl::Mutex mu;
+    bool active ABSL_GUARDED_BY(mu) = false;
+    bool reported ABSL_GUARDED_BY(mu) = false;
+    ProducerKey key ABSL_GUARDED_BY(mu);
+    TaskId id ABSL_GUARDED_BY(mu);
+  };
   class Context;
 
-  void HandlerLoop();
+  void HandlerLoop(size_t thread);
   // Reports that the handler of `d` starts (so the delivery counts as an
   // attempt, and a crash during it as a worker crash). With `wait`, returns
   // once the engine handed the report to its socket, or after kStartWait.
@@ -94,6 +103,8 @@ class Worker::Impl : public wq::WorkerEndpoint,
   const WorkerOptions options_;
   std::shared_ptr<wq::QueuePlugin> plugin_;
   std::vector<std::thread> threads_;
+  // One per handler thread; filled before the threads start, then fixed.
+  std::vector<std::unique_ptr<RunningSlot>> slots_;
 
   mutable absl::Mutex mu_;
   std::deque<Delivery> waiting_ ABSL_GUARDED_BY(mu_);
@@ -160,20 +171,25 @@ absl::Status Worker::Impl::Init() {
         absl::StrCat("prefetch must be at most ", wq::kMaxTasksPerFrame,
                      " (acks of a whole window fit one frame)"));
   }
+  // Before the engine knows this worker: its ticks read the slots.
+  for (int i = 0; i < options_.concurrency; ++i) {
+    slots_.push_back(std::make_unique<RunningSlot>());
+  }
   FABRIC_ASSIGN_OR_RETURN(plugin_, wq::QueuePlugin::Get(node_));
   std::shared_ptr<Impl> self = shared_from_this();
   FABRIC_RETURN_IF_ERROR(node_.Call([self](NodeContext& ctx) {
     return self->plugin_->AddWorker(ctx, self->options_.queues, self);
   }));
-  for (int i = 0; i < options_.concurrency; ++i) {
-    threads_.emplace_back([self] { self->HandlerLoop(); });
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    threads_.emplace_back([self, i] { self->HandlerLoop(i); });
   }
   return absl::OkStatus();
 }
 
 // ------------------------------------------------------------ handler side
 
-void Worker::Impl::HandlerLoop() {
+void Worker::Impl::HandlerLoop(size_t thread) {
+  RunningSlot& slot = *slots_[thread];
   // Fast handlers take several waiting tasks at once and report them
   // together; once a handler takes over a millisecond a thread takes one
   // task at a time, so its results go out at once and idle threads are not
@@ -215,15 +231,28 @@ void Worker::Impl::HandlerLoop() {
                                  "worker closing"});
         continue;
       }
-      // A start is reported ahead of the run when the run may be long (this
-      // thread's handlers are slow) or the task came back before, perhaps
-      // from a worker it crashed: then a crash now counts against it. A
-      // fast first delivery's start goes with its result.
-      if (slow || d.task.redelivered) {
+      // Starts reach the producer three ways (a start makes the delivery
+      // an attempt, and a crash during it a worker crash): with the result
+      // for fast handlers; from the engine's tick for a run still going
+      // (within about 50 ms); and, for a task that came back before
+      // (perhaps from a worker it crashed), ahead of the run, which waits
+      // until the report is on the socket.
+      if (d.task.redelivered) {
         ReportResults(results);
-        ReportStart(d, /*wait=*/d.task.redelivered);
+        ReportStart(d, /*wait=*/true);
+      }
+      {
+        absl::MutexLock lock(&slot.mu);
+        slot.active = true;
+        slot.reported = d.task.redelivered;
+        slot.key = ProducerKey{d.from, d.task.queue};
+        slot.id = d.task.id;
       }
       Outcome outcome = RunHandler(d);
+      {
+        absl::MutexLock lock(&slot.mu);
+        slot.active = false;
+      }
       Result r{ProducerKey{d.from, d.task.queue},
                d.task.id,
                d.task.attempt,
@@ -466,6 +495,13 @@ void Worker::Impl::Flush(NodeContext& ctx, absl::Time now) {
 
 void Worker::Impl::OnTick(NodeContext& ctx, absl::Time now) {
   if (engine_detached_) return;
+  for (const std::unique_ptr<RunningSlot>& slot : slots_) {
+    absl::MutexLock lock(&slot->mu);
+    if (slot->active && !slot->reported) {
+      slot->reported = true;
+      ledger_.Started(slot->key, slot->id);
+    }
+  }
   ledger_.Prune(absl::Now());
   Flush(ctx, now);
 }

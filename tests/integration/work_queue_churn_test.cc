@@ -218,5 +218,37 @@ TEST_F(WorkQueueChurnTest, KilledWorkersAndProducerLoseNothingAndKillNothing) {
   EXPECT_GE(kills_, 30);
 }
 
+// A poison task kills every worker that runs it: after
+// --max-worker-crashes of them in a row it is a dead letter with its own
+// reason, while a healthy task pushed with it is acked.
+TEST_F(WorkQueueChurnTest, TaskThatKillsItsWorkersBecomesADeadLetter) {
+  FABRIC_ASSERT_OK_AND_ASSIGN(
+      auto push,
+      cli_.Spawn({"push", "jobs", "poison", "fine", "--wait-acked",
+                  "--max-worker-crashes", "3", "--timeout", "120s"}));
+  // The handler of "poison" kills its own worker (the shell's parent).
+  const std::string exec =
+      "read -r body; if [ \"$body\" = poison ]; then sleep 0.2; "
+      "kill -9 $PPID; sleep 5; fi";
+  int workers = 0;
+  const absl::Time deadline = absl::Now() + kDeadline;
+  while (!Exited(*push) && absl::Now() < deadline && workers < 20) {
+    FABRIC_ASSERT_OK_AND_ASSIGN(
+        auto w,
+        cli_.SpawnReady({"work", "jobs", "--name", absl::StrCat("p", ++workers),
+                         "--exec", exec}));
+    // Until it dies (the poison) or the producer is done.
+    while (!Exited(*w) && !Exited(*push) && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+  }
+  FABRIC_ASSERT_OK_AND_ASSIGN(RunResult r, Finish(*push, kDeadline));
+  EXPECT_EQ(r.exit_code, 1) << r.out << "\n" << r.err;
+  EXPECT_THAT(r.err, HasSubstr("reason=\"max_worker_crashes: 3 workers died "
+                               "in a row while running it\""));
+  EXPECT_THAT(r.out, HasSubstr("acked 1 dead 1")) << r.out;
+  std::printf("poison task dead after %d worker(s) started\n", workers);
+}
+
 }  // namespace
 }  // namespace fabric
