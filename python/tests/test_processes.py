@@ -43,6 +43,10 @@ def test_worker_killed_mid_task_is_redelivered(nodes, procs):
     stats = producer.stats()
     assert stats.worker_lost == 1 and stats.acked == 1
     assert stats.dead_lettered == 0
+    # Both deliveries started (so both are attempts): the first one's
+    # worker died while running it, a worker crash.
+    assert stats.started == 2 and stats.worker_crashes == 1
+    assert stats.returned == 0
 
 
 def test_producer_killed_then_restarted_on_its_spool(nodes, procs, tmp_path):
