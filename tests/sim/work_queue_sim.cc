@@ -1,10 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
-// The model (workers, spool, schedule) and the oracle of the work-queue
-// dispatcher simulation. Read the invariants in Sim::Check* and the
-// Oracle* functions: each states the rule of dispatcher.h it checks.
+// The model (worker shells, spool, schedule) and the oracle of the
+// work-queue dispatcher simulation. Each simulated worker keeps its
+// protocol state in a real `wq::WorkerLedger`, fed as worker.cc feeds it;
+// the sim models only the threaded shell around it (waiting and running
+// deliveries, what handler threads posted for the engine, messages on the
+// wire). Read the invariants in Sim::Check* and the Oracle* functions: each
+// states the rule of dispatcher.h or worker_ledger.h it checks.
 #include "tests/sim/work_queue_sim.h"
 
 #include <algorithm>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -18,13 +23,15 @@
 #include "fabric/base/node_id.h"
 #include "patterns/work_queue/internal/dispatcher.h"
 #include "patterns/work_queue/internal/wire.h"
+#include "patterns/work_queue/internal/worker_ledger.h"
 #include "patterns/work_queue/task.h"
 
 namespace fabric::wq_sim {
 namespace {
 
-// As worker.cc: a producer saying it holds none of our credit while we
-// count some as outstanding lost a grant if none was sent for this long.
+// The ledger's lost-grant time (WorkerLedgerOptions::lost_grant). The sim
+// honours the assumption it rests on: a message on the wire arrives within
+// this long (see Sim::Advance).
 constexpr absl::Duration kLostGrant = absl::Seconds(1);
 // The drain phase gives up (liveness failure) after this many rounds.
 constexpr int kMaxDrainRounds = 4000;
@@ -40,6 +47,8 @@ struct Config {
   uint64_t prefetch = 2;
   int concurrency = 1;  // handlers a worker runs at once
   int max_tasks = 30;
+  absl::Duration dedup_window = absl::Minutes(5);
+  size_t dedup_max = 1 << 20;
   wq::DispatcherOptions dispatcher;
 
   std::string ToString() const {
@@ -47,7 +56,9 @@ struct Config {
     return absl::StrCat(
         "profile=", ProfileName(profile), " workers=", workers,
         " prefetch=", prefetch, " concurrency=", concurrency,
-        " max_tasks=", max_tasks, " lease=", absl::FormatDuration(d.lease),
+        " max_tasks=", max_tasks,
+        " dedup_window=", absl::FormatDuration(dedup_window),
+        " dedup_max=", dedup_max, " lease=", absl::FormatDuration(d.lease),
         " max_attempts=", d.max_attempts,
         " max_worker_crashes=", d.max_worker_crashes,
         " retry_backoff=", absl::FormatDuration(d.retry_backoff),
@@ -74,6 +85,11 @@ Config DrawConfig(std::mt19937_64& rng) {
                                 : Uniform<uint64_t>(rng, 1, 5);
   c.concurrency = c.profile == Profile::kChaos ? Uniform(rng, 1, 3) : 1;
   c.max_tasks = Uniform(rng, 5, 40);
+  // Short windows and small limits, so that completed ids are forgotten
+  // (and tasks delivered again run again) within a run.
+  c.dedup_window =
+      Chance(rng, 0.5) ? absl::Seconds(Uniform(rng, 5, 120)) : absl::Minutes(5);
+  c.dedup_max = Chance(rng, 0.3) ? Uniform<size_t>(rng, 1, 6) : 1 << 20;
   wq::DispatcherOptions& d = c.dispatcher;
   d.lease = absl::Seconds(Uniform(rng, 5, 60));
   d.max_attempts = Uniform<uint32_t>(rng, 1, 5);
@@ -122,43 +138,60 @@ struct SpoolTask {
   size_t bytes = 0;
 };
 
-// One delivery in a worker's prefetch window.
+// A delivery the worker's shell holds (worker.cc Delivery): one the ledger
+// returned from `Tasks`, waiting for a handler or running. The ledger keeps
+// a task id here at most once at a time.
 struct Delivery {
+  wq::ProducerKey key;  // the producer node that sent it
   uint64_t seq = 0;
   uint32_t attempt = 0;
   bool redelivered = false;
   bool started = false;  // its handler runs
   int run = 0;           // which run of the task's handler (from 1)
-  // Later deliveries of the same task that arrived while this one was
-  // held: they get this run's result, with their own attempt (worker.cc
-  // "owed").
-  std::vector<uint32_t> owed;
 };
 
-// The worker ledger: what one simulated worker process knows.
+// A handler's outcome posted for the engine, not yet resolved in the
+// ledger (worker.cc results_).
+struct Posted {
+  wq::ProducerKey key;
+  uint64_t seq = 0;
+  uint32_t attempt = 0;
+  wq::Verdict verdict = wq::Verdict::kAck;
+  uint64_t delay_ms = 0;
+  std::string reason;
+};
+
+// A CREDIT or RESULTS the ledger gave to send, on the wire to its producer.
+struct Outgoing {
+  wq::ProducerKey to;
+  absl::Time taken;
+  uint64_t grant = 0;
+  std::optional<wq::Results> results;  // decoded RESULTS (else a CREDIT)
+};
+
+// One simulated worker process: the real ledger and the shell around it.
 struct SimWorker {
   enum class State : uint8_t { kUp, kLeft, kDown };
   State state = State::kUp;
   NodeId id;
   int incarnation = 0;
-  uint64_t outstanding = 0;  // credit granted, tasks not yet received
-  absl::Time last_grant = absl::InfinitePast();
-  bool wanted = false;  // the producer said it has a backlog
-  std::vector<Delivery> window;
-  std::set<uint64_t> done;  // acked here (dedup; lost when it dies)
-  wq::Results pending;      // queued for the next Results / Credit
+  std::unique_ptr<wq::WorkerLedger> ledger;  // a new one per Worker
+  std::vector<Delivery> window;              // waiting and running
+  // Posted by handler threads for the engine (worker.cc starts_, results_).
+  std::vector<std::pair<wq::ProducerKey, uint64_t>> starts;
+  std::vector<Posted> results;
+  std::deque<Outgoing> outbox;  // sent, not yet arrived
+  std::vector<NodeId> gone;     // producer nodes gone, not yet told
   std::optional<wq::Results> last_sent;
-  uint64_t fail_sends = 0;  // frames to it that will fail to send
+  uint64_t fail_frames = 0;  // frames to it that will fail to send
+  uint64_t fail_sends = 0;   // its own sends that will fail
+  // The oracle: tasks this ledger resolved as acked, in order, with when.
+  std::vector<std::pair<absl::Time, uint64_t>> acks;
 
   int Running() const {
     int n = 0;
     for (const Delivery& d : window) n += d.started ? 1 : 0;
     return n;
-  }
-  // A handler started and its outcome has not reached the producer.
-  bool Busy() const {
-    return Running() > 0 || !pending.acked.empty() || !pending.others.empty() ||
-           !pending.started.empty();
   }
   Delivery* Find(uint64_t seq) {
     for (Delivery& d : window) {
@@ -166,9 +199,14 @@ struct SimWorker {
     }
     return nullptr;
   }
-  bool PendingEmpty() const {
-    return pending.grant == 0 && pending.acked.empty() &&
-           pending.others.empty() && pending.started.empty();
+  bool ResultsOnTheWire() const {
+    for (const Outgoing& o : outbox) {
+      if (o.results.has_value()) return true;
+    }
+    return false;
+  }
+  bool EngineIdle() const {
+    return starts.empty() && results.empty() && outbox.empty() && gone.empty();
   }
 };
 
@@ -208,14 +246,16 @@ class Sim {
   Sim(const SimOptions& options, Config config)
       : options_(options), cfg_(std::move(config)) {
     producer_ = MakeId(0, 0x50);
+    producer_node_ = MakeId(0, 0x4e);
     now_ = absl::FromUnixSeconds(1700000000);
     workers_.resize(static_cast<size_t>(cfg_.workers));
     NewDispatcher();
     for (size_t i = 0; i < workers_.size(); ++i) {
       workers_[i].id = NewWorkerId(i);
+      workers_[i].ledger = NewLedger();
       names_[workers_[i].id] = WorkerName(i);
-      WorkerUp(workers_[i].id);
     }
+    for (const SimWorker& w : workers_) WorkerUp(w.id);
   }
 
   // The random phase: draws and runs events until `steps` or a failure.
@@ -254,6 +294,7 @@ class Sim {
     r.producer_restarts = static_cast<uint64_t>(incarnation_);
     r.worker_crashes = worker_crashes_;
     r.send_failures = send_failures_;
+    r.duplicates = duplicates_;
     r.lease_expiries = lease_expiries_;
     r.clean = Clean();
   }
@@ -270,6 +311,18 @@ class Sim {
   NodeId NewWorkerId(size_t slot) {
     (void)slot;
     return MakeId(++ids_, 0x57);
+  }
+  std::unique_ptr<wq::WorkerLedger> NewLedger() const {
+    wq::WorkerLedgerOptions o;
+    o.prefetch = cfg_.prefetch;
+    o.dedup_window = cfg_.dedup_window;
+    o.dedup_max = cfg_.dedup_max;
+    o.lost_grant = kLostGrant;
+    if (options_.fault == Fault::kForgetCompleted) o.dedup_max = 0;
+    return std::make_unique<wq::WorkerLedger>(o);
+  }
+  wq::ProducerKey ProducerKeyNow() const {
+    return wq::ProducerKey{producer_node_, "sim"};
   }
   SimWorker* WorkerById(const NodeId& id) {
     for (SimWorker& w : workers_) {
@@ -457,7 +510,10 @@ class Sim {
     auto link = links_.find(w);
     if (link == links_.end()) return;
     if (!lost) {
+      // The dispatcher drops the credit it held: tasks sent to it from now
+      // on need new credit.
       link->second.offering = false;
+      link->second.balance = 0;
       return;
     }
     links_.erase(link);
@@ -571,9 +627,9 @@ class Sim {
   // ------------------------------------------------------------- effects
 
   // Carries out effects as Producer::Impl::Apply does: frames (a failed
-  // send feeds SendFailed, whose effects follow) and demands (before the
-  // frames with `demands_before_frames`, as producer.cc does today), acks
-  // and dead letters in the spool, completions.
+  // send feeds SendFailed, whose effects follow), then demands (before the
+  // frames with `demands_before_frames`, as producer.cc did once), acks and
+  // dead letters in the spool, completions.
   void Apply(wq::Effects first) {
     std::vector<Completion> completions;
     std::vector<uint64_t> acked;
@@ -591,8 +647,8 @@ class Sim {
         OracleFrame(f);
         if (failed()) return;
         SimWorker* w = WorkerById(f.worker);
-        if (w == nullptr || w->fail_sends > 0) {
-          if (w != nullptr) w->fail_sends--;
+        if (w == nullptr || w->fail_frames > 0) {
+          if (w != nullptr) w->fail_frames--;
           send_failures_++;
           OracleSendFailed(f);
           d_->SendFailed(now_, f.worker, f.seqs, next);
@@ -618,7 +674,8 @@ class Sim {
     if (!failed()) Completions(completions, acked, dead, freed);
   }
 
-  // The worker side of a demand, as worker.cc OnDemand.
+  // A demand reaches the worker: its ledger takes it and the engine
+  // flushes (worker.cc OnDemand).
   void Demand(const wq::Effects::DemandOut& d) {
     auto link = links_.find(d.worker);
     if (link == links_.end()) {
@@ -633,31 +690,22 @@ class Sim {
     }
     SimWorker* w = WorkerById(d.worker);
     if (w == nullptr) return;
-    if (d.backlog > 0) {
-      w->wanted = true;
-      // The wire's credit_held is the demand's `returned` (producer.cc).
-      // A grant queued with results but not sent yet is not lost.
-      if (d.returned == 0 && w->outstanding > w->pending.grant &&
-          now_ - w->last_grant > kLostGrant) {
-        w->outstanding = w->pending.grant;
-      }
-    } else {
-      w->wanted = false;
-      w->outstanding -= std::min(d.returned, w->outstanding);
-    }
-  }
-
-  // A frame reaches a worker: encode each task from Find() as the shell
-  // does and put it in the window.
-  void Deliver(SimWorker& w, const wq::Effects::Frame& f) {
-    // The worker's own ledger agrees that it granted the credit.
-    if (f.seqs.size() > w.outstanding) {
-      Fail("worker-credit",
-           absl::StrCat(Name(w.id), " got ", f.seqs.size(), " task(s) with ",
-                        w.outstanding, " credit outstanding"));
+    // The wire's credit_held is the demand's `returned` (producer.cc).
+    const absl::StatusOr<wq::Demand> m = wq::DecodeDemand(
+        wq::EncodeDemand(wq::Demand{"sim", d.backlog, d.returned}));
+    if (!m.ok()) {
+      Fail("wire", absl::StrCat("DEMAND: ", m.status().ToString()));
       return;
     }
-    w.outstanding -= f.seqs.size();
+    w->ledger->Demand(now_, producer_node_, *m);
+    EngineFlush(*w);
+  }
+
+  // A frame reaches a worker: encoded from Find() as producer.cc does,
+  // decoded and handed to its ledger (worker.cc OnTasks); the tasks the
+  // ledger returns wait for a handler.
+  void Deliver(SimWorker& w, const wq::Effects::Frame& f) {
+    wq::TasksEncoder encoder("sim", producer_);
     for (uint64_t seq : f.seqs) {
       std::optional<wq::Dispatcher::TaskView> t = d_->Find(seq);
       if (!t.has_value()) {
@@ -677,38 +725,54 @@ class Sim {
                           ", expected ", redelivered));
         return;
       }
-      if (w.done.count(seq) > 0) {
-        // Completed here within the dedup window: ack again, do not run.
-        w.pending.acked.push_back(seq);
-        continue;
-      }
-      if (Delivery* held = w.Find(seq)) {
-        held->owed.push_back(t->attempt);  // answered by the run in progress
-        continue;
-      }
-      // A run of this task ended and its result is not sent yet: worker.cc
-      // still counts it in progress (until the result is flushed), so this
-      // delivery gets that result too. (`Results.started` names a task,
-      // not a delivery: a worker must not report a start and then take a
-      // new delivery of the same task as a fresh one.)
-      bool answered = false;
-      for (size_t i = 0, n = w.pending.others.size(); i < n; ++i) {
-        wq::OtherResult r = w.pending.others[i];
-        if (r.seq != seq || answered) continue;
-        r.attempt = t->attempt;
-        w.pending.others.push_back(std::move(r));
-        answered = true;
-      }
-      if (answered) continue;
+      encoder.Add(seq, t->attempt, t->redelivered, *t->headers, *t->body);
+    }
+    const std::string body = encoder.Finish();
+    const absl::StatusOr<wq::Tasks> m = wq::DecodeTasks(body);
+    if (!m.ok() || m->tasks.size() != f.seqs.size()) {
+      Fail("wire", absl::StrCat("TASKS: ", m.status().ToString()));
+      return;
+    }
+    // Frames go out before demands, so the worker's ledger counts as
+    // outstanding every task the dispatcher sends it.
+    if (m->tasks.size() > w.ledger->outstanding()) {
+      Fail("worker-credit",
+           absl::StrCat(Name(w.id), " got ", m->tasks.size(), " task(s) with ",
+                        w.ledger->outstanding(),
+                        " credit outstanding in its ledger"));
+      return;
+    }
+    const wq::ProducerKey key = ProducerKeyNow();
+    const uint64_t dups0 = w.ledger->duplicates();
+    for (size_t i : w.ledger->Tasks(producer_node_, *m)) {
+      const wq::WireTask& t = m->tasks[i];
+      CheckNotRunAgain(w, t.seq);
+      if (failed()) return;
       Delivery fresh;
-      fresh.seq = seq;
-      fresh.attempt = t->attempt;
-      fresh.redelivered = t->redelivered;
+      fresh.key = key;
+      fresh.seq = t.seq;
+      fresh.attempt = t.attempt;
+      fresh.redelivered = t.redelivered;
       w.window.push_back(std::move(fresh));
     }
-    if (w.window.size() > cfg_.prefetch) {
-      Fail("worker-credit", absl::StrCat(Name(w.id), " holds ", w.window.size(),
-                                         " > prefetch ", cfg_.prefetch));
+    duplicates_ += w.ledger->duplicates() - dups0;
+    EngineFlush(w);
+  }
+
+  // "A task acked here within the dedup window (and among the last
+  // dedup_max) is acked again without running" (worker_ledger.h).
+  void CheckNotRunAgain(const SimWorker& w, uint64_t seq) {
+    for (size_t i = w.acks.size(); i-- > 0;) {
+      if (w.acks[i].second != seq) continue;
+      const absl::Time at = w.acks[i].first;
+      const size_t since = w.acks.size() - i;  // acks from then on
+      if (now_ - at <= cfg_.dedup_window && since <= cfg_.dedup_max) {
+        Fail("dedup",
+             absl::StrCat(Name(w.id), " runs s", seq, " again: it acked it ",
+                          absl::FormatDuration(now_ - at), " ago, ", since - 1,
+                          " ack(s) since"));
+      }
+      return;
     }
   }
 
@@ -831,7 +895,8 @@ class Sim {
                         " < ", cfg_.dispatcher.max_attempts, " attempts"));
     } else if (starts_with("max_worker_crashes") &&
                cfg_.profile != Profile::kChaos &&
-               task.behaviour != Behaviour::kPoison) {
+               task.behaviour != Behaviour::kPoison &&
+               crashed_not_running_.count(seq) == 0) {
       Fail("dead-reason", absl::StrCat("s", seq, " dead: ", c.reason,
                                        " but it is not poison"));
     } else if (Clean()) {
@@ -903,16 +968,42 @@ class Sim {
         return;
       }
       const SimWorker* w = WorkerById(id);
-      if (w != nullptr && credit > w->outstanding) {
+      if (w != nullptr && credit > w->ledger->outstanding()) {
         Fail("worker-credit",
              absl::StrCat("dispatcher holds ", credit, " credit of ", Name(id),
-                          ", the worker counts ", w->outstanding));
+                          ", its ledger counts ", w->ledger->outstanding(),
+                          " outstanding"));
         return;
       }
     }
     if (s.workers != offering) {
       Fail("gauges",
            absl::StrCat("workers ", s.workers, ", expected ", offering));
+      return;
+    }
+    CheckLedgers();
+  }
+
+  // The workers' ledgers (worker_ledger.h): "held + outstanding credit
+  // never exceeds the prefetch window", and the ledger holds exactly the
+  // deliveries its shell holds or has not resolved yet.
+  void CheckLedgers() {
+    for (const SimWorker& w : workers_) {
+      if (w.state == SimWorker::State::kDown) continue;
+      const wq::WorkerLedger& l = *w.ledger;
+      if (l.held() + l.outstanding() > cfg_.prefetch) {
+        Fail("prefetch",
+             absl::StrCat(Name(w.id), " holds ", l.held(), " + lends ",
+                          l.outstanding(), " > prefetch ", cfg_.prefetch));
+        return;
+      }
+      if (l.held() != w.window.size() + w.results.size()) {
+        Fail("worker-held",
+             absl::StrCat(Name(w.id), "'s ledger holds ", l.held(),
+                          ", its shell ", w.window.size(), " + ",
+                          w.results.size(), " unresolved"));
+        return;
+      }
     }
   }
 
@@ -930,40 +1021,133 @@ class Sim {
   }
 
   // ------------------------------------------------------------- workers
+  // The worker's engine side as worker.cc: every input to the ledger is
+  // followed by a flush, whose messages go on the wire (the outbox) and
+  // arrive when the schedule says.
 
-  void Flush(SimWorker& w) {
-    if (w.state == SimWorker::State::kDown || w.PendingEmpty()) return;
-    wq::Results m;
-    std::swap(m, w.pending);
-    m.queue = "sim";
-    if (m.grant > 0) w.last_grant = now_;
-    if (m.acked.empty() && m.others.empty() && m.started.empty()) {
-      Credit(w.id, m.grant);
-      return;
+  // worker.cc Flush: grant, take the messages, send them (a failed send
+  // takes its grant back).
+  void EngineFlush(SimWorker& w) {
+    w.ledger->Grant();
+    for (wq::LedgerMessage& m : w.ledger->TakeMessages(now_)) {
+      if (w.fail_sends > 0) {
+        w.fail_sends--;
+        send_failures_++;
+        w.ledger->SendFailed(m);
+        continue;
+      }
+      Outgoing o;
+      o.to = m.to;
+      o.taken = now_;
+      o.grant = m.grant;
+      if (m.kind == wq::kCredit) {
+        const absl::StatusOr<wq::Credit> c = wq::DecodeCredit(m.body);
+        if (!c.ok() || c->grant != m.grant || c->queue != "sim") {
+          Fail("wire", absl::StrCat("CREDIT from ", Name(w.id)));
+          return;
+        }
+      } else {
+        absl::StatusOr<wq::Results> r = wq::DecodeResults(m.body);
+        if (m.kind != wq::kResults || !r.ok() || r->grant != m.grant ||
+            r->queue != "sim") {
+          Fail("wire", absl::StrCat("RESULTS from ", Name(w.id)));
+          return;
+        }
+        o.results = *std::move(r);
+      }
+      w.outbox.push_back(std::move(o));
     }
-    w.last_sent = m;
-    w.last_sent->grant = 0;
-    w.last_sent->started.clear();
-    Results(w.id, std::move(m));
   }
 
-  void Grant(SimWorker& w, uint64_t n, bool with_results) {
-    if (w.state != SimWorker::State::kUp) return;
-    const uint64_t used = w.window.size() + w.outstanding;
-    if (used >= cfg_.prefetch) return;
-    const uint64_t g = std::min(n, cfg_.prefetch - used);
-    if (g == 0) return;
-    w.outstanding += g;
-    if (with_results) {
-      w.pending.grant += g;  // sent (and dated) by the next flush
-    } else {
-      w.last_grant = now_;
-      Credit(w.id, g);
+  // worker.cc OnProducerGone, for the producer nodes gone since the last
+  // engine event: waiting deliveries they sent are dropped (released), the
+  // ledger forgets their credit; running ones finish and are resolved.
+  void NoticeGone(SimWorker& w) {
+    if (w.state == SimWorker::State::kDown || w.gone.empty()) return;
+    std::vector<NodeId> gone;
+    std::swap(gone, w.gone);
+    for (const NodeId& node : gone) {
+      std::vector<Delivery> dropped, keep;
+      for (Delivery& d : w.window) {
+        (!d.started && d.key.node == node ? dropped : keep)
+            .push_back(std::move(d));
+      }
+      w.window = std::move(keep);
+      w.ledger->ProducerGone(node, "");
+      for (const Delivery& d : dropped) {
+        Resolve(w,
+                Posted{d.key, d.seq, d.attempt, wq::Verdict::kRelease, 0, ""});
+      }
+    }
+    EngineFlush(w);
+  }
+
+  void Resolve(SimWorker& w, const Posted& r) {
+    w.ledger->Resolve(now_, r.key, TaskId{producer_, r.seq}, r.attempt,
+                      r.verdict, r.delay_ms, r.reason);
+    if (r.verdict == wq::Verdict::kAck) w.acks.emplace_back(now_, r.seq);
+  }
+
+  // worker.cc DrainResults: what handler threads posted reaches the
+  // ledger, then the engine flushes.
+  void DrainResults(SimWorker& w) {
+    if (w.state == SimWorker::State::kDown) return;
+    NoticeGone(w);
+    std::vector<std::pair<wq::ProducerKey, uint64_t>> starts;
+    std::vector<Posted> results;
+    std::swap(starts, w.starts);
+    std::swap(results, w.results);
+    for (const auto& [key, seq] : starts) {
+      w.ledger->Started(key, TaskId{producer_, seq});
+    }
+    for (const Posted& r : results) Resolve(w, r);
+    w.ledger->Prune(now_);
+    EngineFlush(w);
+  }
+
+  // worker.cc OnTick.
+  void EngineTick(SimWorker& w) {
+    if (w.state == SimWorker::State::kDown) return;
+    NoticeGone(w);
+    w.ledger->Prune(now_);
+    EngineFlush(w);
+  }
+
+  // The worker's messages on the wire reach the producer, in order (those
+  // sent meanwhile stay on the wire). Messages for a producer node that
+  // died are lost.
+  void Arrive(SimWorker& w) {
+    for (size_t n = w.outbox.size(); n > 0 && !failed(); --n) {
+      if (w.state == SimWorker::State::kDown) return;
+      Outgoing o = std::move(w.outbox.front());
+      w.outbox.pop_front();
+      if (o.to.node != producer_node_) continue;
+      if (!o.results.has_value()) {
+        Credit(w.id, o.grant);
+        continue;
+      }
+      w.last_sent = *o.results;
+      w.last_sent->grant = 0;
+      w.last_sent->started.clear();
+      Results(w.id, *std::move(o.results));
     }
   }
 
-  // The handler of `seq` starts (poison: reports the start, then the
-  // worker dies).
+  // A handler started (or its outcome waits) whose task the dispatcher
+  // may count, or the dispatcher counts a start of a delivery here.
+  bool Busy(const SimWorker& w) const {
+    if (w.Running() > 0 || !w.starts.empty() || !w.results.empty() ||
+        w.ResultsOnTheWire()) {
+      return true;
+    }
+    for (const auto& [seq, e] : tasks_) {
+      if (Current(e, w.id) && e.counted) return true;
+    }
+    return false;
+  }
+
+  // The handler of `seq` starts (poison: its start reaches the producer,
+  // then the worker dies).
   void Start(size_t slot, uint64_t seq, bool report) {
     SimWorker& w = workers_[slot];
     if (w.state == SimWorker::State::kDown) return;
@@ -974,15 +1158,16 @@ class Sim {
     d->run = ++runs_[seq];
     const SpoolTask& task = catalog_.at(seq);
     if (task.behaviour == Behaviour::kPoison) {
-      w.pending.started.push_back(seq);
-      Flush(w);
+      w.starts.emplace_back(d->key, seq);
+      DrainResults(w);
+      Arrive(w);
       CrashWorker(slot);
       return;
     }
-    if (report) w.pending.started.push_back(seq);
+    if (report) w.starts.emplace_back(d->key, seq);
   }
 
-  // The handler of `seq` returns; its result is queued for the next flush.
+  // The handler of `seq` returns; its result is posted for the engine.
   void FinishTask(size_t slot, uint64_t seq, uint64_t delay_ms) {
     SimWorker& w = workers_[slot];
     if (w.state == SimWorker::State::kDown) return;
@@ -1013,59 +1198,62 @@ class Sim {
     }
     if (v != wq::Verdict::kAck) handler_failures_++;
     if (v == wq::Verdict::kReject) rejected_.insert(seq);
-    const std::string reason = v == wq::Verdict::kReject ? "bad input" : "busy";
-    const uint64_t delay = v == wq::Verdict::kRetry ? delay_ms : 0;
-    auto result = [&](uint32_t attempt) {
-      if (v == wq::Verdict::kAck) {
-        w.pending.acked.push_back(seq);
-      } else {
-        w.pending.others.push_back(
-            wq::OtherResult{seq, attempt, v, delay, reason});
-      }
-    };
-    if (v == wq::Verdict::kAck) w.done.insert(seq);
-    result(d.attempt);
-    for (uint32_t a : d.owed) result(a);
+    w.results.push_back(Posted{
+        d.key, seq, d.attempt, v, v == wq::Verdict::kRetry ? delay_ms : 0,
+        v == wq::Verdict::kReject ? "bad input"
+                                  : (v == wq::Verdict::kAck ? "" : "busy")});
   }
 
   void CrashWorker(size_t slot) {
     SimWorker& w = workers_[slot];
     if (w.state == SimWorker::State::kDown) return;
-    if (w.Busy()) started_crashes_++;
+    if (Busy(w)) started_crashes_++;
     worker_crashes_++;
+    // The dispatcher counts a start here of a task whose handler is not
+    // running, so the crash counts against a task that did not cause it:
+    // its result was lost or is still on the wire, or a stale start (of an
+    // earlier delivery here, whose lease ran out) was taken for the current
+    // delivery's ("started" names a task, not a delivery).
+    for (const auto& [seq, e] : tasks_) {
+      const Delivery* d = w.Find(seq);
+      if (Current(e, w.id) && e.counted && (d == nullptr || !d->started)) {
+        crashed_not_running_.insert(seq);
+      }
+    }
     w.state = SimWorker::State::kDown;
     const NodeId id = w.id;
-    w.window.clear();
-    w.pending = wq::Results{};
-    w.last_sent.reset();
-    w.done.clear();
-    w.outstanding = 0;
-    w.wanted = false;
+    const uint64_t fail_frames = w.fail_frames;
+    const int incarnation = w.incarnation;
+    w = SimWorker{};  // the process and all it knew are gone
+    w.state = SimWorker::State::kDown;
+    w.id = id;
+    w.incarnation = incarnation;
+    w.fail_frames = fail_frames;
     WorkerDown(id, /*lost=*/true);
   }
 
   void RestartWorker(size_t slot) {
     SimWorker& w = workers_[slot];
     if (w.state != SimWorker::State::kDown) return;
-    const uint64_t fail_sends = w.fail_sends;
+    const uint64_t fail_frames = w.fail_frames;
     const int incarnation = w.incarnation + 1;
     w = SimWorker{};
     w.incarnation = incarnation;
-    w.fail_sends = fail_sends;
+    w.fail_frames = fail_frames;
     w.id = NewWorkerId(slot);
+    w.ledger = NewLedger();
     names_[w.id] = WorkerName(slot);
     WorkerUp(w.id);
   }
 
-  // The worker stops offering the queue: the producer sees it go (not
-  // lost), then gets what it had not started back as released.
+  // The worker closes (worker.cc Close): it stops granting, the producer
+  // sees it stop offering (not lost), and what it had not started goes
+  // back released.
   void Leave(size_t slot) {
     SimWorker& w = workers_[slot];
     if (w.state != SimWorker::State::kUp) return;
     w.state = SimWorker::State::kLeft;
-    w.outstanding = 0;
-    w.pending.grant = 0;
-    w.wanted = false;
+    w.ledger->StopGranting();
     WorkerDown(w.id, /*lost=*/false);
     std::vector<Delivery> keep;
     for (Delivery& d : w.window) {
@@ -1073,49 +1261,96 @@ class Sim {
         keep.push_back(std::move(d));
         continue;
       }
-      w.pending.others.push_back(wq::OtherResult{
-          d.seq, d.attempt, wq::Verdict::kRelease, 0, "worker closing"});
-      for (uint32_t a : d.owed) {
-        w.pending.others.push_back(wq::OtherResult{
-            d.seq, a, wq::Verdict::kRelease, 0, "worker closing"});
-      }
+      w.results.push_back(Posted{d.key, d.seq, d.attempt, wq::Verdict::kRelease,
+                                 0, "worker closing"});
     }
     w.window = std::move(keep);
-    Flush(w);
+    DrainResults(w);
+    Arrive(w);
   }
 
-  // Time passes; running handlers (and those whose results are not sent
-  // yet) first extend their leases when `extend`.
+  // A worker that left starts a new Worker on the same node once its
+  // handlers finished: the old one's last results go out, and a new ledger
+  // (nothing granted, nothing remembered) offers the queue again.
+  void Rejoin(size_t slot) {
+    SimWorker& w = workers_[slot];
+    if (w.state != SimWorker::State::kLeft || !w.window.empty()) return;
+    DrainResults(w);
+    for (int i = 0; i < 8 && !w.outbox.empty() && !failed(); ++i) Arrive(w);
+    if (failed()) return;
+    w.ledger = NewLedger();
+    w.gone.clear();
+    w.acks.clear();
+    w.last_sent.reset();
+    w.state = SimWorker::State::kUp;
+    WorkerUp(w.id);
+  }
+
+  // Time passes. First, messages on the wire that carry a grant arrive
+  // before they are older than the ledger's lost-grant time (its
+  // assumption: a grant still unknown to the producer after that long was
+  // lost); then, when `extend`, running handlers (and those whose results
+  // are not sent yet) extend their leases.
   void Advance(absl::Duration dt, bool extend) {
     if (dt <= absl::ZeroDuration()) return;
+    // What arrives may make any worker send more (taken now): that too.
+    for (int round = 0; round < 1000 && !failed(); ++round) {
+      SimWorker* due = nullptr;
+      for (SimWorker& w : workers_) {
+        for (const Outgoing& o : w.outbox) {
+          if (o.grant > 0 && now_ + dt - o.taken > kLostGrant) due = &w;
+        }
+        if (due != nullptr) break;
+      }
+      if (due == nullptr) break;
+      Arrive(*due);
+    }
     if (extend || cfg_.profile == Profile::kClean) {
       for (SimWorker& w : workers_) {
         if (w.state == SimWorker::State::kDown) continue;
         std::vector<uint64_t> seqs;
+        // worker.cc ExtendLease: to the delivery's producer and to those
+        // owed the run's result.
+        auto add = [&](const wq::ProducerKey& key, uint64_t seq) {
+          bool reaches = key.node == producer_node_;
+          for (const NodeId& n :
+               w.ledger->OwedTo(TaskId{producer_, seq}, key.node)) {
+            reaches = reaches || n == producer_node_;
+          }
+          if (reaches) seqs.push_back(seq);
+        };
         for (const Delivery& d : w.window) {
-          if (d.started) seqs.push_back(d.seq);
+          if (d.started) add(d.key, d.seq);
         }
-        for (const wq::OtherResult& r : w.pending.others) seqs.push_back(r.seq);
-        for (uint64_t seq : w.pending.acked) seqs.push_back(seq);
+        for (const Posted& r : w.results) add(r.key, r.seq);
+        for (const Outgoing& o : w.outbox) {
+          if (!o.results.has_value() || o.to.node != producer_node_) continue;
+          for (uint64_t seq : o.results->acked) seqs.push_back(seq);
+          for (const wq::OtherResult& r : o.results->others) {
+            seqs.push_back(r.seq);
+          }
+        }
         if (!seqs.empty()) Extend(w.id, std::move(seqs), dt + lease());
       }
     }
     now_ += dt;
   }
 
-  // The producer process dies and a new one starts from the spool: a new
-  // dispatcher gets every task not yet acked or dead, marked recovered.
-  // Workers lose what the old process sent them (results included).
+  // The producer process dies and a new one starts from the spool on a new
+  // node (task ids keep the spool's producer id): a new dispatcher gets
+  // every task not yet acked or dead, marked recovered. Workers learn that
+  // the old node is gone at their next engine event; what they send it is
+  // lost.
   void RestartProducer() {
+    const NodeId old = producer_node_;
     incarnation_++;
+    producer_node_ = MakeId(static_cast<uint64_t>(incarnation_), 0x4e);
     NewDispatcher();
     predicted_.clear();
     for (SimWorker& w : workers_) {
-      w.window.clear();
-      w.pending = wq::Results{};
+      if (w.state == SimWorker::State::kDown) continue;
+      w.gone.push_back(old);
       w.last_sent.reset();
-      w.outstanding = 0;
-      w.wanted = false;
     }
     std::vector<wq::NewTask> recovered;
     for (uint64_t seq : spool_) {
@@ -1168,7 +1403,8 @@ class Sim {
         break;
       }
       case Event::Kind::kGrant:
-        Grant(w, e.n, e.flag);
+        EngineTick(w);
+        Arrive(w);
         break;
       case Event::Kind::kStart:
         Start(slot, e.seq, e.flag);
@@ -1177,7 +1413,8 @@ class Sim {
         FinishTask(slot, e.seq, e.n);
         break;
       case Event::Kind::kFlush:
-        Flush(w);
+        DrainResults(w);
+        Arrive(w);
         break;
       case Event::Kind::kDupResults:
         if (w.state != SimWorker::State::kDown && w.last_sent.has_value()) {
@@ -1185,12 +1422,21 @@ class Sim {
         }
         break;
       case Event::Kind::kExtend:
-        if (w.state != SimWorker::State::kDown && w.Find(e.seq) != nullptr) {
-          Extend(w.id, {e.seq}, absl::Milliseconds(e.n));
+        if (w.state != SimWorker::State::kDown) {
+          // worker.cc ExtendLease: to the delivery's producer and to those
+          // owed its run's result.
+          const Delivery* d = w.Find(e.seq);
+          if (d == nullptr) break;
+          std::vector<NodeId> to =
+              w.ledger->OwedTo(TaskId{producer_, e.seq}, d->key.node);
+          to.push_back(d->key.node);
+          if (std::find(to.begin(), to.end(), producer_node_) != to.end()) {
+            Extend(w.id, {e.seq}, absl::Milliseconds(e.n));
+          }
         }
         break;
       case Event::Kind::kCrash:
-        if (w.state == SimWorker::State::kUp && !(strict && w.Busy())) {
+        if (w.state == SimWorker::State::kUp && !(strict && Busy(w))) {
           CrashWorker(slot);
         }
         break;
@@ -1201,18 +1447,16 @@ class Sim {
         Leave(slot);
         break;
       case Event::Kind::kRejoin:
-        if (w.state == SimWorker::State::kLeft) {
-          w.state = SimWorker::State::kUp;
-          WorkerUp(w.id);
-        }
+        Rejoin(slot);
         break;
       case Event::Kind::kExit:
-        if (w.state == SimWorker::State::kLeft && !(strict && w.Busy())) {
+        if (w.state == SimWorker::State::kLeft && !(strict && Busy(w))) {
           CrashWorker(slot);
         }
         break;
       case Event::Kind::kFailSends:
-        w.fail_sends = e.n;
+        if (w.state == SimWorker::State::kDown) break;
+        (e.flag ? w.fail_sends : w.fail_frames) = e.n;
         break;
       case Event::Kind::kAdvance:
         Advance(absl::Milliseconds(e.n), e.flag);
@@ -1272,11 +1516,8 @@ class Sim {
         return e;
       }
       if (r < 230) {
-        if (w.state != SimWorker::State::kUp) continue;
-        if (!w.wanted && !Chance(rng, 0.15)) continue;
+        if (down || (w.outbox.empty() && !Chance(rng, 0.2))) continue;
         e.kind = Event::Kind::kGrant;
-        e.n = Uniform<uint64_t>(rng, 1, cfg_.prefetch);
-        e.flag = Chance(rng, 0.3);
         return e;
       }
       if (r < 380) {
@@ -1304,7 +1545,7 @@ class Sim {
         return e;
       }
       if (r < 640) {
-        if (down || w.PendingEmpty()) continue;
+        if (down || w.EngineIdle()) continue;
         e.kind = Event::Kind::kFlush;
         return e;
       }
@@ -1337,13 +1578,19 @@ class Sim {
       }
       if (r < 780) {
         if (w.state != SimWorker::State::kLeft) continue;
-        e.kind = Chance(rng, 0.6) ? Event::Kind::kRejoin : Event::Kind::kExit;
+        if (Chance(rng, 0.6)) {
+          if (!w.window.empty()) continue;  // handlers still running
+          e.kind = Event::Kind::kRejoin;
+        } else {
+          e.kind = Event::Kind::kExit;
+        }
         return e;
       }
       if (r < 800) {
         if (down) continue;
         e.kind = Event::Kind::kFailSends;
         e.n = Uniform<uint64_t>(rng, 1, 2);
+        e.flag = Chance(rng, 0.3);
         return e;
       }
       if (r < 880) {
@@ -1378,30 +1625,23 @@ class Sim {
 
   // Heal and drain: workers restart or rejoin and stop failing sends; each
   // round every worker runs what it holds (one at a time, start reported),
-  // sends its results and grants what the producer wants; when nothing
-  // moves, time jumps to the dispatcher's next wakeup. Every task must end.
+  // its engine drains the results and ticks (the ledger grants what the
+  // producer wants) and its messages arrive; when nothing moves, time jumps
+  // to the dispatcher's next wakeup. Every task must end.
   void Drain() {
     for (int round = 0; round < kMaxDrainRounds && !failed(); ++round) {
       if (spool_.empty()) return;
       const uint64_t before = inputs_;
       for (size_t slot = 0; slot < workers_.size() && !failed(); ++slot) {
         SimWorker& w = workers_[slot];
+        w.fail_frames = 0;
         w.fail_sends = 0;
         if (w.state == SimWorker::State::kDown) {
           RestartWorker(slot);
           continue;
         }
-        if (w.state == SimWorker::State::kLeft) {
-          std::vector<uint64_t> running;
-          for (const Delivery& d : w.window) running.push_back(d.seq);
-          for (uint64_t seq : running) FinishTask(slot, seq, 0);
-          Flush(w);
-          w.state = SimWorker::State::kUp;
-          WorkerUp(w.id);
-          continue;
-        }
         // Finish what runs, then run the rest one task at a time.
-        while (!w.window.empty() && w.state == SimWorker::State::kUp &&
+        while (!w.window.empty() && w.state != SimWorker::State::kDown &&
                !failed()) {
           auto running =
               std::find_if(w.window.begin(), w.window.end(),
@@ -1412,9 +1652,13 @@ class Sim {
           }
           Start(slot, w.window.front().seq, /*report=*/true);
         }
+        if (w.state == SimWorker::State::kLeft) {
+          Rejoin(slot);
+          continue;
+        }
         if (w.state != SimWorker::State::kUp || failed()) continue;
-        if (w.wanted) Grant(w, cfg_.prefetch, /*with_results=*/true);
-        Flush(w);
+        DrainResults(w);
+        Arrive(w);
       }
       if (failed() || inputs_ != before) continue;
       const absl::Time wake = d_->NextWakeup();
@@ -1435,7 +1679,8 @@ class Sim {
 
   const SimOptions options_;
   const Config cfg_;
-  NodeId producer_;
+  NodeId producer_;       // the spool's producer id (task ids)
+  NodeId producer_node_;  // the producer process's node (new per restart)
   absl::Time now_;
   int incarnation_ = 0;
   std::unique_ptr<wq::Dispatcher> d_;
@@ -1451,6 +1696,9 @@ class Sim {
   std::map<uint64_t, Completion::Kind> completed_;
   std::map<uint64_t, int> runs_;  // handler runs per task
   std::set<uint64_t> rejected_;   // a handler rejected it
+  // A worker died while the dispatcher counted the task as started there
+  // but no handler of it ran (see CrashWorker).
+  std::set<uint64_t> crashed_not_running_;
 
   // The oracle (this producer process).
   std::map<uint64_t, Expect> tasks_;
@@ -1465,6 +1713,7 @@ class Sim {
   uint64_t lease_expiries_ = 0;
   uint64_t worker_crashes_ = 0;
   uint64_t send_failures_ = 0;
+  uint64_t duplicates_ = 0;
   uint64_t total_acked_ = 0, total_dead_ = 0;
   uint64_t inputs_ = 0;
 
@@ -1558,7 +1807,7 @@ std::string Event::ToString() const {
       return absl::StrCat("push ", absl::StrJoin(parts, " "));
     }
     case Kind::kGrant:
-      return absl::StrCat(w, "grant ", n, flag ? " (with results)" : "");
+      return absl::StrCat(w, "engine tick: grant, send");
     case Kind::kStart:
       return absl::StrCat(w, "start s", seq, flag ? "" : " (unreported)");
     case Kind::kFinish:
@@ -1566,7 +1815,7 @@ std::string Event::ToString() const {
           w, "finish s", seq,
           n > 0 ? absl::StrCat(" (retry delay ", n, "ms)") : "");
     case Kind::kFlush:
-      return absl::StrCat(w, "flush results");
+      return absl::StrCat(w, "engine drains results, sends");
     case Kind::kDupResults:
       return absl::StrCat(w, "duplicate last results");
     case Kind::kExtend:
@@ -1582,7 +1831,8 @@ std::string Event::ToString() const {
     case Kind::kExit:
       return absl::StrCat(w, "exit");
     case Kind::kFailSends:
-      return absl::StrCat(w, "fail next ", n, " send(s)");
+      return flag ? absl::StrCat(w, "fails its next ", n, " send(s)")
+                  : absl::StrCat(w, "fail next ", n, " frame(s) to it");
     case Kind::kAdvance:
       return absl::StrCat("advance ", n, "ms",
                           flag ? " (running handlers extend)" : "");

@@ -1,11 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
-// Deterministic simulation of the work-queue dispatcher
-// (patterns/work_queue/internal/dispatcher.h): one `wq::Dispatcher`, a few
-// simulated workers and a spool model, driven by a schedule drawn from a
-// seeded std::mt19937_64, with an oracle that checks the dispatcher's rules
-// and invariants after every input. No threads, no clock, no I/O: a seed
-// replays exactly (within one process; see work_queue_sim_main.cc for
-// replays across processes).
+// Deterministic simulation of the work-queue protocol: one real
+// `wq::Dispatcher` (patterns/work_queue/internal/dispatcher.h) and a few
+// workers, each keeping its protocol state in a real `wq::WorkerLedger`
+// (worker_ledger.h) fed the way worker.cc feeds it, plus a spool model,
+// driven by a schedule drawn from a seeded std::mt19937_64, with an oracle
+// that checks the rules and invariants of both after every input. The sim
+// models only what the threaded shells do: the producer's Apply order, the
+// worker's waiting and running deliveries, each task's scripted handler,
+// results posted for the engine, messages on the wire, crashes, leaving,
+// restarts. No threads, no clock, no I/O: a seed replays exactly (within
+// one process; see work_queue_sim_main.cc for replays across processes).
 //
 // A run is a list of `Event`s (the schedule), then a fixed heal-and-drain
 // phase (workers healthy, no crashes, every task must end), then Close.
@@ -49,37 +53,45 @@ enum class Profile : uint8_t {
 // Deliberate defects, to prove that the oracle catches them.
 enum class Fault : uint8_t {
   kNone,
-  // The shell hands the dispatcher one more credit than the worker granted.
+  // The shell hands the dispatcher one more credit than the worker's ledger
+  // granted.
   kInflateGrants,
   // The oracle expects one attempt more than the rules give.
   kMiscountAttempts,
+  // The workers' ledgers forget completed tasks at once (dedup_max 0)
+  // while the oracle expects them remembered.
+  kForgetCompleted,
 };
 
 struct Event {
   enum class Kind : uint8_t {
-    kPush,             // seq..seq+behaviours.size()-1 pushed and confirmed
-    kGrant,            // worker grants n (Credit, or with its next Results)
-    kStart,            // worker's handler starts its delivery of seq
-    kFinish,           // the handler of seq returns; the result is queued
-    kFlush,            // worker sends its queued results (and grant)
-    kDupResults,       // worker's last Results arrives once more
-    kExtend,           // worker extends the lease of seq by ms
-    kCrash,            // worker dies (WorkerDown lost=true)
-    kRestart,          // a dead worker comes back as a new node
-    kLeave,            // worker stops offering (lost=false), releases unstarted
-    kRejoin,           // a worker that left offers the queue again
-    kExit,             // a worker that left dies (lost=true)
-    kFailSends,        // the next n frames to worker fail to send
-    kAdvance,          // time passes by ms (running handlers extend first)
-    kTick,             // Tick now
-    kTickAtWakeup,     // time jumps to NextWakeup(), then Tick
+    kPush,          // seq..seq+behaviours.size()-1 pushed and confirmed
+    kGrant,         // worker's engine ticks (its ledger grants what is free),
+                    // and what it sent arrives
+    kStart,         // worker's handler starts its delivery of seq
+    kFinish,        // the handler of seq returns; the result is posted
+    kFlush,         // worker's engine drains posted starts and results into
+                    // its ledger and sends; what it sent arrives
+    kDupResults,    // worker's last Results arrives once more (acks and
+                    // other results only)
+    kExtend,        // worker extends the lease of seq by ms
+    kCrash,         // worker dies (WorkerDown lost=true)
+    kRestart,       // a dead worker comes back as a new node
+    kLeave,         // worker stops offering (lost=false), releases unstarted
+    kRejoin,        // a worker that left offers the queue again
+    kExit,          // a worker that left dies (lost=true)
+    kFailSends,     // the next n frames to worker fail to send (flag:
+                    // the worker's own next n sends fail)
+    kAdvance,       // time passes by ms (running handlers extend first)
+    kTick,          // Tick now
+    kTickAtWakeup,  // time jumps to NextWakeup(), then Tick
     kProducerRestart,  // producer crashes, restarts from the spool
   };
   Kind kind = Kind::kTick;
   int worker = 0;  // worker slot
   uint64_t seq = 0;
-  uint64_t n = 0;     // grant / frames / ms / delay_ms
-  bool flag = false;  // grant: with results; start: reported;
+  uint64_t n = 0;     // sends / ms / delay_ms
+  bool flag = false;  // start: reported; fail-sends: the worker's own;
                       // advance and tick-at-wakeup: handlers extend
   std::vector<Behaviour> behaviours;  // push
   std::vector<int> retries;           // push: for kRetryThenAck
@@ -93,11 +105,12 @@ struct SimOptions {
   Fault fault = Fault::kNone;
   bool shrink = true;  // shrink a failing schedule
   // Carry out a batch of effects with its demands before its frames, as
-  // producer.cc's Apply does today. Off by default (frames first): a
-  // backlog demand says "I hold none of your credit", which is only true
-  // once the frames that used that credit went out; worker.cc's lost-grant
-  // rule may otherwise zero its count of outstanding credit and grant
-  // again, and the worker ends up holding more than its prefetch.
+  // producer.cc's Apply once did. Off by default (frames first, as
+  // producer.cc does now): a backlog demand says "I hold none of your
+  // credit", which is only true once the frames that used that credit
+  // went out; the ledger's lost-grant rule may otherwise zero its count of
+  // outstanding credit and grant again, and the worker is sent more than
+  // its prefetch (caught as "worker-credit" or "prefetch").
   bool demands_before_frames = false;
 };
 
@@ -122,7 +135,10 @@ struct SimResult {
   uint64_t dead = 0;
   uint64_t producer_restarts = 0;
   uint64_t worker_crashes = 0;
-  uint64_t send_failures = 0;
+  uint64_t send_failures = 0;  // frames and the workers' own sends
+  // Deliveries the workers' ledgers answered without running (completed
+  // recently, or owed the result of the run in progress).
+  uint64_t duplicates = 0;
   uint64_t lease_expiries = 0;
   // No handler failed and no handler was running when its worker died or
   // its lease ran out: such a run must end with zero dead letters.

@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: Apache-2.0
-// work_queue_sim: runs the work-queue dispatcher simulation.
+// work_queue_sim: runs the work-queue simulation (dispatcher and worker
+// ledgers).
 //
 //   work_queue_sim [--seconds N] [--steps K] [--first-seed S]
 //                         random seeds until N seconds pass (default 10)
 //   work_queue_sim --seed S [--steps K]
 //                         one seed, printing its schedule
 //   --demands-before-frames
-//                         carry out effects in producer.cc's order
-//                         (SimOptions::demands_before_frames)
+//                         carry out effects in the order producer.cc once
+//                         did, which lets a worker's ledger lend more than
+//                         its prefetch (SimOptions::demands_before_frames;
+//                         fails within the first seeds)
 //
 // Exits 1 on the first failing seed, after printing the failure and its
 // shrunk schedule. A failing seed replays exactly in this binary: the

@@ -20,6 +20,7 @@ constexpr int kSteps = 300;
 TEST(WorkQueueSimTest, RandomSchedulesKeepEveryInvariant) {
   uint64_t clean = 0, clean_with_churn = 0, dead = 0, restarts = 0;
   uint64_t crashes = 0, send_failures = 0, expiries = 0, inputs = 0;
+  uint64_t duplicates = 0;
   for (uint64_t seed = 1; seed <= kSeeds; ++seed) {
     SimOptions options;
     options.seed = seed;
@@ -32,6 +33,7 @@ TEST(WorkQueueSimTest, RandomSchedulesKeepEveryInvariant) {
     crashes += r.worker_crashes;
     send_failures += r.send_failures;
     expiries += r.lease_expiries;
+    duplicates += r.duplicates;
     if (r.clean) {
       // No handler failed and none was running when its worker died or its
       // lease ran out: zero dead letters (the oracle checks it too).
@@ -49,14 +51,16 @@ TEST(WorkQueueSimTest, RandomSchedulesKeepEveryInvariant) {
   EXPECT_GT(crashes, kSeeds);
   EXPECT_GT(send_failures, kSeeds);
   EXPECT_GT(expiries, kSeeds);
+  EXPECT_GT(duplicates, kSeeds);
   std::printf(
       "%llu seeds, %llu dispatcher inputs, %llu clean runs (%llu with"
-      " churn), %llu dead letters\n",
+      " churn), %llu dead letters, %llu duplicate deliveries\n",
       static_cast<unsigned long long>(kSeeds),
       static_cast<unsigned long long>(inputs),
       static_cast<unsigned long long>(clean),
       static_cast<unsigned long long>(clean_with_churn),
-      static_cast<unsigned long long>(dead));
+      static_cast<unsigned long long>(dead),
+      static_cast<unsigned long long>(duplicates));
 }
 
 TEST(WorkQueueSimTest, SameSeedSameRun) {
@@ -72,7 +76,7 @@ TEST(WorkQueueSimTest, SameSeedSameRun) {
 }
 
 // The checker can fail: a shell that tells the dispatcher of more credit
-// than the worker granted must be caught sending beyond credit, with a
+// than the worker's ledger granted must be caught sending beyond credit, with a
 // short replayable trace.
 TEST(WorkQueueSimTest, CatchesDispatchBeyondGrantedCredit) {
   SimOptions options;
@@ -112,6 +116,27 @@ TEST(WorkQueueSimTest, CatchesWrongAttemptCount) {
   EXPECT_LE(r.shrunk.size(), r.events.size());
 }
 
+// The checker can fail: workers whose ledgers forget what they completed
+// run a task again that they acked within the dedup window.
+TEST(WorkQueueSimTest, CatchesARerunOfACompletedTask) {
+  SimOptions options;
+  options.fault = Fault::kForgetCompleted;
+  bool caught = false;
+  for (uint64_t seed = 1; seed <= 100 && !caught; ++seed) {
+    options.seed = seed;
+    const SimResult r = RunSeed(options);
+    if (r.ok) continue;
+    caught = true;
+    EXPECT_EQ(r.invariant, "dedup") << FormatFailure(r);
+    ASSERT_FALSE(r.shrunk.empty());
+    const SimResult again = Replay(options, r.shrunk);
+    EXPECT_FALSE(again.ok);
+    EXPECT_EQ(again.invariant, r.invariant);
+    std::printf("%s", FormatFailure(r).c_str());
+  }
+  EXPECT_TRUE(caught);
+}
+
 // A schedule written by hand replays: two tasks, one run by hand, the other
 // by the drain phase.
 TEST(WorkQueueSimTest, ReplaysAGivenSchedule) {
@@ -124,9 +149,8 @@ TEST(WorkQueueSimTest, ReplaysAGivenSchedule) {
   push.behaviours = {Behaviour::kAck, Behaviour::kAck};
   push.retries = {0, 0};
   events.push_back(push);
-  Event grant;
+  Event grant;  // the ledger's grant (asked for at WorkerUp) arrives
   grant.kind = Event::Kind::kGrant;
-  grant.n = 1;
   events.push_back(grant);
   Event start;
   start.kind = Event::Kind::kStart;
