@@ -536,7 +536,8 @@ void Producer::Impl::Apply(NodeContext& ctx, absl::Time now) {
       for (uint64_t seq : f.seqs) {
         std::optional<wq::Dispatcher::TaskView> t = dispatcher_->Find(seq);
         if (!t.has_value()) continue;  // cannot happen: frames hold live tasks
-        encoder.Add(seq, t->attempt, t->redelivered, *t->headers, *t->body);
+        encoder.Add(seq, t->attempt, t->redelivered, *t->headers, *t->body,
+                    t->delivery);
       }
       absl::Status sent =
           plugin_->Send(ctx, f.worker, wq::kTasks, encoder.Finish());

@@ -58,19 +58,33 @@ class Worker::Impl : public wq::WorkerEndpoint,
  private:
   struct Delivery {
     Task task;
-    NodeId from;  // the producer's node
+    NodeId from;            // the producer's node
+    uint32_t delivery = 0;  // the producer's number for it (wire.h)
   };
   struct Result {
     ProducerKey key;
     TaskId id;
     uint32_t attempt;
+    uint32_t delivery;
     wq::Verdict verdict;
     uint64_t delay_ms = 0;
     std::string reason;
   };
+  // The verdict `verdict` for `d`.
+  static Result ResultFor(const Delivery& d, wq::Verdict verdict,
+                          std::string reason = "") {
+    return Result{ProducerKey{d.from, d.task.queue},
+                  d.task.id,
+                  d.task.attempt,
+                  d.delivery,
+                  verdict,
+                  0,
+                  std::move(reason)};
+  }
   struct Start {
     ProducerKey key;
     TaskId id;
+    uint32_t delivery;
   };
   // What one handler thread runs now, so the engine's tick can report the
   // start of a long run.
@@ -80,6 +94,7 @@ class Worker::Impl : public wq::WorkerEndpoint,
     bool reported ABSL_GUARDED_BY(mu) = false;
     ProducerKey key ABSL_GUARDED_BY(mu);
     TaskId id ABSL_GUARDED_BY(mu);
+    uint32_t delivery ABSL_GUARDED_BY(mu) = 0;
   };
   class Context;
 
@@ -226,9 +241,8 @@ void Worker::Impl::HandlerLoop(size_t thread) {
         // Close began: what this thread took but has not started goes
         // back unrun, like the tasks still waiting.
         counters_.released++;
-        results.push_back(Result{ProducerKey{d.from, d.task.queue}, d.task.id,
-                                 d.task.attempt, wq::Verdict::kRelease, 0,
-                                 "worker closing"});
+        results.push_back(
+            ResultFor(d, wq::Verdict::kRelease, "worker closing"));
         continue;
       }
       // Starts reach the producer three ways (a start makes the delivery
@@ -247,18 +261,14 @@ void Worker::Impl::HandlerLoop(size_t thread) {
         slot.reported = d.task.redelivered;
         slot.key = ProducerKey{d.from, d.task.queue};
         slot.id = d.task.id;
+        slot.delivery = d.delivery;
       }
       Outcome outcome = RunHandler(d);
       {
         absl::MutexLock lock(&slot.mu);
         slot.active = false;
       }
-      Result r{ProducerKey{d.from, d.task.queue},
-               d.task.id,
-               d.task.attempt,
-               wq::Verdict::kAck,
-               0,
-               ""};
+      Result r = ResultFor(d, wq::Verdict::kAck);
       switch (outcome.verdict()) {
         case Outcome::Verdict::kAck:
           counters_.acked++;
@@ -294,7 +304,8 @@ void Worker::Impl::HandlerLoop(size_t thread) {
 void Worker::Impl::ReportStart(const Delivery& d, bool wait) {
   absl::MutexLock lock(&results_mu_);
   if (node_released_) return;
-  starts_.push_back(Start{ProducerKey{d.from, d.task.queue}, d.task.id});
+  starts_.push_back(
+      Start{ProducerKey{d.from, d.task.queue}, d.task.id, d.delivery});
   const uint64_t ticket = ++starts_queued_;
   if (!results_posted_) {
     results_posted_ = true;
@@ -396,7 +407,7 @@ void Worker::Impl::OnTasks(NodeContext& ctx, const NodeId& from, wq::Tasks m) {
     batch.push_back(
         Delivery{Task{TaskId{m.producer, t.seq}, m.queue, std::move(t.headers),
                       std::string(t.body), t.attempt, t.redelivered},
-                 from});
+                 from, t.delivery});
   }
   bool stopping = false;
   if (!batch.empty()) {
@@ -411,10 +422,7 @@ void Worker::Impl::OnTasks(NodeContext& ctx, const NodeId& from, wq::Tasks m) {
     const absl::Time wall_now = absl::Now();
     for (const Delivery& d : batch) {
       counters_.released++;
-      Resolve(
-          Result{ProducerKey{d.from, d.task.queue}, d.task.id, d.task.attempt,
-                 wq::Verdict::kRelease, 0, "worker closing"},
-          wall_now);
+      Resolve(ResultFor(d, wq::Verdict::kRelease, "worker closing"), wall_now);
     }
   }
   Flush(ctx, now);
@@ -433,9 +441,7 @@ void Worker::Impl::OnProducerGone(NodeContext& ctx, const NodeId& node,
     absl::MutexLock lock(&mu_);
     for (auto it = waiting_.begin(); it != waiting_.end();) {
       if (matches(it->from, it->task.queue)) {
-        dropped.push_back(Result{ProducerKey{it->from, it->task.queue},
-                                 it->task.id, it->task.attempt,
-                                 wq::Verdict::kRelease, 0, ""});
+        dropped.push_back(ResultFor(*it, wq::Verdict::kRelease));
         it = waiting_.erase(it);
       } else {
         ++it;
@@ -460,7 +466,7 @@ void Worker::Impl::DrainResults(NodeContext& ctx) {
     results_posted_ = false;
   }
   if (!engine_detached_) {
-    for (const Start& st : starts) ledger_.Started(st.key, st.id);
+    for (const Start& st : starts) ledger_.Started(st.key, st.id, st.delivery);
     const absl::Time wall_now = absl::Now();
     for (const Result& r : results) Resolve(r, wall_now);
     ledger_.Prune(wall_now);
@@ -474,8 +480,8 @@ void Worker::Impl::DrainResults(NodeContext& ctx) {
 }
 
 void Worker::Impl::Resolve(const Result& r, absl::Time wall_now) {
-  ledger_.Resolve(wall_now, r.key, r.id, r.attempt, r.verdict, r.delay_ms,
-                  r.reason);
+  ledger_.Resolve(wall_now, r.key, r.id, r.attempt, r.delivery, r.verdict,
+                  r.delay_ms, r.reason);
 }
 
 void Worker::Impl::Flush(NodeContext& ctx, absl::Time now) {
@@ -499,7 +505,7 @@ void Worker::Impl::OnTick(NodeContext& ctx, absl::Time now) {
     absl::MutexLock lock(&slot->mu);
     if (slot->active && !slot->reported) {
       slot->reported = true;
-      ledger_.Started(slot->key, slot->id);
+      ledger_.Started(slot->key, slot->id, slot->delivery);
     }
   }
   ledger_.Prune(absl::Now());
@@ -528,9 +534,7 @@ void Worker::Impl::Close() {
   std::vector<Result> released;
   for (const Delivery& d : waiting) {
     counters_.released++;
-    released.push_back(Result{ProducerKey{d.from, d.task.queue}, d.task.id,
-                              d.task.attempt, wq::Verdict::kRelease, 0,
-                              "worker closing"});
+    released.push_back(ResultFor(d, wq::Verdict::kRelease, "worker closing"));
   }
   if (!released.empty()) PostResults(std::move(released));
   // Running handlers finish (bounded); their results follow.

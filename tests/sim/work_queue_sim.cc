@@ -145,6 +145,7 @@ struct Delivery {
   wq::ProducerKey key;  // the producer node that sent it
   uint64_t seq = 0;
   uint32_t attempt = 0;
+  uint32_t delivery = 0;  // the dispatcher's number for it (wire.h)
   bool redelivered = false;
   bool started = false;  // its handler runs
   int run = 0;           // which run of the task's handler (from 1)
@@ -156,9 +157,17 @@ struct Posted {
   wq::ProducerKey key;
   uint64_t seq = 0;
   uint32_t attempt = 0;
+  uint32_t delivery = 0;
   wq::Verdict verdict = wq::Verdict::kAck;
   uint64_t delay_ms = 0;
   std::string reason;
+};
+
+// A handler's start posted for the engine (worker.cc starts_).
+struct PostedStart {
+  wq::ProducerKey key;
+  uint64_t seq = 0;
+  uint32_t delivery = 0;
 };
 
 // A CREDIT or RESULTS the ledger gave to send, on the wire to its producer.
@@ -178,7 +187,7 @@ struct SimWorker {
   std::unique_ptr<wq::WorkerLedger> ledger;  // a new one per Worker
   std::vector<Delivery> window;              // waiting and running
   // Posted by handler threads for the engine (worker.cc starts_, results_).
-  std::vector<std::pair<wq::ProducerKey, uint64_t>> starts;
+  std::vector<PostedStart> starts;
   std::vector<Posted> results;
   std::deque<Outgoing> outbox;  // sent, not yet arrived
   std::vector<NodeId> gone;     // producer nodes gone, not yet told
@@ -452,9 +461,14 @@ class Sim {
     }
   }
   void OracleResults(const NodeId& w, const wq::Results& m) {
-    for (uint64_t seq : m.started) {
-      auto it = tasks_.find(seq);
-      if (it != tasks_.end() && Current(it->second, w)) Count(it->second);
+    // "Starts and failures are taken only for the current delivery, named
+    // by its number."
+    for (const wq::StartedTask& st : m.started) {
+      auto it = tasks_.find(st.seq);
+      if (it != tasks_.end() && Current(it->second, w) &&
+          (st.delivery == 0 || st.delivery == it->second.deliveries)) {
+        Count(it->second);
+      }
     }
     // "An ack from any delivery completes it, once."
     auto ack = [&](uint64_t seq) {
@@ -469,7 +483,10 @@ class Sim {
       if (it == tasks_.end()) continue;
       Expect& e = it->second;
       // "Only the current delivery may fail or release a task."
-      if (!Current(e, w) || r.attempt != e.wire_attempt) continue;
+      if (!Current(e, w) || (r.delivery != 0 ? r.delivery != e.deliveries
+                                             : r.attempt != e.wire_attempt)) {
+        continue;
+      }
       switch (r.verdict) {
         case wq::Verdict::kAck:
           ack(r.seq);
@@ -752,6 +769,7 @@ class Sim {
       fresh.key = key;
       fresh.seq = t.seq;
       fresh.attempt = t.attempt;
+      fresh.delivery = t.delivery;
       fresh.redelivered = t.redelivered;
       w.window.push_back(std::move(fresh));
     }
@@ -1075,8 +1093,8 @@ class Sim {
       w.window = std::move(keep);
       w.ledger->ProducerGone(node, "");
       for (const Delivery& d : dropped) {
-        Resolve(w,
-                Posted{d.key, d.seq, d.attempt, wq::Verdict::kRelease, 0, ""});
+        Resolve(w, Posted{d.key, d.seq, d.attempt, d.delivery,
+                          wq::Verdict::kRelease, 0, ""});
       }
     }
     EngineFlush(w);
@@ -1084,7 +1102,7 @@ class Sim {
 
   void Resolve(SimWorker& w, const Posted& r) {
     w.ledger->Resolve(now_, r.key, TaskId{producer_, r.seq}, r.attempt,
-                      r.verdict, r.delay_ms, r.reason);
+                      r.delivery, r.verdict, r.delay_ms, r.reason);
     if (r.verdict == wq::Verdict::kAck) w.acks.emplace_back(now_, r.seq);
   }
 
@@ -1093,12 +1111,12 @@ class Sim {
   void DrainResults(SimWorker& w) {
     if (w.state == SimWorker::State::kDown) return;
     NoticeGone(w);
-    std::vector<std::pair<wq::ProducerKey, uint64_t>> starts;
+    std::vector<PostedStart> starts;
     std::vector<Posted> results;
     std::swap(starts, w.starts);
     std::swap(results, w.results);
-    for (const auto& [key, seq] : starts) {
-      w.ledger->Started(key, TaskId{producer_, seq});
+    for (const PostedStart& st : starts) {
+      w.ledger->Started(st.key, TaskId{producer_, st.seq}, st.delivery);
     }
     for (const Posted& r : results) Resolve(w, r);
     w.ledger->Prune(now_);
@@ -1158,13 +1176,13 @@ class Sim {
     d->run = ++runs_[seq];
     const SpoolTask& task = catalog_.at(seq);
     if (task.behaviour == Behaviour::kPoison) {
-      w.starts.emplace_back(d->key, seq);
+      w.starts.push_back(PostedStart{d->key, seq, d->delivery});
       DrainResults(w);
       Arrive(w);
       CrashWorker(slot);
       return;
     }
-    if (report) w.starts.emplace_back(d->key, seq);
+    if (report) w.starts.push_back(PostedStart{d->key, seq, d->delivery});
   }
 
   // The handler of `seq` returns; its result is posted for the engine.
@@ -1198,10 +1216,11 @@ class Sim {
     }
     if (v != wq::Verdict::kAck) handler_failures_++;
     if (v == wq::Verdict::kReject) rejected_.insert(seq);
-    w.results.push_back(Posted{
-        d.key, seq, d.attempt, v, v == wq::Verdict::kRetry ? delay_ms : 0,
-        v == wq::Verdict::kReject ? "bad input"
-                                  : (v == wq::Verdict::kAck ? "" : "busy")});
+    w.results.push_back(Posted{d.key, seq, d.attempt, d.delivery, v,
+                               v == wq::Verdict::kRetry ? delay_ms : 0,
+                               v == wq::Verdict::kReject
+                                   ? "bad input"
+                                   : (v == wq::Verdict::kAck ? "" : "busy")});
   }
 
   void CrashWorker(size_t slot) {
@@ -1211,9 +1230,8 @@ class Sim {
     worker_crashes_++;
     // The dispatcher counts a start here of a task whose handler is not
     // running, so the crash counts against a task that did not cause it:
-    // its result was lost or is still on the wire, or a stale start (of an
-    // earlier delivery here, whose lease ran out) was taken for the current
-    // delivery's ("started" names a task, not a delivery).
+    // its result was lost or is still on the wire. (A stale start of an
+    // earlier delivery is not counted: starts name their delivery.)
     for (const auto& [seq, e] : tasks_) {
       const Delivery* d = w.Find(seq);
       if (Current(e, w.id) && e.counted && (d == nullptr || !d->started)) {
@@ -1261,8 +1279,8 @@ class Sim {
         keep.push_back(std::move(d));
         continue;
       }
-      w.results.push_back(Posted{d.key, d.seq, d.attempt, wq::Verdict::kRelease,
-                                 0, "worker closing"});
+      w.results.push_back(Posted{d.key, d.seq, d.attempt, d.delivery,
+                                 wq::Verdict::kRelease, 0, "worker closing"});
     }
     w.window = std::move(keep);
     DrainResults(w);

@@ -38,7 +38,7 @@ std::optional<Dispatcher::TaskView> Dispatcher::Find(uint64_t seq) const {
   if (it == tasks_.end()) return std::nullopt;
   const TaskState& t = it->second;
   return TaskView{&t.headers, &t.body, t.started ? t.attempts : t.attempts + 1,
-                  t.recovered || t.deliveries > 1};
+                  t.recovered || t.deliveries > 1, t.deliveries};
 }
 
 uint64_t Dispatcher::CreditOf(const NodeId& worker) const {
@@ -216,11 +216,12 @@ void Dispatcher::Credit(absl::Time now, const NodeId& worker, uint64_t grant,
 
 void Dispatcher::Results(absl::Time now, const NodeId& worker,
                          const wq::Results& m, Effects& out) {
-  for (uint64_t seq : m.started) {
-    auto it = tasks_.find(seq);
+  for (const wq::StartedTask& s : m.started) {
+    auto it = tasks_.find(s.seq);
     if (it == tasks_.end()) continue;
     TaskState& t = it->second;
-    if (t.state == State::kInFlight && t.worker == worker) {
+    if (t.state == State::kInFlight && t.worker == worker &&
+        (s.delivery == 0 || s.delivery == t.deliveries)) {
       MarkStarted(now, t);
     }
   }
@@ -232,7 +233,7 @@ void Dispatcher::Results(absl::Time now, const NodeId& worker,
     // Only the current delivery may fail or release a task.
     const uint32_t attempt = t.started ? t.attempts : t.attempts + 1;
     if (t.state != State::kInFlight || t.worker != worker ||
-        r.attempt != attempt) {
+        (r.delivery != 0 ? r.delivery != t.deliveries : r.attempt != attempt)) {
       continue;
     }
     switch (r.verdict) {

@@ -32,10 +32,11 @@
 // - `attempts` of a task equals the number of its started deliveries in
 //   this producer process.
 //
-// `started` in RESULTS names a task, not a delivery: the worker must treat
-// every delivery of a task it holds as the one run in progress until that
-// run's result is sent (worker_ledger.h), so a start always belongs to the
-// delivery the dispatcher counts as current.
+// Starts and failures are taken only for the current delivery, named by
+// its number (`TaskView::delivery`, echoed by the worker): a report of an
+// earlier delivery still on the wire when the task went out again is
+// ignored (an ack from any delivery is accepted). A worker that gives no
+// delivery number (an older release) is matched by attempt number instead.
 //
 // Thread safety: thread-compatible (one thread at a time: the producer
 // calls it on the node's engine thread).
@@ -148,8 +149,9 @@ class Dispatcher {
   struct TaskView {
     const Headers* headers;
     const std::string* body;
-    uint32_t attempt;  // this delivery's number if its handler starts
-    bool redelivered;  // delivered before, or recovered from a spool
+    uint32_t attempt;   // this delivery's number if its handler starts
+    bool redelivered;   // delivered before, or recovered from a spool
+    uint32_t delivery;  // the current (or last) delivery's number
   };
 
   explicit Dispatcher(DispatcherOptions options);

@@ -52,10 +52,14 @@ class DispatcherTest : public ::testing::Test {
     d_->WorkerUp(now_, w, fx_);
     if (credit > 0) d_->Credit(now_, w, credit, fx_);
   }
+  // Reports the starts of the current deliveries of `seqs`.
   void Start(const NodeId& w, std::vector<uint64_t> seqs) {
     Results r;
     r.queue = "q";
-    r.started = std::move(seqs);
+    for (uint64_t s : seqs) {
+      std::optional<Dispatcher::TaskView> t = d_->Find(s);
+      r.started.push_back(StartedTask{s, t ? t->delivery : 0});
+    }
     d_->Results(now_, w, r, fx_);
   }
   void Ack(const NodeId& w, std::vector<uint64_t> seqs, uint64_t grant = 0) {
@@ -71,8 +75,8 @@ class DispatcherTest : public ::testing::Test {
     r.queue = "q";
     r.grant = grant;
     std::optional<Dispatcher::TaskView> t = d_->Find(seq);
-    r.others.push_back(
-        OtherResult{seq, t ? t->attempt : 1, v, delay_ms, std::move(reason)});
+    r.others.push_back(OtherResult{seq, t ? t->attempt : 1, v, delay_ms,
+                                   std::move(reason), t ? t->delivery : 0});
     d_->Results(now_, w, r, fx_);
   }
   uint32_t AttemptOf(uint64_t seq) { return d_->Find(seq)->attempt; }
@@ -429,6 +433,38 @@ TEST_F(DispatcherTest, RecoveredTasksAreFlaggedRedeliveredAtAttemptOne) {
   EXPECT_EQ(AttemptOf(1), 1u);
   EXPECT_TRUE(d_->Find(1)->redelivered);
   EXPECT_EQ(d_->stats().redelivered, 0u);  // first delivery in this process
+}
+
+// Found by tests/sim: a worker reports the start and the retry of an
+// earlier delivery of a task after the task, its lease having run out
+// unstarted, went to that same worker again. Attempt numbers alone cannot
+// tell the two deliveries apart (an unstarted return keeps the number);
+// delivery numbers can.
+TEST_F(DispatcherTest, ReportsOfAnEarlierDeliveryAreNotTakenForTheCurrent) {
+  DispatcherOptions o;
+  o.lease = absl::Seconds(10);
+  o.max_worker_crashes = 1;
+  Reset(o);
+  Push(1, 1);
+  Up(w1_, 1);
+  const uint32_t first = d_->Find(1)->delivery;
+  Advance(absl::Seconds(10));  // unstarted: back to the queue
+  d_->Credit(now_, w1_, 1, fx_);
+  ASSERT_EQ(d_->stats().in_flight, 1u);
+  ASSERT_NE(d_->Find(1)->delivery, first);
+  EXPECT_EQ(AttemptOf(1), 1u);  // the same attempt number as the first
+  Results stale;
+  stale.started.push_back(StartedTask{1, first});
+  stale.others.push_back(
+      OtherResult{1, 1, Verdict::kRetry, 5, "from the first", first});
+  d_->Results(now_, w1_, stale, fx_);
+  EXPECT_EQ(d_->stats().started, 0u);
+  EXPECT_EQ(d_->stats().retries, 0u);
+  EXPECT_EQ(d_->stats().in_flight, 1u);
+  // The worker dies: the current delivery never started, so no crash.
+  d_->WorkerDown(now_, w1_, /*lost=*/true, fx_);
+  EXPECT_EQ(d_->stats().worker_crashes, 0u);
+  EXPECT_TRUE(fx_.dead.empty());
 }
 
 TEST_F(DispatcherTest, ResultWithoutAStartReportImpliesOne) {

@@ -105,7 +105,8 @@ void QueuePlugin::Route(NodeContext& ctx, const NodeId& from, uint16_t kind,
         back.queue = m->queue;
         for (const WireTask& t : m->tasks) {
           back.others.push_back(OtherResult{t.seq, t.attempt, Verdict::kRelease,
-                                            0, "queue not served here"});
+                                            0, "queue not served here",
+                                            t.delivery});
         }
         (void)Send(ctx, from, kResults, EncodeResults(back));
       }

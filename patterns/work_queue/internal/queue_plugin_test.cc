@@ -67,7 +67,7 @@ TEST_F(QueuePluginTest, ProducerHearsWorkersOfItsQueueAndTheirMessages) {
   plugin_.OnMessage(ctx_, worker_, kCredit, EncodeCredit(Credit{"jobs", 4}));
   Results r;
   r.queue = "jobs";
-  r.started = {1, 2};
+  r.started = {StartedTask{1, 1}, StartedTask{2, 1}};
   plugin_.OnMessage(ctx_, worker_, kResults, EncodeResults(r));
   plugin_.OnPeerEvent(
       ctx_, PeerEvent{PeerEventType::kLeft, worker_, "dead", clock_.Now()});

@@ -100,10 +100,11 @@ TasksEncoder::TasksEncoder(absl::string_view queue, const NodeId& producer)
     : queue_(queue), producer_(producer) {}
 
 void TasksEncoder::Add(uint64_t seq, uint32_t attempt, bool redelivered,
-                       const Headers& headers, absl::string_view body) {
+                       const Headers& headers, absl::string_view body,
+                       uint32_t delivery) {
   StringSink sink{&tasks_};
   Packer pk(sink);
-  pk.pack_array(5);
+  pk.pack_array(6);
   pk.pack(seq);
   pk.pack(attempt);
   if (redelivered) {
@@ -117,6 +118,7 @@ void TasksEncoder::Add(uint64_t seq, uint32_t attempt, bool redelivered,
     msgpack_bounded::PackStringMap(pk, headers);
   }
   PackBin(pk, body);
+  pk.pack(delivery);
   ++count_;
 }
 
@@ -160,6 +162,9 @@ absl::StatusOr<Tasks> DecodeTasks(absl::string_view body) {
         task.headers,
         msgpack_bounded::AsStringMap(t->ptr[3], "headers", kMaxHeaders));
     FABRIC_ASSIGN_OR_RETURN(task.body, AsBytes(t->ptr[4], "body"));
+    if (t->size > 5) {
+      FABRIC_ASSIGN_OR_RETURN(task.delivery, AsU32(t->ptr[5], "delivery"));
+    }
     m.tasks.push_back(std::move(task));
   }
   return m;
@@ -176,7 +181,7 @@ std::string EncodeResults(const Results& m) {
   PackSeqs(pk, m.acked);
   pk.pack_array(static_cast<uint32_t>(m.others.size()));
   for (const OtherResult& r : m.others) {
-    pk.pack_array(5);
+    pk.pack_array(6);
     pk.pack(r.seq);
     pk.pack(r.attempt);
     pk.pack(static_cast<uint32_t>(r.verdict));
@@ -184,8 +189,14 @@ std::string EncodeResults(const Results& m) {
     PackString(pk, r.reason.size() > kMaxStringBytes
                        ? absl::string_view(r.reason).substr(0, kMaxStringBytes)
                        : absl::string_view(r.reason));
+    pk.pack(r.delivery);
   }
-  PackSeqs(pk, m.started);
+  pk.pack_array(static_cast<uint32_t>(m.started.size()));
+  for (const StartedTask& s : m.started) {
+    pk.pack_array(2);
+    pk.pack(s.seq);
+    pk.pack(s.delivery);
+  }
   return out;
 }
 
@@ -219,10 +230,23 @@ absl::StatusOr<Results> DecodeResults(absl::string_view body) {
       return absl::InvalidArgumentError("reason too long");
     }
     o.reason = std::string(reason);
+    if (r->size > 5) {
+      FABRIC_ASSIGN_OR_RETURN(o.delivery, AsU32(r->ptr[5], "delivery"));
+    }
     m.others.push_back(std::move(o));
   }
   if (f->size > 4) {
-    FABRIC_ASSIGN_OR_RETURN(m.started, Seqs(f->ptr[4], "started"));
+    FABRIC_ASSIGN_OR_RETURN(const msgpack::object_array* started,
+                            AsArray(f->ptr[4], "started list"));
+    m.started.reserve(started->size);
+    for (uint32_t i = 0; i < started->size; ++i) {
+      FABRIC_ASSIGN_OR_RETURN(const msgpack::object_array* s,
+                              Fields(started->ptr[i], 2, "started"));
+      StartedTask st;
+      FABRIC_ASSIGN_OR_RETURN(st.seq, AsUint(s->ptr[0], "seq"));
+      FABRIC_ASSIGN_OR_RETURN(st.delivery, AsU32(s->ptr[1], "delivery"));
+      m.started.push_back(st);
+    }
   }
   return m;
 }

@@ -49,6 +49,10 @@ struct WireTask {
   bool redelivered = false;
   Headers headers;
   absl::string_view body;  // references the frame
+  // The producer's number for this delivery of the task (1, 2, ...),
+  // echoed in starts and results so that a late report of an earlier
+  // delivery is never taken for this one. 0: not given (older producer).
+  uint32_t delivery = 0;
 };
 struct Tasks {
   std::string queue;
@@ -68,6 +72,15 @@ struct OtherResult {
   Verdict verdict = Verdict::kRetry;
   uint64_t delay_ms = 0;
   std::string reason;
+  uint32_t delivery = 0;  // of WireTask; 0: not given (older worker)
+};
+// A delivery whose handler started.
+struct StartedTask {
+  uint64_t seq = 0;
+  uint32_t delivery = 0;  // of WireTask
+  friend bool operator==(const StartedTask& a, const StartedTask& b) {
+    return a.seq == b.seq && a.delivery == b.delivery;
+  }
 };
 // Outcomes of tasks one worker ran for one producer, plus fresh credit,
 // plus the tasks whose handler started (a delivery counts as an attempt
@@ -77,7 +90,7 @@ struct Results {
   uint64_t grant = 0;
   std::vector<uint64_t> acked;  // seqs
   std::vector<OtherResult> others;
-  std::vector<uint64_t> started;  // seqs
+  std::vector<StartedTask> started = {};
 };
 
 struct Extend {
@@ -97,7 +110,8 @@ class TasksEncoder {
  public:
   TasksEncoder(absl::string_view queue, const NodeId& producer);
   void Add(uint64_t seq, uint32_t attempt, bool redelivered,
-           const Headers& headers, absl::string_view body);
+           const Headers& headers, absl::string_view body,
+           uint32_t delivery = 0);
   size_t count() const { return count_; }
   size_t bytes() const { return tasks_.size(); }
   std::string Finish() const;

@@ -19,7 +19,8 @@ TEST(WireTest, TasksRoundTrip) {
   const NodeId producer = NodeId::Random();
   TasksEncoder enc("images", producer);
   enc.Add(1, 1, false, {}, "first");
-  enc.Add(2, 3, true, {{"k", "v"}, {"trace", "abc"}}, std::string(1000, 'x'));
+  enc.Add(2, 3, true, {{"k", "v"}, {"trace", "abc"}}, std::string(1000, 'x'),
+          7);
   enc.Add(3, 1, false, {}, "");
   EXPECT_EQ(enc.count(), 3u);
   const std::string frame = enc.Finish();
@@ -31,6 +32,8 @@ TEST(WireTest, TasksRoundTrip) {
   EXPECT_EQ(m.tasks[0].body, "first");
   EXPECT_FALSE(m.tasks[0].redelivered);
   EXPECT_EQ(m.tasks[1].attempt, 3u);
+  EXPECT_EQ(m.tasks[1].delivery, 7u);
+  EXPECT_EQ(m.tasks[0].delivery, 0u);
   EXPECT_TRUE(m.tasks[1].redelivered);
   EXPECT_EQ(m.tasks[1].headers.at("trace"), "abc");
   EXPECT_EQ(m.tasks[1].body.size(), 1000u);
@@ -45,7 +48,8 @@ TEST(WireTest, ResultsRoundTrip) {
   in.others.push_back(OtherResult{5, 2, Verdict::kRetry, 1500, "busy"});
   in.others.push_back(OtherResult{6, 1, Verdict::kReject, 0, "bad input"});
   in.others.push_back(OtherResult{9, 1, Verdict::kRelease, 0, ""});
-  in.started = {11, 12};
+  in.others.back().delivery = 4;
+  in.started = {StartedTask{11, 1}, StartedTask{12, 3}};
   FABRIC_ASSERT_OK_AND_ASSIGN(Results out, DecodeResults(EncodeResults(in)));
   EXPECT_EQ(out.queue, "q");
   EXPECT_EQ(out.grant, 7u);
@@ -57,7 +61,9 @@ TEST(WireTest, ResultsRoundTrip) {
   EXPECT_EQ(out.others[0].reason, "busy");
   EXPECT_EQ(out.others[1].verdict, Verdict::kReject);
   EXPECT_EQ(out.others[2].verdict, Verdict::kRelease);
-  EXPECT_THAT(out.started, ElementsAre(uint64_t{11}, uint64_t{12}));
+  EXPECT_EQ(out.others[2].delivery, 4u);
+  EXPECT_EQ(out.others[0].delivery, 0u);
+  EXPECT_THAT(out.started, ElementsAre(StartedTask{11, 1}, StartedTask{12, 3}));
 }
 
 // A worker of the previous release sends four fields and no start reports.
@@ -104,7 +110,11 @@ TEST(WireTest, TruncatedAndCorruptFramesAreRejectedCleanly) {
   TasksEncoder enc("q", NodeId::Random());
   enc.Add(1, 1, false, {{"a", "b"}}, "body");
   enc.Add(2, 2, true, {}, "more");
-  Results r{"q", 3, {1, 2}, {OtherResult{3, 1, Verdict::kRetry, 5, "x"}}, {4}};
+  Results r{"q",
+            3,
+            {1, 2},
+            {OtherResult{3, 1, Verdict::kRetry, 5, "x"}},
+            {StartedTask{4, 1}}};
   const std::vector<std::string> frames = {
       enc.Finish(), EncodeResults(r), EncodeDemand({"q", 1, 0}),
       EncodeCredit({"q", 1}), EncodeExtend({"q", 1, {1}})};

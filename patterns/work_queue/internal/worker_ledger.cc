@@ -50,7 +50,7 @@ std::vector<size_t> WorkerLedger::Tasks(const NodeId& from,
     if (!seen.in_progress.insert(t.seq).second) {
       // Already here: its result answers both deliveries.
       duplicates_++;
-      seen.owed[t.seq].push_back(Owed{key, t.attempt});
+      seen.owed[t.seq].push_back(Owed{key, t.attempt, t.delivery});
       continue;
     }
     link.held++;
@@ -60,10 +60,11 @@ std::vector<size_t> WorkerLedger::Tasks(const NodeId& from,
   return run;
 }
 
-void WorkerLedger::Started(const ProducerKey& key, const TaskId& id) {
+void WorkerLedger::Started(const ProducerKey& key, const TaskId& id,
+                           uint32_t delivery) {
   auto it = links_.find(key);
   if (it != links_.end() && !it->second.gone) {
-    it->second.started.push_back(id.seq);
+    it->second.started.push_back(wq::StartedTask{id.seq, delivery});
   }
   // Deliveries of the same task waiting for this run (a restarted producer
   // sent it again) started too.
@@ -74,15 +75,15 @@ void WorkerLedger::Started(const ProducerKey& key, const TaskId& id) {
   for (const Owed& o : owed->second) {
     auto link = links_.find(o.key);
     if (link != links_.end() && !link->second.gone) {
-      link->second.started.push_back(id.seq);
+      link->second.started.push_back(wq::StartedTask{id.seq, o.delivery});
     }
   }
 }
 
 void WorkerLedger::Resolve(absl::Time wall_now, const ProducerKey& key,
                            const TaskId& id, uint32_t attempt,
-                           wq::Verdict verdict, uint64_t delay_ms,
-                           const std::string& reason) {
+                           uint32_t delivery, wq::Verdict verdict,
+                           uint64_t delay_ms, const std::string& reason) {
   SeenTasks& seen = SeenFor(id.producer);
   seen.in_progress.erase(id.seq);
   if (verdict == wq::Verdict::kAck && seen.done.insert(id.seq).second) {
@@ -96,8 +97,8 @@ void WorkerLedger::Resolve(absl::Time wall_now, const ProducerKey& key,
       if (verdict == wq::Verdict::kAck) {
         link->second.acked.push_back(id.seq);
       } else {
-        link->second.others.push_back(
-            wq::OtherResult{id.seq, o.attempt, verdict, delay_ms, reason});
+        link->second.others.push_back(wq::OtherResult{
+            id.seq, o.attempt, verdict, delay_ms, reason, o.delivery});
       }
     }
     seen.owed.erase(owed);
@@ -117,7 +118,7 @@ void WorkerLedger::Resolve(absl::Time wall_now, const ProducerKey& key,
     link.acked.push_back(id.seq);
   } else {
     link.others.push_back(
-        wq::OtherResult{id.seq, attempt, verdict, delay_ms, reason});
+        wq::OtherResult{id.seq, attempt, verdict, delay_ms, reason, delivery});
   }
 }
 

@@ -81,14 +81,14 @@ class WorkerLedger {
   // worker); duplicates are answered or owed here. Every returned task must
   // come back through `Resolve` (run, released or dropped).
   std::vector<size_t> Tasks(const NodeId& from, const wq::Tasks& m);
-  // The handler of `id` (delivered by `key`) started.
-  void Started(const ProducerKey& key, const TaskId& id);
+  // The handler of `id` (delivery number `delivery` from `key`) started.
+  void Started(const ProducerKey& key, const TaskId& id, uint32_t delivery);
   // A held task ended: its verdict (kRelease when handed back unrun) goes
   // to its producer and to every delivery owed this run's result.
   // `wall_now` dates an ack for the dedup window.
   void Resolve(absl::Time wall_now, const ProducerKey& key, const TaskId& id,
-               uint32_t attempt, wq::Verdict verdict, uint64_t delay_ms,
-               const std::string& reason);
+               uint32_t attempt, uint32_t delivery, wq::Verdict verdict,
+               uint64_t delay_ms, const std::string& reason);
   // The producer of `queue` at `node` is gone (every producer of the node
   // when `queue` is empty): its credit is forgotten and nothing more is
   // reported to it; its held tasks still come back through `Resolve`.
@@ -122,12 +122,13 @@ class WorkerLedger {
     absl::Time last_grant = absl::InfinitePast();
     std::vector<uint64_t> acked;
     std::vector<wq::OtherResult> others;
-    std::vector<uint64_t> started;
+    std::vector<wq::StartedTask> started;
   };
   // A second delivery waiting for the result of the run in progress.
   struct Owed {
     ProducerKey key;
     uint32_t attempt = 0;
+    uint32_t delivery = 0;
   };
   struct SeenTasks {
     absl::flat_hash_set<uint64_t> in_progress;

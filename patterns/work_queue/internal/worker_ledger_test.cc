@@ -17,6 +17,8 @@ using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 
 const absl::Time kT0 = absl::UnixEpoch() + absl::Hours(1000);
+const std::string kNoReason;
+constexpr absl::string_view kQueue = "q";
 
 class WorkerLedgerTest : public ::testing::Test {
  protected:
@@ -50,10 +52,14 @@ class WorkerLedgerTest : public ::testing::Test {
     return Results{};
   }
   Tasks Frame(const NodeId& producer_id, std::vector<uint64_t> seqs) {
-    Tasks t;
-    t.queue = "q";
-    t.producer = producer_id;
-    for (uint64_t s : seqs) t.tasks.push_back(WireTask{s, 1, false, {}, "b"});
+    Tasks t{std::string(kQueue), producer_id, {}};
+    for (uint64_t s : seqs) {
+      WireTask task;
+      task.seq = s;
+      task.body = "b";
+      task.delivery = 1;
+      t.tasks.push_back(task);
+    }
     return t;
   }
   std::vector<LedgerMessage> Send() {
@@ -78,8 +84,8 @@ TEST_F(WorkerLedgerTest, PrefetchIsSharedAmongProducersThatWantWork) {
   // Tasks use credit; results free room that is granted again.
   EXPECT_THAT(ledger_.Tasks(p1_, Frame(id1_, {1, 2})), ElementsAre(0, 1));
   EXPECT_EQ(ledger_.held(), 2u);
-  ledger_.Resolve(kT0, ProducerKey{p1_, "q"}, TaskId{id1_, 1}, 1, Verdict::kAck,
-                  0, "");
+  ledger_.Resolve(kT0, ProducerKey{p1_, "q"}, TaskId{id1_, 1}, 1, 1,
+                  Verdict::kAck, 0, kNoReason);
   msgs = Send();
   EXPECT_EQ(GrantTo(msgs, p1_), 1u);
   EXPECT_THAT(ResultsTo(msgs, p1_).acked, ElementsAre(1));
@@ -108,8 +114,8 @@ TEST_F(WorkerLedgerTest, RecentlyAckedTasksAreAckedAgainWithoutRunning) {
   ledger_.Demand(kT0, p1_, Demand{"q", 100, 0});
   Send();
   ASSERT_THAT(ledger_.Tasks(p1_, Frame(id1_, {7})), ElementsAre(0));
-  ledger_.Resolve(kT0, ProducerKey{p1_, "q"}, TaskId{id1_, 7}, 1, Verdict::kAck,
-                  0, "");
+  ledger_.Resolve(kT0, ProducerKey{p1_, "q"}, TaskId{id1_, 7}, 1, 1,
+                  Verdict::kAck, 0, kNoReason);
   Send();
   EXPECT_THAT(ledger_.Tasks(p1_, Frame(id1_, {7})), IsEmpty());
   EXPECT_EQ(ledger_.duplicates(), 1u);
@@ -128,11 +134,11 @@ TEST_F(WorkerLedgerTest, ASecondDeliveryIsOwedTheRunsStartAndResult) {
   ASSERT_THAT(ledger_.Tasks(p1_, Frame(id1_, {3})), ElementsAre(0));
   EXPECT_THAT(ledger_.Tasks(p2_, Frame(id1_, {3})), IsEmpty());
   EXPECT_THAT(ledger_.OwedTo(TaskId{id1_, 3}, p1_), ElementsAre(p2_));
-  ledger_.Started(ProducerKey{p1_, "q"}, TaskId{id1_, 3});
+  ledger_.Started(ProducerKey{p1_, "q"}, TaskId{id1_, 3}, 1);
   std::vector<LedgerMessage> msgs = Send();
-  EXPECT_THAT(ResultsTo(msgs, p1_).started, ElementsAre(3));
-  EXPECT_THAT(ResultsTo(msgs, p2_).started, ElementsAre(3));
-  ledger_.Resolve(kT0, ProducerKey{p1_, "q"}, TaskId{id1_, 3}, 1,
+  EXPECT_THAT(ResultsTo(msgs, p1_).started, ElementsAre(StartedTask{3, 1}));
+  EXPECT_THAT(ResultsTo(msgs, p2_).started, ElementsAre(StartedTask{3, 1}));
+  ledger_.Resolve(kT0, ProducerKey{p1_, "q"}, TaskId{id1_, 3}, 1, 1,
                   Verdict::kRetry, 50, "busy");
   msgs = Send();
   for (const NodeId& p : {p1_, p2_}) {
@@ -147,12 +153,12 @@ TEST_F(WorkerLedgerTest, NothingIsReportedToAProducerThatIsGone) {
   ledger_.Demand(kT0, p1_, Demand{"q", 100, 0});
   Send();
   ASSERT_THAT(ledger_.Tasks(p1_, Frame(id1_, {1, 2})), ElementsAre(0, 1));
-  ledger_.Started(ProducerKey{p1_, "q"}, TaskId{id1_, 1});
+  ledger_.Started(ProducerKey{p1_, "q"}, TaskId{id1_, 1}, 1);
   ledger_.ProducerGone(p1_, "");
   EXPECT_EQ(ledger_.outstanding(), 0u);
   for (uint64_t seq : {1, 2}) {
-    ledger_.Resolve(kT0, ProducerKey{p1_, "q"}, TaskId{id1_, seq}, 1,
-                    Verdict::kAck, 0, "");
+    ledger_.Resolve(kT0, ProducerKey{p1_, "q"}, TaskId{id1_, seq}, 1, 1,
+                    Verdict::kAck, 0, kNoReason);
   }
   EXPECT_EQ(ledger_.held(), 0u);
   EXPECT_THAT(Send(), IsEmpty());
