@@ -167,6 +167,7 @@ class Producer::Impl : public wq::ProducerEndpoint,
   bool engine_detached_ = false;
   std::unique_ptr<wq::Dispatcher> dispatcher_;
   wq::Effects effects_;
+  wq::Effects scratch_;  // what Apply carries out
 };
 
 // ---------------------------------------------------------------- app side
@@ -526,18 +527,18 @@ void Producer::Impl::Apply(NodeContext& ctx, absl::Time now) {
   uint64_t freed = 0;
   std::vector<DeadLetter> memory_dead;
   while (!effects_.empty()) {
-    wq::Effects e;
-    std::swap(e, effects_);
+    // `scratch_` is empty; swapping keeps both objects' capacity.
+    std::swap(scratch_, effects_);
+    wq::Effects& e = scratch_;
     // Frames before demands: a worker must see the tasks that used its last
     // credit before a demand saying we hold none of it, or it may take the
     // grant for lost and lend it again (more than its prefetch).
     for (const wq::Effects::Frame& f : e.frames) {
       wq::TasksEncoder encoder(options_.queue, producer_id_);
-      for (uint64_t seq : f.seqs) {
-        std::optional<wq::Dispatcher::TaskView> t = dispatcher_->Find(seq);
-        if (!t.has_value()) continue;  // cannot happen: frames hold live tasks
-        encoder.Add(seq, t->attempt, t->redelivered, *t->headers, *t->body,
-                    t->delivery);
+      for (size_t i = 0; i < f.seqs.size(); ++i) {
+        const wq::TaskView& t = f.tasks[i];
+        encoder.Add(f.seqs[i], t.attempt, t.redelivered, *t.headers, *t.body,
+                    t.delivery);
       }
       absl::Status sent =
           plugin_->Send(ctx, f.worker, wq::kTasks, encoder.Finish());
@@ -575,6 +576,7 @@ void Producer::Impl::Apply(NodeContext& ctx, absl::Time now) {
       absl::MutexLock lock(&cb_mu_);
       for (Completion& c : e.completions) cb_queue_.push_back(std::move(c));
     }
+    e.Clear();
   }
   PublishStats();
   // Retry timers and leases are honoured to the millisecond, not only at

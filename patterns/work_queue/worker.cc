@@ -88,13 +88,16 @@ class Worker::Impl : public wq::WorkerEndpoint,
   };
   // What one handler thread runs now, so the engine's tick can report the
   // start of a long run.
+  // No lock per task: the handler thread stores `current`, then `run`
+  // (both release); the engine reads `run`, then `current` (acquire),
+  // holding `mu`, which the handler thread takes only to clear `current`
+  // before its batch (where the deliveries live) is destroyed. A finished
+  // task reported as started is harmless: it did start.
   struct RunningSlot {
     absl::Mutex mu;
-    bool active ABSL_GUARDED_BY(mu) = false;
-    bool reported ABSL_GUARDED_BY(mu) = false;
-    ProducerKey key ABSL_GUARDED_BY(mu);
-    TaskId id ABSL_GUARDED_BY(mu);
-    uint32_t delivery ABSL_GUARDED_BY(mu) = 0;
+    std::atomic<const Delivery*> current{nullptr};
+    std::atomic<uint64_t> run{0};  // runs begun on this thread
+    uint64_t reported = 0;         // engine thread only: last run reported
   };
   class Context;
 
@@ -255,19 +258,10 @@ void Worker::Impl::HandlerLoop(size_t thread) {
         ReportResults(results);
         ReportStart(d, /*wait=*/true);
       }
-      {
-        absl::MutexLock lock(&slot.mu);
-        slot.active = true;
-        slot.reported = d.task.redelivered;
-        slot.key = ProducerKey{d.from, d.task.queue};
-        slot.id = d.task.id;
-        slot.delivery = d.delivery;
-      }
+      slot.current.store(&d, std::memory_order_release);
+      slot.run.store(slot.run.load(std::memory_order_relaxed) + 1,
+                     std::memory_order_release);
       Outcome outcome = RunHandler(d);
-      {
-        absl::MutexLock lock(&slot.mu);
-        slot.active = false;
-      }
       Result r = ResultFor(d, wq::Verdict::kAck);
       switch (outcome.verdict()) {
         case Outcome::Verdict::kAck:
@@ -294,6 +288,10 @@ void Worker::Impl::HandlerLoop(size_t thread) {
         last_post = now;
         ReportResults(results);
       }
+    }
+    {
+      absl::MutexLock lock(&slot.mu);  // `batch` is about to go
+      slot.current.store(nullptr, std::memory_order_release);
     }
     slow = (absl::Now() - started) / static_cast<int64_t>(batch.size()) >
            kResultDelay;
@@ -502,10 +500,16 @@ void Worker::Impl::Flush(NodeContext& ctx, absl::Time now) {
 void Worker::Impl::OnTick(NodeContext& ctx, absl::Time now) {
   if (engine_detached_) return;
   for (const std::unique_ptr<RunningSlot>& slot : slots_) {
+    const uint64_t run = slot->run.load(std::memory_order_acquire);
+    if (run == slot->reported) continue;
     absl::MutexLock lock(&slot->mu);
-    if (slot->active && !slot->reported) {
-      slot->reported = true;
-      ledger_.Started(slot->key, slot->id, slot->delivery);
+    const Delivery* d = slot->current.load(std::memory_order_acquire);
+    slot->reported = run;
+    if (d == nullptr) continue;
+    // A redelivered task's start went out before its run.
+    if (!d->task.redelivered) {
+      ledger_.Started(ProducerKey{d->from, d->task.queue}, d->task.id,
+                      d->delivery);
     }
   }
   ledger_.Prune(absl::Now());

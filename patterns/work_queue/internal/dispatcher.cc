@@ -33,12 +33,15 @@ void Effects::Clear() {
 Dispatcher::Dispatcher(DispatcherOptions options)
     : options_(std::move(options)), rng_(options_.seed) {}
 
-std::optional<Dispatcher::TaskView> Dispatcher::Find(uint64_t seq) const {
-  auto it = tasks_.find(seq);
-  if (it == tasks_.end()) return std::nullopt;
-  const TaskState& t = it->second;
+TaskView Dispatcher::ViewOf(const TaskState& t) {
   return TaskView{&t.headers, &t.body, t.started ? t.attempts : t.attempts + 1,
                   t.recovered || t.deliveries > 1, t.deliveries};
+}
+
+std::optional<TaskView> Dispatcher::Find(uint64_t seq) const {
+  auto it = tasks_.find(seq);
+  if (it == tasks_.end()) return std::nullopt;
+  return ViewOf(it->second);
 }
 
 uint64_t Dispatcher::CreditOf(const NodeId& worker) const {
@@ -489,19 +492,22 @@ void Dispatcher::Dispatch(absl::Time now, Effects& out) {
     NodeId id;
     WorkerLink* link;
     std::vector<uint64_t> seqs;
+    std::vector<TaskView> tasks;
     size_t bytes = 0;
   };
   std::vector<Target> targets;
   for (auto& [id, link] : workers_) {
     if (link.offering && link.credit > 0) {
-      targets.push_back(Target{id, &link, {}, 0});
+      targets.push_back(Target{id, &link, {}, {}, 0});
     }
   }
   size_t with_credit = targets.size();
   auto flush = [&](Target& target) {
     if (target.seqs.empty()) return;
-    out.frames.push_back(Effects::Frame{target.id, std::move(target.seqs)});
+    out.frames.push_back(Effects::Frame{target.id, std::move(target.seqs),
+                                        std::move(target.tasks)});
     target.seqs.clear();
+    target.tasks.clear();
     target.bytes = 0;
   };
   while (ready_count_ > 0 && with_credit > 0) {
@@ -539,6 +545,7 @@ void Dispatcher::Dispatch(absl::Time now, Effects& out) {
     stats_.dispatched++;
     if (t.deliveries > 1) stats_.redelivered++;
     best->seqs.push_back(seq);
+    best->tasks.push_back(ViewOf(t));
     best->bytes += t.bytes + kTaskOverhead;
     if (--best->link->credit == 0) with_credit--;
     best->link->last_use = now;

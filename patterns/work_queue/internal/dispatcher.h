@@ -92,15 +92,27 @@ struct NewTask {
   bool recovered = false;
 };
 
+// What one task looks like to the caller encoding a frame. The pointers
+// are valid until the next input that adds or removes tasks (every input
+// but `SendFailed` and `Extend` may).
+struct TaskView {
+  const Headers* headers;
+  const std::string* body;
+  uint32_t attempt;   // this delivery's number if its handler starts
+  bool redelivered;   // delivered before, or recovered from a spool
+  uint32_t delivery;  // the current (or last) delivery's number
+};
+
 // What the caller must do after an input, in order of the vectors.
 struct Effects {
-  // Send these tasks (seqs, in order) to `worker` as one frame; encode each
-  // from `Dispatcher::Find`. Report a failed send with `SendFailed`. Send
+  // Send these tasks (seqs, in order; `tasks` says what to encode for each)
+  // to `worker` as one frame. Report a failed send with `SendFailed`. Send
   // the frames before the demands: a demand may say that we hold none of a
   // worker's credit because a frame here used the last of it.
   struct Frame {
     NodeId worker;
     std::vector<uint64_t> seqs;
+    std::vector<TaskView> tasks;  // parallel to seqs
   };
   // Send a demand: `backlog` waiting, `returned` credit handed back.
   struct DemandOut {
@@ -145,14 +157,7 @@ struct DispatcherStats {
 
 class Dispatcher {
  public:
-  // What one task looks like to the caller encoding a frame.
-  struct TaskView {
-    const Headers* headers;
-    const std::string* body;
-    uint32_t attempt;   // this delivery's number if its handler starts
-    bool redelivered;   // delivered before, or recovered from a spool
-    uint32_t delivery;  // the current (or last) delivery's number
-  };
+  using TaskView = wq::TaskView;
 
   explicit Dispatcher(DispatcherOptions options);
 
@@ -183,8 +188,7 @@ class Dispatcher {
 
   // When `Tick` has something to do next (InfiniteFuture: nothing).
   absl::Time NextWakeup() const;
-  // The task `seq` while it is held (its pointers valid until the next
-  // input), else nullopt.
+  // The task `seq` while it is held, else nullopt.
   std::optional<TaskView> Find(uint64_t seq) const;
   // Tasks held (not yet acked or dead).
   size_t size() const { return tasks_.size(); }
@@ -231,6 +235,7 @@ class Dispatcher {
               uint64_t backlog, uint64_t returned, Effects& out);
   void CountWorkers();
   void Gauges();
+  static TaskView ViewOf(const TaskState& t);
   // Takes `t` out of its current place (ready, in flight, retry wait).
   void Leave(uint64_t seq, TaskState& t);
   void MakeReady(uint64_t seq, TaskState& t, bool front);
