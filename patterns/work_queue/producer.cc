@@ -634,7 +634,7 @@ void Producer::Impl::OnCredit(NodeContext& ctx, const NodeId& from,
                               const wq::Credit& m) {
   if (engine_detached_) return;
   const absl::Time now = ctx.Now();
-  dispatcher_->Credit(now, from, m.grant, effects_);
+  dispatcher_->Credit(now, from, m.grant, effects_, m.reports_starts);
   Apply(ctx, now);
 }
 
@@ -653,7 +653,14 @@ void Producer::Impl::OnExtend(NodeContext& ctx, const NodeId& from,
 }
 
 void Producer::Impl::OnTick(NodeContext& ctx, absl::Time now) {
-  if (engine_detached_ || now < dispatcher_->NextWakeup()) return;
+  if (engine_detached_) return;
+  const absl::Time next = dispatcher_->NextWakeup();
+  if (now < next) {
+    // A tick for someone else (or for a deadline that moved): ask again,
+    // the engine keeps only the earliest request.
+    if (next != absl::InfiniteFuture()) ctx.WakeAt(next);
+    return;
+  }
   dispatcher_->Tick(now, effects_);
   Apply(ctx, now);
 }

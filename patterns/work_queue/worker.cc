@@ -99,6 +99,13 @@ class Worker::Impl : public wq::WorkerEndpoint,
     std::atomic<uint64_t> run{0};  // runs begun on this thread
     uint64_t reported = 0;         // engine thread only: last run reported
   };
+  struct SlotClearer {
+    RunningSlot& slot;
+    ~SlotClearer() {
+      absl::MutexLock lock(&slot.mu);
+      slot.current.store(nullptr, std::memory_order_release);
+    }
+  };
   class Context;
 
   void HandlerLoop(size_t thread);
@@ -215,6 +222,9 @@ void Worker::Impl::HandlerLoop(size_t thread) {
   bool slow = false;
   for (;;) {
     std::vector<Delivery> batch;
+    // Destroyed before `batch`, on any exit (a forced unwind included):
+    // the engine must not read a delivery of a batch that is gone.
+    SlotClearer clear_slot{slot};
     {
       absl::MutexLock lock(&mu_);
       auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -288,10 +298,6 @@ void Worker::Impl::HandlerLoop(size_t thread) {
         last_post = now;
         ReportResults(results);
       }
-    }
-    {
-      absl::MutexLock lock(&slot.mu);  // `batch` is about to go
-      slot.current.store(nullptr, std::memory_order_release);
     }
     slow = (absl::Now() - started) / static_cast<int64_t>(batch.size()) >
            kResultDelay;

@@ -70,10 +70,16 @@ void Dispatcher::Leave(uint64_t seq, TaskState& t) {
     case State::kReady:
       ready_count_--;  // its entry in ready_ is skipped from now on
       break;
-    case State::kInFlight:
+    case State::kInFlight: {
       in_flight_.erase(seq);
       t.started = false;  // `attempts` now counts that delivery if it did
+      if (t.suspect) {
+        t.suspect = false;
+        auto w = workers_.find(t.worker);  // gone if it died
+        if (w != workers_.end()) w->second.suspects--;
+      }
       break;
+    }
     case State::kRetryWait:
       break;  // its heap entry is skipped from now on
   }
@@ -203,9 +209,10 @@ void Dispatcher::WorkerDown(absl::Time now, const NodeId& worker, bool lost,
 }
 
 void Dispatcher::Credit(absl::Time now, const NodeId& worker, uint64_t grant,
-                        Effects& out) {
+                        Effects& out, bool reports_starts) {
   auto it = workers_.find(worker);
   if (it == workers_.end()) return;
+  it->second.reports_starts = reports_starts;
   if (!it->second.offering) {
     // Not a worker we dispatch to (any more): give the grant back.
     if (grant > 0) Demand(now, worker, it->second, 0, grant, out);
@@ -228,6 +235,9 @@ void Dispatcher::Results(absl::Time now, const NodeId& worker,
       MarkStarted(now, t);
     }
   }
+  auto sender = workers_.find(worker);
+  if (sender != workers_.end())
+    sender->second.reports_starts = m.reports_starts;
   for (uint64_t seq : m.acked) Ack(now, seq, worker, out);
   for (const wq::OtherResult& r : m.others) {
     auto it = tasks_.find(r.seq);
@@ -296,8 +306,13 @@ void Dispatcher::SendFailed(absl::Time now, const NodeId& worker,
     auto t = tasks_.find(*it);
     if (t == tasks_.end()) continue;
     TaskState& s = t->second;
-    if (s.state != State::kInFlight || s.worker != worker || s.started) {
-      continue;
+    if (s.state != State::kInFlight || s.worker != worker) continue;
+    if (s.started) {
+      // Only a worker that reports no starts has them counted at dispatch
+      // (nothing of this delivery reached the worker).
+      s.started = false;
+      s.attempts--;
+      stats_.started--;
     }
     stats_.dispatched--;
     if (s.deliveries > 1) stats_.redelivered--;
@@ -510,25 +525,40 @@ void Dispatcher::Dispatch(absl::Time now, Effects& out) {
     target.tasks.clear();
     target.bytes = 0;
   };
-  while (ready_count_ > 0 && with_credit > 0) {
+  // Suspects (tasks whose workers died running them) that found no worker
+  // without one: they keep their place at the front.
+  std::vector<uint64_t> deferred;
+  while (ready_count_ > deferred.size() && with_credit > 0 && !ready_.empty()) {
     const uint64_t seq = ready_.front();
     ready_.pop_front();
     auto it = tasks_.find(seq);
     if (it == tasks_.end() || it->second.state != State::kReady) continue;
     TaskState& t = it->second;
     // The worker with the most credit; a redelivery avoids the worker that
-    // had the task last when another one has credit.
+    // had the task last when another one has credit; a suspect goes only
+    // to a worker holding no other suspect.
+    const bool suspect = t.crashes > 0;
     Target* best = nullptr;
     for (Target& c : targets) {
       if (c.link->credit == 0) continue;
       if (t.deliveries > 0 && c.id == t.worker && with_credit > 1) continue;
+      if (suspect && c.link->suspects > 0) continue;
       // Targets are in NodeId order: the first of equals wins.
       if (best == nullptr || c.link->credit > best->link->credit) best = &c;
     }
     if (best == nullptr) {
+      if (suspect) {
+        deferred.push_back(seq);
+        continue;
+      }
       ready_.push_front(seq);
       break;
     }
+    if (suspect) {
+      t.suspect = true;
+      best->link->suspects++;
+    }
+    const bool count_now = !best->link->reports_starts;
     // Keep frames under max_frame_bytes unless one task alone is bigger.
     if (!best->seqs.empty() &&
         best->bytes + t.bytes + kTaskOverhead > options_.max_frame_bytes) {
@@ -542,6 +572,7 @@ void Dispatcher::Dispatch(absl::Time now, Effects& out) {
     t.deliveries++;
     t.lease_deadline = now + options_.lease;
     next_lease_check_ = std::min(next_lease_check_, t.lease_deadline);
+    if (count_now) MarkStarted(now, t);
     stats_.dispatched++;
     if (t.deliveries > 1) stats_.redelivered++;
     best->seqs.push_back(seq);
@@ -553,6 +584,9 @@ void Dispatcher::Dispatch(absl::Time now, Effects& out) {
         best->bytes >= options_.max_frame_bytes) {
       flush(*best);
     }
+  }
+  for (auto it = deferred.rbegin(); it != deferred.rend(); ++it) {
+    ready_.push_front(*it);
   }
   for (Target& t : targets) flush(t);
   Gauges();

@@ -22,6 +22,9 @@
 //   a row (no other outcome in between) make it a dead letter.
 // - A reject makes it a dead letter at once; an ack from any delivery
 //   completes it, once.
+// - A worker holds at most one in-flight task whose earlier workers died
+//   running it, so tasks that merely ran beside a task that crashes its
+//   workers are not charged crash after crash with it.
 //
 // Invariants (checked by tests/sim after every step):
 // - Each task is in exactly one place: ready (queued for credit), in flight
@@ -172,8 +175,11 @@ class Dispatcher {
   // still complete.
   void WorkerDown(absl::Time now, const NodeId& worker, bool lost,
                   Effects& out);
+  // `reports_starts`: the worker says which deliveries started (wire.h);
+  // for one that does not (an earlier release), every delivery counts as
+  // started when it is sent, the rule of that release.
   void Credit(absl::Time now, const NodeId& worker, uint64_t grant,
-              Effects& out);
+              Effects& out, bool reports_starts = true);
   void Results(absl::Time now, const NodeId& worker, const wq::Results& m,
                Effects& out);
   void Extend(absl::Time now, const NodeId& worker, const wq::Extend& m);
@@ -210,6 +216,7 @@ class Dispatcher {
     State state = State::kReady;
     NodeId worker;         // in flight at, or last holder
     bool started = false;  // the current delivery's handler started
+    bool suspect = false;  // counted in its worker's `suspects`
     absl::Time lease_deadline;
     absl::Time retry_due;
   };
@@ -217,6 +224,11 @@ class Dispatcher {
     uint64_t credit = 0;
     bool offering = true;
     bool wants_sent = false;  // the worker believes we have a backlog
+    // In-flight tasks here whose earlier workers died running them: at
+    // most one, so that a task that crashes workers is not sent twice
+    // beside the same healthy tasks (which would be charged its crashes).
+    uint32_t suspects = 0;
+    bool reports_starts = true;  // see Credit
     absl::Time last_demand = absl::InfinitePast();
     absl::Time last_credit = absl::InfinitePast();
     absl::Time last_use = absl::InfinitePast();

@@ -364,11 +364,20 @@ TEST_F(DispatcherTest, RedeliveryAvoidsTheLastWorkerWhenAnotherHasCredit) {
   ASSERT_THAT(SentTo(w1_), ElementsAre(1));
   fx_.Clear();
   Up(w2_, 1);
-  d_->Credit(now_, w1_, 5, fx_);
-  d_->WorkerDown(now_, w1_, /*lost=*/false, fx_);  // stops offering
+  d_->Credit(now_, w1_, 5, fx_);  // w1 has the most credit, and had it last
   Other(w1_, 1, Verdict::kRelease);
   EXPECT_THAT(SentTo(w2_), ElementsAre(1));
+  EXPECT_TRUE(SentTo(w1_).empty());
   EXPECT_EQ(AttemptOf(1), 1u);  // a release is not an attempt
+}
+
+TEST_F(DispatcherTest, RedeliveryMayGoToTheLastWorkerWhenItIsTheOnlyOne) {
+  Push(1, 1);
+  Up(w1_, 1);
+  fx_.Clear();
+  d_->Credit(now_, w1_, 5, fx_);
+  Other(w1_, 1, Verdict::kRelease);
+  EXPECT_THAT(SentTo(w1_), ElementsAre(1));
 }
 
 TEST_F(DispatcherTest, FailedSendPutsTasksBackAndStopsUsingThatCredit) {
@@ -468,17 +477,79 @@ TEST_F(DispatcherTest, ReportsOfAnEarlierDeliveryAreNotTakenForTheCurrent) {
 }
 
 TEST_F(DispatcherTest, ResultWithoutAStartReportImpliesOne) {
-  // What a worker of the previous release sends.
+  // What a worker of the previous release sends: no start reports, no
+  // delivery numbers (matched by attempt number).
   DispatcherOptions o;
   o.max_attempts = 2;
   Reset(o);
   Push(1, 1);
   Up(w1_, 2);
-  Other(w1_, 1, Verdict::kRetry, 5);
+  auto old_retry = [&] {
+    Results r;
+    r.others.push_back(OtherResult{1, AttemptOf(1), Verdict::kRetry, 5, "x"});
+    d_->Results(now_, w1_, r, fx_);
+  };
+  old_retry();
+  EXPECT_EQ(d_->stats().started, 1u);
   Advance(absl::Milliseconds(5));
-  Other(w1_, 1, Verdict::kRetry, 5);
+  old_retry();
   ASSERT_EQ(fx_.dead.size(), 1u);
   EXPECT_THAT(fx_.dead[0].reason, HasSubstr("max_attempts: 2"));
+}
+
+// A worker of an earlier release reports no starts: its deliveries count
+// as attempts when sent (that release's rule), so a task hanging there or
+// crashing it still ends as a dead letter.
+TEST_F(DispatcherTest, WorkerThatReportsNoStartsHasDeliveriesCountedWhenSent) {
+  DispatcherOptions o;
+  o.max_attempts = 2;
+  o.max_worker_crashes = 2;
+  o.lease = absl::Seconds(10);
+  Reset(o);
+  Push(1, 1);
+  d_->WorkerUp(now_, w1_, fx_);
+  d_->Credit(now_, w1_, 1, fx_, /*reports_starts=*/false);
+  ASSERT_THAT(SentTo(w1_), ElementsAre(1));
+  EXPECT_EQ(d_->stats().started, 1u);
+  EXPECT_EQ(AttemptOf(1), 1u);  // the attempt this delivery carries
+  const std::vector<uint64_t> seqs = fx_.frames[0].seqs;
+  fx_.Clear();
+  d_->SendFailed(now_, w1_, seqs, fx_);  // never reached it: undone
+  EXPECT_EQ(d_->stats().started, 0u);
+  d_->Credit(now_, w1_, 1, fx_, /*reports_starts=*/false);
+  Advance(absl::Seconds(10));  // a lease that runs out is a failed attempt
+  EXPECT_EQ(d_->stats().returned, 0u);
+  d_->Credit(now_, w1_, 1, fx_, /*reports_starts=*/false);
+  ASSERT_EQ(d_->stats().in_flight, 1u);
+  d_->WorkerDown(now_, w1_, /*lost=*/true, fx_);
+  EXPECT_EQ(d_->stats().worker_crashes, 1u);
+  d_->WorkerUp(now_, w2_, fx_);
+  d_->Credit(now_, w2_, 1, fx_, /*reports_starts=*/false);
+  d_->WorkerDown(now_, w2_, /*lost=*/true, fx_);
+  ASSERT_EQ(fx_.dead.size(), 1u);
+  EXPECT_THAT(fx_.dead[0].reason, StartsWith("max_worker_crashes: 2"));
+}
+
+// P crashes its workers; B only ran beside it. After the crash they go to
+// different workers (at most one suspect per worker), and a second suspect
+// waits for a worker free of suspects rather than join the first.
+TEST_F(DispatcherTest, CrashSuspectsAreSpreadOnePerWorker) {
+  Push(1, 2);
+  NodeId wx = NodeId::Random();
+  Up(wx, 2);
+  Start(wx, {1, 2});
+  d_->WorkerDown(now_, wx, /*lost=*/true, fx_);
+  ASSERT_EQ(d_->stats().worker_crashes, 2u);
+  fx_.Clear();
+  Up(w1_, 5);
+  EXPECT_THAT(SentTo(w1_), ElementsAre(1));
+  EXPECT_EQ(d_->stats().backlog, 1u);  // 2 waits: w1 holds a suspect
+  Up(w2_, 5);
+  EXPECT_THAT(SentTo(w2_), ElementsAre(2));
+  // A task that never crashed anything is not held back.
+  fx_.Clear();
+  Push(3, 3);
+  EXPECT_EQ(SentTo(w1_).size() + SentTo(w2_).size(), 1u);
 }
 
 TEST_F(DispatcherTest, SameScheduleSameJitter) {

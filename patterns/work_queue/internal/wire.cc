@@ -79,9 +79,14 @@ std::string EncodeCredit(const Credit& m) {
   std::string out;
   StringSink sink{&out};
   Packer pk(sink);
-  pk.pack_array(2);
+  pk.pack_array(3);
   PackString(pk, m.queue);
   pk.pack(m.grant);
+  if (m.reports_starts) {
+    pk.pack_true();
+  } else {
+    pk.pack_false();
+  }
   return out;
 }
 
@@ -93,6 +98,8 @@ absl::StatusOr<Credit> DecodeCredit(absl::string_view body) {
   Credit m;
   FABRIC_ASSIGN_OR_RETURN(m.queue, QueueName(f->ptr[0]));
   FABRIC_ASSIGN_OR_RETURN(m.grant, AsUint(f->ptr[1], "grant"));
+  m.reports_starts = f->size > 2 && f->ptr[2].type == msgpack::type::BOOLEAN &&
+                     f->ptr[2].via.boolean;
   return m;
 }
 
@@ -235,6 +242,7 @@ absl::StatusOr<Results> DecodeResults(absl::string_view body) {
     }
     m.others.push_back(std::move(o));
   }
+  m.reports_starts = f->size > 4;
   if (f->size > 4) {
     FABRIC_ASSIGN_OR_RETURN(const msgpack::object_array* started,
                             AsArray(f->ptr[4], "started list"));

@@ -41,6 +41,9 @@ struct Demand {
 struct Credit {
   std::string queue;
   uint64_t grant = 0;
+  // The worker reports the starts of its handlers (RESULTS `started`). A
+  // worker of an earlier release sends no such element: false.
+  bool reports_starts = true;
 };
 
 struct WireTask {
@@ -91,6 +94,8 @@ struct Results {
   std::vector<uint64_t> acked;  // seqs
   std::vector<OtherResult> others;
   std::vector<StartedTask> started = {};
+  // The frame had a `started` list (false from an earlier release's worker).
+  bool reports_starts = true;
 };
 
 struct Extend {

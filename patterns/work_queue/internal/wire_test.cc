@@ -66,7 +66,22 @@ TEST(WireTest, ResultsRoundTrip) {
   EXPECT_THAT(out.started, ElementsAre(StartedTask{11, 1}, StartedTask{12, 3}));
 }
 
-// A worker of the previous release sends four fields and no start reports.
+// A worker of the previous release sends a two-field CREDIT, and RESULTS
+// with four fields and no start reports.
+TEST(WireTest, CreditSaysWhetherTheWorkerReportsStarts) {
+  FABRIC_ASSERT_OK_AND_ASSIGN(Credit now, DecodeCredit(EncodeCredit({"q", 3})));
+  EXPECT_TRUE(now.reports_starts);
+  std::string old;
+  msgpack_bounded::StringSink sink{&old};
+  msgpack_bounded::Packer pk(sink);
+  pk.pack_array(2);
+  msgpack_bounded::PackString(pk, "q");
+  pk.pack(uint64_t{3});
+  FABRIC_ASSERT_OK_AND_ASSIGN(Credit before, DecodeCredit(old));
+  EXPECT_EQ(before.grant, 3u);
+  EXPECT_FALSE(before.reports_starts);
+}
+
 TEST(WireTest, ResultsWithoutStartedListDecode) {
   std::string old;
   msgpack_bounded::StringSink sink{&old};
@@ -78,6 +93,7 @@ TEST(WireTest, ResultsWithoutStartedListDecode) {
   pk.pack(uint64_t{4});
   pk.pack_array(0);
   FABRIC_ASSERT_OK_AND_ASSIGN(Results out, DecodeResults(old));
+  EXPECT_FALSE(out.reports_starts);
   EXPECT_EQ(out.grant, 2u);
   EXPECT_THAT(out.acked, ElementsAre(uint64_t{4}));
   EXPECT_TRUE(out.started.empty());

@@ -48,9 +48,14 @@ std::vector<size_t> WorkerLedger::Tasks(const NodeId& from,
       continue;
     }
     if (!seen.in_progress.insert(t.seq).second) {
-      // Already here: its result answers both deliveries.
+      // Already here: its result answers both deliveries. If its handler
+      // runs already, this delivery started too: say so at once, or a run
+      // longer than the lease would be redelivered here, unstarted, forever.
       duplicates_++;
       seen.owed[t.seq].push_back(Owed{key, t.attempt, t.delivery});
+      if (seen.running.contains(t.seq)) {
+        link.started.push_back(wq::StartedTask{t.seq, t.delivery});
+      }
       continue;
     }
     link.held++;
@@ -66,6 +71,10 @@ void WorkerLedger::Started(const ProducerKey& key, const TaskId& id,
   if (it != links_.end() && !it->second.gone) {
     it->second.started.push_back(wq::StartedTask{id.seq, delivery});
   }
+  // (The engine may report the start of a run that just ended: then the
+  // task is no longer in progress and nothing is remembered.)
+  SeenTasks& seen_here = SeenFor(id.producer);
+  if (seen_here.in_progress.contains(id.seq)) seen_here.running.insert(id.seq);
   // Deliveries of the same task waiting for this run (a restarted producer
   // sent it again) started too.
   auto seen = seen_.find(id.producer);
@@ -86,6 +95,7 @@ void WorkerLedger::Resolve(absl::Time wall_now, const ProducerKey& key,
                            uint64_t delay_ms, const std::string& reason) {
   SeenTasks& seen = SeenFor(id.producer);
   seen.in_progress.erase(id.seq);
+  seen.running.erase(id.seq);
   if (verdict == wq::Verdict::kAck && seen.done.insert(id.seq).second) {
     done_order_.push_back(DoneEntry{wall_now, id.producer, id.seq});
   }

@@ -132,7 +132,8 @@ class WorkerLedger {
   };
   struct SeenTasks {
     absl::flat_hash_set<uint64_t> in_progress;
-    absl::flat_hash_set<uint64_t> done;  // acked within the dedup window
+    absl::flat_hash_set<uint64_t> running;  // in progress, handler started
+    absl::flat_hash_set<uint64_t> done;     // acked within the dedup window
     absl::flat_hash_map<uint64_t, std::vector<Owed>> owed;  // by seq
   };
   struct DoneEntry {

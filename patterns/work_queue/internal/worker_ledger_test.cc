@@ -149,6 +149,28 @@ TEST_F(WorkerLedgerTest, ASecondDeliveryIsOwedTheRunsStartAndResult) {
   }
 }
 
+// A run longer than the lease: the producer sends the task again to this
+// worker, which must say at once that the new delivery started (it is
+// answered by the run in progress), or the producer would count it as
+// unstarted and send it again forever.
+TEST_F(WorkerLedgerTest, ADeliveryOfARunningTaskIsReportedStartedAtOnce) {
+  ledger_.Demand(kT0, p1_, Demand{"q", 100, 0});
+  Send();
+  ASSERT_THAT(ledger_.Tasks(p1_, Frame(id1_, {4})), ElementsAre(0));
+  ledger_.Started(ProducerKey{p1_, "q"}, TaskId{id1_, 4}, 1);
+  Send();
+  Tasks again = Frame(id1_, {4});
+  again.tasks[0].delivery = 2;
+  EXPECT_THAT(ledger_.Tasks(p1_, again), IsEmpty());
+  EXPECT_THAT(ResultsTo(Send(), p1_).started, ElementsAre(StartedTask{4, 2}));
+  // Not for a task that only waits here.
+  ASSERT_THAT(ledger_.Tasks(p1_, Frame(id1_, {5})), ElementsAre(0));
+  Tasks waiting = Frame(id1_, {5});
+  waiting.tasks[0].delivery = 2;
+  EXPECT_THAT(ledger_.Tasks(p1_, waiting), IsEmpty());
+  EXPECT_THAT(ResultsTo(Send(), p1_).started, IsEmpty());
+}
+
 TEST_F(WorkerLedgerTest, NothingIsReportedToAProducerThatIsGone) {
   ledger_.Demand(kT0, p1_, Demand{"q", 100, 0});
   Send();
