@@ -88,7 +88,7 @@ struct ProducerStats {
   uint64_t late_acks = 0;  // acks from a delivery no longer current
   uint64_t retries = 0;    // retry verdicts from handlers
   uint64_t lease_expired = 0;
-  uint64_t worker_lost = 0;  // deliveries outstanding at a worker that died
+  uint64_t worker_lost = 0;     // deliveries outstanding at a worker that died
   uint64_t worker_crashes = 0;  // of those, started ones
   uint64_t dead_lettered = 0;
   uint64_t rejected_pushes = 0;  // pushes refused (limit, spool failure)

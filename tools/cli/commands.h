@@ -40,8 +40,8 @@ struct PushFlags {
   std::string fsync;                 // always|batch|interval|none; empty: batch
   std::vector<std::string> headers;  // task headers KEY=VALUE
   bool wait_acked = false;
-  std::string timeout;       // overall bound; empty or 0: none
-  int64_t max_attempts = 0;  // 0: the producer's default
+  std::string timeout;             // overall bound; empty or 0: none
+  int64_t max_attempts = 0;        // 0: the producer's default
   int64_t max_worker_crashes = 0;  // 0: the producer's default
   std::string lease;
   std::string retry_backoff;
