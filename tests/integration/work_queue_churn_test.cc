@@ -40,6 +40,7 @@ namespace {
 
 using ::fabric::testing::CliCluster;
 using ::fabric::testing::Finish;
+using ::fabric::testing::LastValue;
 using ::fabric::testing::RunResult;
 using ::fabric::testing::Subprocess;
 using ::fabric::testing::WaitUntil;
@@ -48,21 +49,6 @@ using ::testing::HasSubstr;
 constexpr int kTasks = 5000;
 constexpr int kWorkers = 3;
 constexpr absl::Duration kDeadline = absl::Seconds(150);
-
-// The value of "key=N" in the last stderr line starting with `prefix`.
-int64_t LastValue(const std::string& text, absl::string_view prefix,
-                  absl::string_view key) {
-  int64_t value = -1;
-  for (absl::string_view line : absl::StrSplit(text, '\n')) {
-    if (!absl::StartsWith(line, prefix)) continue;
-    for (absl::string_view f : absl::StrSplit(line, ' ')) {
-      if (absl::ConsumePrefix(&f, key) && absl::ConsumePrefix(&f, "=")) {
-        (void)absl::SimpleAtoi(f, &value);
-      }
-    }
-  }
-  return value;
-}
 
 bool Exited(Subprocess& p) { return p.Wait(absl::ZeroDuration()).ok(); }
 

@@ -38,6 +38,7 @@ namespace {
 
 using ::fabric::testing::CliCluster;
 using ::fabric::testing::Finish;
+using ::fabric::testing::LastValue;
 using ::fabric::testing::RunResult;
 using ::fabric::testing::Subprocess;
 using ::fabric::testing::WaitUntil;
@@ -93,21 +94,6 @@ std::vector<TaskLine> TaskLines(const Subprocess& proc) {
     if (ParseTaskLine(line, &t)) out.push_back(t);
   }
   return out;
-}
-
-// The value of "key=N" in the last stderr line starting with `prefix`.
-int64_t LastValue(const std::string& text, absl::string_view prefix,
-                  absl::string_view key) {
-  int64_t value = -1;
-  for (absl::string_view line : absl::StrSplit(text, '\n')) {
-    if (!absl::StartsWith(line, prefix)) continue;
-    for (absl::string_view f : absl::StrSplit(line, ' ')) {
-      if (absl::ConsumePrefix(&f, key) && absl::ConsumePrefix(&f, "=")) {
-        absl::SimpleAtoi(f, &value);
-      }
-    }
-  }
-  return value;
 }
 
 class WorkQueueCliTest : public ::testing::Test {

@@ -6,6 +6,7 @@
 #ifndef FABRIC_TESTS_TESTING_CLI_HARNESS_H_
 #define FABRIC_TESTS_TESTING_CLI_HARNESS_H_
 
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -13,8 +14,12 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/test_util.h"
@@ -45,6 +50,22 @@ inline absl::StatusOr<RunResult> Finish(Subprocess& proc,
   r.out = absl::StrJoin(r.lines, "\n");
   r.err = proc.Stderr();
   return r;
+}
+
+// The value of "key=N" in the last line of `text` that starts with `prefix`
+// (a progress line on a command's stderr), or -1.
+inline int64_t LastValue(const std::string& text, absl::string_view prefix,
+                         absl::string_view key) {
+  int64_t value = -1;
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    if (!absl::StartsWith(line, prefix)) continue;
+    for (absl::string_view f : absl::StrSplit(line, ' ')) {
+      if (absl::ConsumePrefix(&f, key) && absl::ConsumePrefix(&f, "=")) {
+        (void)absl::SimpleAtoi(f, &value);
+      }
+    }
+  }
+  return value;
 }
 
 // One cluster of `fabric` processes with its own temp directory.
