@@ -25,12 +25,6 @@ constexpr size_t kMaxTaskBytes = kDefaultMaxMessageBytes - 64 * 1024;
 // A frame of tasks stops growing past this many bytes.
 constexpr size_t kMaxFrameBytes = 1 << 20;
 
-size_t TaskBytes(const Headers& headers, absl::string_view body) {
-  size_t n = body.size();
-  for (const auto& [k, v] : headers) n += k.size() + v.size();
-  return n;
-}
-
 }  // namespace
 
 std::string TaskId::ToString() const {
@@ -267,7 +261,7 @@ absl::StatusOr<TaskId> Producer::Impl::PushAsync(absl::string_view body,
                                                  absl::Time deadline,
                                                  bool final_wait,
                                                  absl::Duration waited) {
-  const size_t size = TaskBytes(headers, body);
+  const size_t size = wq::TaskBytes(headers, body);
   if (size > kMaxTaskBytes || headers.size() > kMaxHeaders) {
     counters_.rejected_pushes++;
     return absl::InvalidArgumentError(absl::StrCat(

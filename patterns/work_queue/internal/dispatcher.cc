@@ -7,13 +7,13 @@
 #include "absl/strings/str_cat.h"
 
 namespace fabric::wq {
-namespace {
-
 size_t TaskBytes(const Headers& headers, absl::string_view body) {
   size_t n = body.size();
   for (const auto& [k, v] : headers) n += k.size() + v.size();
   return n;
 }
+
+namespace {
 
 // Encoding overhead of one task in a frame (seq, attempt, flag, arrays).
 constexpr size_t kTaskOverhead = 24;

@@ -58,6 +58,7 @@
 #include "absl/container/btree_map.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "fabric/base/node_id.h"
 #include "fabric/codec/control.h"
@@ -94,6 +95,10 @@ struct NewTask {
   std::string body;
   bool recovered = false;
 };
+
+// Bytes of a task counted against limits and frame sizes: body plus
+// header keys and values (the producer's max_bytes, max_frame_bytes).
+size_t TaskBytes(const Headers& headers, absl::string_view body);
 
 // What one task looks like to the caller encoding a frame. The pointers
 // are valid until the next input that adds or removes tasks (every input
