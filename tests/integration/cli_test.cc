@@ -94,8 +94,15 @@ TEST_F(CliTest, UnknownFlagIsAUsageError) {
 }
 
 TEST_F(CliTest, MissingVerbIsAUsageError) {
-  ExpectUsageError({}, "subcommand is required");
-  ExpectUsageError(ClusterFlags(), "subcommand is required");
+  ExpectUsageError({}, "a verb is required (verbs: peers, push, work,");
+  ExpectUsageError(ClusterFlags(), "a verb is required");
+}
+
+TEST_F(CliTest, UnknownVerbIsNamed) {
+  ExpectUsageError({"bogus"}, "unknown verb 'bogus' (verbs: peers, push,");
+  std::vector<std::string> args = ClusterFlags();
+  args.push_back("pusj");
+  ExpectUsageError(args, "unknown verb 'pusj'");
 }
 
 TEST_F(CliTest, BadDiscoveryModeIsAUsageError) {

@@ -270,7 +270,8 @@ TEST_F(PubSubCliTest, BadArgumentsExitTwoWithAReason) {
     std::string needle;
   };
   const std::vector<Case> cases = {
-      {{"pub", "t", "a", "--count", "3"}, "either MSG... or --count"},
+      {{"pub", "t", "a", "--count", "3"},
+       "give one of MSG..., --count, --file and --stdin-raw"},
       {{"pub", "t", "--spool", "/tmp/x", "--count", "1"}, "need --durable"},
       {{"pub", "t", "--durable", "--fsync", "sometimes", "--count", "1"},
        "unknown policy"},

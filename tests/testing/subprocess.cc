@@ -47,6 +47,13 @@ absl::StatusOr<std::unique_ptr<Subprocess>> Subprocess::Spawn(
     // Child: only async-signal-safe calls from here to exec.
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) _exit(127);
+    // Stdin is /dev/null whatever the test runner's is (a terminal, a pipe
+    // from CI), so a command's input never depends on how tests are run.
+    const int null_fd = open("/dev/null", O_RDONLY);
+    if (null_fd >= 0) {
+      dup2(null_fd, STDIN_FILENO);
+      if (null_fd != STDIN_FILENO) close(null_fd);
+    }
     dup2(out[1], STDOUT_FILENO);
     dup2(err[1], STDERR_FILENO);
     execve(cargv[0], cargv.data(), cenv.data());

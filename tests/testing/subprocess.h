@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// A child process for integration tests: spawned with pipes on stdout and
-// stderr, read by a background thread, awaited line by line with deadlines,
+// A child process for integration tests: spawned with stdin on /dev/null
+// and pipes on stdout and stderr, read by a background thread, awaited line by line with deadlines,
 // and killed by PID when the handle dies (SIGTERM, then SIGKILL after a
 // grace period). The child also gets PR_SET_PDEATHSIG, so a crashed test
 // never leaves processes behind. On a failed test the child's stderr tail is

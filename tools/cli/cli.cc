@@ -24,24 +24,45 @@ void RaiseFileLimit() {
 }
 
 // Registers `fabric push` on `app`.
+// Registers the body sources of a sending verb (push, pub): MSG...,
+// --count, --size, --file, --stdin-raw and --no-stdin.
+void AddInputFlags(CLI::App* cmd, InputFlags& in, std::string& size,
+                   absl::string_view what) {
+  cmd->add_option("messages", in.messages,
+                  absl::StrCat(what,
+                               " bodies (use -- before ones that start "
+                               "with '-')"));
+  cmd->add_option("--count", in.count, "send N generated bodies msg-1 .. msg-N")
+      ->type_name("N");
+  cmd->add_option("--size", size,
+                  "with --count: pad each body with '.' to SIZE (bytes or "
+                  "with a unit: 64k, 1MiB)")
+      ->type_name("SIZE");
+  cmd->add_option("--file", in.files,
+                  absl::StrCat("send the bytes of PATH, unchanged, as one ",
+                               what, " (repeatable: one per file)"))
+      ->type_name("PATH");
+  cmd->add_flag("--stdin-raw", in.stdin_raw,
+                absl::StrCat("send all of stdin, unchanged, as one ", what));
+  cmd->add_flag("--no-stdin", in.no_stdin,
+                absl::StrCat("never read ", what,
+                             "s from stdin (implied when stdin is a terminal, "
+                             "/dev/null or closed)"));
+}
+
+// Registers `fabric push` on `app`.
 CLI::App* AddPush(CLI::App& app, PushFlags& f) {
   CLI::App* cmd = app.add_subcommand(
       "push",
       "push tasks onto a work queue: MSG arguments, --count generated "
-      "bodies, or one task per stdin line (read when neither is given and "
-      "stdin is not a terminal). Exits 0 once every task is confirmed "
+      "bodies, --file contents, all of stdin (--stdin-raw), or one task per "
+      "stdin line (read when none is given and stdin is a pipe or file). "
+      "Exits 0 once every task is confirmed "
       "(durable); without --spool tasks live in memory only and are lost at "
       "exit, so it then waits as with --wait-acked. With --spool and no new "
       "messages it delivers what the spool holds");
   cmd->add_option("queue", f.queue, "the queue")->required();
-  cmd->add_option("messages", f.messages,
-                  "task bodies (use -- before ones that start with '-')");
-  cmd->add_option("--count", f.count, "push N generated bodies msg-1 .. msg-N")
-      ->type_name("N");
-  cmd->add_option("--size", f.size,
-                  "with --count: pad each body with '.' to B bytes")
-      ->type_name("B");
-  cmd->add_flag("--no-stdin", f.no_stdin, "never read tasks from stdin");
+  AddInputFlags(cmd, f.input, f.size, "task");
   cmd->add_option("--spool", f.spool,
                   "durable spool directory (created if missing); without "
                   "it tasks live in memory only")
@@ -57,7 +78,8 @@ CLI::App* AddPush(CLI::App& app, PushFlags& f) {
                 "wait until every task is acked or dead-lettered; exit 1 if "
                 "any was dead-lettered");
   cmd->add_option("--timeout", f.timeout,
-                  "overall time bound (default 0: none)")
+                  "bound on the whole run, reading stdin included; exit 1 "
+                  "when it passes (default 0: none)")
       ->type_name("DURATION");
   cmd->add_option("--max-attempts", f.max_attempts,
                   "handler runs (started deliveries) before a failing task "
@@ -74,8 +96,9 @@ CLI::App* AddPush(CLI::App& app, PushFlags& f) {
                   "first retry delay, doubling per attempt (default 1s)")
       ->type_name("DURATION");
   cmd->add_option("--max-bytes", f.max_bytes,
-                  "limit on bytes of unacked tasks held (default 1 GiB)")
-      ->type_name("BYTES");
+                  "limit on bytes of unacked tasks held (default 1GiB; "
+                  "units as --size)")
+      ->type_name("SIZE");
   cmd->add_option("--push-timeout", f.push_timeout,
                   "how long a push waits for room under --max-bytes before "
                   "failing (default 30s)")
@@ -95,6 +118,10 @@ CLI::App* AddWork(CLI::App& app, WorkFlags& f) {
       "task ('task ID queue=Q attempt=N [redelivered] BODY') and acks it");
   cmd->add_option("queues", f.queues, "the queues to serve")->required();
   cmd->add_flag("--json", f.json, "print tasks as JSON lines");
+  cmd->add_option("--out-dir", f.out_dir,
+                  "also write each task's body, unchanged, to "
+                  "DIR/<producer id>-<seq> (created 0700 if missing)")
+      ->type_name("DIR");
   cmd->add_option("--exec", f.exec,
                   "run CMD with /bin/sh -c per task, body on stdin, env "
                   "FABRIC_TASK_ID, FABRIC_QUEUE, FABRIC_ATTEMPT; its output "
@@ -123,20 +150,13 @@ CLI::App* AddWork(CLI::App& app, WorkFlags& f) {
 CLI::App* AddPub(CLI::App& app, PubFlags& f) {
   CLI::App* cmd = app.add_subcommand(
       "pub",
-      "publish on a topic: MSG arguments, --count generated bodies, or one "
-      "message per stdin line (read when neither is given and stdin is not a "
-      "terminal). Prints READY, publishes, and exits once every message is "
+      "publish on a topic: MSG arguments, --count generated bodies, --file "
+      "contents, all of stdin (--stdin-raw), or one message per stdin line "
+      "(read when none is given and stdin is a pipe or file). Prints READY, "
+      "publishes, and exits once every message is "
       "sent (and, with --durable, on disk)");
   cmd->add_option("topic", f.topic, "the topic")->required();
-  cmd->add_option("messages", f.messages,
-                  "message bodies (use -- before ones that start with '-')");
-  cmd->add_option("--count", f.count,
-                  "publish N generated bodies msg-1 .. msg-N")
-      ->type_name("N");
-  cmd->add_option("--size", f.size,
-                  "with --count: pad each body with '.' to B bytes")
-      ->type_name("B");
-  cmd->add_flag("--no-stdin", f.no_stdin, "never read messages from stdin");
+  AddInputFlags(cmd, f.input, f.size, "message");
   cmd->add_option("--header", f.headers,
                   "message header KEY=VALUE (repeatable)")
       ->type_name("K=V");
@@ -150,8 +170,9 @@ CLI::App* AddPub(CLI::App& app, PubFlags& f) {
                   "with --durable: always, batch (default), interval or none")
       ->type_name("POLICY");
   cmd->add_option("--retention-bytes", f.retention_bytes,
-                  "with --durable: keep about this many bytes (default 1 GiB)")
-      ->type_name("BYTES");
+                  "with --durable: keep about this much (default 1GiB; "
+                  "units as --size)")
+      ->type_name("SIZE");
   cmd->add_option("--retention-age", f.retention_age,
                   "with --durable: drop messages older than this (default: "
                   "never)")
@@ -164,6 +185,11 @@ CLI::App* AddPub(CLI::App& app, PubFlags& f) {
       ->type_name("DURATION");
   cmd->add_option("--rate", f.rate, "publish at most N messages per second")
       ->type_name("N");
+  cmd->add_option("--timeout", f.timeout,
+                  "bound on publishing, reading stdin and waiting for "
+                  "subscribers included; exit 1 when it passes (default: "
+                  "none)")
+      ->type_name("DURATION");
   cmd->add_flag("--stay", f.stay,
                 "after publishing, keep serving replays until interrupted");
   cmd->add_option("--hwm", f.hwm,
@@ -196,6 +222,10 @@ CLI::App* AddSub(CLI::App& app, SubFlags& f) {
                   "-DURATION")
       ->type_name("WHERE");
   cmd->add_flag("--json", f.json, "print messages and gaps as JSON lines");
+  cmd->add_option("--out-dir", f.out_dir,
+                  "also write each message's body, unchanged, to "
+                  "DIR/<stream>-<seq> (created 0700 if missing)")
+      ->type_name("DIR");
   cmd->add_option("--count", f.count, "exit after N messages")->type_name("N");
   cmd->add_option("--hwm", f.hwm,
                   "frames queued per publisher before it drops for us "
@@ -208,16 +238,27 @@ CLI::App* AddSub(CLI::App& app, SubFlags& f) {
 CLI::App* AddReq(CLI::App& app, ReqFlags& f) {
   CLI::App* cmd = app.add_subcommand(
       "req",
-      "call a service once: the body is MSG or, without it, all of stdin; "
-      "prints the reply body to stdout and exits 0, or prints the failed "
+      "call a service once: the body is MSG, --file PATH or, without them, "
+      "all of stdin; prints the reply body to stdout (with a newline added "
+      "unless it ends in one or --raw is given) and exits 0, or prints the "
+      "failed "
       "call's status (e.g. DEADLINE_EXCEEDED, UNAVAILABLE) to stderr and "
       "exits 1");
   cmd->add_option("service", f.service, "the service")->required();
   cmd->add_option("message", f.message, "the request body")
       ->each([&f](const std::string&) { f.has_message = true; });
+  cmd->add_option("--file", f.file,
+                  "the request body: the bytes of PATH, unchanged")
+      ->type_name("PATH");
+  cmd->add_flag("--stdin-raw", f.stdin_raw,
+                "the request body: all of stdin, unchanged (the default "
+                "without MSG or --file)");
+  cmd->add_flag("--raw", f.raw,
+                "print the reply body exactly as received, without adding "
+                "a final newline");
   cmd->add_option("--timeout", f.timeout,
-                  "deadline of the call in ms, or a duration like 2s "
-                  "(default 5000)")
+                  "deadline of the whole run, reading stdin included, in "
+                  "ms or a duration like 2s (default 5000)")
       ->type_name("MS");
   cmd->add_option("--attempt-timeout", f.attempt_timeout,
                   "retry on another server after this long without a reply "
@@ -275,6 +316,11 @@ CLI::App* AddServe(CLI::App& app, ServeFlags& f) {
       ->type_name("CMD");
   cmd->add_flag("--echo", f.echo, "reply with the request body");
   cmd->add_flag("--json", f.json, "print requests as JSON lines");
+  cmd->add_option("--out-dir", f.out_dir,
+                  "also write each request's body, unchanged, to "
+                  "DIR/<client id>-<call id>-<attempt> (created 0700 if "
+                  "missing)")
+      ->type_name("DIR");
   cmd->add_option("--concurrency", f.concurrency,
                   "requests handled at once (default 4)")
       ->type_name("N");
@@ -407,6 +453,23 @@ int Run(int argc, char** argv) {
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
+    // With no verb parsed, the first word left over is a misspelled or
+    // unknown verb: name it rather than "A subcommand is required".
+    const std::vector<std::string> rest = app.remaining();
+    if (e.get_name() == "RequiredError" && app.get_subcommands().empty()) {
+      std::string verbs;
+      for (const CLI::App* sub : app.get_subcommands({})) {
+        absl::StrAppend(&verbs, verbs.empty() ? "" : ", ", sub->get_name());
+      }
+      const std::string what =
+          rest.empty() ? std::string("a verb is required")
+                       : absl::StrCat("unknown verb '", rest.front(), "'");
+      std::fprintf(stderr,
+                   "fabric: %s (verbs: %s)\nRun 'fabric --help' for "
+                   "usage.\n",
+                   what.c_str(), verbs.c_str());
+      return 2;
+    }
     std::fprintf(stderr, "fabric: %s\nRun 'fabric --help' for usage.\n",
                  e.what());
     return 2;

@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "fabric/node.h"
 #include "tools/cli/common_flags.h"
+#include "tools/cli/input.h"
 
 namespace fabric::cli {
 
@@ -32,12 +33,10 @@ struct NodeFlags {
 // means the default.
 struct PushFlags {
   std::string queue;
-  std::vector<std::string> messages;
-  int64_t count = -1;  // -1: not given
-  int64_t size = -1;   // -1: not given
-  bool no_stdin = false;
-  std::string spool;                 // empty: memory only (implies wait_acked)
-  std::string fsync;                 // always|batch|interval|none; empty: batch
+  InputFlags input;   // MSG..., --count, --file, --stdin-raw, --no-stdin
+  std::string size;   // --size with units; empty: not given
+  std::string spool;  // empty: memory only (implies wait_acked)
+  std::string fsync;  // always|batch|interval|none; empty: batch
   std::vector<std::string> headers;  // task headers KEY=VALUE
   bool wait_acked = false;
   std::string timeout;             // overall bound; empty or 0: none
@@ -45,7 +44,7 @@ struct PushFlags {
   int64_t max_worker_crashes = 0;  // 0: the producer's default
   std::string lease;
   std::string retry_backoff;
-  uint64_t max_bytes = 0;  // 0: the producer's default
+  std::string max_bytes;  // with units; empty: the producer's default
   std::string push_timeout;
   std::string progress;  // empty: 1s above 1000 messages, else off
 };
@@ -54,6 +53,7 @@ struct PushFlags {
 struct WorkFlags {
   std::vector<std::string> queues;
   bool json = false;
+  std::string out_dir;   // each body also written to DIR/<producer>-<seq>
   std::string exec;      // empty: print and ack
   int reject_exit = -1;  // -1: none
   int concurrency = 1;
@@ -65,19 +65,18 @@ struct WorkFlags {
 // `fabric pub TOPIC [MSG...]`. Durations are unparsed flag text.
 struct PubFlags {
   std::string topic;
-  std::vector<std::string> messages;
-  int64_t count = -1;  // -1: not given
-  int64_t size = -1;
-  bool no_stdin = false;
+  InputFlags input;  // MSG..., --count, --file, --stdin-raw, --no-stdin
+  std::string size;  // --size with units; empty: not given
   std::vector<std::string> headers;
   bool durable = false;
   std::string spool;  // with --durable; empty: ./fabric-topics
   std::string fsync;
-  uint64_t retention_bytes = 0;  // 0: default
+  std::string retention_bytes;  // with units; empty: default
   std::string retention_age;
   int wait_subscribers = 0;
   std::string wait_timeout;  // default 30s
   double rate = 0;           // messages per second; 0: as fast as possible
+  std::string timeout;       // overall bound, stdin included; empty: none
   bool stay = false;         // serve replays and beats until interrupted
   int hwm = 0;               // 0: the publisher's default
 };
@@ -89,8 +88,9 @@ struct SubFlags {
   std::string state_dir;  // empty: ./fabric-subs
   std::string from;       // latest|earliest|SEQ|TIME
   bool json = false;
-  int64_t count = 0;  // 0: until interrupted
-  int hwm = 0;        // 0: the subscriber's default
+  std::string out_dir;  // each body also written to DIR/<stream>-<seq>
+  int64_t count = 0;    // 0: until interrupted
+  int hwm = 0;          // 0: the subscriber's default
 };
 
 // `fabric req SERVICE [MSG]`. Durations are unparsed flag text; empty means
@@ -99,6 +99,9 @@ struct ReqFlags {
   std::string service;
   std::string message;
   bool has_message = false;
+  std::string file;                  // --file: the body from a file
+  bool stdin_raw = false;            // --stdin-raw: all of stdin (the default)
+  bool raw = false;                  // --raw: the reply exactly, no newline
   std::string timeout;               // plain number: milliseconds
   std::string attempt_timeout;       // plain number: milliseconds
   int max_attempts = 0;              // 0: the client's default
@@ -120,6 +123,7 @@ struct ServeFlags {
   std::string exec;
   bool echo = false;
   bool json = false;
+  std::string out_dir;  // each request body written to DIR/<client>-<id>-<n>
   int concurrency = 4;
   int64_t count = 0;    // 0: serve until interrupted
   int max_pending = 0;  // 0: the server's default

@@ -93,6 +93,16 @@ absl::StatusOr<NodeOptions> BuildNodeOptions(const CommonFlags& f) {
   if (!f.log_level.empty()) {
     FABRIC_ASSIGN_OR_RETURN(LogLevel level, ParseLogLevel(f.log_level));
     SetLogLevel(level);
+  } else if (const char* env = std::getenv("FABRIC_LOG_LEVEL");
+             env != nullptr && *env != '\0') {
+    // The library alone falls back to its default on a bad value; the CLI
+    // refuses it, as it refuses a bad --log-level.
+    absl::StatusOr<LogLevel> level = ParseLogLevel(env);
+    if (!level.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("FABRIC_LOG_LEVEL: ", level.status().message()));
+    }
+    SetLogLevel(*level);
   }
   NodeOptions o;
   FABRIC_RETURN_IF_ERROR(ApplyEnvironment(&o));

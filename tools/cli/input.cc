@@ -1,18 +1,48 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "tools/cli/input.h"
 
+#include <fcntl.h>
 #include <poll.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cmath>
+#include <cstring>
 
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/time/time.h"
+#include "absl/time/clock.h"
 
 namespace fabric::cli {
 namespace {
 
 constexpr absl::Duration kSlice = absl::Milliseconds(100);
+constexpr int64_t kMaxByteSize = int64_t{1} << 62;
+
+struct Unit {
+  const char* name;
+  int64_t factor;
+};
+constexpr Unit kUnits[] = {
+    {"", 1},
+    {"b", 1},
+    {"k", int64_t{1} << 10},
+    {"kib", int64_t{1} << 10},
+    {"m", int64_t{1} << 20},
+    {"mib", int64_t{1} << 20},
+    {"g", int64_t{1} << 30},
+    {"gib", int64_t{1} << 30},
+    {"t", int64_t{1} << 40},
+    {"tib", int64_t{1} << 40},
+    {"kb", 1000},
+    {"mb", 1000 * 1000},
+    {"gb", 1000 * 1000 * 1000},
+    {"tb", int64_t{1000} * 1000 * 1000 * 1000},
+};
 
 }  // namespace
 
@@ -28,16 +58,133 @@ absl::Status ParseHeaders(const std::vector<std::string>& pairs, Headers* out) {
   return absl::OkStatus();
 }
 
-absl::Status CheckMessageSource(size_t messages, int64_t count, int64_t size) {
-  if (messages > 0 && count >= 0) {
-    return absl::InvalidArgumentError(
-        "give either MSG... or --count, not both");
+absl::StatusOr<int64_t> ParseByteSize(absl::string_view flag,
+                                      absl::string_view text) {
+  const absl::string_view trimmed = absl::StripAsciiWhitespace(text);
+  size_t digits = 0;
+  while (digits < trimmed.size() &&
+         (absl::ascii_isdigit(static_cast<unsigned char>(trimmed[digits])) ||
+          trimmed[digits] == '.')) {
+    ++digits;
   }
-  if (size >= 0 && count < 0) {
+  const absl::string_view number = trimmed.substr(0, digits);
+  const std::string unit =
+      absl::AsciiStrToLower(absl::StripAsciiWhitespace(trimmed.substr(digits)));
+  auto bad = [&] {
+    return absl::InvalidArgumentError(
+        absl::StrCat(flag, ": '", text,
+                     "' is not a size (bytes, or with a unit: 64k, 512KiB, "
+                     "16MiB, 1GiB, 10MB)"));
+  };
+  if (number.empty()) return bad();
+  const Unit* found = nullptr;
+  for (const Unit& u : kUnits) {
+    if (unit == u.name) found = &u;
+  }
+  if (found == nullptr) return bad();
+  int64_t whole = 0;
+  if (absl::SimpleAtoi(number, &whole)) {
+    if (whole > kMaxByteSize / found->factor) return bad();
+    return whole * found->factor;
+  }
+  double value = 0;
+  if (found->factor == 1 || !absl::SimpleAtod(number, &value) ||
+      !std::isfinite(value) || value < 0 ||
+      value * static_cast<double>(found->factor) >
+          static_cast<double>(kMaxByteSize)) {
+    return bad();
+  }
+  return static_cast<int64_t>(
+      std::floor(value * static_cast<double>(found->factor)));
+}
+
+bool StdinIsData() {
+  struct stat st;
+  if (fstat(STDIN_FILENO, &st) != 0) return false;
+  return S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) || S_ISREG(st.st_mode);
+}
+
+absl::StatusOr<InputMode> ChooseInput(const InputFlags& f, bool stdin_is_data) {
+  const int named = (f.messages.empty() ? 0 : 1) + (f.count >= 0 ? 1 : 0) +
+                    (f.files.empty() ? 0 : 1) + (f.stdin_raw ? 1 : 0);
+  if (named > 1) {
+    return absl::InvalidArgumentError(
+        "give one of MSG..., --count, --file and --stdin-raw");
+  }
+  if (f.size >= 0 && f.count < 0) {
     return absl::InvalidArgumentError("--size needs --count");
   }
-  if (count < -1) {
+  if (f.count < -1) {
     return absl::InvalidArgumentError("--count must not be negative");
+  }
+  if (f.stdin_raw && f.no_stdin) {
+    return absl::InvalidArgumentError("--stdin-raw and --no-stdin conflict");
+  }
+  if (!f.messages.empty()) return InputMode::kArgs;
+  if (f.count >= 0) return InputMode::kCount;
+  if (!f.files.empty()) return InputMode::kFiles;
+  if (f.stdin_raw) return InputMode::kStdinRaw;
+  if (!f.no_stdin && stdin_is_data) return InputMode::kStdinLines;
+  return InputMode::kNone;
+}
+
+absl::StatusOr<std::string> ReadBodyFile(const std::string& path,
+                                         size_t max_body) {
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return absl::ErrnoToStatus(errno, absl::StrCat("--file ", path));
+  std::string body;
+  absl::Status status;
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    status = absl::ErrnoToStatus(errno, absl::StrCat("--file ", path));
+  } else if (!S_ISREG(st.st_mode)) {
+    status = absl::FailedPreconditionError(
+        absl::StrCat("--file ", path, ": not a regular file"));
+  } else if (static_cast<uint64_t>(st.st_size) > max_body) {
+    status = absl::FailedPreconditionError(absl::StrCat(
+        "--file ", path, ": ", st.st_size,
+        " bytes is more than one message may carry (", max_body, ")"));
+  } else {
+    body.resize(static_cast<size_t>(st.st_size));
+    size_t done = 0;
+    while (done < body.size()) {
+      const ssize_t n = read(fd, body.data() + done, body.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        status = absl::ErrnoToStatus(errno, absl::StrCat("--file ", path));
+        break;
+      }
+      if (n == 0) {
+        body.resize(done);  // the file shrank while we read it
+        break;
+      }
+      done += static_cast<size_t>(n);
+    }
+  }
+  close(fd);
+  if (!status.ok()) return status;
+  return body;
+}
+
+absl::Status CheckFiles(const std::vector<std::string>& files,
+                        size_t max_body) {
+  for (const std::string& path : files) {
+    struct stat st;
+    if (stat(path.c_str(), &st) != 0) {
+      return absl::ErrnoToStatus(errno, absl::StrCat("--file ", path));
+    }
+    if (!S_ISREG(st.st_mode)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("--file ", path, ": not a regular file"));
+    }
+    if (static_cast<uint64_t>(st.st_size) > max_body) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "--file ", path, ": ", st.st_size,
+          " bytes is more than one message may carry (", max_body, ")"));
+    }
+    if (access(path.c_str(), R_OK) != 0) {
+      return absl::ErrnoToStatus(errno, absl::StrCat("--file ", path));
+    }
   }
   return absl::OkStatus();
 }
@@ -50,35 +197,132 @@ std::string GeneratedBody(int64_t i, int64_t size) {
   return body;
 }
 
-bool LineReader::Next(std::string* line) {
+bool StdinReader::Fill() {
   for (;;) {
-    const size_t nl = buffer_.find('\n');
+    if (eof_ || stop_.load()) return false;
+    const absl::Duration left = deadline_ - absl::Now();
+    if (left <= absl::ZeroDuration()) {
+      status_ = absl::DeadlineExceededError(
+          "--timeout passed while waiting for input on stdin");
+      return false;
+    }
+    pollfd pfd = {STDIN_FILENO, POLLIN, 0};
+    const int wait_ms =
+        static_cast<int>(absl::ToInt64Milliseconds(std::min(kSlice, left)) + 1);
+    const int ready = poll(&pfd, 1, wait_ms);
+    if (ready < 0 && errno != EINTR) {
+      status_ = absl::ErrnoToStatus(errno, "waiting for stdin");
+      return false;
+    }
+    if (ready <= 0) continue;
+    char chunk[65536];
+    const ssize_t n = read(STDIN_FILENO, chunk, sizeof(chunk));
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (n < 0) {
+      status_ = absl::ErrnoToStatus(errno, "reading stdin");
+      return false;
+    }
+    if (n == 0) {
+      eof_ = true;
+      return false;
+    }
+    buffer_.append(chunk, static_cast<size_t>(n));
+    return true;
+  }
+}
+
+bool StdinReader::NextLine(std::string* line) {
+  size_t searched = 0;
+  for (;;) {
+    const size_t nl = buffer_.find('\n', searched);
     if (nl != std::string::npos) {
       line->assign(buffer_, 0, nl);
       buffer_.erase(0, nl + 1);
       return true;
     }
-    if (eof_) {
-      if (buffer_.empty()) return false;
+    searched = buffer_.size();
+    if (!Fill()) {
+      if (!eof_ || buffer_.empty()) return false;
       line->swap(buffer_);
       buffer_.clear();
       return true;
     }
-    if (stop_.load()) return false;
-    pollfd pfd = {STDIN_FILENO, POLLIN, 0};
-    const int ready =
-        poll(&pfd, 1, static_cast<int>(absl::ToInt64Milliseconds(kSlice)));
-    if (ready < 0 && errno != EINTR) return false;
-    if (ready <= 0) continue;
-    char chunk[65536];
-    const ssize_t n = read(STDIN_FILENO, chunk, sizeof(chunk));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      eof_ = true;
-      continue;
-    }
-    buffer_.append(chunk, static_cast<size_t>(n));
   }
+}
+
+bool StdinReader::ReadAll(size_t max_body, std::string* body) {
+  while (Fill()) {
+    if (buffer_.size() > max_body) {
+      status_ = absl::ResourceExhaustedError(
+          absl::StrCat("stdin holds more than one message may carry (",
+                       max_body, " bytes)"));
+      return false;
+    }
+  }
+  if (!eof_) return false;  // stopped, deadline or error
+  body->swap(buffer_);
+  buffer_.clear();
+  return true;
+}
+
+bool BodySource::Next(std::string* body) {
+  if (!status_.ok()) return false;
+  switch (mode_) {
+    case InputMode::kArgs:
+      if (index_ >= static_cast<int64_t>(flags_.messages.size())) return false;
+      *body = flags_.messages[static_cast<size_t>(index_)];
+      break;
+    case InputMode::kCount:
+      if (index_ >= flags_.count) return false;
+      *body = GeneratedBody(index_ + 1, flags_.size);
+      break;
+    case InputMode::kFiles: {
+      if (index_ >= static_cast<int64_t>(flags_.files.size())) return false;
+      absl::StatusOr<std::string> read =
+          ReadBodyFile(flags_.files[static_cast<size_t>(index_)], max_body_);
+      if (!read.ok()) {
+        status_ = read.status();
+        return false;
+      }
+      *body = *std::move(read);
+      break;
+    }
+    case InputMode::kStdinLines:
+      if (!stdin_.NextLine(body)) {
+        status_ = stdin_.status();
+        return false;
+      }
+      break;
+    case InputMode::kStdinRaw:
+      if (index_ > 0) return false;
+      if (!stdin_.ReadAll(max_body_, body)) {
+        status_ = stdin_.status();
+        return false;
+      }
+      break;
+    case InputMode::kNone:
+      return false;
+  }
+  ++index_;
+  return true;
+}
+
+int64_t ExpectedBodies(const InputFlags& flags, InputMode mode) {
+  switch (mode) {
+    case InputMode::kArgs:
+      return static_cast<int64_t>(flags.messages.size());
+    case InputMode::kCount:
+      return flags.count;
+    case InputMode::kFiles:
+      return static_cast<int64_t>(flags.files.size());
+    case InputMode::kStdinRaw:
+      return 1;
+    case InputMode::kNone:
+      return 0;
+    case InputMode::kStdinLines:
+      break;
+  }
+  return -1;
 }
 
 }  // namespace fabric::cli

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-// Message input shared by the verbs that send (push, pub): stdin lines that
-// never block out a signal, generated bodies and --header pairs.
+// Message input shared by the verbs that send (push, pub, req): MSG
+// arguments, generated bodies, files, stdin lines or all of stdin as one
+// body, read so that neither a signal nor the run's --timeout is ever
+// blocked out; --header pairs; size flags with units.
 #ifndef FABRIC_TOOLS_CLI_INPUT_H_
 #define FABRIC_TOOLS_CLI_INPUT_H_
 
@@ -11,6 +13,9 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "fabric/codec/control.h"
 
 namespace fabric::cli {
@@ -18,29 +23,122 @@ namespace fabric::cli {
 // Parses KEY=VALUE pairs (from --header) into `out`.
 absl::Status ParseHeaders(const std::vector<std::string>& pairs, Headers* out);
 
-// Checks that MSG arguments (`messages` of them), --count (-1: not given)
-// and --size (-1: not given) make sense together.
-absl::Status CheckMessageSource(size_t messages, int64_t count, int64_t size);
+// Parses a size: a plain number of bytes, or a number with a unit. Binary
+// units (as dd): K, k, KiB = 1024; M, MiB; G, GiB; T, TiB. Decimal: kB, KB =
+// 1000; MB; GB; TB. "B" alone is bytes. Fractions are allowed with a unit
+// ("1.5GiB"), the result rounded down to whole bytes. Returns
+// kInvalidArgument naming `flag` for anything else or a value above 2^62.
+absl::StatusOr<int64_t> ParseByteSize(absl::string_view flag,
+                                      absl::string_view text);
+
+// Where the bodies of a sending verb come from, as its flags say.
+struct InputFlags {
+  std::vector<std::string> messages;  // MSG arguments
+  int64_t count = -1;                 // --count; -1: not given
+  int64_t size = -1;                  // --size in bytes; -1: not given
+  std::vector<std::string> files;     // --file, one body per file
+  bool stdin_raw = false;             // --stdin-raw: all of stdin, one body
+  bool no_stdin = false;              // --no-stdin
+};
+
+enum class InputMode {
+  kNone,        // nothing to send
+  kArgs,        // the MSG arguments
+  kCount,       // --count generated bodies
+  kFiles,       // one body per --file
+  kStdinLines,  // one body per stdin line
+  kStdinRaw,    // all of stdin as one body
+};
+
+// True when stdin is data that can be read: a pipe, a socket or a regular
+// file. A terminal, /dev/null and other devices, a directory or a closed
+// descriptor are not, so reading is skipped as if --no-stdin were given.
+bool StdinIsData();
+
+// Picks the input mode, checking that the flags make sense together:
+// at most one of MSG..., --count, --file and --stdin-raw; --size only with
+// --count; --stdin-raw not with --no-stdin. Stdin lines are the mode when
+// nothing else is named and `stdin_is_data`; otherwise kNone.
+absl::StatusOr<InputMode> ChooseInput(const InputFlags& flags,
+                                      bool stdin_is_data);
+
+// Checks that every --file is a readable regular file of at most
+// `max_body` bytes, so a bad one fails the command before anything is
+// sent. Returns kNotFound / kPermissionDenied / kFailedPrecondition naming
+// the file.
+absl::Status CheckFiles(const std::vector<std::string>& files, size_t max_body);
+
+// How many bodies `mode` sends when known in advance (arguments, --count,
+// files, raw stdin); -1 for stdin lines.
+int64_t ExpectedBodies(const InputFlags& flags, InputMode mode);
 
 // "msg-<i>" padded with '.' to `size` bytes (never cut).
 std::string GeneratedBody(int64_t i, int64_t size);
 
-// Reads stdin line by line, polling so that `stop` is checked at least
-// every 100 ms. Thread safety: thread-compatible.
-class LineReader {
+// Reads stdin in slices of at most 100 ms, so that `stop` and `deadline`
+// are checked while it waits for data. Thread safety: thread-compatible.
+class StdinReader {
  public:
-  explicit LineReader(const std::atomic<bool>& stop) : stop_(stop) {}
+  StdinReader(const std::atomic<bool>& stop, absl::Time deadline)
+      : stop_(stop), deadline_(deadline) {}
 
   // Sets `*line` to the next line without its '\n'. Returns false at end of
-  // input (a last line without '\n' still counts), on a read error or once
-  // `stop` is set.
-  bool Next(std::string* line);
+  // input (a last line without '\n' still counts), once `stop` is set, at
+  // the deadline or on a read error: status() tells which.
+  bool NextLine(std::string* line);
+
+  // Sets `*body` to all of the remaining input. Returns false when `stop`
+  // is set, at the deadline, on a read error, or when the input holds more
+  // than `max_body` bytes (kResourceExhausted): status() tells which.
+  bool ReadAll(size_t max_body, std::string* body);
+
+  // OK after a clean end of input or a stop; kDeadlineExceeded when the
+  // deadline passed while waiting for input; the read(2) error otherwise.
+  const absl::Status& status() const { return status_; }
 
  private:
+  // Appends what one read returns. Returns false at the end of input or
+  // when reading must stop.
+  bool Fill();
+
   const std::atomic<bool>& stop_;
+  const absl::Time deadline_;
   std::string buffer_;
   bool eof_ = false;
+  absl::Status status_;
 };
+
+// The bodies a sending verb sends, one at a time, from whichever source
+// `mode` names. Thread safety: thread-compatible.
+class BodySource {
+ public:
+  // `flags` must outlive the source. `max_body` bounds one body read from
+  // a file or raw stdin.
+  BodySource(const InputFlags& flags, InputMode mode,
+             const std::atomic<bool>& stop, absl::Time deadline,
+             size_t max_body)
+      : flags_(flags),
+        mode_(mode),
+        max_body_(max_body),
+        stdin_(stop, deadline) {}
+
+  // Sets `*body` to the next body. Returns false when there is none left
+  // or one could not be read: status() then tells which.
+  bool Next(std::string* body);
+  const absl::Status& status() const { return status_; }
+
+ private:
+  const InputFlags& flags_;
+  const InputMode mode_;
+  const size_t max_body_;
+  StdinReader stdin_;
+  int64_t index_ = 0;
+  absl::Status status_;
+};
+
+// Reads the whole of file `path` (at most `max_body` bytes).
+absl::StatusOr<std::string> ReadBodyFile(const std::string& path,
+                                         size_t max_body);
 
 }  // namespace fabric::cli
 

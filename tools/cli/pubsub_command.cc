@@ -12,6 +12,7 @@
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -21,6 +22,7 @@
 #include "fabric/base/status_macros.h"
 #include "patterns/pubsub/publisher.h"
 #include "patterns/pubsub/subscriber.h"
+#include "tools/cli/body_dir.h"
 #include "tools/cli/commands.h"
 #include "tools/cli/input.h"
 #include "tools/cli/output.h"
@@ -31,22 +33,27 @@ namespace {
 constexpr char kDefaultTopicSpool[] = "fabric-topics";
 constexpr char kDefaultStateDir[] = "fabric-subs";
 
-// Where `fabric pub` takes its messages from.
-enum class PubSource { kArgs, kCount, kStdin, kNone };
-
 struct PubPlan {
   PublisherOptions options;
   Headers headers;
-  PubSource source = PubSource::kNone;
+  InputFlags input;  // with --size parsed
+  InputMode mode = InputMode::kNone;
+  size_t max_body = 0;
   absl::Duration wait_timeout = absl::Seconds(30);
+  absl::Time deadline = absl::InfiniteFuture();
 };
 
-absl::StatusOr<PubPlan> ParsePubFlags(const PubFlags& f) {
+absl::StatusOr<PubPlan> ParsePubFlags(const PubFlags& f,
+                                      const NodeOptions& node) {
   PubPlan plan;
   if (f.topic.empty()) return absl::InvalidArgumentError("TOPIC is required");
   FABRIC_RETURN_IF_ERROR(ParseHeaders(f.headers, &plan.headers));
-  FABRIC_RETURN_IF_ERROR(
-      CheckMessageSource(f.messages.size(), f.count, f.size));
+  plan.input = f.input;
+  if (!f.size.empty()) {
+    FABRIC_ASSIGN_OR_RETURN(plan.input.size, ParseByteSize("--size", f.size));
+  }
+  FABRIC_ASSIGN_OR_RETURN(plan.mode, ChooseInput(plan.input, StdinIsData()));
+  plan.max_body = node.max_message_bytes;
   if (f.hwm < 0) return absl::InvalidArgumentError("--hwm must be positive");
   if (f.hwm > 0) plan.options.send_hwm = f.hwm;
   if (f.rate < 0)
@@ -56,20 +63,15 @@ absl::StatusOr<PubPlan> ParsePubFlags(const PubFlags& f) {
         "--wait-subscribers must not be negative");
   }
   if (!f.durable && (!f.spool.empty() || !f.fsync.empty() ||
-                     f.retention_bytes != 0 || !f.retention_age.empty())) {
+                     !f.retention_bytes.empty() || !f.retention_age.empty())) {
     return absl::InvalidArgumentError(
         "--spool, --fsync and --retention-* need --durable");
   }
-  if (!f.messages.empty()) {
-    plan.source = PubSource::kArgs;
-  } else if (f.count >= 0) {
-    plan.source = PubSource::kCount;
-  } else if (!f.no_stdin && !isatty(STDIN_FILENO)) {
-    plan.source = PubSource::kStdin;
-  } else if (!f.stay) {
+  if (plan.mode == InputMode::kNone && !f.stay) {
     return absl::InvalidArgumentError(
-        "nothing to publish: give MSG..., --count N or lines on stdin (or "
-        "--stay to serve a durable topic's replays)");
+        "nothing to publish: give MSG..., --count N, --file PATH, "
+        "--stdin-raw or lines on stdin (or --stay to serve a durable topic's "
+        "replays)");
   }
   if (f.durable) {
     plan.options.durable_topics = {f.topic};
@@ -83,8 +85,14 @@ absl::StatusOr<PubPlan> ParsePubFlags(const PubFlags& f) {
       }
       plan.options.fsync = *policy;
     }
-    if (f.retention_bytes != 0) {
-      plan.options.retention_bytes = f.retention_bytes;
+    if (!f.retention_bytes.empty()) {
+      FABRIC_ASSIGN_OR_RETURN(
+          const int64_t bytes,
+          ParseByteSize("--retention-bytes", f.retention_bytes));
+      if (bytes <= 0) {
+        return absl::InvalidArgumentError("--retention-bytes must be positive");
+      }
+      plan.options.retention_bytes = static_cast<uint64_t>(bytes);
     }
     if (!f.retention_age.empty()) {
       FABRIC_ASSIGN_OR_RETURN(
@@ -98,6 +106,11 @@ absl::StatusOr<PubPlan> ParsePubFlags(const PubFlags& f) {
   if (!f.wait_timeout.empty()) {
     FABRIC_ASSIGN_OR_RETURN(
         plan.wait_timeout, ParseDurationFlag("--wait-timeout", f.wait_timeout));
+  }
+  if (!f.timeout.empty()) {
+    FABRIC_ASSIGN_OR_RETURN(const absl::Duration timeout,
+                            ParseDurationFlag("--timeout", f.timeout));
+    if (timeout > absl::ZeroDuration()) plan.deadline = absl::Now() + timeout;
   }
   return plan;
 }
@@ -128,31 +141,15 @@ absl::Status PublishAll(Publisher& pub, const PubFlags& f, const PubPlan& plan,
     if (!stop.load() && WaitForSignal(absl::ZeroDuration())) stop = true;
     return stop.load();
   };
-  switch (plan.source) {
-    case PubSource::kArgs:
-      for (const std::string& m : f.messages) {
-        if (interrupted()) break;
-        FABRIC_RETURN_IF_ERROR(one(m));
-      }
-      break;
-    case PubSource::kCount:
-      for (int64_t i = 1; i <= f.count; ++i) {
-        if ((i & 1023) == 0 && interrupted()) break;
-        FABRIC_RETURN_IF_ERROR(one(GeneratedBody(i, f.size)));
-      }
-      break;
-    case PubSource::kStdin: {
-      LineReader lines(stop);
-      std::string line;
-      while (!interrupted() && lines.Next(&line)) {
-        FABRIC_RETURN_IF_ERROR(one(line));
-      }
-      break;
+  BodySource source(plan.input, plan.mode, stop, plan.deadline, plan.max_body);
+  std::string body;
+  while (!interrupted() && source.Next(&body)) {
+    FABRIC_RETURN_IF_ERROR(one(body));
+    if ((*published & 1023) == 0 && absl::Now() > plan.deadline) {
+      return absl::DeadlineExceededError("--timeout passed while publishing");
     }
-    case PubSource::kNone:
-      break;
   }
-  return absl::OkStatus();
+  return source.status();
 }
 
 absl::Status PubOnNode(Node& node, const PubFlags& f, PubPlan plan) {
@@ -161,7 +158,8 @@ absl::Status PubOnNode(Node& node, const PubFlags& f, PubPlan plan) {
   PrintReady(node);
   std::atomic<bool> stop{false};
   if (f.wait_subscribers > 0) {
-    const absl::Time deadline = absl::Now() + plan.wait_timeout;
+    const absl::Time deadline =
+        std::min(absl::Now() + plan.wait_timeout, plan.deadline);
     absl::Status waited;
     do {
       waited = pub->WaitForSubscribers(
@@ -173,7 +171,11 @@ absl::Status PubOnNode(Node& node, const PubFlags& f, PubPlan plan) {
   }
   int64_t published = 0;
   absl::Status status = PublishAll(*pub, f, plan, stop, &published);
-  if (status.ok()) status = pub->Flush(absl::Seconds(30));
+  if (status.ok()) {
+    status = pub->Flush(
+        std::min(absl::Seconds(30),
+                 std::max(absl::Milliseconds(1), plan.deadline - absl::Now())));
+  }
   const PublisherStats stats = pub->Stats();
   std::fprintf(stderr,
                "pub: %lld published on %s (%llu subscribers, %llu rejected)\n",
@@ -218,9 +220,21 @@ absl::StatusOr<SubscriberOptions> ParseSubFlags(const SubFlags& f) {
 absl::Status SubOnNode(Node& node, const SubFlags& f, SubscriberOptions o) {
   std::atomic<int64_t> delivered{0};
   const bool json = f.json;
+  std::optional<BodyDir> out_dir;
+  if (!f.out_dir.empty()) {
+    FABRIC_ASSIGN_OR_RETURN(out_dir, BodyDir::Open(f.out_dir));
+  }
   // Lines are written whole and flushed, so a killed subscriber leaves no
   // half line; the position is committed after each line.
-  o.handler = [&delivered, json](const Message& m) {
+  o.handler = [&delivered, &out_dir, json](const Message& m) {
+    if (out_dir.has_value()) {
+      absl::StatusOr<std::string> path =
+          out_dir->Write(absl::StrFormat("%016x-%d", m.stream, m.seq), m.body);
+      if (!path.ok()) {
+        std::fprintf(stderr, "fabric: %s\n",
+                     std::string(path.status().message()).c_str());
+      }
+    }
     const std::string line = FormatMessageLine(m, json) + "\n";
     std::fwrite(line.data(), 1, line.size(), stdout);
     std::fflush(stdout);
@@ -272,7 +286,9 @@ absl::Status WithNode(const CommonFlags& common, absl::string_view role,
 }  // namespace
 
 absl::Status RunPub(const CommonFlags& common, const PubFlags& flags) {
-  FABRIC_ASSIGN_OR_RETURN(PubPlan plan, ParsePubFlags(flags));
+  FABRIC_ASSIGN_OR_RETURN(const NodeOptions options, BuildNodeOptions(common));
+  FABRIC_ASSIGN_OR_RETURN(PubPlan plan, ParsePubFlags(flags, options));
+  FABRIC_RETURN_IF_ERROR(CheckFiles(plan.input.files, plan.max_body));
   return WithNode(common, "publisher", [&](Node& node) {
     return PubOnNode(node, flags, std::move(plan));
   });

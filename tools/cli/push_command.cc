@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <functional>
 #include <thread>
@@ -20,6 +21,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "fabric/base/status_macros.h"
+#include "fabric/codec/wire_format.h"
 #include "patterns/work_queue/producer.h"
 #include "tools/cli/commands.h"
 #include "tools/cli/input.h"
@@ -40,9 +42,11 @@ struct PushPlan {
   Headers headers;
   bool wait_acked = false;
   absl::Time deadline = absl::InfiniteFuture();
-  // Where messages come from: the arguments, --count or stdin (at most one).
-  enum class Source { kNone, kArgs, kCount, kStdin } source = Source::kNone;
-  int64_t expected = 0;  // messages to push when known, else 0
+  InputFlags input;  // with --size parsed
+  InputMode mode = InputMode::kNone;
+  size_t max_body = kDefaultMaxMessageBytes;
+  int64_t expected = 0;  // messages to push when known, else -1
+
   absl::Duration progress = absl::ZeroDuration();  // zero: off
   bool auto_progress = false;  // on once more than kAutoProgressAbove
 };
@@ -81,7 +85,14 @@ absl::Status ParseProducerFlags(const PushFlags& f, ProducerOptions* o) {
   if (f.max_worker_crashes > 0) {
     o->max_worker_crashes = static_cast<uint32_t>(f.max_worker_crashes);
   }
-  if (f.max_bytes > 0) o->max_bytes = f.max_bytes;
+  if (!f.max_bytes.empty()) {
+    FABRIC_ASSIGN_OR_RETURN(const int64_t max_bytes,
+                            ParseByteSize("--max-bytes", f.max_bytes));
+    if (max_bytes <= 0) {
+      return absl::InvalidArgumentError("--max-bytes must be positive");
+    }
+    o->max_bytes = static_cast<uint64_t>(max_bytes);
+  }
   FABRIC_RETURN_IF_ERROR(SetDuration("--lease", f.lease, &o->lease));
   FABRIC_RETURN_IF_ERROR(
       SetDuration("--retry-backoff", f.retry_backoff, &o->retry_backoff));
@@ -90,31 +101,33 @@ absl::Status ParseProducerFlags(const PushFlags& f, ProducerOptions* o) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<PushPlan> ParsePushFlags(const PushFlags& f) {
+absl::StatusOr<PushPlan> ParsePushFlags(const PushFlags& f,
+                                        const NodeOptions& node) {
   PushPlan plan;
   if (f.queue.empty()) return absl::InvalidArgumentError("QUEUE is required");
   FABRIC_RETURN_IF_ERROR(ParseProducerFlags(f, &plan.producer));
   FABRIC_RETURN_IF_ERROR(ParseHeaders(f.headers, &plan.headers));
-  FABRIC_RETURN_IF_ERROR(
-      CheckMessageSource(f.messages.size(), f.count, f.size));
-  if (!f.messages.empty()) {
-    plan.source = PushPlan::Source::kArgs;
-    plan.expected = static_cast<int64_t>(f.messages.size());
-  } else if (f.count >= 0) {
-    plan.source = PushPlan::Source::kCount;
-    plan.expected = f.count;
-  } else if (!f.no_stdin && !isatty(STDIN_FILENO)) {
-    plan.source = PushPlan::Source::kStdin;
-  } else if (f.spool.empty()) {
-    return absl::InvalidArgumentError(
-        "nothing to push: give MSG..., --count N or lines on stdin (or "
-        "--spool DIR to deliver what a spool holds)");
+  plan.input = f.input;
+  if (!f.size.empty()) {
+    FABRIC_ASSIGN_OR_RETURN(plan.input.size, ParseByteSize("--size", f.size));
   }
+  FABRIC_ASSIGN_OR_RETURN(plan.mode, ChooseInput(plan.input, StdinIsData()));
+  if (plan.mode == InputMode::kNone && f.spool.empty()) {
+    return absl::InvalidArgumentError(
+        "nothing to push: give MSG..., --count N, --file PATH, --stdin-raw "
+        "or lines on stdin (or --spool DIR to deliver what a spool holds)");
+  }
+  plan.expected = ExpectedBodies(plan.input, plan.mode);
+  plan.max_body = node.max_message_bytes;
   // Memory-only tasks die with this process, so wait until they completed.
   plan.wait_acked = f.wait_acked || f.spool.empty();
   absl::Duration timeout = absl::ZeroDuration();
   FABRIC_RETURN_IF_ERROR(SetDuration("--timeout", f.timeout, &timeout));
-  if (timeout > absl::ZeroDuration()) plan.deadline = absl::Now() + timeout;
+  if (timeout > absl::ZeroDuration()) {
+    plan.deadline = absl::Now() + timeout;
+    // A push blocked on --max-bytes must not outlive the run either.
+    plan.producer.push_timeout = std::min(plan.producer.push_timeout, timeout);
+  }
   if (f.progress.empty()) {
     plan.progress = kDefaultProgress;
     plan.auto_progress = true;
@@ -124,6 +137,64 @@ absl::StatusOr<PushPlan> ParsePushFlags(const PushFlags& f) {
   }
   return plan;
 }
+
+// Turns successive producer counters into progress lines: totals, the rate
+// of confirmations and acks since the last line (smoothed), and an ETA for
+// what the run waits for (acks with --wait-acked, else confirmations).
+// Thread safety: thread-compatible.
+class ProgressMeter {
+ public:
+  ProgressMeter(int64_t expected, bool wait_acked, absl::Time start)
+      : expected_(expected), wait_acked_(wait_acked), last_time_(start) {}
+
+  std::string Update(const ProducerStats& s, absl::Time now) {
+    const double seconds =
+        std::max(absl::ToDoubleSeconds(now - last_time_), 1e-3);
+    auto smooth = [&](double* rate, uint64_t now_count, uint64_t last_count) {
+      const double sample =
+          static_cast<double>(now_count - std::min(now_count, last_count)) /
+          seconds;
+      *rate = first_ ? sample : 0.5 * *rate + 0.5 * sample;
+    };
+    smooth(&confirm_rate_, s.confirmed, last_.confirmed);
+    smooth(&ack_rate_, s.acked + s.dead_lettered,
+           last_.acked + last_.dead_lettered);
+    first_ = false;
+    last_ = s;
+    last_time_ = now;
+    // The tasks of this run plus what the spool held at start.
+    const int64_t total =
+        expected_ < 0 ? -1 : expected_ + static_cast<int64_t>(s.recovered);
+    std::string line = absl::StrCat("progress: pushed=", s.pushed);
+    if (total >= 0) absl::StrAppend(&line, " total=", total);
+    absl::StrAppend(&line, " confirmed=", s.confirmed,
+                    absl::StrFormat(" confirm_rate=%.0f/s", confirm_rate_),
+                    " acked=", s.acked,
+                    absl::StrFormat(" ack_rate=%.0f/s", ack_rate_),
+                    " dead=", s.dead_lettered);
+    const uint64_t done = wait_acked_ ? s.acked + s.dead_lettered : s.confirmed;
+    const double rate = wait_acked_ ? ack_rate_ : confirm_rate_;
+    if (total >= 0 && static_cast<uint64_t>(total) > done && rate >= 1) {
+      const double eta =
+          static_cast<double>(static_cast<uint64_t>(total) - done) / rate;
+      absl::StrAppend(
+          &line, " eta=", absl::FormatDuration(absl::Seconds(std::ceil(eta))));
+    } else if (total < 0 || static_cast<uint64_t>(total) > done) {
+      absl::StrAppend(&line, " eta=?");
+    }
+    line.push_back('\n');
+    return line;
+  }
+
+ private:
+  const int64_t expected_;
+  const bool wait_acked_;
+  ProducerStats last_;
+  absl::Time last_time_;
+  bool first_ = true;
+  double confirm_rate_ = 0;
+  double ack_rate_ = 0;
+};
 
 // Watches for SIGINT/SIGTERM (closing the producer, which cancels blocked
 // pushes and waits) and prints progress lines. Runs its own thread from
@@ -143,8 +214,6 @@ class Monitor {
   void Loop() {
     const bool progress = plan_.progress > absl::ZeroDuration();
     absl::Time next_progress = absl::Now() + plan_.progress;
-    ProducerStats last;
-    absl::Time last_time = absl::Now();
     while (!done_.HasBeenNotified()) {
       const absl::Duration wait = progress
                                       ? std::clamp(next_progress - absl::Now(),
@@ -162,11 +231,11 @@ class Monitor {
       const bool big = plan_.expected > kAutoProgressAbove ||
                        static_cast<int64_t>(stats.pushed + stats.recovered) >
                            kAutoProgressAbove;
+      const std::string line = meter_.Update(stats, now);
       if (!plan_.auto_progress || big) {
-        PrintProgress(stats, last, now - last_time);
+        std::fwrite(line.data(), 1, line.size(), stderr);
+        std::fflush(stderr);
       }
-      last = stats;
-      last_time = now;
     }
   }
 
@@ -179,19 +248,9 @@ class Monitor {
     producer_.Close();  // cancels blocked pushes and waits
   }
 
-  static void PrintProgress(const ProducerStats& s, const ProducerStats& last,
-                            absl::Duration elapsed) {
-    const double seconds = std::max(absl::ToDoubleSeconds(elapsed), 1e-3);
-    const std::string line = absl::StrFormat(
-        "progress: pushed=%d confirmed=%d acked=%d dead=%d rate=%.0f/s\n",
-        s.pushed, s.confirmed, s.acked, s.dead_lettered,
-        static_cast<double>(s.pushed - last.pushed) / seconds);
-    std::fwrite(line.data(), 1, line.size(), stderr);
-    std::fflush(stderr);
-  }
-
   Producer& producer_;
   const PushPlan& plan_;
+  ProgressMeter meter_{plan_.expected, plan_.wait_acked, absl::Now()};
   std::atomic<bool> interrupted_{false};
   absl::Notification done_;
   std::thread thread_;  // last: started once the rest is constructed
@@ -224,32 +283,13 @@ absl::Status WaitSliced(const std::function<absl::Status(absl::Duration)>& wait,
 
 // Pushes every message of the plan's source. Returns the last seq pushed
 // (0 if none) through `last_seq` and the first push failure.
-absl::Status PushAll(Producer& producer, const PushFlags& flags,
-                     const PushPlan& plan, const std::atomic<bool>& stop,
-                     uint64_t* last_seq) {
-  LineReader stdin_lines(stop);
-  int64_t index = 0;
+absl::Status PushAll(Producer& producer, const PushPlan& plan,
+                     const std::atomic<bool>& stop, uint64_t* last_seq) {
+  BodySource source(plan.input, plan.mode, stop, plan.deadline, plan.max_body);
   std::string body;
-  auto next = [&]() -> bool {
-    switch (plan.source) {
-      case PushPlan::Source::kArgs:
-        if (index >= static_cast<int64_t>(flags.messages.size())) return false;
-        body = flags.messages[static_cast<size_t>(index)];
-        break;
-      case PushPlan::Source::kCount:
-        if (index >= flags.count) return false;
-        body = GeneratedBody(index + 1, flags.size);
-        break;
-      case PushPlan::Source::kStdin:
-        if (!stdin_lines.Next(&body)) return false;
-        break;
-      default:
-        return false;
-    }
+  int64_t index = 0;
+  while (!stop.load() && source.Next(&body)) {
     ++index;
-    return true;
-  };
-  while (!stop.load() && next()) {
     absl::StatusOr<TaskId> id = producer.PushAsync(body, plan.headers);
     if (!id.ok()) {
       if (stop.load()) return absl::CancelledError("interrupted while pushing");
@@ -268,19 +308,19 @@ absl::Status PushAll(Producer& producer, const PushFlags& flags,
     }
   }
   if (stop.load()) return absl::CancelledError("interrupted while pushing");
-  return absl::OkStatus();
+  return source.status();
 }
 
 // Pushes, then waits as the plan says. Returns the first failure; `stats`
 // gets the final counters either way.
-absl::Status PushAndWait(Producer& producer, const PushFlags& flags,
-                         const PushPlan& plan, ProducerStats* stats) {
+absl::Status PushAndWait(Producer& producer, const PushPlan& plan,
+                         ProducerStats* stats) {
   absl::Status status;
   {
     Monitor monitor(producer, plan);
     const std::atomic<bool>& stop = monitor.interrupted();
     uint64_t last_seq = 0;
-    status = PushAll(producer, flags, plan, stop, &last_seq);
+    status = PushAll(producer, plan, stop, &last_seq);
     if (last_seq > 0 && (status.ok() || !stop.load())) {
       // Even after a failed push, confirm what was accepted.
       absl::Status confirmed = WaitSliced(
@@ -293,9 +333,10 @@ absl::Status PushAndWait(Producer& producer, const PushFlags& flags,
           [&](absl::Duration d) { return producer.WaitCompleted(d); },
           plan.deadline, stop, "waiting for acks");
     }
-    *stats = producer.Stats();
   }
   producer.Close();
+  // After Close: acks that came in while it drained are counted too.
+  *stats = producer.Stats();
   return status;
 }
 
@@ -305,8 +346,7 @@ void PrintLine(const std::string& line) {
   std::fflush(stdout);
 }
 
-absl::Status PushOnNode(Node& node, const PushFlags& flags,
-                        const PushPlan& plan) {
+absl::Status PushOnNode(Node& node, const PushPlan& plan) {
   ProducerOptions options = plan.producer;
   options.on_completed = [](const Completion& c) {
     if (c.kind != Completion::Kind::kDeadLettered) return;
@@ -325,7 +365,7 @@ absl::Status PushOnNode(Node& node, const PushFlags& flags,
             : absl::StrCat("opening spool ", plan.producer.spool_dir));
   }
   ProducerStats stats;
-  absl::Status status = PushAndWait(**producer, flags, plan, &stats);
+  absl::Status status = PushAndWait(**producer, plan, &stats);
   producer->reset();  // closes the spool: a scan now sees its final state
   PrintLine(absl::StrCat("pushed ", stats.pushed, " confirmed ",
                          stats.confirmed, " acked ", stats.acked, " dead ",
@@ -349,14 +389,15 @@ absl::Status PushOnNode(Node& node, const PushFlags& flags,
 }  // namespace
 
 absl::Status RunPush(const CommonFlags& common, const PushFlags& flags) {
-  FABRIC_ASSIGN_OR_RETURN(PushPlan plan, ParsePushFlags(flags));
   FABRIC_ASSIGN_OR_RETURN(NodeOptions options, BuildNodeOptions(common));
+  FABRIC_ASSIGN_OR_RETURN(PushPlan plan, ParsePushFlags(flags, options));
+  FABRIC_RETURN_IF_ERROR(CheckFiles(plan.input.files, plan.max_body));
   options.headers.emplace("fabric.role", "cli");
   BlockTerminationSignals();
   FABRIC_ASSIGN_OR_RETURN(std::unique_ptr<Node> node,
                           Node::Start(std::move(options)));
   absl::Status status = ApplyOffers(*node, common.offers);
-  if (status.ok()) status = PushOnNode(*node, flags, plan);
+  if (status.ok()) status = PushOnNode(*node, plan);
   node->Close();
   node->Join();
   return status;

@@ -4,6 +4,7 @@
 // (exit 0), a failed call's status to stderr (exit 1).
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -14,6 +15,7 @@
 #include "fabric/base/status_macros.h"
 #include "patterns/reqrep/client.h"
 #include "tools/cli/commands.h"
+#include "tools/cli/input.h"
 #include "tools/cli/output.h"
 #include "tools/relay/relay.h"
 
@@ -45,23 +47,9 @@ absl::StatusOr<absl::Duration> ParseMillis(absl::string_view flag,
   return d;
 }
 
-absl::StatusOr<std::string> ReadAllStdin() {
-  std::string body;
-  char chunk[65536];
-  for (;;) {
-    const ssize_t n = read(STDIN_FILENO, chunk, sizeof(chunk));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("reading the body from stdin: ", strerror(errno)));
-    }
-    if (n == 0) return body;
-    body.append(chunk, static_cast<size_t>(n));
-  }
-}
-
 struct ReqPlan {
   std::string body;
+  bool body_from_stdin = false;  // read once the deadline is known
   CallOptions call;
   absl::Duration wait;
 };
@@ -98,14 +86,21 @@ absl::StatusOr<ReqPlan> ParseReqFlags(const ReqFlags& f) {
   if (!f.wait.empty()) {
     FABRIC_ASSIGN_OR_RETURN(plan.wait, ParseMillis("--wait", f.wait));
   }
+  if (f.has_message + !f.file.empty() + f.stdin_raw > 1) {
+    return absl::InvalidArgumentError(
+        "give one of MSG, --file and --stdin-raw");
+  }
   if (f.has_message) {
     plan.body = f.message;
+  } else if (!f.file.empty()) {
+    // Read later, after the flags are all checked.
+  } else if (StdinIsData() || f.stdin_raw) {
+    plan.body_from_stdin = true;
   } else if (isatty(STDIN_FILENO)) {
     return absl::InvalidArgumentError(
-        "no body: give MSG or pipe the body on stdin");
-  } else {
-    FABRIC_ASSIGN_OR_RETURN(plan.body, ReadAllStdin());
+        "no body: give MSG, --file PATH or pipe the body on stdin");
   }
+  // Otherwise stdin is /dev/null or closed: an empty request.
   return plan;
 }
 
@@ -124,10 +119,21 @@ absl::Status CallFailed(const absl::Status& s) {
 }  // namespace
 
 absl::Status RunReq(const CommonFlags& common, const ReqFlags& flags) {
+  const absl::Time start = absl::Now();
   FABRIC_ASSIGN_OR_RETURN(ReqPlan plan, ParseReqFlags(flags));
   FABRIC_ASSIGN_OR_RETURN(NodeOptions options, BuildNodeOptions(common));
   options.headers.emplace("fabric.role", "cli");
-  const absl::Time start = absl::Now();
+  if (!flags.file.empty()) {
+    FABRIC_ASSIGN_OR_RETURN(
+        plan.body, ReadBodyFile(flags.file, options.max_message_bytes));
+  } else if (plan.body_from_stdin) {
+    // The call's --timeout bounds the whole run, waiting for stdin included.
+    std::atomic<bool> never{false};
+    StdinReader reader(never, start + plan.call.timeout);
+    if (!reader.ReadAll(options.max_message_bytes, &plan.body)) {
+      return reader.status();
+    }
+  }
   FABRIC_ASSIGN_OR_RETURN(std::unique_ptr<Node> node,
                           Node::Start(std::move(options)));
   absl::StatusOr<Reply> reply = absl::UnknownError("not called");
@@ -164,6 +170,11 @@ absl::Status RunReq(const CommonFlags& common, const ReqFlags& flags) {
     WriteAll(stdout, line);
   } else if (reply.ok()) {
     WriteAll(stdout, reply->body);
+    // A shell prompt after the reply starts on its own line; --raw keeps
+    // the bytes exactly.
+    if (!flags.raw && !reply->body.empty() && reply->body.back() != '\n') {
+      WriteAll(stdout, "\n");
+    }
   }
   return reply.ok() ? absl::OkStatus() : CallFailed(reply.status());
 }

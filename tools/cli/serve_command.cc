@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -22,9 +23,11 @@
 #include "absl/time/clock.h"
 #include "fabric/base/status_macros.h"
 #include "patterns/reqrep/server.h"
+#include "tools/cli/body_dir.h"
 #include "tools/cli/child.h"
 #include "tools/cli/commands.h"
 #include "tools/cli/output.h"
+#include "tools/cli/summary.h"
 
 extern char** environ;
 
@@ -118,11 +121,25 @@ struct Handled {
 // Everything the handler threads share. Thread safety: thread-safe.
 class ServeState {
  public:
-  explicit ServeState(const ServeFlags& flags) : flags_(flags) {}
+  ServeState(const ServeFlags& flags, std::optional<BodyDir> out_dir)
+      : flags_(flags), out_dir_(std::move(out_dir)) {}
 
   void Handle(Request request, Responder responder) {
     ready_.WaitForNotification();  // READY is the first line
-    Handled h = flags_.echo ? Handled{request.body, ""} : Exec(request);
+    Handled h;
+    absl::Status saved;
+    if (out_dir_.has_value()) {
+      saved = out_dir_
+                  ->Write(absl::StrCat(request.client.ToHex(), "-", request.id,
+                                       "-", request.attempt),
+                          request.body)
+                  .status();
+    }
+    if (!saved.ok()) {
+      h = {saved, "not saved"};
+    } else {
+      h = flags_.echo ? Handled{request.body, ""} : Exec(request);
+    }
     const absl::Status status = h.reply.status();
     const size_t bytes = h.reply.ok() ? h.reply->size() : 0;
     absl::Status sent = h.reply.ok() ? responder.Reply(std::move(*h.reply))
@@ -246,6 +263,7 @@ class ServeState {
   }
 
   const ServeFlags flags_;
+  const std::optional<BodyDir> out_dir_;
   absl::Notification ready_;
   std::atomic<int64_t> handled_{0};
   absl::Mutex out_mu_;
@@ -289,7 +307,17 @@ absl::Status RunServe(const CommonFlags& common, const ServeFlags& flags) {
                           Node::Start(std::move(options)));
   absl::Status status = ApplyOffers(*node, common.offers);
   if (status.ok()) {
-    auto state = std::make_shared<ServeState>(flags);
+    std::optional<BodyDir> out_dir;
+    if (!flags.out_dir.empty()) {
+      absl::StatusOr<BodyDir> opened = BodyDir::Open(flags.out_dir);
+      if (!opened.ok()) {
+        node->Close();
+        node->Join();
+        return opened.status();
+      }
+      out_dir = *std::move(opened);
+    }
+    auto state = std::make_shared<ServeState>(flags, std::move(out_dir));
     server_options.handler = [state](Request r, Responder responder) {
       state->Handle(std::move(r), std::move(responder));
     };
@@ -299,11 +327,28 @@ absl::Status RunServe(const CommonFlags& common, const ServeFlags& flags) {
     if (server.ok()) {
       state->Print(absl::StrCat("READY ", node->mailbox_endpoint(), " ",
                                 node->id().ToHex(), " ", node->name()));
+      const absl::Time start = absl::Now();
       state->MarkReady();
       while (!WaitForSignal(absl::Milliseconds(50))) {
         if (flags.count > 0 && state->handled() >= flags.count) break;
       }
       (*server)->Close();  // stop advertising, answer what was accepted
+      const ServerStats s = (*server)->Stats();
+      PrintSummary("serve",
+                   {{"handled", static_cast<uint64_t>(state->handled())},
+                    {"received", s.received},
+                    {"replied", s.replied},
+                    {"failed", s.failed},
+                    {"rejected_busy", s.rejected_busy},
+                    {"rejected_draining", s.rejected_draining},
+                    {"rejected_too_large", s.rejected_too_large},
+                    {"joined", s.joined},
+                    {"cache_hits", s.cache_hits},
+                    {"expired", s.expired},
+                    {"cancelled", s.cancelled},
+                    {"handler_errors", s.handler_errors},
+                    {"malformed", s.malformed}},
+                   absl::Now() - start, flags.json);
     }
   }
   node->Close();

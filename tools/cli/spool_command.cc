@@ -37,7 +37,8 @@ absl::Status ApplyLogLevel(const CommonFlags& common) {
 absl::Status CheckSpoolDir(const std::string& dir) {
   struct stat st;
   if (dir.empty() || stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-    return absl::InvalidArgumentError(
+    // Not a usage error: the command line is fine, the directory is not.
+    return absl::NotFoundError(
         absl::StrCat("no spool at '", dir, "': not a directory"));
   }
   return absl::OkStatus();

@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <set>
 
 #include "absl/base/thread_annotations.h"
@@ -21,9 +22,11 @@
 #include "absl/time/clock.h"
 #include "fabric/base/status_macros.h"
 #include "patterns/work_queue/worker.h"
+#include "tools/cli/body_dir.h"
 #include "tools/cli/child.h"
 #include "tools/cli/commands.h"
 #include "tools/cli/output.h"
+#include "tools/cli/summary.h"
 
 extern char** environ;
 
@@ -87,14 +90,27 @@ std::vector<std::string> TaskEnvironment(const Task& task) {
 // Everything the handler threads share. Thread safety: thread-safe.
 class WorkState {
  public:
-  explicit WorkState(const WorkFlags& flags, absl::Duration lease_extend)
-      : flags_(flags), lease_extend_(lease_extend) {}
+  WorkState(const WorkFlags& flags, absl::Duration lease_extend,
+            std::optional<BodyDir> out_dir)
+      : flags_(flags),
+        lease_extend_(lease_extend),
+        out_dir_(std::move(out_dir)) {}
 
   // The task handler (runs on the worker's handler threads).
   Outcome Handle(const Task& task, TaskContext& ctx) {
     ready_.WaitForNotification();  // READY is the first line
     if (shutting_down_.load()) {
       return Outcome::RetryAfter(kShutdownRetryDelay, "worker shutting down");
+    }
+    if (out_dir_.has_value()) {
+      absl::StatusOr<std::string> path = out_dir_->Write(
+          absl::StrCat(task.id.producer.ToHex(), "-", task.id.seq), task.body);
+      if (!path.ok()) {
+        // Not ours to lose: the task goes back and is offered again.
+        const std::string error(path.status().message());
+        PrintError(absl::StrCat("fabric: ", error));
+        return Outcome::RetryAfter(absl::Seconds(1), error);
+      }
     }
     Print(FormatTaskLine(task, flags_.json));
     if (flags_.exec.empty()) {
@@ -114,6 +130,11 @@ class WorkState {
     std::fwrite(line.data(), 1, line.size(), stdout);
     std::fputc('\n', stdout);
     std::fflush(stdout);
+  }
+
+  void PrintError(const std::string& line) ABSL_LOCKS_EXCLUDED(out_mu_) {
+    absl::MutexLock lock(&out_mu_);
+    std::fprintf(stderr, "%s\n", line.c_str());
   }
 
   void MarkReady() { ready_.Notify(); }
@@ -219,6 +240,7 @@ class WorkState {
 
   const WorkFlags flags_;
   const absl::Duration lease_extend_;
+  const std::optional<BodyDir> out_dir_;
   absl::Notification ready_;
   std::atomic<bool> shutting_down_{false};
   std::atomic<int64_t> handled_{0};
@@ -274,7 +296,12 @@ bool ServeUntilDone(const WorkState& state, int64_t count) {
 
 absl::Status WorkOnNode(Node& node, const WorkFlags& flags,
                         absl::Duration lease_extend) {
-  auto state = std::make_shared<WorkState>(flags, lease_extend);
+  std::optional<BodyDir> out_dir;
+  if (!flags.out_dir.empty()) {
+    FABRIC_ASSIGN_OR_RETURN(out_dir, BodyDir::Open(flags.out_dir));
+  }
+  auto state =
+      std::make_shared<WorkState>(flags, lease_extend, std::move(out_dir));
   WorkerOptions options;
   options.queues = flags.queues;
   options.handler = [state](const Task& task, TaskContext& ctx) {
@@ -287,10 +314,23 @@ absl::Status WorkOnNode(Node& node, const WorkFlags& flags,
                           Worker::Create(node, std::move(options)));
   state->Print(absl::StrCat("READY ", node.mailbox_endpoint(), " ",
                             node.id().ToHex(), " ", node.name()));
+  const absl::Time start = absl::Now();
   state->MarkReady();
   const bool signaled = ServeUntilDone(*state, flags.count);
   state->BeginShutdown(/*kill_children=*/signaled);
   worker->Close();  // hands waiting tasks back, drains running ones
+  const WorkerStats s = worker->Stats();
+  PrintSummary("work",
+               {{"handled", static_cast<uint64_t>(state->handled())},
+                {"received", s.received},
+                {"acked", s.acked},
+                {"retried", s.retried},
+                {"rejected", s.rejected},
+                {"released", s.released},
+                {"duplicates", s.duplicates},
+                {"handler_errors", s.handler_errors},
+                {"malformed", s.malformed}},
+               absl::Now() - start, flags.json);
   return absl::OkStatus();
 }
 

@@ -153,6 +153,8 @@ int Run(int argc, char** argv) {
       "from a TOML/INI file (--config), one 'flag = value' per line.",
       "fabric-relay"};
   app.set_config("--config", "", "read flags from this TOML/INI file");
+  // A misspelled key in the file is an error, not a silently ignored line.
+  app.allow_config_extras(CLI::config_extras_mode::error);
   Flags f;
   app.add_option("--name", f.common.name, "the relay's name (required)")
       ->required();
@@ -195,6 +197,13 @@ int Run(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
+  } catch (const CLI::ConfigError& e) {
+    std::fprintf(stderr,
+                 "fabric-relay: --config: %s (a misspelled or unknown "
+                 "key?)\nRun 'fabric-relay --help' for the keys (flag names "
+                 "without '--').\n",
+                 e.what());
+    return 2;
   } catch (const CLI::ParseError& e) {
     std::fprintf(stderr,
                  "fabric-relay: %s\nRun 'fabric-relay --help' for usage.\n",
