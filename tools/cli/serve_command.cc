@@ -24,6 +24,7 @@
 #include "patterns/reqrep/server.h"
 #include "tools/cli/child.h"
 #include "tools/cli/commands.h"
+#include "tools/cli/json.h"
 #include "tools/cli/output.h"
 
 extern char** environ;
@@ -146,11 +147,15 @@ class ServeState {
     const std::string id = absl::StrCat(r.client.ShortHex(), ":", r.id);
     const std::string code(absl::StatusCodeToString(status.code()));
     if (flags_.json) {
-      return absl::StrCat(
-          "{\"request\":\"", id, "\",\"attempt\":", r.attempt, ",\"status\":\"",
-          code, "\",\"message\":", JsonString(status.message()),
-          ",\"bytes\":", bytes, ",\"detail\":", JsonString(detail),
-          ",\"body\":", JsonString(r.body), "}");
+      Json o = Json::object();
+      o["request"] = id;
+      o["attempt"] = r.attempt;
+      o["status"] = code;
+      SetBytesField(o, "message", status.message());
+      o["bytes"] = bytes;
+      SetBytesField(o, "detail", detail);
+      SetBytesField(o, "body", r.body);
+      return JsonDump(o);
     }
     std::string body = PrintableBody(r.body);
     if (body.size() > 80) body = body.substr(0, 77) + "...";
@@ -297,8 +302,8 @@ absl::Status RunServe(const CommonFlags& common, const ServeFlags& flags) {
         Server::Create(*node, std::move(server_options));
     status = server.status();
     if (server.ok()) {
-      state->Print(absl::StrCat("READY ", node->mailbox_endpoint(), " ",
-                                node->id().ToHex(), " ", node->name()));
+      state->Print(FormatReadyLine(node->mailbox_endpoint(), node->id().ToHex(),
+                                   node->name(), flags.json));
       state->MarkReady();
       while (!WaitForSignal(absl::Milliseconds(50))) {
         if (flags.count > 0 && state->handled() >= flags.count) break;
