@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -119,10 +120,18 @@ class LivenessTest : public ::testing::Test {
     absl::StatusOr<std::unique_ptr<Subprocess>> proc = Subprocess::Spawn(argv);
     if (!proc.ok()) return proc.status();
     absl::StatusOr<size_t> ready =
-        (*proc)->WaitForReady("READY ", kReadyTimeout);
+        (*proc)->WaitForReady(json ? "{" : "READY ", kReadyTimeout);
     if (!ready.ok()) return ready.status();
     std::vector<std::string> f =
         absl::StrSplit((*proc)->StdoutLines()[*ready], ' ');
+    if (json) {  // {"event":"ready","endpoint":...,"id":...,"name":...}
+      const nlohmann::json j = nlohmann::json::parse(
+          (*proc)->StdoutLines()[*ready], nullptr, /*allow_exceptions=*/false);
+      if (j.is_object() && j.value("event", "") == "ready") {
+        f = {"READY", j.value("endpoint", ""), j.value("id", ""),
+             j.value("name", "")};
+      }
+    }
     if (f.size() != 4 || f[2].size() != 32 || f[3] != name) {
       return absl::InternalError(
           absl::StrCat("bad READY line: ", (*proc)->StdoutLines()[*ready]));

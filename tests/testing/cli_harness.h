@@ -6,6 +6,7 @@
 #ifndef FABRIC_TESTS_TESTING_CLI_HARNESS_H_
 #define FABRIC_TESTS_TESTING_CLI_HARNESS_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -28,6 +29,10 @@ namespace fabric::testing {
 
 inline constexpr absl::Duration kCliTimeout = absl::Seconds(60);
 inline constexpr absl::Duration kCliReadyTimeout = absl::Seconds(20);
+// How a READY line starts: "READY tcp://..." or, with --json, the object
+// {"event":"ready","endpoint":"tcp://...",...}.
+inline constexpr absl::string_view kReadyPrefix = "READY tcp://";
+inline constexpr absl::string_view kJsonReadyPrefix = "{\"event\":\"ready\",";
 
 struct RunResult {
   int exit_code = -1;
@@ -106,13 +111,19 @@ class CliCluster {
     return Subprocess::Spawn(std::move(args));
   }
 
-  // Starts a process and waits for its "READY tcp://..." line.
+  // Starts a process and waits for its READY line (a JSON one when `args`
+  // hold --json).
   absl::StatusOr<std::unique_ptr<Subprocess>> SpawnReady(
       std::vector<std::string> args) const {
+    const bool json =
+        std::find(args.begin(), args.end(), "--json") != args.end();
     absl::StatusOr<std::unique_ptr<Subprocess>> proc = Spawn(std::move(args));
     if (!proc.ok()) return proc;
     absl::Status ready =
-        (*proc)->WaitForReady("READY tcp://", kCliReadyTimeout).status();
+        (*proc)
+            ->WaitForReady(json ? kJsonReadyPrefix : kReadyPrefix,
+                           kCliReadyTimeout)
+            .status();
     if (!ready.ok()) return ready;
     return proc;
   }

@@ -51,8 +51,9 @@ absl::Status RunNode(const CommonFlags& common, const NodeFlags& flags) {
                                             /*print=*/true));
   FABRIC_RETURN_IF_ERROR(ApplyOffers(*pn.node, common.offers));
   const std::string ready =
-      absl::StrCat("READY ", pn.node->mailbox_endpoint(), " ",
-                   pn.node->id().ToHex(), " ", pn.node->name(), "\n");
+      FormatReadyLine(pn.node->mailbox_endpoint(), pn.node->id().ToHex(),
+                      pn.node->name(), flags.json) +
+      "\n";
   std::fwrite(ready.data(), 1, ready.size(), stdout);
   std::fflush(stdout);
   while (!WaitForSignal(absl::Seconds(1))) {

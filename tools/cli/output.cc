@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "tools/cli/json.h"
 
 namespace fabric::cli {
 namespace {
@@ -16,35 +17,19 @@ std::string Ago(absl::Time then, absl::Time now) {
                          std::max(0.0, absl::ToDoubleSeconds(now - then)));
 }
 
-std::string JsonObjectOfStrings(const Headers& headers) {
-  std::vector<std::string> parts;
-  for (const auto& [k, v] : headers) {
-    parts.push_back(absl::StrCat(JsonString(k), ":", JsonString(v)));
-  }
-  return absl::StrCat("{", absl::StrJoin(parts, ","), "}");
-}
-
-std::string JsonOffers(const Offers& offers) {
-  std::vector<std::string> parts;
-  for (const auto& [kind, names] : offers) {
-    std::vector<std::string> quoted;
-    for (const std::string& n : names) quoted.push_back(JsonString(n));
-    parts.push_back(
-        absl::StrCat(JsonString(kind), ":[", absl::StrJoin(quoted, ","), "]"));
-  }
-  return absl::StrCat("{", absl::StrJoin(parts, ","), "}");
-}
-
-std::string JsonPeer(const PeerInfo& p, absl::Time now) {
-  return absl::StrCat(
-      "{\"name\":", JsonString(p.name), ",\"id\":", JsonString(p.id.ToHex()),
-      ",\"address\":", JsonString(p.mailbox_endpoint),
-      ",\"state\":", JsonString(PeerStateName(p.state)),
-      ",\"last_seen_ms_ago\":",
-      std::max<int64_t>(0, absl::ToInt64Milliseconds(now - p.last_seen)),
-      ",\"messages_in\":", p.messages_in, ",\"messages_out\":", p.messages_out,
-      ",\"headers\":", JsonObjectOfStrings(p.headers),
-      ",\"offers\":", JsonOffers(p.offers), "}");
+Json JsonPeer(const PeerInfo& p, absl::Time now) {
+  Json o = Json::object();
+  SetBytesField(o, "name", p.name);
+  o["id"] = p.id.ToHex();
+  SetBytesField(o, "address", p.mailbox_endpoint);
+  o["state"] = std::string(PeerStateName(p.state));
+  o["last_seen_ms_ago"] =
+      std::max<int64_t>(0, absl::ToInt64Milliseconds(now - p.last_seen));
+  o["messages_in"] = p.messages_in;
+  o["messages_out"] = p.messages_out;
+  SetBytesMapField(o, "headers", p.headers);
+  SetBytesSetMapField(o, "offers", p.offers);
+  return o;
 }
 
 std::string UtcMillis(absl::Time t) {
@@ -53,9 +38,21 @@ std::string UtcMillis(absl::Time t) {
 
 constexpr size_t kBodyPreviewBytes = 60;
 
+Json SpoolProblemsJson(const std::vector<SpoolProblem>& problems) {
+  Json array = Json::array();
+  for (const SpoolProblem& p : problems) {
+    Json o = Json::object();
+    SetBytesField(o, "segment", p.segment);
+    o["offset"] = p.offset;
+    SetBytesField(o, "what", p.what);
+    array.push_back(std::move(o));
+  }
+  return array;
+}
+
 }  // namespace
 
-std::string JsonString(absl::string_view s) {
+std::string QuotedText(absl::string_view s) {
   std::string out = "\"";
   for (char c : s) {
     switch (c) {
@@ -84,6 +81,19 @@ std::string JsonString(absl::string_view s) {
   }
   out += "\"";
   return out;
+}
+
+std::string FormatReadyLine(absl::string_view endpoint, absl::string_view id,
+                            absl::string_view name, bool json) {
+  if (json) {
+    Json o = Json::object();
+    o["event"] = "ready";
+    SetBytesField(o, "endpoint", endpoint);
+    SetBytesField(o, "id", id);
+    SetBytesField(o, "name", name);
+    return JsonDump(o);
+  }
+  return absl::StrCat("READY ", endpoint, " ", id, " ", name);
 }
 
 std::string FormatOffers(const Offers& offers) {
@@ -123,20 +133,23 @@ std::string FormatPeerTable(const std::vector<PeerInfo>& peers,
 }
 
 std::string FormatPeerJson(const std::vector<PeerInfo>& peers, absl::Time now) {
-  std::vector<std::string> objects;
-  for (const PeerInfo& p : peers) objects.push_back(JsonPeer(p, now));
-  return absl::StrCat("[", absl::StrJoin(objects, ",\n "), "]\n");
+  Json array = Json::array();
+  for (const PeerInfo& p : peers) array.push_back(JsonPeer(p, now));
+  return JsonLine(array);
 }
 
 std::string FormatEvent(const PeerEvent& e, size_t peer_count, bool json) {
   const PeerInfo& p = e.peer;
   if (json) {
-    return absl::StrCat(
-        "{\"event\":", JsonString(PeerEventTypeName(e.type)),
-        ",\"name\":", JsonString(p.name), ",\"id\":", JsonString(p.id.ToHex()),
-        ",\"address\":", JsonString(p.mailbox_endpoint),
-        ",\"offers\":", JsonOffers(p.offers), ",\"peers\":", peer_count,
-        ",\"reason\":", JsonString(e.reason), "}");
+    Json o = Json::object();
+    o["event"] = std::string(PeerEventTypeName(e.type));
+    SetBytesField(o, "name", p.name);
+    o["id"] = p.id.ToHex();
+    SetBytesField(o, "address", p.mailbox_endpoint);
+    SetBytesSetMapField(o, "offers", p.offers);
+    o["peers"] = peer_count;
+    SetBytesField(o, "reason", e.reason);
+    return JsonDump(o);
   }
   return absl::StrCat(PeerEventTypeName(e.type), " ", p.name, " ",
                       p.id.ShortHex(), " ", p.mailbox_endpoint,
@@ -154,14 +167,16 @@ std::string PrintableBody(absl::string_view body) {
 std::string FormatMessageLine(const Message& m, bool json) {
   const std::string stream = absl::StrFormat("%016x", m.stream);
   if (json) {
-    return absl::StrCat(
-        "{\"topic\":", JsonString(m.topic), ",\"stream\":", JsonString(stream),
-        ",\"seq\":", m.seq,
-        ",\"published\":", JsonString(absl::FormatTime(m.published)),
-        ",\"durable\":", m.durable ? "true" : "false",
-        ",\"replayed\":", m.replayed ? "true" : "false",
-        ",\"headers\":", JsonObjectOfStrings(m.headers),
-        ",\"body\":", JsonString(m.body), "}");
+    Json o = Json::object();
+    SetBytesField(o, "topic", m.topic);
+    o["stream"] = stream;
+    o["seq"] = m.seq;
+    o["published"] = absl::FormatTime(m.published);
+    o["durable"] = m.durable;
+    o["replayed"] = m.replayed;
+    SetBytesMapField(o, "headers", m.headers);
+    SetBytesField(o, "body", m.body);
+    return JsonDump(o);
   }
   return absl::StrCat(m.topic, " ", m.seq, m.replayed ? " (replay) " : " ",
                       PrintableBody(m.body));
@@ -170,11 +185,15 @@ std::string FormatMessageLine(const Message& m, bool json) {
 std::string FormatGapLine(const GapEvent& e, bool json) {
   const std::string stream = absl::StrFormat("%016x", e.stream);
   if (json) {
-    return absl::StrCat("{\"event\":\"gap\",\"topic\":", JsonString(e.topic),
-                        ",\"stream\":", JsonString(stream),
-                        ",\"first\":", e.first, ",\"last\":", e.last,
-                        ",\"lost\":", e.count(),
-                        ",\"reason\":", JsonString(e.reason), "}");
+    Json o = Json::object();
+    o["event"] = "gap";
+    SetBytesField(o, "topic", e.topic);
+    o["stream"] = stream;
+    o["first"] = e.first;
+    o["last"] = e.last;
+    o["lost"] = e.count();
+    SetBytesField(o, "reason", e.reason);
+    return JsonDump(o);
   }
   return absl::StrCat("gap ", e.topic, " stream ", stream, " seqs ", e.first,
                       "..", e.last, " lost ", e.count(), " (", e.reason, ")");
@@ -182,14 +201,16 @@ std::string FormatGapLine(const GapEvent& e, bool json) {
 
 std::string FormatTaskLine(const Task& task, bool json) {
   if (json) {
-    return absl::StrCat(
-        "{\"task\":", JsonString(task.id.ToString()),
-        ",\"producer\":", JsonString(task.id.producer.ToHex()),
-        ",\"seq\":", task.id.seq, ",\"queue\":", JsonString(task.queue),
-        ",\"attempt\":", task.attempt,
-        ",\"redelivered\":", task.redelivered ? "true" : "false",
-        ",\"headers\":", JsonObjectOfStrings(task.headers),
-        ",\"body\":", JsonString(task.body), "}");
+    Json o = Json::object();
+    o["task"] = task.id.ToString();
+    o["producer"] = task.id.producer.ToHex();
+    o["seq"] = task.id.seq;
+    SetBytesField(o, "queue", task.queue);
+    o["attempt"] = task.attempt;
+    o["redelivered"] = task.redelivered;
+    SetBytesMapField(o, "headers", task.headers);
+    SetBytesField(o, "body", task.body);
+    return JsonDump(o);
   }
   return absl::StrCat("task ", task.id.ToString(), " queue=", task.queue,
                       " attempt=", task.attempt,
@@ -200,30 +221,34 @@ std::string FormatTaskLine(const Task& task, bool json) {
 std::string FormatVerdictLine(const TaskId& id, absl::string_view verdict,
                               absl::string_view detail, bool json) {
   if (json) {
-    return absl::StrCat("{\"verdict\":", JsonString(verdict),
-                        ",\"task\":", JsonString(id.ToString()),
-                        ",\"detail\":", JsonString(detail), "}");
+    Json o = Json::object();
+    SetBytesField(o, "verdict", verdict);
+    o["task"] = id.ToString();
+    SetBytesField(o, "detail", detail);
+    return JsonDump(o);
   }
   return absl::StrCat(verdict, " ", id.ToString(), " ", detail);
 }
 
 std::string FormatDeadLetter(const DeadLetter& dead, bool json) {
   if (json) {
-    return absl::StrCat(
-        "{\"seq\":", dead.task.seq, ",\"attempts\":", dead.attempts,
-        ",\"reason\":", JsonString(dead.reason),
-        ",\"died\":", JsonString(UtcMillis(dead.died)),
-        ",\"enqueued\":", JsonString(UtcMillis(dead.task.enqueued)),
-        ",\"headers\":", JsonObjectOfStrings(dead.task.headers),
-        ",\"body\":", JsonString(dead.task.body), "}");
+    Json o = Json::object();
+    o["seq"] = dead.task.seq;
+    o["attempts"] = dead.attempts;
+    SetBytesField(o, "reason", dead.reason);
+    o["died"] = UtcMillis(dead.died);
+    o["enqueued"] = UtcMillis(dead.task.enqueued);
+    SetBytesMapField(o, "headers", dead.task.headers);
+    SetBytesField(o, "body", dead.task.body);
+    return JsonDump(o);
   }
   absl::string_view body = dead.task.body;
   const bool cut = body.size() > kBodyPreviewBytes;
   return absl::StrCat(
       "seq=", dead.task.seq, " attempts=", dead.attempts,
-      " died=", UtcMillis(dead.died), " reason=", JsonString(dead.reason),
+      " died=", UtcMillis(dead.died), " reason=", QuotedText(dead.reason),
       " body=",
-      JsonString(PrintableBody(cut ? body.substr(0, kBodyPreviewBytes) : body)),
+      QuotedText(PrintableBody(cut ? body.substr(0, kBodyPreviewBytes) : body)),
       cut ? "..." : "");
 }
 
@@ -232,25 +257,55 @@ std::string FormatSpoolProblem(const SpoolProblem& problem) {
                       ": ", problem.what);
 }
 
+std::string FormatSpoolVerify(absl::string_view dir, const SpoolReport& r,
+                              bool json) {
+  const bool ok = r.corrupt.empty() && r.torn_tail_bytes == 0;
+  if (json) {
+    Json o = Json::object();
+    SetBytesField(o, "dir", dir);
+    o["ok"] = ok;
+    o["records"] = r.records;
+    o["pending"] = r.pending;
+    o["acked"] = r.acked;
+    o["dead"] = r.dead;
+    o["torn_tail_bytes"] = r.torn_tail_bytes;
+    o["corrupt"] = SpoolProblemsJson(r.corrupt);
+    return JsonLine(o);
+  }
+  if (ok) {
+    return absl::StrCat("ok records=", r.records, " pending=", r.pending,
+                        " acked=", r.acked, " dead=", r.dead, "\n");
+  }
+  std::string out;
+  for (const SpoolProblem& p : r.corrupt) {
+    absl::StrAppend(&out, FormatSpoolProblem(p), "\n");
+  }
+  if (r.torn_tail_bytes > 0) {
+    absl::StrAppend(&out, "torn tail of ", r.torn_tail_bytes,
+                    " bytes (cut off at the next open)\n");
+  }
+  return out;
+}
+
 std::string FormatSpoolReport(absl::string_view dir, const SpoolReport& r,
                               bool json) {
   if (json) {
-    std::vector<std::string> problems;
-    for (const SpoolProblem& p : r.corrupt) {
-      problems.push_back(absl::StrCat("{\"segment\":", JsonString(p.segment),
-                                      ",\"offset\":", p.offset,
-                                      ",\"what\":", JsonString(p.what), "}"));
-    }
-    return absl::StrCat(
-        "{\"dir\":", JsonString(dir),
-        ",\"producer\":", JsonString(r.producer_id.ToHex()),
-        ",\"queue\":", JsonString(r.queue), ",\"next_seq\":", r.next_seq,
-        ",\"segments\":", r.segments, ",\"disk_bytes\":", r.disk_bytes,
-        ",\"live_bytes\":", r.live_bytes, ",\"records\":", r.records,
-        ",\"enqueued\":", r.enqueued, ",\"pending\":", r.pending,
-        ",\"acked\":", r.acked, ",\"dead\":", r.dead,
-        ",\"torn_tail_bytes\":", r.torn_tail_bytes, ",\"corrupt\":[",
-        absl::StrJoin(problems, ","), "]}\n");
+    Json o = Json::object();
+    SetBytesField(o, "dir", dir);
+    o["producer"] = r.producer_id.ToHex();
+    SetBytesField(o, "queue", r.queue);
+    o["next_seq"] = r.next_seq;
+    o["segments"] = r.segments;
+    o["disk_bytes"] = r.disk_bytes;
+    o["live_bytes"] = r.live_bytes;
+    o["records"] = r.records;
+    o["enqueued"] = r.enqueued;
+    o["pending"] = r.pending;
+    o["acked"] = r.acked;
+    o["dead"] = r.dead;
+    o["torn_tail_bytes"] = r.torn_tail_bytes;
+    o["corrupt"] = SpoolProblemsJson(r.corrupt);
+    return JsonLine(o);
   }
   std::string out =
       absl::StrCat("spool            ", dir, "\n",                    //

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // How the CLI prints peers and peer events, work-queue tasks, dead letters
-// and spool reports, as text or JSON.
+// and spool reports, as text or JSON. JSON is built with tools/cli/json.h:
+// one object per line, byte strings that are not UTF-8 in "<field>_b64"
+// (docs/cli.md, "JSON output").
 #ifndef FABRIC_TOOLS_CLI_OUTPUT_H_
 #define FABRIC_TOOLS_CLI_OUTPUT_H_
 
@@ -16,16 +18,21 @@
 
 namespace fabric::cli {
 
-// Returns `s` as a quoted JSON string, escaping quotes, backslashes and
-// control characters.
-std::string JsonString(absl::string_view s);
+// Returns `s` in double quotes for a human-readable line, escaping quotes,
+// backslashes and control characters (other bytes pass through: not JSON).
+std::string QuotedText(absl::string_view s);
+
+// "READY <endpoint> <id> <name>", or with `json` the object
+// {"event":"ready","endpoint":...,"id":...,"name":...}; no newline.
+std::string FormatReadyLine(absl::string_view endpoint, absl::string_view id,
+                            absl::string_view name, bool json);
 
 // "queue:images,queue:thumbs service:echo" (empty as "-").
 std::string FormatOffers(const Offers& offers);
 
 // A table with a header row: NAME ID ADDRESS STATE LAST-SEEN OFFERS.
 std::string FormatPeerTable(const std::vector<PeerInfo>& peers, absl::Time now);
-// A JSON array with one object per peer.
+// A JSON array with one object per peer, on one line.
 std::string FormatPeerJson(const std::vector<PeerInfo>& peers, absl::Time now);
 
 // One line per event: "joined web-1 1a2b3c4d tcp://127.0.0.1:4000 peers=3
@@ -57,6 +64,12 @@ std::string FormatVerdictLine(const TaskId& id, absl::string_view verdict,
 // reason="max_attempts: exit 3" body="msg-12"` (the body cut to 60 bytes),
 // or a JSON object with the whole body.
 std::string FormatDeadLetter(const DeadLetter& dead, bool json);
+
+// `spool verify`: "ok records=N pending=P acked=A dead=D", or one line per
+// problem (and one for a torn tail); or one JSON object with "ok", the
+// counts, "torn_tail_bytes" and "corrupt". Ends with a newline.
+std::string FormatSpoolVerify(absl::string_view dir, const SpoolReport& report,
+                              bool json);
 
 // A spool scan as "key value" lines (each corrupt record indented below
 // `corrupt`), or one JSON object.

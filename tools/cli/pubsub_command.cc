@@ -115,9 +115,12 @@ absl::StatusOr<PubPlan> ParsePubFlags(const PubFlags& f,
   return plan;
 }
 
-void PrintReady(const Node& node) {
-  std::printf("READY %s %s %s\n", node.mailbox_endpoint().c_str(),
-              node.id().ToHex().c_str(), node.name().c_str());
+void PrintReady(const Node& node, bool json) {
+  const std::string line =
+      FormatReadyLine(node.mailbox_endpoint(), node.id().ToHex(), node.name(),
+                      json) +
+      "\n";
+  std::fwrite(line.data(), 1, line.size(), stdout);
   std::fflush(stdout);
 }
 
@@ -155,7 +158,7 @@ absl::Status PublishAll(Publisher& pub, const PubFlags& f, const PubPlan& plan,
 absl::Status PubOnNode(Node& node, const PubFlags& f, PubPlan plan) {
   FABRIC_ASSIGN_OR_RETURN(std::unique_ptr<Publisher> pub,
                           Publisher::Create(node, plan.options));
-  PrintReady(node);
+  PrintReady(node, /*json=*/false);
   std::atomic<bool> stop{false};
   if (f.wait_subscribers > 0) {
     const absl::Time deadline =
@@ -248,7 +251,7 @@ absl::Status SubOnNode(Node& node, const SubFlags& f, SubscriberOptions o) {
   };
   FABRIC_ASSIGN_OR_RETURN(std::unique_ptr<Subscriber> sub,
                           Subscriber::Create(node, std::move(o)));
-  PrintReady(node);
+  PrintReady(node, json);
   for (;;) {
     if (WaitForSignal(absl::Milliseconds(50))) break;
     if (f.count > 0 && delivered.load() >= f.count) break;

@@ -352,7 +352,7 @@ absl::Status PushOnNode(Node& node, const PushPlan& plan) {
     if (c.kind != Completion::Kind::kDeadLettered) return;
     const std::string line =
         absl::StrCat("dead ", c.id.ToString(), " attempts=", c.attempts,
-                     " reason=", JsonString(c.reason), "\n");
+                     " reason=", QuotedText(c.reason), "\n");
     std::fwrite(line.data(), 1, line.size(), stderr);
   };
   absl::StatusOr<std::unique_ptr<Producer>> producer =

@@ -16,6 +16,7 @@
 #include "patterns/reqrep/client.h"
 #include "tools/cli/commands.h"
 #include "tools/cli/input.h"
+#include "tools/cli/json.h"
 #include "tools/cli/output.h"
 #include "tools/relay/relay.h"
 
@@ -158,16 +159,17 @@ absl::Status RunReq(const CommonFlags& common, const ReqFlags& flags) {
   node->Close();
   node->Join();
   if (flags.json) {
-    std::string line =
-        reply.ok()
-            ? absl::StrCat("{\"ok\":true,\"body\":", JsonString(reply->body),
-                           ",\"server\":\"", reply->server.ToHex(),
-                           "\",\"attempts\":", reply->attempts, "}\n")
-            : absl::StrCat("{\"ok\":false,\"code\":\"",
-                           absl::StatusCodeToString(reply.status().code()),
-                           "\",\"message\":",
-                           JsonString(reply.status().message()), "}\n");
-    WriteAll(stdout, line);
+    Json o = Json::object();
+    o["ok"] = reply.ok();
+    if (reply.ok()) {
+      SetBytesField(o, "body", reply->body);
+      o["server"] = reply->server.ToHex();
+      o["attempts"] = reply->attempts;
+    } else {
+      o["code"] = absl::StatusCodeToString(reply.status().code());
+      SetBytesField(o, "message", reply.status().message());
+    }
+    WriteAll(stdout, JsonLine(o));
   } else if (reply.ok()) {
     WriteAll(stdout, reply->body);
     // A shell prompt after the reply starts on its own line; --raw keeps

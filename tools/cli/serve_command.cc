@@ -26,6 +26,7 @@
 #include "tools/cli/body_dir.h"
 #include "tools/cli/child.h"
 #include "tools/cli/commands.h"
+#include "tools/cli/json.h"
 #include "tools/cli/output.h"
 #include "tools/cli/summary.h"
 
@@ -163,11 +164,15 @@ class ServeState {
     const std::string id = absl::StrCat(r.client.ShortHex(), ":", r.id);
     const std::string code(absl::StatusCodeToString(status.code()));
     if (flags_.json) {
-      return absl::StrCat(
-          "{\"request\":\"", id, "\",\"attempt\":", r.attempt, ",\"status\":\"",
-          code, "\",\"message\":", JsonString(status.message()),
-          ",\"bytes\":", bytes, ",\"detail\":", JsonString(detail),
-          ",\"body\":", JsonString(r.body), "}");
+      Json o = Json::object();
+      o["request"] = id;
+      o["attempt"] = r.attempt;
+      o["status"] = code;
+      SetBytesField(o, "message", status.message());
+      o["bytes"] = bytes;
+      SetBytesField(o, "detail", detail);
+      SetBytesField(o, "body", r.body);
+      return JsonDump(o);
     }
     std::string body = PrintableBody(r.body);
     if (body.size() > 80) body = body.substr(0, 77) + "...";
@@ -325,8 +330,8 @@ absl::Status RunServe(const CommonFlags& common, const ServeFlags& flags) {
         Server::Create(*node, std::move(server_options));
     status = server.status();
     if (server.ok()) {
-      state->Print(absl::StrCat("READY ", node->mailbox_endpoint(), " ",
-                                node->id().ToHex(), " ", node->name()));
+      state->Print(FormatReadyLine(node->mailbox_endpoint(), node->id().ToHex(),
+                                   node->name(), flags.json));
       const absl::Time start = absl::Now();
       state->MarkReady();
       while (!WaitForSignal(absl::Milliseconds(50))) {

@@ -100,21 +100,10 @@ absl::Status RunSpoolInspect(const CommonFlags& common,
 absl::Status RunSpoolVerify(const CommonFlags& common,
                             const SpoolFlags& flags) {
   FABRIC_ASSIGN_OR_RETURN(SpoolReport report, ScanDir(common, flags.dir));
+  Print(FormatSpoolVerify(flags.dir, report, flags.json));
   if (report.corrupt.empty() && report.torn_tail_bytes == 0) {
-    Print(absl::StrCat("ok records=", report.records,
-                       " pending=", report.pending, " acked=", report.acked,
-                       " dead=", report.dead, "\n"));
     return absl::OkStatus();
   }
-  std::string out;
-  for (const SpoolProblem& p : report.corrupt) {
-    absl::StrAppend(&out, FormatSpoolProblem(p), "\n");
-  }
-  if (report.torn_tail_bytes > 0) {
-    absl::StrAppend(&out, "torn tail of ", report.torn_tail_bytes,
-                    " bytes (cut off at the next open)\n");
-  }
-  Print(out);
   const size_t problems =
       report.corrupt.size() + (report.torn_tail_bytes > 0 ? 1 : 0);
   return absl::DataLossError(absl::StrCat("spool ", flags.dir, " has ",

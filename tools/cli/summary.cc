@@ -3,10 +3,10 @@
 
 #include <cmath>
 #include <cstdio>
-#include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "tools/cli/json.h"
 
 namespace fabric::cli {
 
@@ -29,13 +29,13 @@ std::string SummaryText(absl::string_view verb, const Counters& counters,
 
 std::string SummaryJson(absl::string_view verb, const Counters& counters,
                         absl::Duration elapsed) {
-  nlohmann::ordered_json j;
+  Json j;
   j["event"] = "summary";
-  j["verb"] = std::string(verb);
+  SetBytesField(j, "verb", verb);
   // Milliseconds' precision, as a number of seconds.
   j["seconds"] = std::round(absl::ToDoubleSeconds(elapsed) * 1000.0) / 1000.0;
   for (const auto& [name, value] : counters) j[name] = value;
-  return j.dump();
+  return JsonDump(j);
 }
 
 void PrintSummary(absl::string_view verb, const Counters& counters,

@@ -312,8 +312,8 @@ absl::Status WorkOnNode(Node& node, const WorkFlags& flags,
   options.drain_timeout = kDrainTimeout;
   FABRIC_ASSIGN_OR_RETURN(std::unique_ptr<Worker> worker,
                           Worker::Create(node, std::move(options)));
-  state->Print(absl::StrCat("READY ", node.mailbox_endpoint(), " ",
-                            node.id().ToHex(), " ", node.name()));
+  state->Print(FormatReadyLine(node.mailbox_endpoint(), node.id().ToHex(),
+                               node.name(), flags.json));
   const absl::Time start = absl::Now();
   state->MarkReady();
   const bool signaled = ServeUntilDone(*state, flags.count);
