@@ -41,6 +41,7 @@ struct PubPlan {
   size_t max_body = 0;
   absl::Duration wait_timeout = absl::Seconds(30);
   absl::Time deadline = absl::InfiniteFuture();
+  absl::Duration timeout = absl::InfiniteDuration();  // --timeout
 };
 
 absl::StatusOr<PubPlan> ParsePubFlags(const PubFlags& f,
@@ -110,7 +111,10 @@ absl::StatusOr<PubPlan> ParsePubFlags(const PubFlags& f,
   if (!f.timeout.empty()) {
     FABRIC_ASSIGN_OR_RETURN(const absl::Duration timeout,
                             ParseDurationFlag("--timeout", f.timeout));
-    if (timeout > absl::ZeroDuration()) plan.deadline = absl::Now() + timeout;
+    if (timeout > absl::ZeroDuration()) {
+      plan.timeout = timeout;
+      plan.deadline = absl::Now() + timeout;
+    }
   }
   return plan;
 }
@@ -170,6 +174,14 @@ absl::Status PubOnNode(Node& node, const PubFlags& f, PubPlan plan) {
           std::min(absl::Milliseconds(100), deadline - absl::Now()));
       if (WaitForSignal(absl::ZeroDuration())) return absl::OkStatus();
     } while (absl::IsDeadlineExceeded(waited) && absl::Now() < deadline);
+    if (absl::IsDeadlineExceeded(waited)) {
+      // The whole wait, not the last slice of it.
+      const bool by_timeout = deadline == plan.deadline;
+      return absl::DeadlineExceededError(absl::StrCat(
+          "fewer than ", f.wait_subscribers, " subscribers connected within ",
+          absl::FormatDuration(by_timeout ? plan.timeout : plan.wait_timeout),
+          by_timeout ? " (--timeout)" : " (--wait-timeout)"));
+    }
     FABRIC_RETURN_IF_ERROR(waited);
   }
   int64_t published = 0;
