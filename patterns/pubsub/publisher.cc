@@ -345,7 +345,7 @@ class Publisher::Impl : public ps::PublisherEndpoint,
         ++stats_.frames;
       }
     } catch (const zmq::error_t& e) {
-      FABRIC_LOG(kWarning, "FAB-PUB-SEND ", e.what());
+      FABRIC_LOG(kWarning, kPubSub, "FAB-PUB-SEND ", e.what());
     }
     s.sent_seq = seq;
   }
@@ -423,7 +423,7 @@ class Publisher::Impl : public ps::PublisherEndpoint,
           ++frames;
         }
       } catch (const zmq::error_t& e) {
-        FABRIC_LOG(kWarning, "FAB-PUB-SEND ", e.what());
+        FABRIC_LOG(kWarning, kPubSub, "FAB-PUB-SEND ", e.what());
       }
       if (b.stream->durable) durable_sent += b.count;
     }
@@ -566,7 +566,7 @@ class Publisher::Impl : public ps::PublisherEndpoint,
                          std::min(r.max_bytes, kMaxReplayBytes), &chunk)
               : from.status();
       if (!status.ok()) {
-        FABRIC_LOG(kWarning, "FAB-PUB-REPLAY ", status.ToString());
+        FABRIC_LOG(kWarning, kPubSub, "FAB-PUB-REPLAY ", status.ToString());
         reply.status = ps::ReplayStatus::kError;
       } else {
         ok = true;

@@ -496,7 +496,7 @@ void Worker::Impl::Flush(NodeContext& ctx, absl::Time now) {
     if (!sent.ok()) {
       // The grant never left: take it back. Lost results only delay those
       // tasks until their lease runs out (then the dedup window acks them).
-      FABRIC_LOG(kInfo, "FAB-WQ-RESULTS ", m.to.queue, " to ",
+      FABRIC_LOG(kInfo, kWorkQueue, "FAB-WQ-RESULTS ", m.to.queue, " to ",
                  m.to.node.ShortHex(), " not sent: ", sent.message());
       ledger_.SendFailed(m);
     }
@@ -557,7 +557,7 @@ void Worker::Impl::Close() {
     idle = mu_.AwaitWithTimeout(absl::Condition(&no_running),
                                 options_.drain_timeout);
     if (!idle) {
-      FABRIC_LOG(kWarning, "FAB-WQ-DRAIN ", running_,
+      FABRIC_LOG(kWarning, kWorkQueue, "FAB-WQ-DRAIN ", running_,
                  " handler(s) still running after ",
                  absl::FormatDuration(options_.drain_timeout),
                  "; their leases will run out");

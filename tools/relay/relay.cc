@@ -323,7 +323,7 @@ Outcome Relay::Impl::Forward(QueueLane& lane, const Task& task,
   absl::StatusOr<TaskId> id = lane.producer->Push(task.body, headers);
   if (!id.ok()) {
     ++lane.errors;
-    FABRIC_LOG(kWarning, "FAB-RELAY-STORE ", lane.queue, " ",
+    FABRIC_LOG(kWarning, kRelay, "FAB-RELAY-STORE ", lane.queue, " ",
                kDirectionNames[lane.dir], ": ", id.status().ToString());
     return Outcome::RetryAfter(absl::Seconds(1), id.status().ToString());
   }
@@ -362,7 +362,7 @@ void Relay::Impl::OnMessage(int dir, const Message& m) {
     ++lane->out;
   } else {
     ++lane->dropped;
-    FABRIC_LOG(kWarning, "FAB-RELAY-PUBLISH ", m.topic, " ",
+    FABRIC_LOG(kWarning, kRelay, "FAB-RELAY-PUBLISH ", m.topic, " ",
                kDirectionNames[dir], ": ", seq.status().ToString());
   }
 }
@@ -383,7 +383,7 @@ void Relay::Impl::UpdateForwarders() {
       }
     }
     if (forwarding_[dir].exchange(lowest) != lowest) {
-      FABRIC_LOG(kInfo, "FAB-RELAY-TOPICS ", options_.name, " ",
+      FABRIC_LOG(kInfo, kRelay, "FAB-RELAY-TOPICS ", options_.name, " ",
                  kDirectionNames[dir], lowest ? " forwarding" : " standby");
     }
   }
@@ -412,11 +412,11 @@ void Relay::Impl::UpdateLanes(absl::Time now, bool measure_spools) {
             Worker::Create(source(lane->dir), std::move(w));
         if (worker.ok()) {
           lane->worker = std::move(*worker);
-          FABRIC_LOG(kInfo, "FAB-RELAY-TAKING ", lane->queue, " ",
+          FABRIC_LOG(kInfo, kRelay, "FAB-RELAY-TAKING ", lane->queue, " ",
                      kDirectionNames[lane->dir]);
         } else {
           lane->taking = false;
-          FABRIC_LOG(kWarning, "FAB-RELAY-WORKER ", lane->queue, ": ",
+          FABRIC_LOG(kWarning, kRelay, "FAB-RELAY-WORKER ", lane->queue, ": ",
                      worker.status().ToString());
         }
       }
@@ -428,7 +428,7 @@ void Relay::Impl::UpdateLanes(absl::Time now, bool measure_spools) {
         lane->taking = false;
         lane->worker->Close();
         lane->worker.reset();
-        FABRIC_LOG(kInfo, "FAB-RELAY-IDLE ", lane->queue, " ",
+        FABRIC_LOG(kInfo, kRelay, "FAB-RELAY-IDLE ", lane->queue, " ",
                    kDirectionNames[lane->dir]);
       }
     }

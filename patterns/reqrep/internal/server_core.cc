@@ -474,10 +474,10 @@ void ServerCore::RunHandler(Work& w) {
     throw;  // the thread is being ended: see Worker's RunHandler
   } catch (const std::exception& e) {
     // The responder, destroyed while unwinding, sent kInternal already.
-    FABRIC_LOG(kWarning, "FAB-RR-HANDLER-THREW ", options_.service, ": ",
-               e.what());
+    FABRIC_LOG(kWarning, kReqRep, "FAB-RR-HANDLER-THREW ", options_.service,
+               ": ", e.what());
   } catch (...) {
-    FABRIC_LOG(kWarning, "FAB-RR-HANDLER-THREW ", options_.service);
+    FABRIC_LOG(kWarning, kReqRep, "FAB-RR-HANDLER-THREW ", options_.service);
   }
 }
 
@@ -646,8 +646,8 @@ void ServerCore::Close() {
     idle = mu_.AwaitWithDeadline(absl::Condition(&no_running),
                                  std::max(drain_deadline, absl::Now()));
     if (!idle) {
-      FABRIC_LOG(kWarning, "FAB-RR-DRAIN ", options_.service, ": ", running_,
-                 " handler(s) still running after ",
+      FABRIC_LOG(kWarning, kReqRep, "FAB-RR-DRAIN ", options_.service, ": ",
+                 running_, " handler(s) still running after ",
                  absl::FormatDuration(options_.drain_timeout));
     }
   }
