@@ -14,6 +14,7 @@
 #include "fabric/base/errno_status.h"
 #include "fabric/base/log.h"
 #include "fabric/base/status_macros.h"
+#include "fabric/base/thread_name.h"
 
 namespace fabric::node_internal {
 namespace {
@@ -111,6 +112,7 @@ Engine::~Engine() {
 
 void Engine::Start() {
   thread_ = std::thread([this] {
+    SetCurrentThreadName("fab-engine");
     thread_id_.store(std::this_thread::get_id(), std::memory_order_release);
     Run();
   });

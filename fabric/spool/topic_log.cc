@@ -20,6 +20,7 @@
 #include "absl/time/clock.h"
 #include "fabric/base/log.h"
 #include "fabric/base/status_macros.h"
+#include "fabric/base/thread_name.h"
 #include "fabric/spool/internal/file_util.h"
 #include "fabric/spool/internal/meta.h"
 #include "fabric/spool/internal/payload.h"
@@ -142,7 +143,10 @@ class TopicLog::Impl {
     absl::MutexLock l(&mu_);
     active_number_ = active.number;
     segments_.emplace(active.number, std::move(active));
-    writer_ = std::thread([this] { WriterLoop(); });
+    writer_ = std::thread([this] {
+      SetCurrentThreadName("fab-topiclog");
+      WriterLoop();
+    });
     return absl::OkStatus();
   }
 

@@ -28,6 +28,7 @@
 #include "fabric/base/errno_status.h"
 #include "fabric/base/log.h"
 #include "fabric/base/status_macros.h"
+#include "fabric/base/thread_name.h"
 #include "fabric/sockets.h"
 #include "fabric/spool/topic_log.h"
 #include "patterns/pubsub/internal/positions.h"
@@ -154,7 +155,10 @@ class Subscriber::Impl : public ps::SubscriberEndpoint,
     } catch (const zmq::error_t& e) {
       return ZmqErrnoToStatus(e.num(), "subscribe");
     }
-    thread_ = std::thread([this] { Loop(); });
+    thread_ = std::thread([this] {
+      SetCurrentThreadName("fab-sub");
+      Loop();
+    });
     std::shared_ptr<Impl> self = shared_from_this();
     return node_.Call([self](NodeContext& ctx) {
       self->id_.store(self->plugin_->AddSubscriber(ctx, self));

@@ -12,6 +12,7 @@
 #include "absl/synchronization/mutex.h"
 #include "fabric/base/log.h"
 #include "fabric/base/status_macros.h"
+#include "fabric/base/thread_name.h"
 #include "fabric/codec/wire_format.h"
 #include "patterns/work_queue/internal/dispatcher.h"
 #include "patterns/work_queue/internal/queue_plugin.h"
@@ -239,8 +240,10 @@ absl::Status Producer::Impl::Init() {
   if (options_.on_completed) {
     // Holds the producer alive while a callback runs, even one that
     // closes or destroys the Producer.
-    cb_thread_ =
-        std::thread([self = shared_from_this()] { self->CallbackLoop(); });
+    cb_thread_ = std::thread([self = shared_from_this()] {
+      SetCurrentThreadName("fab-prod-cb");
+      self->CallbackLoop();
+    });
   }
   FABRIC_ASSIGN_OR_RETURN(plugin_, wq::QueuePlugin::Get(node_));
   std::shared_ptr<Impl> self = shared_from_this();

@@ -14,6 +14,7 @@
 #include "absl/synchronization/mutex.h"
 #include "fabric/base/log.h"
 #include "fabric/base/status_macros.h"
+#include "fabric/base/thread_name.h"
 #include "patterns/work_queue/internal/queue_plugin.h"
 #include "patterns/work_queue/internal/wire.h"
 #include "patterns/work_queue/internal/worker_ledger.h"
@@ -206,7 +207,10 @@ absl::Status Worker::Impl::Init() {
     return self->plugin_->AddWorker(ctx, self->options_.queues, self);
   }));
   for (size_t i = 0; i < slots_.size(); ++i) {
-    threads_.emplace_back([self, i] { self->HandlerLoop(i); });
+    threads_.emplace_back([self, i] {
+      SetCurrentThreadName("fab-work-", i);
+      self->HandlerLoop(i);
+    });
   }
   return absl::OkStatus();
 }

@@ -20,6 +20,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "fabric/base/status_macros.h"
+#include "fabric/base/thread_name.h"
 #include "patterns/work_queue/producer.h"
 #include "tools/cli/commands.h"
 #include "tools/cli/input.h"
@@ -131,7 +132,10 @@ absl::StatusOr<PushPlan> ParsePushFlags(const PushFlags& f) {
 class Monitor {
  public:
   Monitor(Producer& producer, const PushPlan& plan)
-      : producer_(producer), plan_(plan), thread_([this] { Loop(); }) {}
+      : producer_(producer), plan_(plan), thread_([this] {
+          SetCurrentThreadName("fab-push-mon");
+          Loop();
+        }) {}
   ~Monitor() {
     done_.Notify();
     thread_.join();

@@ -17,6 +17,7 @@
 #include "fabric/base/log.h"
 #include "fabric/base/node_id.h"
 #include "fabric/base/status_macros.h"
+#include "fabric/base/thread_name.h"
 #include "fabric/node.h"
 #include "patterns/pubsub/publisher.h"
 #include "patterns/pubsub/subscriber.h"
@@ -297,7 +298,10 @@ absl::Status Relay::Impl::Start() {
   FABRIC_RETURN_IF_ERROR(StartTopics());
   FABRIC_RETURN_IF_ERROR(StartStatsServers());
   UpdateLanes(absl::Now(), /*measure_spools=*/false);
-  control_ = std::thread([this] { ControlLoop(); });
+  control_ = std::thread([this] {
+    SetCurrentThreadName("fab-relay");
+    ControlLoop();
+  });
   return absl::OkStatus();
 }
 

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "fabric/base/log.h"
 #include "fabric/base/status_macros.h"
+#include "fabric/base/thread_name.h"
 #include "fabric/codec/wire_format.h"
 
 namespace fabric::rr {
@@ -70,7 +71,10 @@ absl::Status ServerCore::Init() {
     return self->plugin_->AddServer(ctx, self);
   }));
   for (int i = 0; i < o.threads; ++i) {
-    threads_.emplace_back([self] { self->HandlerLoop(); });
+    threads_.emplace_back([self, i] {
+      SetCurrentThreadName("fab-serve-", i);
+      self->HandlerLoop();
+    });
   }
   return absl::OkStatus();
 }
