@@ -4,14 +4,14 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdlib>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "absl/base/optimization.h"
-#include "absl/base/thread_annotations.h"
 #include "absl/strings/ascii.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 
@@ -48,6 +48,11 @@ LevelState& Levels() {
 // unpublishes it, then waits for `in_flight` to reach zero before deleting
 // it. Readers hold `mu` only to pick the sink and to count, never while the
 // sink runs, so a waiting SetLogSink never blocks a logging thread.
+//
+// std::mutex rather than absl::Mutex: Debian's Abseil is not built for
+// ThreadSanitizer, which then cannot see absl::Mutex synchronize, and the
+// sink swap must be checkable under TSan (log_test). Without capability
+// annotations on std::mutex, "guarded by mu" is stated in comments.
 struct InstalledSink {
   explicit InstalledSink(LogSink f) : fn(std::move(f)) {}
   const LogSink fn;
@@ -55,8 +60,9 @@ struct InstalledSink {
 };
 
 struct SinkState {
-  absl::Mutex mu;
-  InstalledSink* current ABSL_GUARDED_BY(mu) = nullptr;  // null: stderr
+  std::mutex mu;
+  std::condition_variable idle;      // some in_flight dropped to zero
+  InstalledSink* current = nullptr;  // guarded by mu; null: stderr
 };
 
 SinkState& Sinks() {
@@ -157,13 +163,12 @@ void SetLogSink(LogSink sink) {
   std::unique_ptr<InstalledSink> previous;
   SinkState& s = Sinks();
   {
-    absl::MutexLock lock(&s.mu);
+    std::unique_lock<std::mutex> lock(s.mu);
     previous.reset(s.current);
     s.current = next.release();
     if (previous != nullptr) {
       InstalledSink* old = previous.get();
-      s.mu.Await(absl::Condition(
-          +[](InstalledSink* p) { return p->in_flight == 0; }, old));
+      s.idle.wait(lock, [old] { return old->in_flight == 0; });
     }
   }
   // `previous` is destroyed here, outside the lock: its captures may log.
@@ -178,7 +183,7 @@ void LogLine(LogLevel level, absl::string_view component,
   SinkState& s = Sinks();
   InstalledSink* sink;
   {
-    absl::MutexLock lock(&s.mu);
+    std::lock_guard<std::mutex> lock(s.mu);
     sink = s.current;
     if (sink != nullptr) ++sink->in_flight;
   }
@@ -195,8 +200,10 @@ void LogLine(LogLevel level, absl::string_view component,
   }
   in_sink = false;
   {
-    absl::MutexLock lock(&s.mu);
-    --sink->in_flight;
+    std::lock_guard<std::mutex> lock(s.mu);
+    // Only a replaced sink has a waiter; notify under the lock, as the
+    // waiter deletes `sink` once it sees zero.
+    if (--sink->in_flight == 0 && sink != s.current) s.idle.notify_all();
   }
   if (threw) {
     StderrLogSink(level, component, message);
