@@ -14,6 +14,7 @@
 #include "fabric/base/errno_status.h"
 #include "fabric/base/log.h"
 #include "fabric/base/status_macros.h"
+#include "fabric/base/thread_name.h"
 
 namespace fabric::node_internal {
 namespace {
@@ -111,6 +112,7 @@ Engine::~Engine() {
 
 void Engine::Start() {
   thread_ = std::thread([this] {
+    SetCurrentThreadName("fab-engine");
     thread_id_.store(std::this_thread::get_id(), std::memory_order_release);
     Run();
   });
@@ -191,8 +193,8 @@ void Engine::Run() {
   for (const std::string& seed : options_.seeds) {
     if (seed != mailbox_endpoint_) EnsureLink(seed, /*seed=*/true);
   }
-  FABRIC_LOG(kInfo, "FAB-NODE-START ", options_.name, " ", id_.ToHex(), " ",
-             mailbox_endpoint_, " cluster=", options_.cluster,
+  FABRIC_LOG(kInfo, kNode, "FAB-NODE-START ", options_.name, " ", id_.ToHex(),
+             " ", mailbox_endpoint_, " cluster=", options_.cluster,
              " discovery=", DiscoveryModeName(options_.discovery));
   while (!stop_) RunOnce();
   Shutdown();
@@ -220,7 +222,7 @@ void Engine::RunOnce() {
                   absl::Ceil(wait, absl::Milliseconds(1)))));
   } catch (const zmq::error_t& e) {
     if (e.num() != EINTR) {
-      FABRIC_LOG(kError, "FAB-POLL-ERROR ", e.what());
+      FABRIC_LOG(kError, kNode, "FAB-POLL-ERROR ", e.what());
     }
     return;
   }
@@ -229,8 +231,8 @@ void Engine::RunOnce() {
   if (now - last_iteration_ > kStallThreshold) {
     // We were paused; the silence we measured is ours, not the peers'.
     counters_.local_stalls.fetch_add(1, std::memory_order_relaxed);
-    FABRIC_LOG(kWarning, "FAB-LOCAL-STALL ", options_.name, " paused for ",
-               absl::FormatDuration(now - last_iteration_));
+    FABRIC_LOG(kWarning, kNode, "FAB-LOCAL-STALL ", options_.name,
+               " paused for ", absl::FormatDuration(now - last_iteration_));
     peers_.ForgiveSilence(now);
     next_beacon_ = now;
   }
@@ -318,7 +320,7 @@ void Engine::Shutdown() {
   // kCancelled or get it now through their own deadlines.
   absl::MutexLock lock(&mu_);
   commands_.clear();
-  FABRIC_LOG(kInfo, "FAB-NODE-STOP ", options_.name, " ", id_.ToHex());
+  FABRIC_LOG(kInfo, kNode, "FAB-NODE-STOP ", options_.name, " ", id_.ToHex());
 }
 
 absl::Status Engine::CheckPatternKind(uint16_t kind) {
@@ -473,7 +475,7 @@ std::shared_ptr<Plugin> Engine::PluginOwning(uint16_t kind) const {
 void Engine::Dispatch(std::vector<PeerEvent> events) {
   for (PeerEvent& event : events) {
     const PeerInfo& p = event.peer;
-    FABRIC_LOG(kInfo, "FAB-PEER-", PeerEventTypeName(event.type), " ",
+    FABRIC_LOG(kInfo, kNode, "FAB-PEER-", PeerEventTypeName(event.type), " ",
                options_.name, " sees ", p.name, " ", p.id.ShortHex(), " ",
                p.mailbox_endpoint, " (", event.reason, ")");
     if (event.type == PeerEventType::kJoined) {

@@ -64,7 +64,7 @@ void Engine::DrainMailboxBatch() {
         continue;
       }
     } catch (const zmq::error_t& e) {
-      FABRIC_LOG(kWarning, "FAB-MAILBOX-RECV ", e.what());
+      FABRIC_LOG(kWarning, kNode, "FAB-MAILBOX-RECV ", e.what());
       return;
     }
     if (payload.size() == 0) {
@@ -88,7 +88,7 @@ void Engine::HandleMailboxMessage(absl::string_view routing_id,
     } else {
       Bump(counters_.messages_malformed);
     }
-    FABRIC_LOG(kDebug, "FAB-BAD-FRAME ", options_.name, ": ",
+    FABRIC_LOG(kDebug, kNode, "FAB-BAD-FRAME ", options_.name, ": ",
                env.status().ToString());
     return;
   }
@@ -146,7 +146,7 @@ void Engine::HandleHello(const NodeId& sender, absl::string_view body) {
   absl::StatusOr<Hello> hello = DecodeHello(body);
   if (!hello.ok()) {
     Bump(counters_.messages_malformed);
-    FABRIC_LOG(kDebug, "FAB-BAD-HELLO ", options_.name, ": ",
+    FABRIC_LOG(kDebug, kNode, "FAB-BAD-HELLO ", options_.name, ": ",
                hello.status().ToString());
     return;
   }
@@ -157,8 +157,8 @@ void Engine::HandleHello(const NodeId& sender, absl::string_view body) {
   }
   if (hello->cluster != options_.cluster) {
     Bump(counters_.messages_other_cluster);
-    FABRIC_LOG(kDebug, "FAB-CLUSTER-MISMATCH ", options_.name, " ignores ",
-               hello->name, " of cluster '", hello->cluster, "'");
+    FABRIC_LOG(kDebug, kNode, "FAB-CLUSTER-MISMATCH ", options_.name,
+               " ignores ", hello->name, " of cluster '", hello->cluster, "'");
     return;
   }
   const PeerInfo* known = peers_.Find(hello->id);
@@ -203,7 +203,8 @@ void Engine::DrainBeacons() {
     absl::StatusOr<std::optional<discovery::Datagram>> datagram =
         beacon_->Receive();
     if (!datagram.ok()) {
-      FABRIC_LOG(kWarning, "FAB-BEACON-RECV ", datagram.status().ToString());
+      FABRIC_LOG(kWarning, kDiscovery, "FAB-BEACON-RECV ",
+                 datagram.status().ToString());
       return;
     }
     if (!datagram->has_value()) return;
@@ -218,8 +219,8 @@ void Engine::HandleBeacon(const discovery::Datagram& datagram) {
     Bump(absl::IsUnimplemented(beacon.status())
              ? counters_.beacons_wrong_version
              : counters_.beacons_malformed);
-    FABRIC_LOG(kDebug, "FAB-BAD-BEACON from ", datagram.source_address, ": ",
-               beacon.status().ToString());
+    FABRIC_LOG(kDebug, kDiscovery, "FAB-BAD-BEACON from ",
+               datagram.source_address, ": ", beacon.status().ToString());
     return;
   }
   if (beacon->id == id_) return;  // our own broadcast echoes back

@@ -46,8 +46,8 @@ Link* Engine::EnsureLink(const std::string& endpoint, bool seed) {
   absl::StatusOr<zmq::socket_t> dealer =
       MakeLink(ctx_, profile_, endpoint, monitor_endpoint);
   if (!dealer.ok()) {
-    FABRIC_LOG(kWarning, "FAB-LINK-FAILED ", options_.name, " -> ", endpoint,
-               ": ", dealer.status().ToString());
+    FABRIC_LOG(kWarning, kNode, "FAB-LINK-FAILED ", options_.name, " -> ",
+               endpoint, ": ", dealer.status().ToString());
     return nullptr;
   }
   auto link = std::make_unique<Link>();
@@ -58,7 +58,7 @@ Link* Engine::EnsureLink(const std::string& endpoint, bool seed) {
     link->monitor.set(zmq::sockopt::linger, 0);
     link->monitor.connect(monitor_endpoint);
   } catch (const zmq::error_t& e) {
-    FABRIC_LOG(kWarning, "FAB-LINK-FAILED ", options_.name,
+    FABRIC_LOG(kWarning, kNode, "FAB-LINK-FAILED ", options_.name,
                " monitor: ", e.what());
     return nullptr;
   }
@@ -211,7 +211,7 @@ void Engine::SendBeacon(bool leaving) {
   const std::string wire = discovery::EncodeBeacon(beacon);
   absl::Status sent = beacon_->Send(wire);
   if (!sent.ok()) {
-    FABRIC_LOG(kWarning, "FAB-BEACON-SEND ", options_.name, ": ",
+    FABRIC_LOG(kWarning, kDiscovery, "FAB-BEACON-SEND ", options_.name, ": ",
                sent.ToString());
     return;
   }

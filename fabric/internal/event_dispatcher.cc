@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "fabric/internal/event_dispatcher.h"
 
+#include "fabric/base/thread_name.h"
+
 namespace fabric::node_internal {
 
 EventDispatcher::EventDispatcher(std::function<void(const PeerEvent&)> callback)
@@ -20,6 +22,7 @@ void EventDispatcher::Push(PeerEvent event) {
 }
 
 void EventDispatcher::Run() {
+  SetCurrentThreadName("fab-events");
   for (;;) {
     PeerEvent event;
     {

@@ -20,6 +20,7 @@
 #include "absl/time/clock.h"
 #include "fabric/base/log.h"
 #include "fabric/base/status_macros.h"
+#include "fabric/base/thread_name.h"
 #include "fabric/spool/internal/file_util.h"
 #include "fabric/spool/internal/meta.h"
 #include "fabric/spool/internal/payload.h"
@@ -142,7 +143,10 @@ class TopicLog::Impl {
     absl::MutexLock l(&mu_);
     active_number_ = active.number;
     segments_.emplace(active.number, std::move(active));
-    writer_ = std::thread([this] { WriterLoop(); });
+    writer_ = std::thread([this] {
+      SetCurrentThreadName("fab-topiclog");
+      WriterLoop();
+    });
     return absl::OkStatus();
   }
 
@@ -431,7 +435,7 @@ class TopicLog::Impl {
       health_ = status;
       cb = options_.on_error;
     }
-    FABRIC_LOG(kError, "FAB-TOPIC-LOG-FAILED ", options_.dir, ": ",
+    FABRIC_LOG(kError, kTopicLog, "FAB-TOPIC-LOG-FAILED ", options_.dir, ": ",
                status.ToString());
     if (cb) cb(status);
   }
@@ -615,7 +619,8 @@ class TopicLog::Impl {
     for (uint64_t number : doomed) {
       absl::Status status = spool_internal::RemoveFile(SegmentPath(number));
       if (!status.ok() && !absl::IsNotFound(status)) {
-        FABRIC_LOG(kWarning, "FAB-TOPIC-LOG-RETENTION ", status.ToString());
+        FABRIC_LOG(kWarning, kTopicLog, "FAB-TOPIC-LOG-RETENTION ",
+                   status.ToString());
       }
     }
     if (!doomed.empty()) (void)spool_internal::SyncDir(options_.dir);
@@ -801,7 +806,7 @@ absl::StatusOr<std::unique_ptr<TopicLog>> TopicLog::Open(
                           LoadMeta(options.dir, options.topic, !numbers.empty(),
                                    segment_id, &report));
   for (const SpoolProblem& problem : report.corrupt) {
-    FABRIC_LOG(kWarning, "FAB-SPOOL-CORRUPT ", options.dir, "/",
+    FABRIC_LOG(kWarning, kTopicLog, "FAB-SPOOL-CORRUPT ", options.dir, "/",
                problem.segment, "@", problem.offset, ": ", problem.what);
   }
   report.stream_id = meta.producer_id;

@@ -22,6 +22,7 @@
 #include "fabric/base/errno_status.h"
 #include "fabric/base/log.h"
 #include "fabric/base/status_macros.h"
+#include "fabric/base/thread_name.h"
 #include "fabric/sockets.h"
 #include "fabric/spool/topic_log.h"
 #include "patterns/pubsub/internal/pubsub_plugin.h"
@@ -140,7 +141,10 @@ class Publisher::Impl : public ps::PublisherEndpoint,
       absl::MutexLock l(&mu_);
       xpub_ = std::move(xpub);
     }
-    thread_ = std::thread([this] { Loop(); });
+    thread_ = std::thread([this] {
+      SetCurrentThreadName("fab-pub");
+      Loop();
+    });
     std::shared_ptr<Impl> self = shared_from_this();
     return node_.Call([self, offers](NodeContext& ctx) {
       return self->plugin_->AddPublisher(ctx, self, self->endpoint_, offers);
@@ -345,7 +349,7 @@ class Publisher::Impl : public ps::PublisherEndpoint,
         ++stats_.frames;
       }
     } catch (const zmq::error_t& e) {
-      FABRIC_LOG(kWarning, "FAB-PUB-SEND ", e.what());
+      FABRIC_LOG(kWarning, kPubSub, "FAB-PUB-SEND ", e.what());
     }
     s.sent_seq = seq;
   }
@@ -423,7 +427,7 @@ class Publisher::Impl : public ps::PublisherEndpoint,
           ++frames;
         }
       } catch (const zmq::error_t& e) {
-        FABRIC_LOG(kWarning, "FAB-PUB-SEND ", e.what());
+        FABRIC_LOG(kWarning, kPubSub, "FAB-PUB-SEND ", e.what());
       }
       if (b.stream->durable) durable_sent += b.count;
     }
@@ -566,7 +570,7 @@ class Publisher::Impl : public ps::PublisherEndpoint,
                          std::min(r.max_bytes, kMaxReplayBytes), &chunk)
               : from.status();
       if (!status.ok()) {
-        FABRIC_LOG(kWarning, "FAB-PUB-REPLAY ", status.ToString());
+        FABRIC_LOG(kWarning, kPubSub, "FAB-PUB-REPLAY ", status.ToString());
         reply.status = ps::ReplayStatus::kError;
       } else {
         ok = true;

@@ -28,6 +28,7 @@
 #include "fabric/base/errno_status.h"
 #include "fabric/base/log.h"
 #include "fabric/base/status_macros.h"
+#include "fabric/base/thread_name.h"
 #include "fabric/sockets.h"
 #include "fabric/spool/topic_log.h"
 #include "patterns/pubsub/internal/positions.h"
@@ -154,7 +155,10 @@ class Subscriber::Impl : public ps::SubscriberEndpoint,
     } catch (const zmq::error_t& e) {
       return ZmqErrnoToStatus(e.num(), "subscribe");
     }
-    thread_ = std::thread([this] { Loop(); });
+    thread_ = std::thread([this] {
+      SetCurrentThreadName("fab-sub");
+      Loop();
+    });
     std::shared_ptr<Impl> self = shared_from_this();
     return node_.Call([self](NodeContext& ctx) {
       self->id_.store(self->plugin_->AddSubscriber(ctx, self));
@@ -329,7 +333,8 @@ class Subscriber::Impl : public ps::SubscriberEndpoint,
         zmq::poll(items, 2,
                   std::chrono::milliseconds(absl::ToInt64Milliseconds(kTick)));
       } catch (const zmq::error_t& e) {
-        if (e.num() != EINTR) FABRIC_LOG(kWarning, "FAB-SUB-POLL ", e.what());
+        if (e.num() != EINTR)
+          FABRIC_LOG(kWarning, kPubSub, "FAB-SUB-POLL ", e.what());
       }
       if ((items[0].revents & ZMQ_POLLIN) != 0) {
         uint64_t count;
@@ -393,7 +398,7 @@ class Subscriber::Impl : public ps::SubscriberEndpoint,
         sub_.connect(e);
         connected_.insert(e);
       } catch (const zmq::error_t& err) {
-        FABRIC_LOG(kWarning, "FAB-SUB-CONNECT ", e, ": ", err.what());
+        FABRIC_LOG(kWarning, kPubSub, "FAB-SUB-CONNECT ", e, ": ", err.what());
       }
     }
     for (const ps::PublisherInfo& info : publishers) {
@@ -455,7 +460,8 @@ class Subscriber::Impl : public ps::SubscriberEndpoint,
           return;
         }
       } else {
-        FABRIC_LOG(kWarning, "FAB-SUB-POSITIONS ", slot.status().ToString());
+        FABRIC_LOG(kWarning, kPubSub, "FAB-SUB-POSITIONS ",
+                   slot.status().ToString());
       }
     }
     if (options_.start.kind != StartPosition::Kind::kLatest) {
@@ -480,7 +486,7 @@ class Subscriber::Impl : public ps::SubscriberEndpoint,
 
   void CountMalformed(const absl::Status& status) {
     { Bump(counters_.malformed); }
-    FABRIC_LOG(kDebug, "FAB-SUB-MALFORMED ", status.ToString());
+    FABRIC_LOG(kDebug, kPubSub, "FAB-SUB-MALFORMED ", status.ToString());
   }
 
   void HandleFrame(absl::string_view data) {
@@ -588,7 +594,7 @@ class Subscriber::Impl : public ps::SubscriberEndpoint,
     GapEvent e{st.topic, st.id, first, last, reason};
     Bump(counters_.gaps);
     counters_.lost.fetch_add(e.count(), std::memory_order_relaxed);
-    FABRIC_LOG(kInfo, "FAB-SUB-GAP ", st.topic, " stream ",
+    FABRIC_LOG(kInfo, kPubSub, "FAB-SUB-GAP ", st.topic, " stream ",
                ps::StreamHex(st.id), " lost ", e.count(), " (", first, "..",
                last, ", ", reason, ")");
     if (options_.on_gap) options_.on_gap(e);

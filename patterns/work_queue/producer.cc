@@ -12,6 +12,7 @@
 #include "absl/synchronization/mutex.h"
 #include "fabric/base/log.h"
 #include "fabric/base/status_macros.h"
+#include "fabric/base/thread_name.h"
 #include "fabric/codec/wire_format.h"
 #include "patterns/work_queue/internal/dispatcher.h"
 #include "patterns/work_queue/internal/queue_plugin.h"
@@ -204,9 +205,10 @@ absl::Status Producer::Impl::Init() {
     producer_id_ = spool_->producer_id();
     const SpoolReport& report = spool_->recovery();
     if (!report.corrupt.empty() || report.torn_tail_bytes > 0) {
-      FABRIC_LOG(kWarning, "FAB-WQ-SPOOL-RECOVERY ", options_.spool_dir, ": ",
-                 report.corrupt.size(), " corrupt record(s) skipped, ",
-                 report.torn_tail_bytes, " torn tail byte(s) cut");
+      FABRIC_LOG(kWarning, kWorkQueue, "FAB-WQ-SPOOL-RECOVERY ",
+                 options_.spool_dir, ": ", report.corrupt.size(),
+                 " corrupt record(s) skipped, ", report.torn_tail_bytes,
+                 " torn tail byte(s) cut");
     }
     for (SpooledTask& t : spool_->TakePending()) {
       recovered.push_back(NewTask{t.seq, t.enqueued, std::move(t.headers),
@@ -238,8 +240,10 @@ absl::Status Producer::Impl::Init() {
   if (options_.on_completed) {
     // Holds the producer alive while a callback runs, even one that
     // closes or destroys the Producer.
-    cb_thread_ =
-        std::thread([self = shared_from_this()] { self->CallbackLoop(); });
+    cb_thread_ = std::thread([self = shared_from_this()] {
+      SetCurrentThreadName("fab-prod-cb");
+      self->CallbackLoop();
+    });
   }
   FABRIC_ASSIGN_OR_RETURN(plugin_, wq::QueuePlugin::Get(node_));
   std::shared_ptr<Impl> self = shared_from_this();
@@ -347,8 +351,8 @@ void Producer::Impl::OnDurable(uint64_t seq) {
 }
 
 void Producer::Impl::OnSpoolError(const absl::Status& status) {
-  FABRIC_LOG(kError, "FAB-WQ-SPOOL-FAILED ", options_.spool_dir, ": ",
-             status.message());
+  FABRIC_LOG(kError, kWorkQueue, "FAB-WQ-SPOOL-FAILED ", options_.spool_dir,
+             ": ", status.message());
   absl::MutexLock lock(&mu_);
   if (failure_.ok()) failure_ = status;
 }
@@ -537,7 +541,7 @@ void Producer::Impl::Apply(NodeContext& ctx, absl::Time now) {
       absl::Status sent =
           plugin_->Send(ctx, f.worker, wq::kTasks, encoder.Finish());
       if (!sent.ok()) {
-        FABRIC_LOG(kInfo, "FAB-WQ-SEND ", options_.queue, " to ",
+        FABRIC_LOG(kInfo, kWorkQueue, "FAB-WQ-SEND ", options_.queue, " to ",
                    f.worker.ShortHex(), " failed: ", sent.message());
         dispatcher_->SendFailed(now, f.worker, f.seqs, effects_);
       }
@@ -558,12 +562,12 @@ void Producer::Impl::Apply(NodeContext& ctx, absl::Time now) {
       }
       absl::Status added = spool_->AddDead(dead);
       if (!added.ok()) {
-        FABRIC_LOG(kError, "FAB-WQ-DEAD-LOST ", options_.queue, " ",
+        FABRIC_LOG(kError, kWorkQueue, "FAB-WQ-DEAD-LOST ", options_.queue, " ",
                    TaskId{producer_id_, dead.task.seq}.ToString(),
                    ": cannot record dead letter: ", added.message());
       }
     }
-    for (const std::string& note : e.notes) FABRIC_LOG(kInfo, note);
+    for (const std::string& note : e.notes) FABRIC_LOG(kInfo, kWorkQueue, note);
     freed += e.freed_bytes;
     resolved += e.completions.size();
     if (options_.on_completed && !e.completions.empty()) {

@@ -14,6 +14,7 @@
 #include "absl/synchronization/mutex.h"
 #include "fabric/base/log.h"
 #include "fabric/base/status_macros.h"
+#include "fabric/base/thread_name.h"
 #include "patterns/work_queue/internal/queue_plugin.h"
 #include "patterns/work_queue/internal/wire.h"
 #include "patterns/work_queue/internal/worker_ledger.h"
@@ -206,7 +207,10 @@ absl::Status Worker::Impl::Init() {
     return self->plugin_->AddWorker(ctx, self->options_.queues, self);
   }));
   for (size_t i = 0; i < slots_.size(); ++i) {
-    threads_.emplace_back([self, i] { self->HandlerLoop(i); });
+    threads_.emplace_back([self, i] {
+      SetCurrentThreadName("fab-work-", i);
+      self->HandlerLoop(i);
+    });
   }
   return absl::OkStatus();
 }
@@ -496,7 +500,7 @@ void Worker::Impl::Flush(NodeContext& ctx, absl::Time now) {
     if (!sent.ok()) {
       // The grant never left: take it back. Lost results only delay those
       // tasks until their lease runs out (then the dedup window acks them).
-      FABRIC_LOG(kInfo, "FAB-WQ-RESULTS ", m.to.queue, " to ",
+      FABRIC_LOG(kInfo, kWorkQueue, "FAB-WQ-RESULTS ", m.to.queue, " to ",
                  m.to.node.ShortHex(), " not sent: ", sent.message());
       ledger_.SendFailed(m);
     }
@@ -557,7 +561,7 @@ void Worker::Impl::Close() {
     idle = mu_.AwaitWithTimeout(absl::Condition(&no_running),
                                 options_.drain_timeout);
     if (!idle) {
-      FABRIC_LOG(kWarning, "FAB-WQ-DRAIN ", running_,
+      FABRIC_LOG(kWarning, kWorkQueue, "FAB-WQ-DRAIN ", running_,
                  " handler(s) still running after ",
                  absl::FormatDuration(options_.drain_timeout),
                  "; their leases will run out");

@@ -21,6 +21,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "fabric/base/status_macros.h"
+#include "fabric/base/thread_name.h"
 #include "fabric/codec/wire_format.h"
 #include "patterns/work_queue/producer.h"
 #include "tools/cli/commands.h"
@@ -202,7 +203,10 @@ class ProgressMeter {
 class Monitor {
  public:
   Monitor(Producer& producer, const PushPlan& plan)
-      : producer_(producer), plan_(plan), thread_([this] { Loop(); }) {}
+      : producer_(producer), plan_(plan), thread_([this] {
+          SetCurrentThreadName("fab-push-mon");
+          Loop();
+        }) {}
   ~Monitor() {
     done_.Notify();
     thread_.join();

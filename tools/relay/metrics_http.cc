@@ -10,6 +10,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "fabric/base/thread_name.h"
 
 namespace fabric::relay {
 
@@ -59,6 +60,7 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
                    address[0] == '[' ? "]" : "", ":", port, "/metrics");
   State* state = out->state_.get();
   state->thread = std::thread([state] {
+    SetCurrentThreadName("fab-metrics");
     state->server.listen_after_bind();
     state->done = true;
   });

@@ -17,6 +17,7 @@
 #include "fabric/base/log.h"
 #include "fabric/base/node_id.h"
 #include "fabric/base/status_macros.h"
+#include "fabric/base/thread_name.h"
 #include "fabric/node.h"
 #include "patterns/pubsub/publisher.h"
 #include "patterns/pubsub/subscriber.h"
@@ -297,7 +298,10 @@ absl::Status Relay::Impl::Start() {
   FABRIC_RETURN_IF_ERROR(StartTopics());
   FABRIC_RETURN_IF_ERROR(StartStatsServers());
   UpdateLanes(absl::Now(), /*measure_spools=*/false);
-  control_ = std::thread([this] { ControlLoop(); });
+  control_ = std::thread([this] {
+    SetCurrentThreadName("fab-relay");
+    ControlLoop();
+  });
   return absl::OkStatus();
 }
 
@@ -323,7 +327,7 @@ Outcome Relay::Impl::Forward(QueueLane& lane, const Task& task,
   absl::StatusOr<TaskId> id = lane.producer->Push(task.body, headers);
   if (!id.ok()) {
     ++lane.errors;
-    FABRIC_LOG(kWarning, "FAB-RELAY-STORE ", lane.queue, " ",
+    FABRIC_LOG(kWarning, kRelay, "FAB-RELAY-STORE ", lane.queue, " ",
                kDirectionNames[lane.dir], ": ", id.status().ToString());
     return Outcome::RetryAfter(absl::Seconds(1), id.status().ToString());
   }
@@ -362,7 +366,7 @@ void Relay::Impl::OnMessage(int dir, const Message& m) {
     ++lane->out;
   } else {
     ++lane->dropped;
-    FABRIC_LOG(kWarning, "FAB-RELAY-PUBLISH ", m.topic, " ",
+    FABRIC_LOG(kWarning, kRelay, "FAB-RELAY-PUBLISH ", m.topic, " ",
                kDirectionNames[dir], ": ", seq.status().ToString());
   }
 }
@@ -383,7 +387,7 @@ void Relay::Impl::UpdateForwarders() {
       }
     }
     if (forwarding_[dir].exchange(lowest) != lowest) {
-      FABRIC_LOG(kInfo, "FAB-RELAY-TOPICS ", options_.name, " ",
+      FABRIC_LOG(kInfo, kRelay, "FAB-RELAY-TOPICS ", options_.name, " ",
                  kDirectionNames[dir], lowest ? " forwarding" : " standby");
     }
   }
@@ -412,11 +416,11 @@ void Relay::Impl::UpdateLanes(absl::Time now, bool measure_spools) {
             Worker::Create(source(lane->dir), std::move(w));
         if (worker.ok()) {
           lane->worker = std::move(*worker);
-          FABRIC_LOG(kInfo, "FAB-RELAY-TAKING ", lane->queue, " ",
+          FABRIC_LOG(kInfo, kRelay, "FAB-RELAY-TAKING ", lane->queue, " ",
                      kDirectionNames[lane->dir]);
         } else {
           lane->taking = false;
-          FABRIC_LOG(kWarning, "FAB-RELAY-WORKER ", lane->queue, ": ",
+          FABRIC_LOG(kWarning, kRelay, "FAB-RELAY-WORKER ", lane->queue, ": ",
                      worker.status().ToString());
         }
       }
@@ -428,7 +432,7 @@ void Relay::Impl::UpdateLanes(absl::Time now, bool measure_spools) {
         lane->taking = false;
         lane->worker->Close();
         lane->worker.reset();
-        FABRIC_LOG(kInfo, "FAB-RELAY-IDLE ", lane->queue, " ",
+        FABRIC_LOG(kInfo, kRelay, "FAB-RELAY-IDLE ", lane->queue, " ",
                    kDirectionNames[lane->dir]);
       }
     }

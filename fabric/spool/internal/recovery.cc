@@ -148,7 +148,7 @@ void Quarantine(const std::string& dir, const std::string& name,
   if (status.ok() && FileExists(JoinPath(qdir, name))) return;
   if (status.ok()) status = WriteFileAtomically(qdir, name, contents);
   if (!status.ok()) {
-    FABRIC_LOG(kWarning, "FAB-SPOOL-QUARANTINE cannot copy ", name,
+    FABRIC_LOG(kWarning, kSpool, "FAB-SPOOL-QUARANTINE cannot copy ", name,
                " to quarantine: ", status.message());
   }
 }
@@ -200,7 +200,7 @@ absl::Status LoadMeta(const std::string& dir, RecoveryMode mode,
   }
   if (out->meta.producer_id.IsZero()) out->meta.producer_id = NodeId::Random();
   if (!repair) return absl::OkStatus();
-  FABRIC_LOG(kWarning, "FAB-SPOOL-META-REBUILT ", dir,
+  FABRIC_LOG(kWarning, kSpool, "FAB-SPOOL-META-REBUILT ", dir,
              ": META rebuilt from the segment headers");
   if (!data.empty()) Quarantine(dir, kMetaFileName, data);
   return WriteFileAtomically(dir, kMetaFileName, EncodeMeta(out->meta));
@@ -248,8 +248,8 @@ absl::Status RecoverSegment(const std::string& dir, uint64_t n, bool newest,
       // Torn while being created: it never held a record.
       out->report.torn_tail_bytes += image.size();
       if (!repair) return absl::OkStatus();
-      FABRIC_LOG(kWarning, "FAB-SPOOL-TORN-SEGMENT removing ", path, ": ",
-                 header.status().message());
+      FABRIC_LOG(kWarning, kSpool, "FAB-SPOOL-TORN-SEGMENT removing ", path,
+                 ": ", header.status().message());
       FABRIC_RETURN_IF_ERROR(RemoveFile(path));
       return SyncDir(dir);
     }
@@ -273,8 +273,8 @@ absl::Status RecoverSegment(const std::string& dir, uint64_t n, bool newest,
     out->report.torn_tail_bytes += tail;
     out->index.SetFileBytes(n, walk.valid_end);
     if (repair) {
-      FABRIC_LOG(kInfo, "FAB-SPOOL-TORN-TAIL truncating ", path, " from ",
-                 image.size(), " to ", walk.valid_end, " bytes (",
+      FABRIC_LOG(kInfo, kSpool, "FAB-SPOOL-TORN-TAIL truncating ", path,
+                 " from ", image.size(), " to ", walk.valid_end, " bytes (",
                  walk.tail_what, ")");
       FABRIC_RETURN_IF_ERROR(TruncateSegment(path, walk.valid_end));
     }
@@ -339,7 +339,7 @@ absl::StatusOr<Recovered> Recover(const std::string& dir, RecoveryMode mode,
   }
   if (repair) {
     for (const SpoolProblem& p : out.report.corrupt) {
-      FABRIC_LOG(kWarning, "FAB-SPOOL-CORRUPT ", dir, "/", p.segment,
+      FABRIC_LOG(kWarning, kSpool, "FAB-SPOOL-CORRUPT ", dir, "/", p.segment,
                  " offset ", p.offset, ": ", p.what);
     }
   }

@@ -12,6 +12,7 @@
 #include "absl/time/clock.h"
 #include "fabric/base/clock.h"
 #include "fabric/base/status_macros.h"
+#include "fabric/base/thread_name.h"
 #include "fabric/spool/internal/payload.h"
 #include "fabric/spool/internal/record.h"
 
@@ -82,7 +83,10 @@ Spool::Impl::~Impl() {
 }
 
 void Spool::Impl::Start() {
-  writer_ = std::thread([this] { WriterLoop(); });
+  writer_ = std::thread([this] {
+    SetCurrentThreadName("fab-spool");
+    WriterLoop();
+  });
 }
 
 std::vector<SpooledTask> Spool::Impl::TakePending() {

@@ -133,8 +133,8 @@ void Spool::Impl::Maintain() {
   if (status.ok() && RealClock()->Now() >= compaction_backoff_until_) {
     status = CompactOneSegment();
     if (absl::IsResourceExhausted(status)) {
-      FABRIC_LOG(kWarning, "FAB-SPOOL-COMPACTION-FAILED ", options_.dir, ": ",
-                 status.message(), "; retrying later");
+      FABRIC_LOG(kWarning, kSpool, "FAB-SPOOL-COMPACTION-FAILED ", options_.dir,
+                 ": ", status.message(), "; retrying later");
       compaction_backoff_until_ = RealClock()->Now() + kCompactionBackoff;
       status = absl::OkStatus();
     }
@@ -224,7 +224,8 @@ void Spool::Impl::Fail(const absl::Status& status) {
     done_cv_.SignalAll();
     room_cv_.SignalAll();
   }
-  FABRIC_LOG(kError, "FAB-SPOOL-FAILED ", options_.dir, ": ", status.ToString(),
+  FABRIC_LOG(kError, kSpool, "FAB-SPOOL-FAILED ", options_.dir, ": ",
+             status.ToString(),
              "; records after the last confirmation are "
              "not durable; reopen the spool to recover");
   if (options_.on_error) options_.on_error(status);
@@ -268,9 +269,9 @@ absl::Status Spool::Impl::CompactOneSegment() {
   FABRIC_ASSIGN_OR_RETURN(
       uint64_t size,
       spool_internal::RewriteSegment(options_.dir, producer_id_, snapshot));
-  FABRIC_LOG(kInfo, "FAB-SPOOL-COMPACTED ", SegmentPath(snapshot.segment), ": ",
-             size, " bytes, ", snapshot.enq.size() + snapshot.dead.size(),
-             " live records");
+  FABRIC_LOG(kInfo, kSpool, "FAB-SPOOL-COMPACTED ",
+             SegmentPath(snapshot.segment), ": ", size, " bytes, ",
+             snapshot.enq.size() + snapshot.dead.size(), " live records");
   absl::MutexLock l(&mu_);
   index_.FinishCompaction(snapshot, size);
   maintenance_due_ = true;

@@ -79,7 +79,7 @@ void PubSubPlugin::Route(NodeContext& ctx, const NodeId& from, uint16_t kind,
                          absl::string_view body) {
   auto bad = [&](const absl::Status& status) {
     malformed_.fetch_add(1, std::memory_order_relaxed);
-    FABRIC_LOG(kWarning, "FAB-PUBSUB-MALFORMED kind ", kind, " from ",
+    FABRIC_LOG(kWarning, kPubSub, "FAB-PUBSUB-MALFORMED kind ", kind, " from ",
                from.ShortHex(), ": ", status.message());
   };
   if (kind == kReplayRequest) {

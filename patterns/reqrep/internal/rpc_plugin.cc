@@ -113,7 +113,7 @@ void RpcPlugin::OnMailboxDrained(NodeContext& ctx) {
 void RpcPlugin::Malformed(uint16_t kind, const NodeId& from,
                           const absl::Status& s) {
   malformed_.fetch_add(1, std::memory_order_relaxed);
-  FABRIC_LOG(kWarning, "FAB-RR-MALFORMED kind ", kind, " from ",
+  FABRIC_LOG(kWarning, kReqRep, "FAB-RR-MALFORMED kind ", kind, " from ",
              from.ShortHex(), ": ", s.message());
 }
 

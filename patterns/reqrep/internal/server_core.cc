@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "fabric/base/log.h"
 #include "fabric/base/status_macros.h"
+#include "fabric/base/thread_name.h"
 #include "fabric/codec/wire_format.h"
 
 namespace fabric::rr {
@@ -70,7 +71,10 @@ absl::Status ServerCore::Init() {
     return self->plugin_->AddServer(ctx, self);
   }));
   for (int i = 0; i < o.threads; ++i) {
-    threads_.emplace_back([self] { self->HandlerLoop(); });
+    threads_.emplace_back([self, i] {
+      SetCurrentThreadName("fab-serve-", i);
+      self->HandlerLoop();
+    });
   }
   return absl::OkStatus();
 }
@@ -474,10 +478,10 @@ void ServerCore::RunHandler(Work& w) {
     throw;  // the thread is being ended: see Worker's RunHandler
   } catch (const std::exception& e) {
     // The responder, destroyed while unwinding, sent kInternal already.
-    FABRIC_LOG(kWarning, "FAB-RR-HANDLER-THREW ", options_.service, ": ",
-               e.what());
+    FABRIC_LOG(kWarning, kReqRep, "FAB-RR-HANDLER-THREW ", options_.service,
+               ": ", e.what());
   } catch (...) {
-    FABRIC_LOG(kWarning, "FAB-RR-HANDLER-THREW ", options_.service);
+    FABRIC_LOG(kWarning, kReqRep, "FAB-RR-HANDLER-THREW ", options_.service);
   }
 }
 
@@ -646,8 +650,8 @@ void ServerCore::Close() {
     idle = mu_.AwaitWithDeadline(absl::Condition(&no_running),
                                  std::max(drain_deadline, absl::Now()));
     if (!idle) {
-      FABRIC_LOG(kWarning, "FAB-RR-DRAIN ", options_.service, ": ", running_,
-                 " handler(s) still running after ",
+      FABRIC_LOG(kWarning, kReqRep, "FAB-RR-DRAIN ", options_.service, ": ",
+                 running_, " handler(s) still running after ",
                  absl::FormatDuration(options_.drain_timeout));
     }
   }

@@ -68,7 +68,7 @@ void QueuePlugin::Route(NodeContext& ctx, const NodeId& from, uint16_t kind,
                         absl::string_view body) {
   auto bad = [&](const absl::Status& status) {
     malformed_.fetch_add(1, std::memory_order_relaxed);
-    FABRIC_LOG(kWarning, "FAB-WQ-MALFORMED kind ", kind, " from ",
+    FABRIC_LOG(kWarning, kWorkQueue, "FAB-WQ-MALFORMED kind ", kind, " from ",
                from.ShortHex(), ": ", status.message());
   };
   // Decodes a producer-bound message and hands it to that queue's producer.
