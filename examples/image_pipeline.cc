@@ -38,8 +38,8 @@
 #include "examples/demo_util.h"
 #include "fabric/base/status_macros.h"
 #include "fabric/node.h"
-#include "patterns/work_queue/producer.h"
-#include "patterns/work_queue/worker.h"
+#include "fabric/work_queue/producer.h"
+#include "fabric/work_queue/worker.h"
 
 namespace {
 

@@ -34,8 +34,8 @@
 #include "examples/demo_util.h"
 #include "fabric/base/status_macros.h"
 #include "fabric/node.h"
-#include "patterns/pubsub/publisher.h"
-#include "patterns/pubsub/subscriber.h"
+#include "fabric/pubsub/publisher.h"
+#include "fabric/pubsub/subscriber.h"
 
 namespace {
 

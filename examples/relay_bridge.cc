@@ -42,10 +42,10 @@
 #include "examples/demo_util.h"
 #include "fabric/base/status_macros.h"
 #include "fabric/node.h"
-#include "patterns/pubsub/publisher.h"
-#include "patterns/pubsub/subscriber.h"
-#include "patterns/work_queue/producer.h"
-#include "patterns/work_queue/worker.h"
+#include "fabric/pubsub/publisher.h"
+#include "fabric/pubsub/subscriber.h"
+#include "fabric/work_queue/producer.h"
+#include "fabric/work_queue/worker.h"
 #include "tools/relay/relay.h"
 
 namespace {

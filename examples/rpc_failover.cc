@@ -36,8 +36,8 @@
 #include "examples/demo_util.h"
 #include "fabric/base/status_macros.h"
 #include "fabric/node.h"
-#include "patterns/reqrep/client.h"
-#include "patterns/reqrep/server.h"
+#include "fabric/reqrep/client.h"
+#include "fabric/reqrep/server.h"
 
 namespace {
 

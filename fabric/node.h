@@ -25,9 +25,11 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "fabric/base/node_id.h"
+#include "fabric/limits.h"
 #include "fabric/node_options.h"
 #include "fabric/peers/peer_info.h"
 #include "fabric/plugin.h"
+#include "fabric/types.h"
 
 namespace fabric {
 

@@ -16,9 +16,9 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "fabric/base/clock.h"
-#include "fabric/codec/control.h"
-#include "fabric/codec/wire_format.h"
+#include "fabric/limits.h"
 #include "fabric/peers/peer_info.h"
+#include "fabric/types.h"
 
 namespace fabric {
 

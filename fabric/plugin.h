@@ -14,6 +14,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "fabric/base/node_id.h"
+#include "fabric/limits.h"
 #include "fabric/peers/peer_info.h"
 
 namespace fabric {
@@ -37,7 +38,7 @@ class NodeContext {
   // Adds or removes `name` under offer `kind` (e.g. "queue", "images"). Peers
   // see the change at once in a new HELLO (kUpdated event). Returns
   // kInvalidArgument for an empty or over-long string and kResourceExhausted
-  // when the HELLO would exceed the limits peers enforce (wire_format.h).
+  // when the HELLO would exceed the limits peers enforce (fabric/limits.h).
   virtual absl::Status SetOffer(absl::string_view kind, absl::string_view name,
                                 bool offered) = 0;
 

@@ -5,21 +5,15 @@
 #define FABRIC_CODEC_CONTROL_H_
 
 #include <cstdint>
-#include <map>
-#include <set>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "fabric/base/node_id.h"
+#include "fabric/types.h"  // Offers, Headers
 
 namespace fabric {
-
-// What a node offers, by kind: {"queue": {"images"}, "service": {"echo"}}.
-// The core treats kinds and names as opaque strings; patterns define them.
-using Offers = std::map<std::string, std::set<std::string>>;
-using Headers = std::map<std::string, std::string>;
 
 // The full description of a node. Sent first on every connection and again
 // whenever `state_version` changes. Thread safety: thread-compatible.

@@ -32,7 +32,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "fabric/base/node_id.h"
-#include "fabric/codec/control.h"
+#include "fabric/types.h"
 
 namespace fabric {
 

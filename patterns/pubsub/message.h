@@ -8,7 +8,7 @@
 #include <string>
 
 #include "absl/time/time.h"
-#include "fabric/codec/control.h"
+#include "fabric/types.h"
 
 namespace fabric {
 

@@ -29,7 +29,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "fabric/node.h"
-#include "patterns/pubsub/message.h"
+#include "fabric/pubsub/message.h"
 
 namespace fabric {
 

@@ -31,8 +31,8 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "fabric/base/node_id.h"
-#include "fabric/codec/control.h"
 #include "fabric/node.h"
+#include "fabric/types.h"
 
 namespace fabric {
 

@@ -30,8 +30,8 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "fabric/base/node_id.h"
-#include "fabric/codec/control.h"
 #include "fabric/node.h"
+#include "fabric/types.h"
 
 namespace fabric {
 

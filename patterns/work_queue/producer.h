@@ -29,7 +29,7 @@
 #include "absl/time/time.h"
 #include "fabric/node.h"
 #include "fabric/spool/spool.h"
-#include "patterns/work_queue/task.h"
+#include "fabric/work_queue/task.h"
 
 namespace fabric {
 

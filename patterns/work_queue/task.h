@@ -9,7 +9,7 @@
 #include "absl/hash/hash.h"
 #include "absl/time/time.h"
 #include "fabric/base/node_id.h"
-#include "fabric/codec/control.h"
+#include "fabric/types.h"
 
 namespace fabric {
 

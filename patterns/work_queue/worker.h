@@ -28,7 +28,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "fabric/node.h"
-#include "patterns/work_queue/task.h"
+#include "fabric/work_queue/task.h"
 
 namespace fabric {
 
