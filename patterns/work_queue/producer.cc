@@ -21,8 +21,6 @@
 namespace fabric {
 namespace {
 
-// A task must fit in one frame with room for the envelope.
-constexpr size_t kMaxTaskBytes = kDefaultMaxMessageBytes - 64 * 1024;
 // A frame of tasks stops growing past this many bytes.
 constexpr size_t kMaxFrameBytes = 1 << 20;
 

@@ -27,11 +27,16 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "fabric/limits.h"
 #include "fabric/node.h"
 #include "fabric/spool/spool.h"
 #include "fabric/work_queue/task.h"
 
 namespace fabric {
+
+// The largest task Push accepts, body and headers together: one task must
+// fit in one frame with room for the envelope.
+inline constexpr size_t kMaxTaskBytes = kDefaultMaxMessageBytes - 64 * 1024;
 
 struct ProducerOptions {
   std::string queue;

@@ -7,6 +7,7 @@
 // rule (0 done, 1 failed at run time, 2 wrong command line), and work and
 // serve print a summary at exit.
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -258,6 +259,35 @@ TEST_F(CliScriptingTest, TimeoutBoundsARunWhoseStdinStaysOpen) {
   }
 }
 
+TEST_F(CliScriptingTest, PubStopsOnSigtermWhileWaitingForStdin) {
+  HeldOpenFifo fifo(Path("pub.fifo"));
+  ASSERT_TRUE(fifo.ok());
+  FABRIC_ASSERT_OK_AND_ASSIGN(auto pub,
+                              SpawnShell({"pub", "t"}, "< \"$IN\"",
+                                         {absl::StrCat("IN=", fifo.path())}));
+  FABRIC_ASSERT_OK(pub->WaitForReady("READY ", kWait).status());
+  pub->Signal(SIGTERM);
+  FABRIC_ASSERT_OK_AND_ASSIGN(RunResult r, Finish(*pub, kWait));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("pub: 0 published on t"));
+}
+
+TEST_F(CliScriptingTest, VersionOnBothBinaries) {
+  FABRIC_ASSERT_OK_AND_ASSIGN(
+      auto cli, Subprocess::Spawn({FABRIC_CLI_PATH, "--version"}));
+  FABRIC_ASSERT_OK_AND_ASSIGN(RunResult c, Finish(*cli, kWait));
+  EXPECT_EQ(c.exit_code, 0) << c.err;
+  EXPECT_THAT(c.out, StartsWith("fabric 0."));
+  EXPECT_THAT(c.out, HasSubstr(" (git "));
+  EXPECT_THAT(c.out, HasSubstr("\nlibzmq 4."));
+  FABRIC_ASSERT_OK_AND_ASSIGN(
+      auto relay, Subprocess::Spawn({FABRIC_RELAY_PATH, "--version"}));
+  FABRIC_ASSERT_OK_AND_ASSIGN(RunResult r, Finish(*relay, kWait));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, StartsWith("fabric-relay 0."));
+  EXPECT_THAT(r.out, HasSubstr("\nlibzmq 4."));
+}
+
 TEST_F(CliScriptingTest, StdinThatIsNotDataIsNotRead) {
   // The harness gives children /dev/null as stdin: with --spool and nothing
   // else named, push delivers what the spool holds (nothing) and exits.
@@ -366,6 +396,12 @@ TEST_F(CliScriptingTest, ExitCodesFollowOneRule) {
       {{"push", "q", "--size", "3", "a"}, 2, "--size needs --count"},
       {{"pub", "t", "--file", missing}, 1, "No such file"},
       {{"pub", "t", "--stdin-raw", "--no-stdin"}, 2, "conflict"},
+      // Over the publisher's 1 MiB default: found before anything is sent.
+      {{"pub", "t", "--file", Path("two-mib")},
+       1,
+       "more than one message may carry"},
+      {{"push", "q", "--count", "1", "--size", "1T"}, 2, "--size: at most"},
+      {{"--bogus"}, 2, "unknown flag '--bogus'"},
       {{"req", "svc", "a", "--file", missing}, 2, "give one of"},
       {{"req", "svc", "--file", missing}, 1, "No such file"},
       {{"req", "svc", "x", "--wait", "200ms"}, 1, "UNAVAILABLE"},
@@ -381,6 +417,7 @@ TEST_F(CliScriptingTest, ExitCodesFollowOneRule) {
       {{"node", "--log-level", "loud"}, 2, "unknown log level"},
   };
   WriteFile(Path("relay.toml"), "");
+  WriteFile(Path("two-mib"), std::string(2 << 20, 'x'));
   for (const Case& c : cases) {
     SCOPED_TRACE(absl::StrJoin(c.args, " "));
     FABRIC_ASSERT_OK_AND_ASSIGN(RunResult r, cluster_.Run(c.args, kWait));

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 
@@ -28,10 +29,14 @@ absl::StatusOr<BodyDir> BodyDir::Open(const std::string& dir) {
 
 absl::StatusOr<std::string> BodyDir::Write(absl::string_view name,
                                            absl::string_view body) const {
+  static std::atomic<uint64_t> counter{0};
   const std::string path = absl::StrCat(dir_, "/", name);
-  const std::string tmp = absl::StrCat(dir_, "/.", name, ".tmp");
-  const int fd =
-      open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  // Unique per process and call: two writes of one name (a redelivered
+  // task, two workers on one directory) never share a temporary file.
+  const std::string tmp = absl::StrCat(dir_, "/.", name, ".", getpid(), ".",
+                                       counter.fetch_add(1), ".tmp");
+  const int fd = open(tmp.c_str(),
+                      O_WRONLY | O_CREAT | O_EXCL | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return absl::ErrnoToStatus(errno, absl::StrCat("writing ", tmp));
   size_t done = 0;
   while (done < body.size()) {
@@ -45,10 +50,22 @@ absl::StatusOr<std::string> BodyDir::Write(absl::string_view name,
     }
     done += static_cast<size_t>(n);
   }
-  if (close(fd) != 0 || rename(tmp.c_str(), path.c_str()) != 0) {
+  // On disk before the rename publishes it, and the rename itself made
+  // durable, so a body acked after Write survives a crash.
+  if (fdatasync(fd) != 0 || close(fd) != 0 ||
+      rename(tmp.c_str(), path.c_str()) != 0) {
     const int err = errno;
     unlink(tmp.c_str());
     return absl::ErrnoToStatus(err, absl::StrCat("writing ", path));
+  }
+  const int dir_fd = open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd >= 0) {
+    const int synced = fsync(dir_fd);
+    const int err = errno;
+    close(dir_fd);
+    if (synced != 0) {
+      return absl::ErrnoToStatus(err, absl::StrCat("syncing ", dir_));
+    }
   }
   return path;
 }

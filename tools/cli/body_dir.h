@@ -20,9 +20,11 @@ class BodyDir {
   // when it cannot be created or is not a directory.
   static absl::StatusOr<BodyDir> Open(const std::string& dir);
 
-  // Writes `body` to DIR/NAME atomically: to a hidden temporary file first,
-  // renamed into place once complete, so a program watching DIR never sees
-  // a partial body. `name` must be a plain file name. Returns the path.
+  // Writes `body` to DIR/NAME atomically and durably: to a hidden temporary
+  // file unique to this call, fdatasync'ed, renamed into place and the
+  // directory fsync'ed, so a program watching DIR never sees a partial
+  // body and a written body survives a crash. `name` must be a plain file
+  // name. Returns the path.
   absl::StatusOr<std::string> Write(absl::string_view name,
                                     absl::string_view body) const;
 

@@ -2,11 +2,13 @@
 #include "tools/cli/cli.h"
 
 #include <sys/resource.h>
+#include <zmq.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
+#include "fabric/version.h"
 #include "tools/cli/commands.h"
 
 namespace fabric::cli {
@@ -185,6 +187,10 @@ CLI::App* AddPub(CLI::App& app, PubFlags& f) {
       ->type_name("DURATION");
   cmd->add_option("--rate", f.rate, "publish at most N messages per second")
       ->type_name("N");
+  cmd->add_option("--max-message-bytes", f.max_message_bytes,
+                  "largest message accepted: topic, headers and body (default "
+                  "1MiB, at most 15MiB; units as --size)")
+      ->type_name("SIZE");
   cmd->add_option("--timeout", f.timeout,
                   "bound on publishing, reading stdin and waiting for "
                   "subscribers included; exit 1 when it passes (default: "
@@ -399,11 +405,22 @@ int ExitCode(const absl::Status& status) {
   return status.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
 }
 
+std::string VersionText(absl::string_view program) {
+  int major = 0, minor = 0, patch = 0;
+  zmq_version(&major, &minor, &patch);
+  return absl::StrCat(program, " ", FABRIC_VERSION_STRING, " (git ",
+                      VersionDescription(), ")\nlibzmq ", major, ".", minor,
+                      ".", patch);
+}
+
 int Run(int argc, char** argv) {
   CLI::App app{
       "fabric: brokerless messaging over ZeroMQ.\n"
       "Common flags go before or after the verb.",
       "fabric"};
+  app.set_version_flag("--version", VersionText("fabric"),
+                       "print the version (and git describe, libzmq's "
+                       "version) and exit");
   app.require_subcommand(1);
   app.fallthrough();
   CommonFlags common;
@@ -450,7 +467,7 @@ int Run(int argc, char** argv) {
 
   try {
     app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
+  } catch (const CLI::Success& e) {  // --help, --version
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     // With no verb parsed, the first word left over is a misspelled or
@@ -463,7 +480,9 @@ int Run(int argc, char** argv) {
       }
       const std::string what =
           rest.empty() ? std::string("a verb is required")
-                       : absl::StrCat("unknown verb '", rest.front(), "'");
+          : rest.front().rfind('-', 0) == 0
+              ? absl::StrCat("unknown flag '", rest.front(), "'")
+              : absl::StrCat("unknown verb '", rest.front(), "'");
       std::fprintf(stderr,
                    "fabric: %s (verbs: %s)\nRun 'fabric --help' for "
                    "usage.\n",

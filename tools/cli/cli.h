@@ -4,7 +4,10 @@
 #ifndef FABRIC_TOOLS_CLI_CLI_H_
 #define FABRIC_TOOLS_CLI_CLI_H_
 
+#include <string>
+
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 
 namespace fabric::cli {
 
@@ -15,6 +18,10 @@ int Run(int argc, char** argv);
 
 // Maps a status to the exit code above.
 int ExitCode(const absl::Status& status);
+
+// What `--version` prints for `program`: "fabric 0.1.0 (git fca852e)" and
+// "libzmq 4.3.4" (the library loaded at run time) on a second line.
+std::string VersionText(absl::string_view program);
 
 }  // namespace fabric::cli
 

@@ -74,11 +74,12 @@ struct PubFlags {
   std::string retention_bytes;  // with units; empty: default
   std::string retention_age;
   int wait_subscribers = 0;
-  std::string wait_timeout;  // default 30s
-  double rate = 0;           // messages per second; 0: as fast as possible
-  std::string timeout;       // overall bound, stdin included; empty: none
-  bool stay = false;         // serve replays and beats until interrupted
-  int hwm = 0;               // 0: the publisher's default
+  std::string wait_timeout;       // default 30s
+  double rate = 0;                // messages per second; 0: as fast as possible
+  std::string timeout;            // overall bound, stdin included; empty: none
+  std::string max_message_bytes;  // with units; empty: the publisher's
+  bool stay = false;              // serve replays and beats until interrupted
+  int hwm = 0;                    // 0: the publisher's default
 };
 
 // `fabric sub PREFIX...`.

@@ -89,7 +89,7 @@ absl::StatusOr<absl::Duration> ParseDurationFlag(absl::string_view flag,
   return d;
 }
 
-absl::StatusOr<NodeOptions> BuildNodeOptions(const CommonFlags& f) {
+absl::Status ApplyLogLevel(const CommonFlags& f) {
   if (!f.log_level.empty()) {
     FABRIC_ASSIGN_OR_RETURN(LogLevel level, ParseLogLevel(f.log_level));
     SetLogLevel(level);
@@ -104,6 +104,11 @@ absl::StatusOr<NodeOptions> BuildNodeOptions(const CommonFlags& f) {
     }
     SetLogLevel(*level);
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<NodeOptions> BuildNodeOptions(const CommonFlags& f) {
+  FABRIC_RETURN_IF_ERROR(ApplyLogLevel(f));
   NodeOptions o;
   FABRIC_RETURN_IF_ERROR(ApplyEnvironment(&o));
   if (!f.cluster.empty()) o.cluster = f.cluster;

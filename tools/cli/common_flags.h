@@ -42,6 +42,10 @@ void AddCommonFlags(CLI::App& app, CommonFlags& flags);
 // AddCommonFlags, and all that fabric-relay shares with it.
 void AddTimingFlags(CLI::App& app, CommonFlags& flags);
 
+// Sets the log level from --log-level, else from FABRIC_LOG_LEVEL. Returns
+// kInvalidArgument for a value that is not a level (from either).
+absl::Status ApplyLogLevel(const CommonFlags& flags);
+
 // Builds node options: defaults, then the environment (FABRIC_CLUSTER,
 // FABRIC_DISCOVERY, FABRIC_INTERFACE, FABRIC_BEACON_PORT, FABRIC_SEEDS),
 // then the flags. Sets the log level. Returns kInvalidArgument for bad

@@ -8,7 +8,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cmath>
 #include <cstring>
 
 #include "absl/status/status.h"
@@ -82,20 +81,35 @@ absl::StatusOr<int64_t> ParseByteSize(absl::string_view flag,
     if (unit == u.name) found = &u;
   }
   if (found == nullptr) return bad();
-  int64_t whole = 0;
-  if (absl::SimpleAtoi(number, &whole)) {
-    if (whole > kMaxByteSize / found->factor) return bad();
-    return whole * found->factor;
-  }
-  double value = 0;
-  if (found->factor == 1 || !absl::SimpleAtod(number, &value) ||
-      !std::isfinite(value) || value < 0 ||
-      value * static_cast<double>(found->factor) >
-          static_cast<double>(kMaxByteSize)) {
+  // Whole and fraction digits as integers: exact for decimal units.
+  const size_t dot = number.find('.');
+  const absl::string_view whole_digits = number.substr(0, dot);
+  const absl::string_view fraction_digits = dot == absl::string_view::npos
+                                                ? absl::string_view()
+                                                : number.substr(dot + 1);
+  if (whole_digits.empty() && fraction_digits.empty()) return bad();
+  if (fraction_digits.find('.') != absl::string_view::npos) return bad();
+  if (dot != absl::string_view::npos &&
+      (found->factor == 1 || fraction_digits.empty() ||
+       fraction_digits.size() > 18)) {
     return bad();
   }
-  return static_cast<int64_t>(
-      std::floor(value * static_cast<double>(found->factor)));
+  int64_t whole = 0;
+  if (!whole_digits.empty() && !absl::SimpleAtoi(whole_digits, &whole)) {
+    return bad();
+  }
+  if (whole > kMaxByteSize / found->factor) return bad();
+  int64_t result = whole * found->factor;
+  if (!fraction_digits.empty()) {
+    int64_t fraction = 0;
+    if (!absl::SimpleAtoi(fraction_digits, &fraction)) return bad();
+    __int128 scale = 1;
+    for (size_t i = 0; i < fraction_digits.size(); ++i) scale *= 10;
+    result += static_cast<int64_t>(static_cast<__int128>(fraction) *
+                                   found->factor / scale);
+    if (result > kMaxByteSize) return bad();
+  }
+  return result;
 }
 
 bool StdinIsData() {
@@ -199,14 +213,14 @@ std::string GeneratedBody(int64_t i, int64_t size) {
 
 bool StdinReader::Fill() {
   for (;;) {
-    if (eof_ || stop_.load()) return false;
+    if (eof_ || stop_()) return false;
     const absl::Duration left = deadline_ - absl::Now();
     if (left <= absl::ZeroDuration()) {
       status_ = absl::DeadlineExceededError(
           "--timeout passed while waiting for input on stdin");
       return false;
     }
-    pollfd pfd = {STDIN_FILENO, POLLIN, 0};
+    pollfd pfd = {fd_, POLLIN, 0};
     const int wait_ms =
         static_cast<int>(absl::ToInt64Milliseconds(std::min(kSlice, left)) + 1);
     const int ready = poll(&pfd, 1, wait_ms);
@@ -216,7 +230,7 @@ bool StdinReader::Fill() {
     }
     if (ready <= 0) continue;
     char chunk[65536];
-    const ssize_t n = read(STDIN_FILENO, chunk, sizeof(chunk));
+    const ssize_t n = read(fd_, chunk, sizeof(chunk));
     if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
     if (n < 0) {
       status_ = absl::ErrnoToStatus(errno, "reading stdin");
@@ -231,13 +245,21 @@ bool StdinReader::Fill() {
   }
 }
 
-bool StdinReader::NextLine(std::string* line) {
+bool StdinReader::NextLine(size_t max_line, std::string* line) {
   size_t searched = 0;
   for (;;) {
     const size_t nl = buffer_.find('\n', searched);
+    const size_t length = nl == std::string::npos ? buffer_.size() : nl;
+    if (length > max_line) {
+      status_ = absl::ResourceExhaustedError(absl::StrCat(
+          "stdin line ", lines_ + 1, " is longer than one message may carry (",
+          max_line, " bytes)"));
+      return false;
+    }
     if (nl != std::string::npos) {
       line->assign(buffer_, 0, nl);
       buffer_.erase(0, nl + 1);
+      ++lines_;
       return true;
     }
     searched = buffer_.size();
@@ -245,6 +267,7 @@ bool StdinReader::NextLine(std::string* line) {
       if (!eof_ || buffer_.empty()) return false;
       line->swap(buffer_);
       buffer_.clear();
+      ++lines_;
       return true;
     }
   }
@@ -288,7 +311,7 @@ bool BodySource::Next(std::string* body) {
       break;
     }
     case InputMode::kStdinLines:
-      if (!stdin_.NextLine(body)) {
+      if (!stdin_.NextLine(max_body_, body)) {
         status_ = stdin_.status();
         return false;
       }

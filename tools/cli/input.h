@@ -6,10 +6,11 @@
 #ifndef FABRIC_TOOLS_CLI_INPUT_H_
 #define FABRIC_TOOLS_CLI_INPUT_H_
 
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -25,9 +26,10 @@ absl::Status ParseHeaders(const std::vector<std::string>& pairs, Headers* out);
 
 // Parses a size: a plain number of bytes, or a number with a unit. Binary
 // units (as dd): K, k, KiB = 1024; M, MiB; G, GiB; T, TiB. Decimal: kB, KB =
-// 1000; MB; GB; TB. "B" alone is bytes. Fractions are allowed with a unit
-// ("1.5GiB"), the result rounded down to whole bytes. Returns
-// kInvalidArgument naming `flag` for anything else or a value above 2^62.
+// 1000; MB; GB; TB. "B" is bytes. A fraction is allowed with a unit larger
+// than a byte ("1.5GiB", "1.005kB" = 1005), the result rounded down to
+// whole bytes. Returns kInvalidArgument naming `flag` for anything else or
+// a value above 2^62.
 absl::StatusOr<int64_t> ParseByteSize(absl::string_view flag,
                                       absl::string_view text);
 
@@ -75,17 +77,23 @@ int64_t ExpectedBodies(const InputFlags& flags, InputMode mode);
 // "msg-<i>" padded with '.' to `size` bytes (never cut).
 std::string GeneratedBody(int64_t i, int64_t size);
 
-// Reads stdin in slices of at most 100 ms, so that `stop` and `deadline`
-// are checked while it waits for data. Thread safety: thread-compatible.
+// Returns true when reading must stop (an interrupt). Called at least every
+// 100 ms while a reader waits.
+using StopCheck = std::function<bool()>;
+
+// Reads stdin (or `fd`) in slices of at most 100 ms, so that `stop` and
+// `deadline` are checked while it waits for data. Thread safety:
+// thread-compatible.
 class StdinReader {
  public:
-  StdinReader(const std::atomic<bool>& stop, absl::Time deadline)
-      : stop_(stop), deadline_(deadline) {}
+  StdinReader(StopCheck stop, absl::Time deadline, int fd = 0)
+      : stop_(std::move(stop)), deadline_(deadline), fd_(fd) {}
 
   // Sets `*line` to the next line without its '\n'. Returns false at end of
-  // input (a last line without '\n' still counts), once `stop` is set, at
-  // the deadline or on a read error: status() tells which.
-  bool NextLine(std::string* line);
+  // input (a last line without '\n' still counts), once `stop` says so, at
+  // the deadline, on a read error, or when a line is longer than
+  // `max_line` bytes (kResourceExhausted): status() tells which.
+  bool NextLine(size_t max_line, std::string* line);
 
   // Sets `*body` to all of the remaining input. Returns false when `stop`
   // is set, at the deadline, on a read error, or when the input holds more
@@ -101,10 +109,12 @@ class StdinReader {
   // when reading must stop.
   bool Fill();
 
-  const std::atomic<bool>& stop_;
+  const StopCheck stop_;
   const absl::Time deadline_;
+  const int fd_;
   std::string buffer_;
   bool eof_ = false;
+  int64_t lines_ = 0;
   absl::Status status_;
 };
 
@@ -113,14 +123,13 @@ class StdinReader {
 class BodySource {
  public:
   // `flags` must outlive the source. `max_body` bounds one body read from
-  // a file or raw stdin.
-  BodySource(const InputFlags& flags, InputMode mode,
-             const std::atomic<bool>& stop, absl::Time deadline,
-             size_t max_body)
+  // a file, a stdin line or raw stdin.
+  BodySource(const InputFlags& flags, InputMode mode, StopCheck stop,
+             absl::Time deadline, size_t max_body)
       : flags_(flags),
         mode_(mode),
         max_body_(max_body),
-        stdin_(stop, deadline) {}
+        stdin_(std::move(stop), deadline) {}
 
   // Sets `*body` to the next body. Returns false when there is none left
   // or one could not be read: status() then tells which.

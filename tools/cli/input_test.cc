@@ -29,11 +29,15 @@ TEST(ParseByteSize, PlainBytesAndUnits) {
   EXPECT_EQ(*ParseByteSize("--x", "3GB"), 3000000000);
   EXPECT_EQ(*ParseByteSize("--x", "1.5GiB"), (int64_t{3} << 30) / 2);
   EXPECT_EQ(*ParseByteSize("--x", "0.5k"), 512);
+  EXPECT_EQ(*ParseByteSize("--x", ".5k"), 512);
+  EXPECT_EQ(*ParseByteSize("--x", "1.005kB"), 1005);
+  EXPECT_EQ(*ParseByteSize("--x", "0.1MB"), 100000);
 }
 
 TEST(ParseByteSize, RejectsWhatIsNotASize) {
-  for (const char* bad : {"", "k", "-1", "1Gx", "1.5", "1.2.3k", "GiB1",
-                          "99999999999999999999", "8589934592GiB", "1e3"}) {
+  for (const char* bad :
+       {"", "k", "-1", "1Gx", "1.5", "1.5B", "5.k", "1.2.3k", "GiB1", ".k",
+        "99999999999999999999", "8589934592GiB", "1e3"}) {
     SCOPED_TRACE(bad);
     const absl::StatusOr<int64_t> size = ParseByteSize("--max-bytes", bad);
     EXPECT_THAT(size, StatusIs(absl::StatusCode::kInvalidArgument));

@@ -54,7 +54,23 @@ absl::StatusOr<PubPlan> ParsePubFlags(const PubFlags& f,
     FABRIC_ASSIGN_OR_RETURN(plan.input.size, ParseByteSize("--size", f.size));
   }
   FABRIC_ASSIGN_OR_RETURN(plan.mode, ChooseInput(plan.input, StdinIsData()));
-  plan.max_body = node.max_message_bytes;
+  if (!f.max_message_bytes.empty()) {
+    FABRIC_ASSIGN_OR_RETURN(
+        const int64_t max,
+        ParseByteSize("--max-message-bytes", f.max_message_bytes));
+    if (max <= 0) {
+      return absl::InvalidArgumentError("--max-message-bytes must be positive");
+    }
+    plan.options.max_message_bytes = static_cast<size_t>(max);
+  }
+  // The body alone: topic and headers count against the same limit.
+  plan.max_body =
+      std::min(plan.options.max_message_bytes, node.max_message_bytes);
+  if (plan.input.size > static_cast<int64_t>(plan.max_body)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--size: at most ", plan.max_body,
+                     " bytes per message (--max-message-bytes)"));
+  }
   if (f.hwm < 0) return absl::InvalidArgumentError("--hwm must be positive");
   if (f.hwm > 0) plan.options.send_hwm = f.hwm;
   if (f.rate < 0)
@@ -137,10 +153,20 @@ absl::Status PublishAll(Publisher& pub, const PubFlags& f, const PubPlan& plan,
   auto one = [&](absl::string_view body) -> absl::Status {
     if (gap > absl::ZeroDuration()) {
       const absl::Time now = absl::Now();
-      if (next > now) absl::SleepFor(next - now);
+      if (next > now) absl::SleepFor(std::min(next, plan.deadline) - now);
       next = std::max(next, now) + gap;
     }
-    FABRIC_RETURN_IF_ERROR(pub.Publish(f.topic, body, plan.headers).status());
+    if (absl::Now() > plan.deadline) {
+      return absl::DeadlineExceededError("--timeout passed while publishing");
+    }
+    absl::Status published_one =
+        pub.Publish(f.topic, body, plan.headers).status();
+    if (absl::IsInvalidArgument(published_one)) {
+      // The command line was fine; this message is too big to send.
+      return absl::FailedPreconditionError(absl::StrCat(
+          "message ", *published + 1, ": ", published_one.message()));
+    }
+    FABRIC_RETURN_IF_ERROR(published_one);
     ++*published;
     return absl::OkStatus();
   };
@@ -148,13 +174,13 @@ absl::Status PublishAll(Publisher& pub, const PubFlags& f, const PubPlan& plan,
     if (!stop.load() && WaitForSignal(absl::ZeroDuration())) stop = true;
     return stop.load();
   };
-  BodySource source(plan.input, plan.mode, stop, plan.deadline, plan.max_body);
+  // Reading stdin checks for SIGINT/SIGTERM too (they are blocked, so
+  // nothing else would notice them while it waits).
+  BodySource source(plan.input, plan.mode, interrupted, plan.deadline,
+                    plan.max_body);
   std::string body;
   while (!interrupted() && source.Next(&body)) {
     FABRIC_RETURN_IF_ERROR(one(body));
-    if ((*published & 1023) == 0 && absl::Now() > plan.deadline) {
-      return absl::DeadlineExceededError("--timeout passed while publishing");
-    }
   }
   return source.status();
 }
@@ -241,13 +267,17 @@ absl::Status SubOnNode(Node& node, const SubFlags& f, SubscriberOptions o) {
   }
   // Lines are written whole and flushed, so a killed subscriber leaves no
   // half line; the position is committed after each line.
-  o.handler = [&delivered, &out_dir, json](const Message& m) {
+  // The first body that cannot be written ends the run with exit 1.
+  absl::Mutex write_mu;
+  absl::Status write_error;
+  o.handler = [&delivered, &out_dir, &write_mu, &write_error,
+               json](const Message& m) {
     if (out_dir.has_value()) {
       absl::StatusOr<std::string> path =
           out_dir->Write(absl::StrFormat("%016x-%d", m.stream, m.seq), m.body);
       if (!path.ok()) {
-        std::fprintf(stderr, "fabric: %s\n",
-                     std::string(path.status().message()).c_str());
+        absl::MutexLock lock(&write_mu);
+        if (write_error.ok()) write_error = path.status();
       }
     }
     const std::string line = FormatMessageLine(m, json) + "\n";
@@ -267,6 +297,8 @@ absl::Status SubOnNode(Node& node, const SubFlags& f, SubscriberOptions o) {
   for (;;) {
     if (WaitForSignal(absl::Milliseconds(50))) break;
     if (f.count > 0 && delivered.load() >= f.count) break;
+    absl::MutexLock lock(&write_mu);
+    if (!write_error.ok()) break;
   }
   sub->Close();
   const SubscriberStats s = sub->Stats();
@@ -279,7 +311,8 @@ absl::Status SubOnNode(Node& node, const SubFlags& f, SubscriberOptions o) {
                static_cast<unsigned long long>(s.lost),
                static_cast<unsigned long long>(s.duplicates),
                static_cast<unsigned long long>(s.malformed));
-  return absl::OkStatus();
+  absl::MutexLock lock(&write_mu);
+  return write_error;
 }
 
 // Starts a quiet node with `role`, runs `body` on it, then leaves.

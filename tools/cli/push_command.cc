@@ -119,15 +119,18 @@ absl::StatusOr<PushPlan> ParsePushFlags(const PushFlags& f,
         "or lines on stdin (or --spool DIR to deliver what a spool holds)");
   }
   plan.expected = ExpectedBodies(plan.input, plan.mode);
-  plan.max_body = node.max_message_bytes;
+  // The body alone; headers count against the same limit when pushed.
+  plan.max_body = std::min(kMaxTaskBytes, node.max_message_bytes);
+  if (plan.input.size > static_cast<int64_t>(plan.max_body)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--size: at most ", plan.max_body, " bytes per task"));
+  }
   // Memory-only tasks die with this process, so wait until they completed.
   plan.wait_acked = f.wait_acked || f.spool.empty();
   absl::Duration timeout = absl::ZeroDuration();
   FABRIC_RETURN_IF_ERROR(SetDuration("--timeout", f.timeout, &timeout));
   if (timeout > absl::ZeroDuration()) {
     plan.deadline = absl::Now() + timeout;
-    // A push blocked on --max-bytes must not outlive the run either.
-    plan.producer.push_timeout = std::min(plan.producer.push_timeout, timeout);
   }
   if (f.progress.empty()) {
     plan.progress = kDefaultProgress;
@@ -163,9 +166,12 @@ class ProgressMeter {
     first_ = false;
     last_ = s;
     last_time_ = now;
-    // The tasks of this run plus what the spool held at start.
+    // The tasks of this run, plus, when acks are awaited, what the spool
+    // held at start (owed acks, but not confirmed again).
     const int64_t total =
-        expected_ < 0 ? -1 : expected_ + static_cast<int64_t>(s.recovered);
+        expected_ < 0
+            ? -1
+            : expected_ + (wait_acked_ ? static_cast<int64_t>(s.recovered) : 0);
     std::string line = absl::StrCat("progress: pushed=", s.pushed);
     if (total >= 0) absl::StrAppend(&line, " total=", total);
     absl::StrAppend(&line, " confirmed=", s.confirmed,
@@ -175,7 +181,7 @@ class ProgressMeter {
                     " dead=", s.dead_lettered);
     const uint64_t done = wait_acked_ ? s.acked + s.dead_lettered : s.confirmed;
     const double rate = wait_acked_ ? ack_rate_ : confirm_rate_;
-    if (total >= 0 && static_cast<uint64_t>(total) > done && rate >= 1) {
+    if (total >= 0 && static_cast<uint64_t>(total) > done && rate > 0) {
       const double eta =
           static_cast<double>(static_cast<uint64_t>(total) - done) / rate;
       absl::StrAppend(
@@ -289,27 +295,40 @@ absl::Status WaitSliced(const std::function<absl::Status(absl::Duration)>& wait,
 // (0 if none) through `last_seq` and the first push failure.
 absl::Status PushAll(Producer& producer, const PushPlan& plan,
                      const std::atomic<bool>& stop, uint64_t* last_seq) {
-  BodySource source(plan.input, plan.mode, stop, plan.deadline, plan.max_body);
+  BodySource source(
+      plan.input, plan.mode, [&stop] { return stop.load(); }, plan.deadline,
+      plan.max_body);
   std::string body;
   int64_t index = 0;
   while (!stop.load() && source.Next(&body)) {
     ++index;
-    absl::StatusOr<TaskId> id = producer.PushAsync(body, plan.headers);
+    // Waiting for room under --max-bytes is bounded by the time left too.
+    const absl::Duration left = plan.deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) {
+      return absl::DeadlineExceededError("--timeout passed while pushing");
+    }
+    const absl::Duration room_wait = std::min(plan.producer.push_timeout, left);
+    absl::StatusOr<TaskId> id = producer.PushAsyncWithin(
+        body, plan.headers, room_wait, /*last_try=*/true);
     if (!id.ok()) {
       if (stop.load()) return absl::CancelledError("interrupted while pushing");
+      if (id.status().code() == absl::StatusCode::kInvalidArgument) {
+        // The command line was fine; this body is too big to send.
+        return absl::FailedPreconditionError(
+            absl::StrCat("message ", index, ": ", id.status().message()));
+      }
       if (id.status().code() == absl::StatusCode::kResourceExhausted) {
         return absl::ResourceExhaustedError(absl::StrCat(
             "message ", index, ": the limit of ", plan.producer.max_bytes,
-            " bytes held (--max-bytes) stayed reached for the push timeout ",
-            absl::FormatDuration(plan.producer.push_timeout), ": ",
-            id.status().message()));
+            " bytes held (--max-bytes) stayed reached for ",
+            absl::FormatDuration(room_wait),
+            room_wait < plan.producer.push_timeout ? " (--timeout)"
+                                                   : " (--push-timeout)",
+            ": ", id.status().message()));
       }
       return Annotate(id.status(), absl::StrCat("pushing message ", index));
     }
     *last_seq = id->seq;
-    if ((index & 255) == 0 && absl::Now() > plan.deadline) {
-      return absl::DeadlineExceededError("--timeout passed while pushing");
-    }
   }
   if (stop.load()) return absl::CancelledError("interrupted while pushing");
   return source.status();

@@ -126,12 +126,12 @@ absl::Status RunReq(const CommonFlags& common, const ReqFlags& flags) {
   options.headers.emplace("fabric.role", "cli");
   if (!flags.file.empty()) {
     FABRIC_ASSIGN_OR_RETURN(
-        plan.body, ReadBodyFile(flags.file, options.max_message_bytes));
+        plan.body, ReadBodyFile(flags.file, ClientOptions().max_request_bytes));
   } else if (plan.body_from_stdin) {
     // The call's --timeout bounds the whole run, waiting for stdin included.
-    std::atomic<bool> never{false};
-    StdinReader reader(never, start + plan.call.timeout);
-    if (!reader.ReadAll(options.max_message_bytes, &plan.body)) {
+    // Not blocked here: SIGINT and SIGTERM end the process at once.
+    StdinReader reader([] { return false; }, start + plan.call.timeout);
+    if (!reader.ReadAll(ClientOptions().max_request_bytes, &plan.body)) {
       return reader.status();
     }
   }
@@ -142,12 +142,16 @@ absl::Status RunReq(const CommonFlags& common, const ReqFlags& flags) {
     absl::StatusOr<std::unique_ptr<Client>> client = Client::Create(*node);
     if (!client.ok()) return client.status();
     // A fresh node knows nobody yet: listen for a server first, within
-    // the call's own deadline.
-    absl::Status found = (*client)->WaitForServer(flags.service, plan.wait);
+    // the run's deadline (--timeout bounds the whole run).
+    const absl::Duration wait =
+        std::min(plan.wait, start + plan.call.timeout - absl::Now());
+    absl::Status found = wait <= absl::ZeroDuration()
+                             ? absl::DeadlineExceededError("--timeout passed")
+                             : (*client)->WaitForServer(flags.service, wait);
     if (!found.ok() && absl::IsDeadlineExceeded(found)) {
-      reply = absl::UnavailableError(
-          absl::StrCat("no server of service ", flags.service, " found within ",
-                       absl::FormatDuration(plan.wait)));
+      reply = absl::UnavailableError(absl::StrCat(
+          "no server of service ", flags.service, " found within ",
+          absl::FormatDuration(std::max(wait, absl::ZeroDuration()))));
     } else if (!found.ok()) {
       reply = found;
     } else {

@@ -137,7 +137,7 @@ class ServeState {
                   .status();
     }
     if (!saved.ok()) {
-      h = {saved, "not saved"};
+      h = {absl::InternalError(saved.message()), "not saved"};
     } else {
       h = flags_.echo ? Handled{request.body, ""} : Exec(request);
     }

@@ -25,14 +25,6 @@ void Print(const std::string& text) {
   std::fflush(stdout);
 }
 
-// These verbs start no node: of the common flags only --log-level applies.
-absl::Status ApplyLogLevel(const CommonFlags& common) {
-  if (common.log_level.empty()) return absl::OkStatus();
-  FABRIC_ASSIGN_OR_RETURN(LogLevel level, ParseLogLevel(common.log_level));
-  SetLogLevel(level);
-  return absl::OkStatus();
-}
-
 // A spool verb's DIR must exist: opening a missing one would create it.
 absl::Status CheckSpoolDir(const std::string& dir) {
   struct stat st;

@@ -152,6 +152,9 @@ int Run(int argc, char** argv) {
       "spool) and topic prefixes in both directions. Flags may also come "
       "from a TOML/INI file (--config), one 'flag = value' per line.",
       "fabric-relay"};
+  app.set_version_flag("--version", cli::VersionText("fabric-relay"),
+                       "print the version (and git describe, libzmq's "
+                       "version) and exit");
   app.set_config("--config", "", "read flags from this TOML/INI file");
   // A misspelled key in the file is an error, not a silently ignored line.
   app.allow_config_extras(CLI::config_extras_mode::error);
@@ -195,7 +198,7 @@ int Run(int argc, char** argv) {
   cli::AddTimingFlags(app, f.common);  // apply to both sides
   try {
     app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
+  } catch (const CLI::Success& e) {  // --help, --version
     return app.exit(e);
   } catch (const CLI::ConfigError& e) {
     std::fprintf(stderr,
