@@ -84,7 +84,11 @@ def test_fabric_req_calls_python_server(nodes, env, fabric_cli):
     r = run(fabric_cli, env, "req", "pyecho", "hello", "--header", "h=!",
             "--wait", "20000")
     assert r.returncode == 0, r.stderr.decode()
-    assert r.stdout == b"echo:hello!"
+    assert r.stdout == b"echo:hello!\n"  # a newline for the shell's prompt
+    r = run(fabric_cli, env, "req", "pyecho", "hello", "--raw", "--wait",
+            "20000")
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stdout == b"echo:hello"  # --raw: the reply's bytes exactly
     failing = fm.Server(nodes("py-failing"), "pyfail",
                         lambda r: (_ for _ in ()).throw(
                             fm.NotFound("no such image")))
