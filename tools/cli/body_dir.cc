@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "tools/cli/fd_io.h"
 
 namespace fabric::cli {
 
@@ -38,17 +39,11 @@ absl::StatusOr<std::string> BodyDir::Write(absl::string_view name,
   const int fd = open(tmp.c_str(),
                       O_WRONLY | O_CREAT | O_EXCL | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return absl::ErrnoToStatus(errno, absl::StrCat("writing ", tmp));
-  size_t done = 0;
-  while (done < body.size()) {
-    const ssize_t n = write(fd, body.data() + done, body.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int err = errno;
-      close(fd);
-      unlink(tmp.c_str());
-      return absl::ErrnoToStatus(err, absl::StrCat("writing ", tmp));
-    }
-    done += static_cast<size_t>(n);
+  absl::Status written = WriteFully(fd, body, absl::StrCat("writing ", tmp));
+  if (!written.ok()) {
+    close(fd);
+    unlink(tmp.c_str());
+    return written;
   }
   // On disk before the rename publishes it, and the rename itself made
   // durable, so a body acked after Write survives a crash.

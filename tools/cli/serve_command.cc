@@ -26,6 +26,7 @@
 #include "tools/cli/body_dir.h"
 #include "tools/cli/child.h"
 #include "tools/cli/commands.h"
+#include "tools/cli/fd_io.h"
 #include "tools/cli/json.h"
 #include "tools/cli/output.h"
 #include "tools/cli/summary.h"
@@ -45,24 +46,9 @@ constexpr size_t kStderrTail = 512;
 class MemFile {
  public:
   static absl::StatusOr<MemFile> Create(absl::string_view contents) {
-    const int fd = memfd_create("fabric-serve", MFD_CLOEXEC);
-    if (fd < 0) {
-      return absl::InternalError(
-          absl::StrCat("memfd_create: ", strerror(errno)));
-    }
-    MemFile f(fd);
-    size_t done = 0;
-    while (done < contents.size()) {
-      const ssize_t n =
-          write(fd, contents.data() + done, contents.size() - done);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) {
-        return absl::InternalError(absl::StrCat("writing: ", strerror(errno)));
-      }
-      done += static_cast<size_t>(n);
-    }
-    lseek(fd, 0, SEEK_SET);
-    return f;
+    FABRIC_ASSIGN_OR_RETURN(const int fd,
+                            MemFileWith("fabric-serve", contents));
+    return MemFile(fd);
   }
   MemFile(MemFile&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
   MemFile& operator=(MemFile&&) = delete;

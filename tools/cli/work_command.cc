@@ -25,6 +25,7 @@
 #include "tools/cli/body_dir.h"
 #include "tools/cli/child.h"
 #include "tools/cli/commands.h"
+#include "tools/cli/fd_io.h"
 #include "tools/cli/output.h"
 #include "tools/cli/summary.h"
 
@@ -45,29 +46,6 @@ struct ExecResult {
   std::string verdict;  // "ack", "retry" or "reject"
   std::string detail;   // "exit=N", "signal=N" or an error
 };
-
-// Writes `body` to an anonymous memory file and rewinds it, so a command
-// that does not read its stdin can never block us on a full pipe.
-absl::StatusOr<int> BodyFile(absl::string_view body) {
-  const int fd = memfd_create("fabric-task", MFD_CLOEXEC);
-  if (fd < 0) {
-    return absl::InternalError(absl::StrCat("memfd_create: ", strerror(errno)));
-  }
-  size_t done = 0;
-  while (done < body.size()) {
-    const ssize_t n = write(fd, body.data() + done, body.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int err = errno;
-      close(fd);
-      return absl::InternalError(
-          absl::StrCat("writing the body: ", strerror(err)));
-    }
-    done += static_cast<size_t>(n);
-  }
-  lseek(fd, 0, SEEK_SET);
-  return fd;
-}
 
 // The inherited environment with the FABRIC_TASK_* variables of `task` set.
 std::vector<std::string> TaskEnvironment(const Task& task) {
@@ -189,7 +167,8 @@ class WorkState {
   // and its output on our stderr (stdout carries task lines only).
   absl::StatusOr<pid_t> Spawn(const Task& task)
       ABSL_LOCKS_EXCLUDED(children_mu_) {
-    FABRIC_ASSIGN_OR_RETURN(const int body_fd, BodyFile(task.body));
+    FABRIC_ASSIGN_OR_RETURN(const int body_fd,
+                            MemFileWith("fabric-task", task.body));
     std::vector<std::string> env = TaskEnvironment(task);
     std::vector<char*> cenv;
     for (std::string& e : env) cenv.push_back(e.data());
