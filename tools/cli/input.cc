@@ -43,6 +43,21 @@ constexpr Unit kUnits[] = {
     {"tb", int64_t{1000} * 1000 * 1000 * 1000},
 };
 
+// A --file must be a regular file of at most `max_body` bytes.
+absl::Status CheckBodyFileStat(const std::string& path, const struct stat& st,
+                               size_t max_body) {
+  if (!S_ISREG(st.st_mode)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("--file ", path, ": not a regular file"));
+  }
+  if (static_cast<uint64_t>(st.st_size) > max_body) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "--file ", path, ": ", st.st_size,
+        " bytes is more than one message may carry (", max_body, ")"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status ParseHeaders(const std::vector<std::string>& pairs, Headers* out) {
@@ -142,6 +157,25 @@ absl::StatusOr<InputMode> ChooseInput(const InputFlags& f, bool stdin_is_data) {
   return InputMode::kNone;
 }
 
+absl::StatusOr<InputMode> ResolveInput(const InputFlags& in,
+                                       const std::string& size_text,
+                                       size_t max_body, absl::string_view per,
+                                       InputFlags* out) {
+  *out = in;
+  if (!size_text.empty()) {
+    absl::StatusOr<int64_t> size = ParseByteSize("--size", size_text);
+    if (!size.ok()) return size.status();
+    out->size = *size;
+  }
+  absl::StatusOr<InputMode> mode = ChooseInput(*out, StdinIsData());
+  if (!mode.ok()) return mode;
+  if (out->size > static_cast<int64_t>(max_body)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--size: at most ", max_body, " bytes per ", per));
+  }
+  return mode;
+}
+
 absl::StatusOr<std::string> ReadBodyFile(const std::string& path,
                                          size_t max_body) {
   const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -151,14 +185,7 @@ absl::StatusOr<std::string> ReadBodyFile(const std::string& path,
   struct stat st;
   if (fstat(fd, &st) != 0) {
     status = absl::ErrnoToStatus(errno, absl::StrCat("--file ", path));
-  } else if (!S_ISREG(st.st_mode)) {
-    status = absl::FailedPreconditionError(
-        absl::StrCat("--file ", path, ": not a regular file"));
-  } else if (static_cast<uint64_t>(st.st_size) > max_body) {
-    status = absl::FailedPreconditionError(absl::StrCat(
-        "--file ", path, ": ", st.st_size,
-        " bytes is more than one message may carry (", max_body, ")"));
-  } else {
+  } else if (status = CheckBodyFileStat(path, st, max_body); status.ok()) {
     body.resize(static_cast<size_t>(st.st_size));
     size_t done = 0;
     while (done < body.size()) {
@@ -187,14 +214,8 @@ absl::Status CheckFiles(const std::vector<std::string>& files,
     if (stat(path.c_str(), &st) != 0) {
       return absl::ErrnoToStatus(errno, absl::StrCat("--file ", path));
     }
-    if (!S_ISREG(st.st_mode)) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("--file ", path, ": not a regular file"));
-    }
-    if (static_cast<uint64_t>(st.st_size) > max_body) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "--file ", path, ": ", st.st_size,
-          " bytes is more than one message may carry (", max_body, ")"));
+    if (absl::Status s = CheckBodyFileStat(path, st, max_body); !s.ok()) {
+      return s;
     }
     if (access(path.c_str(), R_OK) != 0) {
       return absl::ErrnoToStatus(errno, absl::StrCat("--file ", path));

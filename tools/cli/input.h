@@ -64,6 +64,16 @@ bool StdinIsData();
 absl::StatusOr<InputMode> ChooseInput(const InputFlags& flags,
                                       bool stdin_is_data);
 
+// The body source of a sending verb (push, pub): `in` with `size_text`
+// (--size, units allowed) parsed into `out->size`, which must be at most
+// `max_body` ("--size: at most N bytes per <per>"), and the mode
+// ChooseInput picks for this process's stdin. kInvalidArgument for bad
+// flags.
+absl::StatusOr<InputMode> ResolveInput(const InputFlags& in,
+                                       const std::string& size_text,
+                                       size_t max_body, absl::string_view per,
+                                       InputFlags* out);
+
 // Checks that every --file is a readable regular file of at most
 // `max_body` bytes, so a bad one fails the command before anything is
 // sent. Returns kNotFound / kPermissionDenied / kFailedPrecondition naming

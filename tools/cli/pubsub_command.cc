@@ -49,11 +49,6 @@ absl::StatusOr<PubPlan> ParsePubFlags(const PubFlags& f,
   PubPlan plan;
   if (f.topic.empty()) return absl::InvalidArgumentError("TOPIC is required");
   FABRIC_RETURN_IF_ERROR(ParseHeaders(f.headers, &plan.headers));
-  plan.input = f.input;
-  if (!f.size.empty()) {
-    FABRIC_ASSIGN_OR_RETURN(plan.input.size, ParseByteSize("--size", f.size));
-  }
-  FABRIC_ASSIGN_OR_RETURN(plan.mode, ChooseInput(plan.input, StdinIsData()));
   if (!f.max_message_bytes.empty()) {
     FABRIC_ASSIGN_OR_RETURN(
         const int64_t max,
@@ -66,11 +61,9 @@ absl::StatusOr<PubPlan> ParsePubFlags(const PubFlags& f,
   // The body alone: topic and headers count against the same limit.
   plan.max_body =
       std::min(plan.options.max_message_bytes, node.max_message_bytes);
-  if (plan.input.size > static_cast<int64_t>(plan.max_body)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--size: at most ", plan.max_body,
-                     " bytes per message (--max-message-bytes)"));
-  }
+  FABRIC_ASSIGN_OR_RETURN(
+      plan.mode, ResolveInput(f.input, f.size, plan.max_body,
+                              "message (--max-message-bytes)", &plan.input));
   if (f.hwm < 0) return absl::InvalidArgumentError("--hwm must be positive");
   if (f.hwm > 0) plan.options.send_hwm = f.hwm;
   if (f.rate < 0)

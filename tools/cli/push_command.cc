@@ -22,7 +22,7 @@
 #include "absl/time/clock.h"
 #include "fabric/base/status_macros.h"
 #include "fabric/base/thread_name.h"
-#include "fabric/codec/wire_format.h"
+#include "fabric/limits.h"
 #include "patterns/work_queue/producer.h"
 #include "tools/cli/commands.h"
 #include "tools/cli/input.h"
@@ -108,23 +108,17 @@ absl::StatusOr<PushPlan> ParsePushFlags(const PushFlags& f,
   if (f.queue.empty()) return absl::InvalidArgumentError("QUEUE is required");
   FABRIC_RETURN_IF_ERROR(ParseProducerFlags(f, &plan.producer));
   FABRIC_RETURN_IF_ERROR(ParseHeaders(f.headers, &plan.headers));
-  plan.input = f.input;
-  if (!f.size.empty()) {
-    FABRIC_ASSIGN_OR_RETURN(plan.input.size, ParseByteSize("--size", f.size));
-  }
-  FABRIC_ASSIGN_OR_RETURN(plan.mode, ChooseInput(plan.input, StdinIsData()));
+  // The body alone; headers count against the same limit when pushed.
+  plan.max_body = std::min(kMaxTaskBytes, node.max_message_bytes);
+  FABRIC_ASSIGN_OR_RETURN(
+      plan.mode,
+      ResolveInput(f.input, f.size, plan.max_body, "task", &plan.input));
   if (plan.mode == InputMode::kNone && f.spool.empty()) {
     return absl::InvalidArgumentError(
         "nothing to push: give MSG..., --count N, --file PATH, --stdin-raw "
         "or lines on stdin (or --spool DIR to deliver what a spool holds)");
   }
   plan.expected = ExpectedBodies(plan.input, plan.mode);
-  // The body alone; headers count against the same limit when pushed.
-  plan.max_body = std::min(kMaxTaskBytes, node.max_message_bytes);
-  if (plan.input.size > static_cast<int64_t>(plan.max_body)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--size: at most ", plan.max_body, " bytes per task"));
-  }
   // Memory-only tasks die with this process, so wait until they completed.
   plan.wait_acked = f.wait_acked || f.spool.empty();
   absl::Duration timeout = absl::ZeroDuration();
