@@ -5,7 +5,6 @@
 #include "fabric/spool/topic_log.h"
 
 #include <fcntl.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -42,7 +41,7 @@ constexpr uint64_t kMaxBodyBytes = uint64_t{64} << 20;
 // One sparse index entry per this many bytes of a segment: a read seeks to
 // the entry at or before its seq and skips at most this much.
 constexpr uint64_t kSparseStride = 64 * 1024;
-// Bytes read from disk per pread of a `Read`.
+// Bytes read from disk per read of a `Read`.
 constexpr size_t kReadBlock = 1 << 20;
 constexpr absl::Duration kRetentionCheck = absl::Seconds(1);
 
@@ -230,15 +229,9 @@ class TopicLog::Impl {
     while (offset < end && out->entries.size() < max_entries) {
       const size_t want =
           static_cast<size_t>(std::min<uint64_t>(end - offset, kReadBlock));
-      block.resize(want);
-      ssize_t got =
-          pread(file->get(), block.data(), want, static_cast<off_t>(offset));
-      if (got < 0) {
-        if (errno == EINTR) continue;
-        return spool_internal::ErrnoStatus(errno, absl::StrCat("read ", path));
-      }
-      if (got == 0) break;
-      block.resize(static_cast<size_t>(got));
+      FABRIC_RETURN_IF_ERROR(
+          spool_internal::PRead(*file, offset, want, &block, path));
+      if (block.empty()) break;
       // Records in `block`; a record cut by the block's end is read again
       // at the start of the next block.
       uint64_t pos = 0;
@@ -481,7 +474,7 @@ class TopicLog::Impl {
         if (!status.ok()) break;
         if (chunk.segment != file_segment_) {
           // A roll: sync the old file, then create the new one.
-          status = spool_internal::DataSync(active_file_.get(),
+          status = spool_internal::DataSync(active_file_,
                                             SegmentPath(file_segment_));
           if (!status.ok()) break;
           while (roll_index < rolls.size() &&
@@ -511,12 +504,11 @@ class TopicLog::Impl {
           segments_.at(chunk.segment).written_bytes =
               spool_internal::kSegmentHeaderSize;
         }
-        status =
-            spool_internal::PWriteAll(active_file_.get(), chunk.data,
-                                      chunk.offset, SegmentPath(file_segment_));
+        status = spool_internal::PWriteAll(
+            active_file_, chunk.data, chunk.offset, SegmentPath(file_segment_));
         if (!status.ok()) break;
         if (options_.fsync == FsyncPolicy::kAlways) {
-          status = spool_internal::DataSync(active_file_.get(),
+          status = spool_internal::DataSync(active_file_,
                                             SegmentPath(file_segment_));
           if (!status.ok()) break;
         }
@@ -536,7 +528,7 @@ class TopicLog::Impl {
            (options_.fsync == FsyncPolicy::kInterval &&
             absl::Now() >= next_interval_sync))) {
         if (options_.fsync != FsyncPolicy::kNone || flush) {
-          status = spool_internal::DataSync(active_file_.get(),
+          status = spool_internal::DataSync(active_file_,
                                             SegmentPath(file_segment_));
           synced_now = status.ok();
           if (synced_now) dirty = false;
@@ -783,8 +775,8 @@ absl::StatusOr<std::unique_ptr<TopicLog>> TopicLog::Open(
         FABRIC_ASSIGN_OR_RETURN(File f,
                                 spool_internal::OpenFile(path, O_RDWR, 0));
         FABRIC_RETURN_IF_ERROR(
-            spool_internal::Truncate(f.get(), walk.valid_end, path));
-        FABRIC_RETURN_IF_ERROR(spool_internal::DataSync(f.get(), path));
+            spool_internal::Truncate(f, walk.valid_end, path));
+        FABRIC_RETURN_IF_ERROR(spool_internal::DataSync(f, path));
         size = walk.valid_end;
       } else {
         report.corrupt.push_back({spool_internal::SegmentFileName(number),

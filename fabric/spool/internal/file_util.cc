@@ -1,11 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "fabric/spool/internal/file_util.h"
 
-#include <dirent.h>
 #include <fcntl.h>
-#include <sys/file.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
@@ -36,6 +32,9 @@ int InjectedFault(FileOp op, absl::string_view path) {
   absl::MutexLock lock(&fault_mu);
   return fault_hook != nullptr ? (*fault_hook)(op, path) : 0;
 }
+
+// Bytes per read of `ReadFile`.
+constexpr size_t kReadBlockBytes = 1 << 20;
 
 }  // namespace
 
@@ -94,16 +93,21 @@ std::string JoinPath(absl::string_view dir, absl::string_view name) {
 
 absl::Status MakeDirs(const std::string& path) {
   if (path.empty()) return absl::InvalidArgumentError("empty directory path");
+  FileSystem* fs = CurrentFileSystem();
   for (size_t pos = 1; pos <= path.size(); ++pos) {
     if (pos != path.size() && path[pos] != '/') continue;
     const std::string prefix = path.substr(0, pos);
-    if (mkdir(prefix.c_str(), 0755) != 0 && errno != EEXIST) {
-      return ErrnoStatus(errno, absl::StrCat("cannot create ", prefix));
-    }
+    absl::Status made = fs->MakeDir(prefix, 0755);
+    if (absl::IsAlreadyExists(made)) continue;
+    if (!made.ok()) return made;
+    const size_t slash = prefix.find_last_of('/');
+    const std::string parent = slash == 0 || slash == std::string::npos
+                                   ? "/"
+                                   : prefix.substr(0, slash);
+    FABRIC_RETURN_IF_ERROR(SyncDir(parent));
   }
-  struct stat st;
-  if (stat(path.c_str(), &st) != 0) return ErrnoStatus(errno, path);
-  if (!S_ISDIR(st.st_mode)) {
+  FABRIC_ASSIGN_OR_RETURN(FileStat st, fs->Stat(path));
+  if (!st.is_dir) {
     return absl::FailedPreconditionError(
         absl::StrCat(path, " exists and is not a directory"));
   }
@@ -111,121 +115,79 @@ absl::Status MakeDirs(const std::string& path) {
 }
 
 absl::StatusOr<std::vector<std::string>> ListDir(const std::string& dir) {
-  DIR* d = opendir(dir.c_str());
-  if (d == nullptr) {
-    return ErrnoStatus(errno, absl::StrCat("cannot list ", dir));
-  }
-  std::vector<std::string> names;
-  errno = 0;
-  while (struct dirent* entry = readdir(d)) {
-    absl::string_view name(entry->d_name);
-    if (name != "." && name != "..") names.emplace_back(name);
-  }
-  const int err = errno;
-  closedir(d);
-  if (err != 0) return ErrnoStatus(err, absl::StrCat("cannot list ", dir));
-  return names;
+  return CurrentFileSystem()->ListDir(dir);
 }
 
 absl::StatusOr<File> OpenFile(const std::string& path, int flags, int mode) {
-  int fd = open(path.c_str(), flags | O_CLOEXEC, mode);
-  if (fd < 0) return ErrnoStatus(errno, absl::StrCat("cannot open ", path));
-  return File(fd);
+  FABRIC_ASSIGN_OR_RETURN(std::unique_ptr<FileHandle> handle,
+                          CurrentFileSystem()->Open(path, flags, mode));
+  return File(std::move(handle));
 }
 
 absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  absl::StatusOr<File> file = OpenFile(path, O_RDONLY, 0);
-  if (!file.ok()) return file.status();
-  struct stat st;
-  if (fstat(file->get(), &st) != 0) return ErrnoStatus(errno, path);
-  std::string data;
-  data.resize(static_cast<size_t>(st.st_size));
-  size_t done = 0;
+  FABRIC_ASSIGN_OR_RETURN(File file, OpenFile(path, O_RDONLY, 0));
+  std::string data, block;
   // The file may change under a read-only scan: read what is there.
   while (true) {
-    if (done == data.size()) data.resize(data.size() + 64 * 1024);
-    ssize_t n = pread(file->get(), data.data() + done, data.size() - done,
-                      static_cast<off_t>(done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ErrnoStatus(errno, absl::StrCat("cannot read ", path));
-    if (n == 0) break;
-    done += static_cast<size_t>(n);
+    FABRIC_RETURN_IF_ERROR(
+        PRead(file, data.size(), kReadBlockBytes, &block, path));
+    if (block.empty()) break;
+    data.append(block);
   }
-  data.resize(done);
   return data;
 }
 
 absl::StatusOr<uint64_t> FileSize(const std::string& path) {
-  struct stat st;
-  if (stat(path.c_str(), &st) != 0) return ErrnoStatus(errno, path);
-  return static_cast<uint64_t>(st.st_size);
+  FABRIC_ASSIGN_OR_RETURN(FileStat st, CurrentFileSystem()->Stat(path));
+  return st.size;
 }
 
 bool FileExists(const std::string& path) {
-  struct stat st;
-  return stat(path.c_str(), &st) == 0;
+  return CurrentFileSystem()->Stat(path).ok();
 }
 
-absl::Status PWriteAll(int fd, absl::string_view data, uint64_t offset,
+absl::Status PWriteAll(File& file, absl::string_view data, uint64_t offset,
                        absl::string_view path) {
   if (int err = InjectedFault(FileOp::kWrite, path); err != 0) {
     return ErrnoStatus(err, path);
   }
-  size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = pwrite(fd, data.data() + done, data.size() - done,
-                       static_cast<off_t>(offset + done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ErrnoStatus(errno, path);
-    done += static_cast<size_t>(n);
-  }
-  return absl::OkStatus();
+  return file.handle()->PWrite(data, offset, path);
 }
 
-absl::Status DataSync(int fd, absl::string_view path) {
+absl::Status PRead(const File& file, uint64_t offset, size_t n,
+                   std::string* out, absl::string_view path) {
+  return file.handle()->PRead(offset, n, out, path);
+}
+
+absl::Status DataSync(File& file, absl::string_view path) {
   if (int err = InjectedFault(FileOp::kSync, path); err != 0) {
     return ErrnoStatus(err, absl::StrCat("fdatasync ", path));
   }
-  if (fdatasync(fd) != 0) {
-    return ErrnoStatus(errno, absl::StrCat("fdatasync ", path));
-  }
-  return absl::OkStatus();
+  return file.handle()->DataSync(path);
 }
 
 absl::Status SyncDir(const std::string& dir) {
-  absl::StatusOr<File> file = OpenFile(dir, O_RDONLY | O_DIRECTORY, 0);
-  if (!file.ok()) return file.status();
   if (int err = InjectedFault(FileOp::kSync, dir); err != 0) {
     return ErrnoStatus(err, absl::StrCat("fsync ", dir));
   }
-  if (fsync(file->get()) != 0) {
-    return ErrnoStatus(errno, absl::StrCat("fsync ", dir));
-  }
-  return absl::OkStatus();
+  return CurrentFileSystem()->SyncDir(dir);
 }
 
-absl::Status Truncate(int fd, uint64_t size, absl::string_view path) {
-  if (ftruncate(fd, static_cast<off_t>(size)) != 0) {
-    return ErrnoStatus(errno, absl::StrCat("ftruncate ", path));
-  }
-  return absl::OkStatus();
+absl::Status Truncate(File& file, uint64_t size, absl::string_view path) {
+  return file.handle()->Truncate(size, path);
 }
 
 absl::Status RemoveFile(const std::string& path) {
-  if (unlink(path.c_str()) != 0 && errno != ENOENT) {
-    return ErrnoStatus(errno, absl::StrCat("cannot remove ", path));
-  }
-  return absl::OkStatus();
+  absl::Status status = CurrentFileSystem()->Remove(path);
+  if (absl::IsNotFound(status)) return absl::OkStatus();
+  return status;
 }
 
 absl::Status RenameFile(const std::string& from, const std::string& to) {
   if (int err = InjectedFault(FileOp::kRename, to); err != 0) {
     return ErrnoStatus(err, absl::StrCat("rename ", from));
   }
-  if (rename(from.c_str(), to.c_str()) != 0) {
-    return ErrnoStatus(errno, absl::StrCat("rename ", from, " to ", to));
-  }
-  return absl::OkStatus();
+  return CurrentFileSystem()->Rename(from, to);
 }
 
 absl::Status WriteFileAtomically(const std::string& dir, absl::string_view name,
@@ -236,8 +198,8 @@ absl::Status WriteFileAtomically(const std::string& dir, absl::string_view name,
     absl::StatusOr<File> file =
         OpenFile(tmp_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (!file.ok()) return file.status();
-    absl::Status status = PWriteAll(file->get(), contents, 0, tmp_path);
-    if (status.ok()) status = DataSync(file->get(), tmp_path);
+    absl::Status status = PWriteAll(*file, contents, 0, tmp_path);
+    if (status.ok()) status = DataSync(*file, tmp_path);
     if (!status.ok()) {
       RemoveFile(tmp_path).IgnoreError();  // best effort; already failing
       return status;
@@ -251,33 +213,16 @@ absl::Status WriteFileAtomically(const std::string& dir, absl::string_view name,
   return SyncDir(dir);
 }
 
-File& File::operator=(File&& other) noexcept {
-  if (this != &other) {
-    Close();
-    fd_ = other.Release();
-  }
-  return *this;
-}
-
-void File::Close() noexcept {
-  if (fd_ >= 0) {
-    close(fd_);
-    fd_ = -1;
-  }
-}
-
 absl::StatusOr<File> LockDirectory(const std::string& dir,
                                    absl::string_view what) {
-  FABRIC_ASSIGN_OR_RETURN(File lock, OpenFile(JoinPath(dir, kLockFileName),
-                                              O_RDWR | O_CREAT, 0644));
-  if (flock(lock.get(), LOCK_EX | LOCK_NB) != 0) {
-    if (errno == EWOULDBLOCK) {
-      return absl::FailedPreconditionError(
-          absl::StrCat(what, " ", dir, " is in use by another process"));
-    }
-    return ErrnoStatus(errno, absl::StrCat("cannot lock ", dir));
+  absl::StatusOr<std::unique_ptr<FileHandle>> lock =
+      CurrentFileSystem()->Lock(JoinPath(dir, kLockFileName));
+  if (absl::IsFailedPrecondition(lock.status())) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(what, " ", dir, " is in use by another process"));
   }
-  return lock;
+  if (!lock.ok()) return lock.status();
+  return File(*std::move(lock));
 }
 
 }  // namespace fabric::spool_internal

@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
-// POSIX file helpers for the spool: errno to Status, whole-file reads, full
-// writes, fdatasync, directory fsync, atomic replacement and the segment
-// file names. Every call that can hit the disk goes through here so tests can
-// inject faults (`SetFileFaultHookForTesting`).
+// File helpers for the spool and the topic log: errno to Status, whole-file
+// reads, full writes, fdatasync, directory fsync, atomic replacement and the
+// segment file names. Every call that can hit the disk goes through here and
+// on to `CurrentFileSystem()` (file_system.h), so tests can replace the disk
+// (mem_file_system.h) or inject faults (`SetFileFaultHookForTesting`).
 #ifndef FABRIC_SPOOL_INTERNAL_FILE_UTIL_H_
 #define FABRIC_SPOOL_INTERNAL_FILE_UTIL_H_
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -15,6 +17,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "fabric/spool/internal/file_system.h"
 
 namespace fabric::spool_internal {
 
@@ -31,7 +34,8 @@ std::optional<uint64_t> ParseSegmentFileName(absl::string_view name);
 
 std::string JoinPath(absl::string_view dir, absl::string_view name);
 
-// Creates `path` and its missing parents (mode 0755).
+// Creates `path` and its missing parents (mode 0755), and fsyncs the parent
+// of each directory it created so the new ones survive a power loss.
 absl::Status MakeDirs(const std::string& path);
 // Returns the names in `dir`, without "." and "..".
 absl::StatusOr<std::vector<std::string>> ListDir(const std::string& dir);
@@ -40,11 +44,15 @@ absl::StatusOr<uint64_t> FileSize(const std::string& path);
 bool FileExists(const std::string& path);
 
 // Writes all of `data` at `offset`, retrying short writes and EINTR.
-absl::Status PWriteAll(int fd, absl::string_view data, uint64_t offset,
+class File;
+absl::Status PWriteAll(File& file, absl::string_view data, uint64_t offset,
                        absl::string_view path);
-absl::Status DataSync(int fd, absl::string_view path);
+// Reads up to `n` bytes at `offset` (fewer at the end of the file).
+absl::Status PRead(const File& file, uint64_t offset, size_t n,
+                   std::string* out, absl::string_view path);
+absl::Status DataSync(File& file, absl::string_view path);
 absl::Status SyncDir(const std::string& dir);
-absl::Status Truncate(int fd, uint64_t size, absl::string_view path);
+absl::Status Truncate(File& file, uint64_t size, absl::string_view path);
 absl::Status RemoveFile(const std::string& path);
 absl::Status RenameFile(const std::string& from, const std::string& to);
 
@@ -53,35 +61,31 @@ absl::Status RenameFile(const std::string& from, const std::string& to);
 absl::Status WriteFileAtomically(const std::string& dir, absl::string_view name,
                                  absl::string_view contents);
 
-// A file descriptor owner. Thread safety: thread-compatible.
+// An open file of `CurrentFileSystem()`. Thread safety: thread-compatible.
 class File {
  public:
   File() = default;
-  explicit File(int fd) : fd_(fd) {}
-  File(File&& other) noexcept : fd_(other.Release()) {}
-  File& operator=(File&& other) noexcept;
+  explicit File(std::unique_ptr<FileHandle> handle)
+      : handle_(std::move(handle)) {}
+  File(File&& other) noexcept = default;
+  File& operator=(File&& other) noexcept = default;
   File(const File&) = delete;
   File& operator=(const File&) = delete;
-  ~File() { Close(); }
+  ~File() = default;
 
-  int get() const { return fd_; }
-  bool valid() const { return fd_ >= 0; }
-  int Release() {
-    int fd = fd_;
-    fd_ = -1;
-    return fd;
-  }
-  void Close() noexcept;
+  bool valid() const { return handle_ != nullptr; }
+  FileHandle* handle() const { return handle_.get(); }
+  void Close() noexcept { handle_.reset(); }
 
  private:
-  int fd_ = -1;
+  std::unique_ptr<FileHandle> handle_;
 };
 
 absl::StatusOr<File> OpenFile(const std::string& path, int flags, int mode);
 
-// Takes flock(LOCK_EX | LOCK_NB) on `dir`/LOCK (created if missing) and
-// returns the open file that holds it. Returns kFailedPrecondition
-// "`what` DIR is in use by another process" when someone else holds it.
+// Takes an exclusive lock on `dir`/LOCK (created if missing) and returns the
+// open file that holds it. Returns kFailedPrecondition "`what` DIR is in use
+// by another process" when someone else holds it.
 absl::StatusOr<File> LockDirectory(const std::string& dir,
                                    absl::string_view what);
 

@@ -69,8 +69,8 @@ class MemFileSystem : public FileSystem {
   // The errno to fail an operation with, or 0 to let it run. Called with
   // the operation, the path and the operation's index (1-based, counting
   // every counted operation so far, including this one).
-  using FaultFn = std::function<int(MemOp op, const std::string& path,
-                                    uint64_t index)>;
+  using FaultFn =
+      std::function<int(MemOp op, const std::string& path, uint64_t index)>;
 
   // "/" exists and is durable.
   MemFileSystem();

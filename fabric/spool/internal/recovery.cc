@@ -7,7 +7,6 @@
 #include "fabric/spool/internal/recovery.h"
 
 #include <fcntl.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <utility>
@@ -132,10 +131,8 @@ class Replayer {
 // Reads the first segment header of `path`, if any.
 absl::StatusOr<SegmentHeader> ReadHeader(const std::string& path) {
   FABRIC_ASSIGN_OR_RETURN(File file, OpenFile(path, O_RDONLY, 0));
-  std::string buffer(kSegmentHeaderSize, '\0');
-  ssize_t n = pread(file.get(), buffer.data(), buffer.size(), 0);
-  if (n < 0) return ErrnoStatus(errno, path);
-  buffer.resize(static_cast<size_t>(n));
+  std::string buffer;
+  FABRIC_RETURN_IF_ERROR(PRead(file, 0, kSegmentHeaderSize, &buffer, path));
   return DecodeSegmentHeader(buffer);
 }
 
@@ -208,8 +205,8 @@ absl::Status LoadMeta(const std::string& dir, RecoveryMode mode,
 
 absl::Status TruncateSegment(const std::string& path, uint64_t size) {
   FABRIC_ASSIGN_OR_RETURN(File file, OpenFile(path, O_WRONLY, 0));
-  FABRIC_RETURN_IF_ERROR(Truncate(file.get(), size, path));
-  return DataSync(file.get(), path);
+  FABRIC_RETURN_IF_ERROR(Truncate(file, size, path));
+  return DataSync(file, path);
 }
 
 absl::Status RecoverSegment(const std::string& dir, uint64_t n, bool newest,

@@ -25,8 +25,8 @@ absl::StatusOr<File> WriteAndInstall(const std::string& dir,
   const std::string tmp = absl::StrCat(path, kTmpSuffix);
   absl::StatusOr<File> file = OpenFile(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
   if (!file.ok()) return file.status();
-  absl::Status status = PWriteAll(file->get(), contents, 0, tmp);
-  if (status.ok()) status = DataSync(file->get(), tmp);
+  absl::Status status = PWriteAll(*file, contents, 0, tmp);
+  if (status.ok()) status = DataSync(*file, tmp);
   if (status.ok()) status = RenameFile(tmp, path);
   if (!status.ok()) {
     RemoveFile(tmp).IgnoreError();  // best effort: the caller reports `status`

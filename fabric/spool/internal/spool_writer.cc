@@ -153,12 +153,12 @@ absl::Status Spool::Impl::WriteBatch(std::vector<Chunk>& batch,
     }
     if (!chunk.data.empty()) {
       const std::string path = SegmentPath(file_segment_);
-      absl::Status status = spool_internal::PWriteAll(file_.get(), chunk.data,
-                                                      file_offset_, path);
+      absl::Status status =
+          spool_internal::PWriteAll(file_, chunk.data, file_offset_, path);
       if (!status.ok()) {
         // Cut off whatever part landed so no partial record stays behind;
         // the spool fails either way.
-        spool_internal::Truncate(file_.get(), file_offset_, path).IgnoreError();
+        spool_internal::Truncate(file_, file_offset_, path).IgnoreError();
         return status;
       }
       file_offset_ += chunk.data.size();
@@ -202,7 +202,7 @@ absl::Status Spool::Impl::OpenNextSegment(const Chunk& chunk) {
 
 absl::Status Spool::Impl::Sync() {
   FABRIC_RETURN_IF_ERROR(
-      spool_internal::DataSync(file_.get(), SegmentPath(file_segment_)));
+      spool_internal::DataSync(file_, SegmentPath(file_segment_)));
   dirty_ = false;
   last_sync_ = RealClock()->Now();
   return absl::OkStatus();
