@@ -104,6 +104,7 @@ absl::StatusOr<std::unique_ptr<Spool>> Spool::Open(SpoolOptions options) {
   header.segment = recovered.last_segment + 1;
   header.base_seq = recovered.next_seq;
   header.base_lsn = recovered.next_lsn;
+  header.seq_reserved = recovered.next_seq - 1;
   header.created = absl::Now();
   header.producer_id = recovered.meta.producer_id;
   FABRIC_ASSIGN_OR_RETURN(File active,

@@ -24,6 +24,7 @@
 #include "fabric/spool/internal/meta.h"
 #include "fabric/spool/internal/payload.h"
 #include "fabric/spool/internal/record.h"
+#include "fabric/spool/internal/recovery.h"
 #include "fabric/spool/internal/segment_io.h"
 #include "fabric/spool/internal/spool_format.h"
 
@@ -107,6 +108,7 @@ class TopicLog::Impl {
         segments_(std::move(segments)),
         next_seq_(next_seq),
         next_lsn_(next_lsn),
+        reserved_seq_(next_seq - 1),
         durable_seq_(next_seq - 1),
         synced_seq_(next_seq - 1),
         reported_seq_(next_seq - 1) {}
@@ -114,6 +116,7 @@ class TopicLog::Impl {
   ~Impl() {
     {
       absl::MutexLock l(&mu_);
+      ReleaseReservationLocked();
       stop_ = true;
     }
     if (writer_.joinable()) writer_.join();
@@ -131,6 +134,7 @@ class TopicLog::Impl {
       absl::MutexLock l(&mu_);
       header.base_seq = next_seq_;
       header.base_lsn = next_lsn_;
+      header.seq_reserved = next_seq_ - 1;
     }
     header.created = absl::Now();
     header.producer_id = report_.stream_id;
@@ -165,12 +169,19 @@ class TopicLog::Impl {
         seg->planned_bytes + framed > options_.segment_bytes) {
       seg = RollLocked();
     }
-    const uint64_t offset = seg->planned_bytes;
     if (pending_.empty() || pending_.back().segment != seg->number ||
         options_.fsync == FsyncPolicy::kAlways) {
-      pending_.push_back(Chunk{seg->number, offset, {}, 0});
+      pending_.push_back(Chunk{seg->number, seg->planned_bytes, {}, 0});
     }
     Chunk& chunk = pending_.back();
+    if (NeedsReservationLocked(seq)) {
+      // Under kInterval/kNone: reserve seqs before confirming any of them
+      // (docs/spool.md section 6.1); the writer syncs this chunk first.
+      reserved_seq_ = seq - 1 + spool_internal::kSeqReserveBlock;
+      seg->planned_bytes += AppendReserveLocked(&chunk, seg->number);
+      chunk.reserves = true;
+    }
+    const uint64_t offset = seg->planned_bytes;
     spool_internal::AppendRecord(&chunk.data, RecordType::kEnq, next_lsn_++,
                                  seg->number, scratch_);
     chunk.max_seq = seq;
@@ -401,7 +412,40 @@ class TopicLog::Impl {
     uint64_t offset = 0;
     std::string data;
     uint64_t max_seq = 0;
+    // Holds a RESERVE record: fdatasynced before anything in it is
+    // confirmed under kInterval/kNone.
+    bool reserves = false;
   };
+
+  bool NeedsReservationLocked(uint64_t seq) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return seq > reserved_seq_ && (options_.fsync == FsyncPolicy::kInterval ||
+                                   options_.fsync == FsyncPolicy::kNone);
+  }
+
+  // Appends a RESERVE record for `reserved_seq_` to `chunk`; returns its
+  // size.
+  uint64_t AppendReserveLocked(Chunk* chunk, uint64_t segment)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    std::string payload;
+    spool_internal::EncodeReservePayload(reserved_seq_, &payload);
+    const size_t before = chunk->data.size();
+    spool_internal::AppendRecord(&chunk->data, RecordType::kReserve,
+                                 next_lsn_++, segment, payload);
+    return chunk->data.size() - before;
+  }
+
+  // Before closing: records the exact last seq handed out, so a clean
+  // restart does not skip the rest of the reservation.
+  void ReleaseReservationLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (!health_.ok() || reserved_seq_ <= next_seq_ - 1) return;
+    reserved_seq_ = next_seq_ - 1;
+    Segment& seg = segments_.at(active_number_);
+    if (pending_.empty() || pending_.back().segment != seg.number) {
+      pending_.push_back(Chunk{seg.number, seg.planned_bytes, {}, 0});
+    }
+    seg.planned_bytes += AppendReserveLocked(&pending_.back(), seg.number);
+  }
 
   uint64_t FirstSeqLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     for (const auto& [n, s] : segments_) {
@@ -416,7 +460,8 @@ class TopicLog::Impl {
     next.planned_bytes = spool_internal::kSegmentHeaderSize;
     // written_bytes stays 0 until the writer created the file.
     active_number_ = next.number;
-    rolls_.push_back({next.number, next_seq_, next_lsn_});
+    rolls_.push_back({next.number, next_seq_, next_lsn_,
+                      std::max(reserved_seq_, next_seq_ - 1)});
     return &segments_.emplace(next.number, std::move(next)).first->second;
   }
 
@@ -434,7 +479,7 @@ class TopicLog::Impl {
   }
 
   struct Roll {
-    uint64_t segment, base_seq, base_lsn;
+    uint64_t segment, base_seq, base_lsn, seq_reserved;
   };
 
   void WriterLoop() {
@@ -490,6 +535,7 @@ class TopicLog::Impl {
           // Every roll is queued with the chunk that starts its segment.
           header.base_seq = rolls[roll_index].base_seq;
           header.base_lsn = rolls[roll_index].base_lsn;
+          header.seq_reserved = rolls[roll_index].seq_reserved;
           header.created = absl::Now();
           header.producer_id = report_.stream_id;
           absl::StatusOr<File> file =
@@ -507,7 +553,7 @@ class TopicLog::Impl {
         status = spool_internal::PWriteAll(
             active_file_, chunk.data, chunk.offset, SegmentPath(file_segment_));
         if (!status.ok()) break;
-        if (options_.fsync == FsyncPolicy::kAlways) {
+        if (options_.fsync == FsyncPolicy::kAlways || chunk.reserves) {
           status = spool_internal::DataSync(active_file_,
                                             SegmentPath(file_segment_));
           if (!status.ok()) break;
@@ -634,6 +680,8 @@ class TopicLog::Impl {
   uint64_t active_number_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t next_seq_ ABSL_GUARDED_BY(mu_);
   uint64_t next_lsn_ ABSL_GUARDED_BY(mu_);
+  // Every seq up to this may be handed out without a new RESERVE record.
+  uint64_t reserved_seq_ ABSL_GUARDED_BY(mu_);
   uint64_t durable_seq_ ABSL_GUARDED_BY(mu_);
   uint64_t synced_seq_ ABSL_GUARDED_BY(mu_);
   uint64_t reported_seq_ ABSL_GUARDED_BY(mu_);  // on_durable returned
@@ -717,6 +765,7 @@ absl::StatusOr<std::unique_ptr<TopicLog>> TopicLog::Open(
   uint64_t next_seq = 1, next_lsn = 1;
   std::optional<NodeId> segment_id;
   std::vector<std::string> empty_segments;
+  spool_internal::SeqReservationState reservation;
   for (size_t i = 0; i < numbers.size(); ++i) {
     const uint64_t number = numbers[i];
     const bool newest = i + 1 == numbers.size();
@@ -734,6 +783,7 @@ absl::StatusOr<std::unique_ptr<TopicLog>> TopicLog::Open(
       continue;
     }
     if (!segment_id.has_value()) segment_id = header->producer_id;
+    reservation.Header(header->seq_reserved);
     next_seq = std::max(next_seq, header->base_seq);
     next_lsn = std::max(next_lsn, header->base_lsn);
     Impl::Segment seg;
@@ -744,6 +794,18 @@ absl::StatusOr<std::unique_ptr<TopicLog>> TopicLog::Open(
         [&](const RecordView& record) {
           uint64_t seq = 0;
           absl::Time when;
+          if (record.type == static_cast<uint8_t>(RecordType::kReserve)) {
+            absl::StatusOr<uint64_t> ceiling =
+                spool_internal::DecodeReservePayload(record.payload);
+            if (ceiling.ok()) {
+              reservation.Record(*ceiling);
+            } else {
+              report.corrupt.push_back(
+                  {spool_internal::SegmentFileName(number), record.offset,
+                   std::string(ceiling.status().message())});
+            }
+            return;
+          }
           if (record.type != static_cast<uint8_t>(RecordType::kEnq) ||
               !spool_internal::PeekEnqPayload(record.payload, &seq, &when) ||
               seq < next_seq) {
@@ -801,6 +863,9 @@ absl::StatusOr<std::unique_ptr<TopicLog>> TopicLog::Open(
     FABRIC_LOG(kWarning, kTopicLog, "FAB-SPOOL-CORRUPT ", options.dir, "/",
                problem.segment, "@", problem.offset, ": ", problem.what);
   }
+  // Never hand out a seq that may have been confirmed before a power loss
+  // took its record (docs/spool.md section 6.1).
+  next_seq = reservation.NextSeq(next_seq, report.torn_tail_bytes);
   report.stream_id = meta.producer_id;
   report.next_seq = next_seq;
   report.first_seq =

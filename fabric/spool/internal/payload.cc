@@ -272,6 +272,25 @@ bool PeekEnqPayload(absl::string_view payload, uint64_t* seq,
   return true;
 }
 
+void EncodeReservePayload(uint64_t ceiling, std::string* out) {
+  out->resize(8);
+  for (int i = 0; i < 8; ++i) {
+    (*out)[i] = static_cast<char>((ceiling >> (8 * i)) & 0xff);
+  }
+}
+
+absl::StatusOr<uint64_t> DecodeReservePayload(absl::string_view payload) {
+  if (payload.size() != 8) {
+    return absl::DataLossError(
+        absl::StrCat("RESERVE payload of ", payload.size(), " bytes, not 8"));
+  }
+  uint64_t ceiling = 0;
+  for (int i = 7; i >= 0; --i) {
+    ceiling = (ceiling << 8) | static_cast<uint8_t>(payload[i]);
+  }
+  return ceiling;
+}
+
 SeqRanges ToRanges(std::vector<uint64_t> seqs) {
   std::sort(seqs.begin(), seqs.end());
   SeqRanges ranges;

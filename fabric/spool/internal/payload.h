@@ -38,6 +38,10 @@ absl::StatusOr<SeqRanges> DecodeSeqRanges(absl::string_view payload);
 bool PeekEnqPayload(absl::string_view payload, uint64_t* seq,
                     absl::Time* enqueued);
 
+// Payload of a RESERVE record: the ceiling as 8 bytes, little-endian.
+void EncodeReservePayload(uint64_t ceiling, std::string* out);
+absl::StatusOr<uint64_t> DecodeReservePayload(absl::string_view payload);
+
 // Sorts `seqs`, drops duplicates and merges neighbours into ranges.
 SeqRanges ToRanges(std::vector<uint64_t> seqs);
 

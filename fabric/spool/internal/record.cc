@@ -55,6 +55,7 @@ std::string EncodeSegmentHeader(const SegmentHeader& header) {
   PutU64(p + 40, static_cast<uint64_t>(absl::ToUnixMicros(header.created)));
   std::memcpy(p + 48, header.producer_id.bytes().data(), NodeId::kSize);
   PutU32(p + 64, header.flags);
+  PutU64(p + 68, header.seq_reserved);
   PutU32(p + kHeaderChecksumOffset,
          Checksum(absl::string_view(p, kHeaderChecksumOffset)));
   return out;
@@ -91,6 +92,7 @@ absl::StatusOr<SegmentHeader> DecodeSegmentHeader(absl::string_view data) {
       NodeId::FromBytes(absl::string_view(p + 48, NodeId::kSize));
   if (id.ok()) header.producer_id = *id;
   header.flags = GetU32(p + 64);
+  header.seq_reserved = GetU64(p + 68);
   return header;
 }
 

@@ -30,6 +30,9 @@ struct SegmentHeader {
   NodeId producer_id;
   uint32_t flags = 0;
   uint32_t version = kFormatVersion;
+  // Every seq up to this may have been handed out when the segment was
+  // created; 0 when unknown (spools written before this field existed).
+  uint64_t seq_reserved = 0;
 };
 
 std::string EncodeSegmentHeader(const SegmentHeader& header);

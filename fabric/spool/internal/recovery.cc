@@ -48,6 +48,8 @@ class Replayer {
         return ApplyDead(file, segment, r);
       case RecordType::kDeadRemoved:
         return ApplyDeadRemoved(file, segment, r);
+      case RecordType::kReserve:
+        return ApplyReserve(file, r);
       default:
         AddProblem(out_, file, r.offset,
                    absl::StrCat("unknown record type ", r.type, "; skipped"));
@@ -66,6 +68,7 @@ class Replayer {
   }
 
   uint64_t max_seq() const { return max_seq_; }
+  SeqReservationState& reservation() { return reservation_; }
 
  private:
   void Undecodable(absl::string_view file, const RecordView& r,
@@ -122,7 +125,14 @@ class Replayer {
     }
   }
 
+  void ApplyReserve(absl::string_view file, const RecordView& r) {
+    absl::StatusOr<uint64_t> ceiling = DecodeReservePayload(r.payload);
+    if (!ceiling.ok()) return Undecodable(file, r, ceiling.status());
+    reservation_.Record(*ceiling);
+  }
+
   Recovered* out_;
+  SeqReservationState reservation_;
   const bool keep_tasks_;
   absl::flat_hash_map<uint64_t, SpooledTask> tasks_;
   uint64_t max_seq_ = 0;
@@ -254,6 +264,7 @@ absl::Status RecoverSegment(const std::string& dir, uint64_t n, bool newest,
                absl::StrCat(header.status().message(),
                             "; reading its records anyway"));
   }
+  if (header.ok()) replayer->reservation().Header(header->seq_reserved);
   out->index.AddSegment(n, header.ok() ? header->base_seq : 0,
                         header.ok() ? header->base_lsn : 0, image.size());
   const SegmentWalk walk =
@@ -294,6 +305,16 @@ absl::Status RecoverSegment(const std::string& dir, uint64_t n, bool newest,
 
 }  // namespace
 
+uint64_t SeqReservationState::NextSeq(uint64_t next_seq,
+                                      uint64_t torn_tail_bytes) const {
+  if (known) return std::max(next_seq, ceiling + 1);
+  // A log from before reservations: the torn bytes may have held records
+  // whose seqs were handed out (and, under kNone or kInterval, confirmed):
+  // skip past every seq they could have used.
+  if (torn_tail_bytes > 0) next_seq += torn_tail_bytes / kRecordOverhead + 1;
+  return next_seq;
+}
+
 absl::StatusOr<Recovered> Recover(const std::string& dir, RecoveryMode mode,
                                   absl::string_view queue) {
   const bool repair = mode == RecoveryMode::kOpen;
@@ -328,12 +349,8 @@ absl::StatusOr<Recovered> Recover(const std::string& dir, RecoveryMode mode,
   if (replayer.max_seq() != UINT64_MAX) {
     out.next_seq = std::max(out.next_seq, replayer.max_seq() + 1);
   }
-  if (out.report.torn_tail_bytes > 0) {
-    // The torn bytes may have held records whose seqs were already handed
-    // out (and, under kNone or kInterval, pushed): skip past every seq they
-    // could have used so none is ever reused.
-    out.next_seq += out.report.torn_tail_bytes / kRecordOverhead + 1;
-  }
+  out.next_seq =
+      replayer.reservation().NextSeq(out.next_seq, out.report.torn_tail_bytes);
   if (repair) {
     for (const SpoolProblem& p : out.report.corrupt) {
       FABRIC_LOG(kWarning, kSpool, "FAB-SPOOL-CORRUPT ", dir, "/", p.segment,

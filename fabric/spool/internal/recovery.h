@@ -36,6 +36,27 @@ struct Recovered {
   uint64_t last_segment = 0;  // highest segment number among the files
 };
 
+// The seq reservation (docs/spool.md section 6.1) as recovery reads it: the
+// last RESERVE record or segment header `seq_reserved`, in log order.
+struct SeqReservationState {
+  bool known = false;  // false for logs written before reservations
+  uint64_t ceiling = 0;
+  void Header(uint64_t seq_reserved) {
+    if (seq_reserved != 0) {
+      known = true;
+      ceiling = seq_reserved;
+    }
+  }
+  void Record(uint64_t value) {
+    known = true;
+    ceiling = value;
+  }
+  // The next seq to hand out: above every seq seen (`next_seq`) and every
+  // seq that may have been handed out. Logs without reservations skip past
+  // every seq a torn tail of `torn_tail_bytes` could have held.
+  uint64_t NextSeq(uint64_t next_seq, uint64_t torn_tail_bytes) const;
+};
+
 // Recovers the spool in `dir`. `queue` is checked against META (kOpen) and
 // used when META must be created or rebuilt. Returns kNotFound when `dir`
 // or (kScan) the spool does not exist, kFailedPrecondition for another

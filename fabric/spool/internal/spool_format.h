@@ -29,8 +29,10 @@ inline constexpr uint32_t kMaxMetaBodyBytes = 64 * 1024;
 // Segment header, 80 bytes, little-endian:
 //   0 magic "FABSPOOL" | 8 u32 version | 12 u32 header_size | 16 u64 segment
 //   | 24 u64 base_seq | 32 u64 base_lsn | 40 i64 created (unix us)
-//   | 48 producer id (16) | 64 u32 flags | 68 8 reserved zero bytes
+//   | 48 producer id (16) | 64 u32 flags | 68 u64 seq_reserved
 //   | 76 u32 checksum of bytes [0, 76)
+// seq_reserved (0 in spools written before it existed): every seq up to it
+// may have been handed out when the segment was created (section 6.1).
 inline constexpr char kSegmentMagic[8] = {'F', 'A', 'B', 'S',
                                           'P', 'O', 'O', 'L'};
 inline constexpr size_t kSegmentHeaderSize = 80;
@@ -57,7 +59,15 @@ enum class RecordType : uint8_t {
   kDead = 3,         // [seq, enqueued_us, {headers}, body, attempts,
                      //  reason, died_us]
   kDeadRemoved = 4,  // seq ranges, as kAck
+  kReserve = 5,      // u64 ceiling: every seq up to it may have been handed
+                     // out (section 6.1); the last one in log order counts
 };
+
+// Under kInterval and kNone a seq is confirmed before its record is durable,
+// so the log durably reserves seqs this many at a time before confirming
+// any of them: a power loss can then lose records but never lets a seq be
+// handed out twice (section 6.1).
+inline constexpr uint64_t kSeqReserveBlock = 16384;
 
 // Caps that keep a record's msgpack small enough to decode safely.
 inline constexpr uint32_t kMaxRangesPerRecord = 32 * 1024;

@@ -61,6 +61,7 @@ Spool::Impl::Impl(SpoolOptions options, spool_internal::File lock,
   absl::MutexLock l(&mu_);
   next_seq_ = recovered.next_seq;
   next_lsn_ = recovered.next_lsn;
+  reserved_seq_ = next_seq_ - 1;  // the active segment's header says so
   segment_ = active_segment;
   segment_bytes_ = kSegmentHeaderSize;
   index_ = std::move(recovered.index);
@@ -76,6 +77,7 @@ Spool::Impl::Impl(SpoolOptions options, spool_internal::File lock,
 Spool::Impl::~Impl() {
   {
     absl::MutexLock l(&mu_);
+    ReleaseReservationLocked();
     stop_ = true;
     writer_cv_.Signal();
   }
@@ -129,6 +131,7 @@ absl::StatusOr<uint64_t> Spool::Impl::Append(const Headers& headers,
   }
   refused_bytes_ = 0;
   PrepareSpaceLocked(size);
+  ReserveLocked(seq);
   ++next_seq_;
   index_.AddEnq(seq, segment_, size);
   AppendRecordLocked(RecordType::kEnq, scratch_, seq, /*needs_sync=*/true);
@@ -198,6 +201,7 @@ absl::StatusOr<std::vector<SpooledTask>> Spool::Impl::ReplayDead(
                                      &scratch_);
     const uint64_t size = FramedSize(scratch_.size());
     PrepareSpaceLocked(size);
+    ReserveLocked(seq);
     ++next_seq_;
     index_.AddEnq(seq, segment_, size);
     AppendRecordLocked(RecordType::kEnq, scratch_, seq, /*needs_sync=*/true);
@@ -313,6 +317,7 @@ void Spool::Impl::RollLocked() {
   chunk.new_segment = true;
   chunk.base_seq = next_seq_;
   chunk.base_lsn = next_lsn_;
+  chunk.seq_reserved = std::max(reserved_seq_, next_seq_ - 1);
   chunk.data = TakeBufferLocked();
   pending_.push_back(std::move(chunk));
   maintenance_due_ = true;
@@ -360,6 +365,26 @@ void Spool::Impl::EncodePendingAcksLocked() {
     AppendRecordLocked(RecordType::kAck, ack_scratch_, 0,
                        /*needs_sync=*/false);
   }
+}
+
+void Spool::Impl::ReserveLocked(uint64_t seq) {
+  if (seq <= reserved_seq_ || (options_.fsync != FsyncPolicy::kInterval &&
+                               options_.fsync != FsyncPolicy::kNone)) {
+    return;
+  }
+  reserved_seq_ = seq - 1 + spool_internal::kSeqReserveBlock;
+  spool_internal::EncodeReservePayload(reserved_seq_, &reserve_scratch_);
+  AppendRecordLocked(RecordType::kReserve, reserve_scratch_, 0,
+                     /*needs_sync=*/false);
+  pending_.back().reserves = true;
+}
+
+void Spool::Impl::ReleaseReservationLocked() {
+  if (!failed_.ok() || reserved_seq_ <= next_seq_ - 1) return;
+  reserved_seq_ = next_seq_ - 1;
+  spool_internal::EncodeReservePayload(reserved_seq_, &reserve_scratch_);
+  AppendRecordLocked(RecordType::kReserve, reserve_scratch_, 0,
+                     /*needs_sync=*/false);
 }
 
 std::string Spool::Impl::TakeBufferLocked() {

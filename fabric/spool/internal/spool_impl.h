@@ -65,10 +65,14 @@ class Spool::Impl {
     bool new_segment = false;  // create the file first (a roll)
     uint64_t base_seq = 0;     // header fields when `new_segment`
     uint64_t base_lsn = 0;
+    uint64_t seq_reserved = 0;  // header field when `new_segment`
     std::string data;
     uint64_t max_seq = 0;  // highest ENQ seq in `data`, 0 if none
     uint64_t max_lsn = 0;
     bool needs_sync = false;  // holds a record confirmed only once durable
+    // Holds a RESERVE record: under kInterval/kNone it is fdatasynced before
+    // anything in it is confirmed.
+    bool reserves = false;
   };
   // What the writer learned from one batch.
   struct BatchResult {
@@ -84,6 +88,12 @@ class Spool::Impl {
                           absl::string_view payload, uint64_t enq_seq,
                           bool needs_sync) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EncodePendingAcksLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Under kInterval/kNone, queues a RESERVE record when `seq` is beyond the
+  // reservation (docs/spool.md section 6.1).
+  void ReserveLocked(uint64_t seq) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Before closing: records the exact last seq handed out, so a clean
+  // restart does not skip the rest of the reservation.
+  void ReleaseReservationLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EncodeRemovalsLocked(const std::vector<uint64_t>& seqs)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::string TakeBufferLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -129,12 +139,15 @@ class Spool::Impl {
   uint64_t refused_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t next_seq_ ABSL_GUARDED_BY(mu_);
   uint64_t next_lsn_ ABSL_GUARDED_BY(mu_);
+  // Every seq up to this may be handed out without a new RESERVE record.
+  uint64_t reserved_seq_ ABSL_GUARDED_BY(mu_);
   uint64_t segment_ ABSL_GUARDED_BY(mu_);        // receiving new records
   uint64_t segment_bytes_ ABSL_GUARDED_BY(mu_);  // its size with pending
   std::vector<Chunk> pending_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> spare_buffers_ ABSL_GUARDED_BY(mu_);
   std::vector<uint64_t> pending_acks_ ABSL_GUARDED_BY(mu_);
-  std::string scratch_ ABSL_GUARDED_BY(mu_);      // one record's payload
+  std::string scratch_ ABSL_GUARDED_BY(mu_);  // one record's payload
+  std::string reserve_scratch_ ABSL_GUARDED_BY(mu_);
   std::string ack_scratch_ ABSL_GUARDED_BY(mu_);  // ACK payloads (a roll can
                                                   // encode them mid-append)
   spool_internal::SpoolIndex index_ ABSL_GUARDED_BY(mu_);

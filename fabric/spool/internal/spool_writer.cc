@@ -168,7 +168,10 @@ absl::Status Spool::Impl::WriteBatch(std::vector<Chunk>& batch,
     result->needs_sync = result->needs_sync || chunk.needs_sync;
     if (options_.fsync == FsyncPolicy::kInterval ||
         options_.fsync == FsyncPolicy::kNone) {
-      Confirm(result->max_seq);  // written is enough
+      // Written is enough, once the reservation covering these seqs is
+      // durable (docs/spool.md section 6.1).
+      if (chunk.reserves && dirty_) FABRIC_RETURN_IF_ERROR(Sync());
+      Confirm(result->max_seq);
     }
     if (options_.fsync == FsyncPolicy::kAlways && chunk.needs_sync) {
       FABRIC_RETURN_IF_ERROR(Sync());
@@ -189,6 +192,7 @@ absl::Status Spool::Impl::OpenNextSegment(const Chunk& chunk) {
   header.segment = chunk.segment;
   header.base_seq = chunk.base_seq;
   header.base_lsn = chunk.base_lsn;
+  header.seq_reserved = chunk.seq_reserved;
   header.created = absl::Now();
   header.producer_id = producer_id_;
   FABRIC_ASSIGN_OR_RETURN(file_,
