@@ -63,18 +63,39 @@ struct PowerLossModel {
   uint64_t garbage_seed = 1;
 };
 
-// Thread safety: thread-safe.
+// Counting: every MakeDir, Remove, Rename, SyncDir, PWrite, DataSync and
+// Truncate is counted, whether or not it then fails (ENOENT...); Open only
+// when it creates the file or has O_TRUNC, Lock only when it creates the
+// file. The crash point and the fault function apply to counted calls only,
+// before anything changes; once crashed, and on a handle from before a power
+// loss, calls are no longer counted.
+//
+// Paths are absolute; empty components and a trailing '/' are ignored, "."
+// and ".." are refused (EINVAL). Remove of a directory fails with EISDIR
+// (unlink(2)); Open of a directory with EISDIR. Locks are per file, like
+// flock(2).
+//
+// Handles share ownership of the state: one outliving its `MemFileSystem`,
+// or opened before a `PowerLoss`, fails every call with EIO, and its
+// destruction is harmless.
+//
+// Thread safety: thread-safe (one mutex).
 class MemFileSystem : public FileSystem {
  public:
   // The errno to fail an operation with, or 0 to let it run. Called with
   // the operation, the path and the operation's index (1-based, counting
-  // every counted operation so far, including this one).
+  // every counted operation so far, including this one). `path` is the
+  // normalized path; for kRename the destination, for handle operations the
+  // path the file was opened as. Runs with the file system's mutex held: it
+  // must not call the `MemFileSystem`.
   using FaultFn =
       std::function<int(MemOp op, const std::string& path, uint64_t index)>;
 
   // "/" exists and is durable.
   MemFileSystem();
   ~MemFileSystem() override;
+  MemFileSystem(const MemFileSystem&) = delete;
+  MemFileSystem& operator=(const MemFileSystem&) = delete;
 
   // FileSystem.
   absl::StatusOr<std::unique_ptr<FileHandle>> Open(const std::string& path,
@@ -93,25 +114,32 @@ class MemFileSystem : public FileSystem {
   // Counted operations so far (since construction; PowerLoss keeps it).
   uint64_t ops() const;
   // From the operation with index `n` on, every call (reads included)
-  // fails with EIO and changes nothing: the process is dead. 0 disarms.
+  // fails with EIO and changes nothing: the process is dead. 0 disarms
+  // (a crash that happened lasts until `PowerLoss`). If `n <= ops()` the
+  // next counted operation crashes.
   void CrashAtOp(uint64_t n);
   bool crashed() const;
   void SetFault(FaultFn fn);
   // Total bytes of file data (sum of file sizes) the device holds; a write
   // or truncate that would grow past it fails with ENOSPC and changes
-  // nothing. Default: unlimited.
+  // nothing. Default: unlimited. Space is held by every file that has a
+  // name or a live handle (`used_bytes()`).
   void SetCapacity(uint64_t bytes);
   uint64_t used_bytes() const;
 
   // The power goes out: applies `model` to every file and directory, drops
   // every lock, and clears the crash point (open handles from before must
-  // not be used again: every call on them fails with EIO).
+  // not be used again: every call on them fails with EIO). Afterwards
+  // everything that exists is durable. Not counted.
   void PowerLoss(const PowerLossModel& model);
 
   // Test access, not counted and not subject to faults or the crash point.
-  // Current contents of a file (what a reader sees), or nullopt.
+  // Current contents of a file (what a reader sees) into `out`, or false
+  // if there is no such file. Works while crashed.
   bool ReadForTest(const std::string& path, std::string* out) const;
-  // Replaces a file's contents, durably (creating it and its entry).
+  // Replaces a file's contents, durably (creating it, its entry and missing
+  // parent directories, and making their entries durable). Aborts if a
+  // file is in the way of a directory or a directory at `path`.
   void WriteForTest(const std::string& path, const std::string& data);
   // Every file path (not directories) that exists now, sorted.
   std::vector<std::string> FilesForTest() const;
@@ -121,7 +149,8 @@ class MemFileSystem : public FileSystem {
   class Handle;
   friend class Handle;
   struct Impl;
-  std::unique_ptr<Impl> impl_;
+  // Shared with every handle (see above). Never null.
+  const std::shared_ptr<Impl> impl_;
 };
 
 }  // namespace fabric::spool_internal
