@@ -78,11 +78,24 @@ struct SpoolOptions {
   // `Flush` or `WaitForRoom`; `Ack`, `Append` and the rest are fine.
   std::function<void(uint64_t durable_seq)> on_durable;
   // Called once, on the writer thread, no lock held, when the spool fails
-  // (fdatasync error: kDataLoss or kInternal; disk full: kResourceExhausted;
-  // other I/O errors): every task appended after the last `on_durable` is
-  // not durable. The spool stays failed; reopen it to recover. Same rules
-  // as `on_durable`.
+  // (fdatasync error: kDataLoss or kInternal; disk full without
+  // `on_refused`: kResourceExhausted; other I/O errors): every task appended
+  // after the last `on_durable` is not durable. The spool stays failed;
+  // reopen it to recover. Same rules as `on_durable`.
   std::function<void(const absl::Status&)> on_error;
+  // When set, a full disk does not fail the spool: the tasks whose records
+  // could not be written (ENOSPC, EDQUOT, EFBIG) are refused instead. Called
+  // on the writer thread, no lock held, with their seqs (ascending) and the
+  // kResourceExhausted error, before any later `on_durable`; those seqs are
+  // never confirmed, although a later `on_durable(s)` may cover larger
+  // ones, and never come back at recovery. For a short back-off (1 s after
+  // each refusal) `Append` then fails at once with kResourceExhausted; after
+  // it appends are written again, so pushes resume once space is free. Acks
+  // and dead letters of the refused batch are kept and written then. Same
+  // rules as `on_durable`.
+  std::function<void(const std::vector<uint64_t>& seqs,
+                     const absl::Status& status)>
+      on_refused;
 };
 
 // One task as stored in an ENQ record.

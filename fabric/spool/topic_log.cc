@@ -621,7 +621,8 @@ class TopicLog::Impl {
         if (pending_.empty()) return;
         continue;
       }
-      if (absl::Now() >= next_retention) {
+      // Also right after a roll: the size limit is then most likely passed.
+      if (!rolls.empty() || absl::Now() >= next_retention) {
         ApplyRetention();
         next_retention = absl::Now() + kRetentionCheck;
       }

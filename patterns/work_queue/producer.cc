@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <atomic>
 #include <deque>
+#include <set>
 #include <thread>
 #include <utility>
 
@@ -69,6 +70,10 @@ class Producer::Impl : public wq::ProducerEndpoint,
     absl::MutexLock lock(&mu_);
     return confirmed_seq_;
   }
+  bool Refused(uint64_t seq) const {
+    absl::MutexLock lock(&mu_);
+    return refused_.contains(seq);
+  }
   ProducerStats Stats() const;
   std::vector<DeadLetter> MemoryDeadLetters() const {
     absl::MutexLock lock(&mu_);
@@ -107,6 +112,7 @@ class Producer::Impl : public wq::ProducerEndpoint,
   void ToEngine(std::vector<NewTask> tasks);
   void OnDurable(uint64_t seq);
   void OnSpoolError(const absl::Status& status);
+  void OnRefused(const std::vector<uint64_t>& seqs, const absl::Status& status);
   void CallbackLoop();
   void StopCallbacks();
 
@@ -136,6 +142,9 @@ class Producer::Impl : public wq::ProducerEndpoint,
   uint64_t resolved_ ABSL_GUARDED_BY(mu_) = 0;        // acked + dead
   uint64_t held_bytes_ ABSL_GUARDED_BY(mu_) = 0;      // memory-only
   std::deque<NewTask> staging_ ABSL_GUARDED_BY(mu_);  // not yet durable
+  // Tasks the spool refused for a full disk, and the error it gave.
+  std::set<uint64_t> refused_ ABSL_GUARDED_BY(mu_);
+  absl::Status refusal_ ABSL_GUARDED_BY(mu_);
   std::vector<DeadLetter> memory_dead_ ABSL_GUARDED_BY(mu_);
 
   absl::Mutex inbox_mu_;
@@ -151,8 +160,8 @@ class Producer::Impl : public wq::ProducerEndpoint,
     std::atomic<uint64_t> pushed{0}, confirmed{0}, recovered{0}, dispatched{0},
         redelivered{0}, started{0}, returned{0}, acked{0}, late_acks{0},
         retries{0}, lease_expired{0}, worker_lost{0}, worker_crashes{0},
-        dead_lettered{0}, rejected_pushes{0}, in_flight{0}, backlog{0},
-        workers{0};
+        dead_lettered{0}, rejected_pushes{0}, refused{0}, in_flight{0},
+        backlog{0}, workers{0};
   };
   Counters counters_;
 
@@ -198,6 +207,8 @@ absl::Status Producer::Impl::Init() {
     Impl* self = this;
     so.on_durable = [self](uint64_t seq) { self->OnDurable(seq); };
     so.on_error = [self](const absl::Status& s) { self->OnSpoolError(s); };
+    so.on_refused = [self](const std::vector<uint64_t>& seqs,
+                           const absl::Status& s) { self->OnRefused(seqs, s); };
     FABRIC_ASSIGN_OR_RETURN(spool_, Spool::Open(std::move(so)));
     spooled_ = true;
     producer_id_ = spool_->producer_id();
@@ -342,7 +353,11 @@ absl::StatusOr<TaskId> Producer::Impl::PushAsync(absl::string_view body,
 void Producer::Impl::OnDurable(uint64_t seq) {
   absl::MutexLock lock(&mu_);
   if (seq <= durable_seq_) return;
-  counters_.confirmed += seq - std::max(durable_seq_, confirmed_seq_);
+  const uint64_t from = std::max(durable_seq_, confirmed_seq_);
+  // Refused tasks inside (from, seq] were never confirmed.
+  const auto skipped =
+      std::distance(refused_.upper_bound(from), refused_.upper_bound(seq));
+  counters_.confirmed += seq - from - static_cast<uint64_t>(skipped);
   durable_seq_ = seq;
   confirmed_seq_ = seq;
   MoveDurableLocked();
@@ -353,6 +368,28 @@ void Producer::Impl::OnSpoolError(const absl::Status& status) {
              ": ", status.message());
   absl::MutexLock lock(&mu_);
   if (failure_.ok()) failure_ = status;
+}
+
+void Producer::Impl::OnRefused(const std::vector<uint64_t>& seqs,
+                               const absl::Status& status) {
+  FABRIC_LOG(kWarning, kWorkQueue, "FAB-WQ-PUSH-REFUSED ", options_.spool_dir,
+             ": ", seqs.size(), " task(s) refused: ", status.message());
+  absl::MutexLock lock(&mu_);
+  refusal_ = status;
+  for (uint64_t seq : seqs) {
+    refused_.insert(seq);
+    for (auto it = staging_.begin(); it != staging_.end(); ++it) {
+      if (it->seq == seq) {
+        staging_.erase(it);
+        break;
+      }
+    }
+  }
+  // They never complete: WaitCompleted must not wait for them.
+  total_ -= std::min<uint64_t>(total_, seqs.size());
+  counters_.refused += seqs.size();
+  counters_.rejected_pushes += seqs.size();
+  MoveDurableLocked();
 }
 
 void Producer::Impl::MoveDurableLocked() {
@@ -388,12 +425,14 @@ absl::Status Producer::Impl::WaitConfirmed(uint64_t seq,
                                            absl::Duration timeout) {
   absl::MutexLock lock(&mu_);
   auto done = [this, seq]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return confirmed_seq_ >= seq || closed_ || !failure_.ok();
+    return confirmed_seq_ >= seq || refused_.contains(seq) || closed_ ||
+           !failure_.ok();
   };
   if (!mu_.AwaitWithTimeout(absl::Condition(&done), timeout)) {
     return absl::DeadlineExceededError(absl::StrCat(
         "task ", seq, " not confirmed within ", absl::FormatDuration(timeout)));
   }
+  if (refused_.contains(seq)) return refusal_;
   if (confirmed_seq_ >= seq) return absl::OkStatus();
   return CheckOpen();
 }
@@ -493,6 +532,7 @@ ProducerStats Producer::Impl::Stats() const {
   s.worker_crashes = c.worker_crashes.load();
   s.dead_lettered = c.dead_lettered.load();
   s.rejected_pushes = c.rejected_pushes.load();
+  s.refused = c.refused.load();
   // Frames are decoded before they reach a producer: the node's plugin
   // counts them.
   s.malformed = plugin_ != nullptr ? plugin_->malformed() : 0;
@@ -703,6 +743,7 @@ absl::StatusOr<TaskId> Producer::PushAsyncWithin(absl::string_view body,
 absl::Status Producer::WaitConfirmed(uint64_t seq, absl::Duration timeout) {
   return impl_->WaitConfirmed(seq, timeout);
 }
+bool Producer::Refused(uint64_t seq) const { return impl_->Refused(seq); }
 
 absl::Status Producer::WaitCompleted(absl::Duration timeout) {
   return impl_->WaitCompleted(timeout);

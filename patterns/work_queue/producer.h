@@ -96,11 +96,14 @@ struct ProducerStats {
   uint64_t worker_lost = 0;     // deliveries outstanding at a worker that died
   uint64_t worker_crashes = 0;  // of those, started ones
   uint64_t dead_lettered = 0;
-  uint64_t rejected_pushes = 0;  // pushes refused (limit, spool failure)
-  uint64_t malformed = 0;        // undecodable work-queue frames at this node
-  uint64_t in_flight = 0;        // gauge: delivered, not yet resolved
-  uint64_t backlog = 0;          // gauge: confirmed, waiting for credit
-  uint64_t workers = 0;          // gauge: workers offering the queue
+  uint64_t rejected_pushes = 0;  // pushes refused (limit, spool failure,
+                                 // disk full)
+  uint64_t refused = 0;    // of those, accepted but then refused because the
+                           // spool's disk was full (never confirmed)
+  uint64_t malformed = 0;  // undecodable work-queue frames at this node
+  uint64_t in_flight = 0;  // gauge: delivered, not yet resolved
+  uint64_t backlog = 0;    // gauge: confirmed, waiting for credit
+  uint64_t workers = 0;    // gauge: workers offering the queue
 };
 
 // Thread safety: thread-safe. Push may be called from many threads at once.
@@ -140,8 +143,15 @@ class Producer {
   absl::StatusOr<TaskId> PushAsyncWithin(
       absl::string_view body, const Headers& headers, absl::Duration room_wait,
       bool last_try, absl::Duration waited = absl::ZeroDuration());
-  // Blocks until every task up to `seq` is confirmed (or failed).
+  // Blocks until every task up to `seq` is confirmed (or failed). Returns
+  // kResourceExhausted ("spool disk full: ...") when task `seq` itself was
+  // refused: its spool write found the disk full. Such a task is never
+  // confirmed or delivered, pushes fail at once for a second after it, and
+  // then work again (docs/spool.md section 9). Tasks before `seq` may have
+  // been refused too: see `Refused` and `ProducerStats::refused`.
   absl::Status WaitConfirmed(uint64_t seq, absl::Duration timeout);
+  // True when task `seq` was refused for a full disk (see WaitConfirmed).
+  bool Refused(uint64_t seq) const;
   // Blocks until every task pushed or recovered so far has completed (acked
   // or dead-lettered). kDeadlineExceeded on timeout.
   absl::Status WaitCompleted(absl::Duration timeout);

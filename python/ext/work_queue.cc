@@ -272,6 +272,11 @@ class PyProducer : public PatternObject<fabric::Producer> {
   // Resolves asyncio `future` (on `loop`) once task `seq` is confirmed.
   void WatchConfirmed(uint64_t seq, py::object loop, py::object future) {
     fabric::Producer& producer = object();
+    if (producer.Refused(seq)) {
+      future.attr("set_exception")(
+          StatusToException(producer.WaitConfirmed(seq, absl::ZeroDuration())));
+      return;
+    }
     if (producer.confirmed_seq() >= seq) {
       future.attr("set_result")(py::none());
       return;
@@ -330,31 +335,52 @@ class PyProducer : public PatternObject<fabric::Producer> {
       }
       const absl::Status s = object_->WaitConfirmed(target, kSlice);
       const uint64_t confirmed = object_->confirmed_seq();
+      // A task refused for a full disk fails alone (with why); the others
+      // are still confirmed or failed as usual.
+      const bool target_refused = object_->Refused(target);
       std::vector<Watch> ok;
       std::vector<Watch> failed;
+      std::vector<Watch> refused;
       {
         std::lock_guard<std::mutex> lock(w.mu);
         while (!w.watches.empty() && w.watches.begin()->first <= confirmed) {
-          ok.push_back(std::move(w.watches.begin()->second));
-          w.watches.erase(w.watches.begin());
+          auto first = w.watches.begin();
+          (object_->Refused(first->first) ? refused : ok)
+              .push_back(std::move(first->second));
+          w.watches.erase(first);
         }
-        const bool fatal =
-            !s.ok() && s.code() != absl::StatusCode::kDeadlineExceeded;
+        if (target_refused) {
+          auto range = w.watches.equal_range(target);
+          for (auto it = range.first; it != range.second; ++it) {
+            refused.push_back(std::move(it->second));
+          }
+          w.watches.erase(range.first, range.second);
+        }
+        const bool fatal = !s.ok() && !target_refused &&
+                           s.code() != absl::StatusCode::kDeadlineExceeded;
         if (fatal || w.stop) {
           for (auto& [seq, watch] : w.watches)
             failed.push_back(std::move(watch));
           w.watches.clear();
         }
       }
-      if (ok.empty() && failed.empty()) continue;
+      if (ok.empty() && failed.empty() && refused.empty()) continue;
       const absl::Status why =
-          s.ok() || s.code() == absl::StatusCode::kDeadlineExceeded
+          s.ok() || s.code() == absl::StatusCode::kDeadlineExceeded ||
+                  target_refused
               ? absl::CancelledError("producer is closed")
               : s;
+      const absl::Status full = absl::ResourceExhaustedError(
+          "spool disk full: the task's spool write was refused");
       Bridge::PostWithGil([ok = std::move(ok), failed = std::move(failed),
-                           why](Bridge::Batch& batch) {
+                           refused = std::move(refused), why,
+                           full](Bridge::Batch& batch) {
         for (const Watch& x : ok) {
           batch.Resolve(x.loop->get(), x.future->get(), py::none(), false);
+        }
+        for (const Watch& x : refused) {
+          batch.Resolve(x.loop->get(), x.future->get(), StatusToException(full),
+                        true);
         }
         for (const Watch& x : failed) {
           batch.Resolve(x.loop->get(), x.future->get(), StatusToException(why),
@@ -553,6 +579,7 @@ void BindWorkQueue(py::module_& m) {
       .def_readonly("worker_crashes", &fabric::ProducerStats::worker_crashes)
       .def_readonly("dead_lettered", &fabric::ProducerStats::dead_lettered)
       .def_readonly("rejected_pushes", &fabric::ProducerStats::rejected_pushes)
+      .def_readonly("refused", &fabric::ProducerStats::refused)
       .def_readonly("malformed", &fabric::ProducerStats::malformed)
       .def_readonly("in_flight", &fabric::ProducerStats::in_flight)
       .def_readonly("backlog", &fabric::ProducerStats::backlog)

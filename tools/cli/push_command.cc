@@ -15,6 +15,7 @@
 #include <functional>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
@@ -311,6 +312,11 @@ absl::Status PushAll(Producer& producer, const PushPlan& plan,
         return absl::FailedPreconditionError(
             absl::StrCat("message ", index, ": ", id.status().message()));
       }
+      if (id.status().code() == absl::StatusCode::kResourceExhausted &&
+          absl::StartsWith(id.status().message(), "spool disk full")) {
+        return absl::ResourceExhaustedError(
+            absl::StrCat("message ", index, ": ", id.status().message()));
+      }
       if (id.status().code() == absl::StatusCode::kResourceExhausted) {
         return absl::ResourceExhaustedError(absl::StrCat(
             "message ", index, ": the limit of ", plan.producer.max_bytes,
@@ -343,6 +349,14 @@ absl::Status PushAndWait(Producer& producer, const PushPlan& plan,
       absl::Status confirmed = WaitSliced(
           [&](absl::Duration d) { return producer.WaitConfirmed(last_seq, d); },
           plan.deadline, stop, "waiting for confirmation");
+      // A task refused for a full disk before the last one fails the push
+      // too, even though the last one was confirmed.
+      const uint64_t refused = producer.Stats().refused;
+      if (confirmed.ok() && refused > 0) {
+        confirmed = absl::ResourceExhaustedError(
+            absl::StrCat(refused, " task(s) refused: spool disk full in ",
+                         plan.producer.spool_dir));
+      }
       if (status.ok()) status = confirmed;
     }
     if (status.ok() && plan.wait_acked) {

@@ -112,12 +112,20 @@ absl::Status Spool::Impl::CheckUsableLocked() const {
   return absl::OkStatus();
 }
 
+absl::Status Spool::Impl::CheckDiskLocked() const {
+  if (!disk_full_.ok() && RealClock()->Now() < disk_full_until_) {
+    return disk_full_;
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<uint64_t> Spool::Impl::Append(const Headers& headers,
                                              absl::string_view body) {
   FABRIC_RETURN_IF_ERROR(CheckHeaders(headers));
   const absl::Time now = absl::Now();
   absl::MutexLock l(&mu_);
   FABRIC_RETURN_IF_ERROR(CheckUsableLocked());
+  FABRIC_RETURN_IF_ERROR(CheckDiskLocked());
   const uint64_t seq = next_seq_;
   spool_internal::EncodeEnqPayload(seq, now, headers, body, &scratch_);
   if (scratch_.size() > kMaxPayloadBytes) return TooLarge(scratch_.size());

@@ -78,6 +78,11 @@ class Spool::Impl {
   struct BatchResult {
     uint64_t max_seq = 0;
     bool needs_sync = false;
+    uint64_t written_lsn = 0;  // max lsn of the chunks written
+    // On a failure: the chunk it hit, and whether it was the disk filling
+    // up while writing or creating a file (refusable, see `on_refused`).
+    size_t failed_chunk = 0;
+    bool disk_full = false;
   };
 
   // Front end (spool_impl.cc).
@@ -100,6 +105,8 @@ class Spool::Impl {
   void WakeWriterLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RoomMayHaveFreedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status CheckUsableLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The disk-full error during the back-off after a refusal, else OK.
+  absl::Status CheckDiskLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool HasRoomLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Writer thread (spool_writer.cc).
@@ -111,6 +118,11 @@ class Spool::Impl {
   absl::Status Sync();
   void Confirm(uint64_t seq);
   void Fail(const absl::Status& status);
+  // Disk full at `batch[from]`: refuses the ENQ records of `batch[from..]`,
+  // requeues their other records, and starts the back-off. Returns the lsn
+  // of the first requeued record, 0 when none (or when it failed instead).
+  uint64_t Refuse(std::vector<Chunk>& batch, size_t from,
+                  const absl::Status& status);
   void RecycleLocked(std::vector<Chunk>& batch)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Deletes resolved segments, then compacts at most one.
@@ -133,6 +145,10 @@ class Spool::Impl {
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   bool writer_idle_ ABSL_GUARDED_BY(mu_) = false;
   bool maintenance_due_ ABSL_GUARDED_BY(mu_) = true;
+  // After a refusal (disk full): appends fail and the writer waits until
+  // then before writing again.
+  absl::Time disk_full_until_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  absl::Status disk_full_ ABSL_GUARDED_BY(mu_);
   int room_waiters_ ABSL_GUARDED_BY(mu_) = 0;
   // Size of the last Append refused by the size limit, 0 after a success:
   // WaitForRoom waits until that record would fit.

@@ -123,6 +123,7 @@ class ProducerStats:
     worker_crashes: int
     dead_lettered: int
     rejected_pushes: int
+    refused: int
     malformed: int
     in_flight: int
     backlog: int

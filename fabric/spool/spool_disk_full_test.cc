@@ -1,0 +1,205 @@
+// SPDX-License-Identifier: Apache-2.0
+// A full disk under a spool with `on_refused` (docs/spool.md section 9): the
+// tasks whose records did not fit are refused (a negative confirm, never a
+// positive one), appends fail fast for the back-off, acks and dead letters
+// of the refused batch are kept, and once space is free appends work again.
+// On the in-memory file system, whose capacity the test sets.
+#include <algorithm>
+#include <atomic>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "fabric/spool/internal/file_system.h"
+#include "fabric/spool/internal/mem_file_system.h"
+#include "fabric/spool/spool.h"
+#include "gtest/gtest.h"
+
+namespace fabric {
+namespace {
+
+using spool_internal::MemFileSystem;
+using spool_internal::ScopedFileSystem;
+
+// Callbacks in the order the spool made them.
+struct Events {
+  absl::Mutex mu;
+  std::vector<std::pair<bool, std::vector<uint64_t>>> log;  // refused?, seqs
+  uint64_t durable = 0;
+  std::set<uint64_t> refused;
+};
+
+SpoolOptions Options(FsyncPolicy policy, Events* events) {
+  SpoolOptions o;
+  o.dir = "/disk/spool";
+  o.queue = "jobs";
+  o.fsync = policy;
+  o.segment_bytes = 8192;
+  o.on_durable = [events](uint64_t seq) {
+    absl::MutexLock l(&events->mu);
+    events->durable = std::max(events->durable, seq);
+    events->log.push_back({false, {seq}});
+  };
+  o.on_refused = [events](const std::vector<uint64_t>& seqs,
+                          const absl::Status& status) {
+    EXPECT_TRUE(absl::IsResourceExhausted(status)) << status;
+    EXPECT_TRUE(absl::StrContains(status.message(), "disk full")) << status;
+    absl::MutexLock l(&events->mu);
+    events->refused.insert(seqs.begin(), seqs.end());
+    events->log.push_back({true, seqs});
+  };
+  return o;
+}
+
+std::string Body(uint64_t i) {
+  std::string body = absl::StrCat("task-", i, "-");
+  body.resize(300, 'x');
+  return body;
+}
+
+class SpoolDiskFull : public ::testing::TestWithParam<FsyncPolicy> {};
+
+TEST_P(SpoolDiskFull, RefusesWhatDoesNotFitThenResumes) {
+  MemFileSystem fs;
+  ScopedFileSystem use(&fs);
+  fs.SetCapacity(48 * 1024);
+  Events events;
+  std::map<uint64_t, std::string> appended;
+  absl::Status append_error;
+  {
+    absl::StatusOr<std::unique_ptr<Spool>> spool =
+        Spool::Open(Options(GetParam(), &events));
+    ASSERT_TRUE(spool.ok()) << spool.status();
+    // Fill the disk. Appends are accepted until the writer finds the disk
+    // full; then the batch in hand is refused and appends fail at once.
+    for (uint64_t i = 1; i <= 2000 && append_error.ok(); ++i) {
+      absl::StatusOr<uint64_t> seq = (*spool)->Append({}, Body(i));
+      if (!seq.ok()) {
+        append_error = seq.status();
+        break;
+      }
+      appended[*seq] = Body(i);
+      if (i % 20 == 0) absl::SleepFor(absl::Milliseconds(1));
+    }
+    ASSERT_FALSE(append_error.ok()) << "the disk never filled up";
+    EXPECT_TRUE(absl::IsResourceExhausted(append_error)) << append_error;
+    EXPECT_TRUE(absl::StartsWith(append_error.message(), "spool disk full"))
+        << append_error;
+    EXPECT_TRUE((*spool)->health().ok()) << "a full disk must not fail it";
+    {
+      absl::MutexLock l(&events.mu);
+      ASSERT_FALSE(events.refused.empty());
+      // A refusal comes before any confirmation that covers its seqs.
+      std::set<uint64_t> refused_so_far;
+      for (const auto& [is_refusal, seqs] : events.log) {
+        if (is_refusal) {
+          refused_so_far.insert(seqs.begin(), seqs.end());
+          continue;
+        }
+        for (uint64_t r : events.refused) {
+          if (r <= seqs[0]) {
+            EXPECT_TRUE(refused_so_far.contains(r))
+                << "seq " << r << " confirmed by on_durable(" << seqs[0]
+                << ") before it was refused";
+          }
+        }
+      }
+    }
+    // A dead letter recorded while the disk is full is kept and written
+    // once there is room.
+    uint64_t dead_seq = 0;
+    {
+      absl::MutexLock l(&events.mu);
+      for (const auto& [seq, body] : appended) {
+        if (seq <= events.durable && !events.refused.contains(seq)) {
+          dead_seq = seq;
+          break;
+        }
+      }
+    }
+    ASSERT_NE(dead_seq, 0u);
+    DeadLetter dead;
+    dead.task = {dead_seq, absl::Now(), {}, appended[dead_seq]};
+    dead.attempts = 1;
+    dead.reason = "rejected: test";
+    dead.died = absl::Now();
+    ASSERT_TRUE((*spool)->AddDead(dead).ok());
+
+    // Free space: after the back-off, appends are written again.
+    fs.SetCapacity(uint64_t{1} << 30);
+    absl::StatusOr<uint64_t> resumed;
+    for (int i = 0; i < 400; ++i) {
+      resumed = (*spool)->Append({}, Body(100000));
+      if (resumed.ok()) break;
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    ASSERT_TRUE(resumed.ok()) << resumed.status();
+    appended[*resumed] = Body(100000);
+    ASSERT_TRUE((*spool)->Flush(absl::Seconds(10)).ok());
+    {
+      absl::MutexLock l(&events.mu);
+      EXPECT_GE(events.durable, *resumed);
+      EXPECT_FALSE(events.refused.contains(*resumed));
+    }
+  }
+  // Reopened: every confirmed task that was not refused is there, no
+  // refused one is, and the dead letter made it.
+  absl::StatusOr<std::unique_ptr<Spool>> spool =
+      Spool::Open(Options(GetParam(), &events));
+  ASSERT_TRUE(spool.ok()) << spool.status();
+  std::set<uint64_t> pending;
+  for (const SpooledTask& t : (*spool)->TakePending()) {
+    pending.insert(t.seq);
+    EXPECT_EQ(t.body, appended[t.seq]);
+  }
+  const std::vector<DeadLetter> dead = (*spool)->DeadLetters();
+  ASSERT_EQ(dead.size(), 1u);
+  absl::MutexLock l(&events.mu);
+  for (const auto& [seq, body] : appended) {
+    if (events.refused.contains(seq)) {
+      EXPECT_FALSE(pending.contains(seq)) << "refused task " << seq << " back";
+    } else if (seq != dead[0].task.seq) {
+      EXPECT_TRUE(pending.contains(seq)) << "confirmed task " << seq << " lost";
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Policies, SpoolDiskFull,
+    ::testing::Values(FsyncPolicy::kAlways, FsyncPolicy::kBatch,
+                      FsyncPolicy::kInterval, FsyncPolicy::kNone),
+    [](const auto& info) { return std::string(FsyncPolicyName(info.param)); });
+
+// Without `on_refused` a full disk stays fail-stop, as before.
+TEST(SpoolDiskFullFailStop, WithoutOnRefusedTheSpoolFails) {
+  MemFileSystem fs;
+  ScopedFileSystem use(&fs);
+  fs.SetCapacity(16 * 1024);
+  SpoolOptions o;
+  o.dir = "/disk/spool";
+  o.queue = "jobs";
+  std::atomic<bool> failed{false};
+  o.on_error = [&failed](const absl::Status& s) {
+    EXPECT_TRUE(absl::IsResourceExhausted(s)) << s;
+    failed = true;
+  };
+  absl::StatusOr<std::unique_ptr<Spool>> spool = Spool::Open(o);
+  ASSERT_TRUE(spool.ok()) << spool.status();
+  for (uint64_t i = 1; i <= 500 && !failed; ++i) {
+    if (!(*spool)->Append({}, Body(i)).ok()) break;
+    absl::SleepFor(absl::Microseconds(200));
+  }
+  for (int i = 0; i < 500 && !failed; ++i)
+    absl::SleepFor(absl::Milliseconds(2));
+  EXPECT_TRUE(failed);
+  EXPECT_TRUE(absl::IsResourceExhausted((*spool)->health()));
+}
+
+}  // namespace
+}  // namespace fabric
