@@ -48,48 +48,43 @@ absl::Status TooLarge(size_t payload_size) {
 
 }  // namespace
 
+namespace {
+
+spool_internal::LogCoreOptions CoreOptions(const SpoolOptions& options,
+                                           const NodeId& id) {
+  spool_internal::LogCoreOptions core;
+  core.dir = options.dir;
+  core.fsync = options.fsync;
+  core.fsync_interval = options.fsync_interval;
+  core.segment_bytes = options.segment_bytes;
+  core.id = id;
+  core.thread_name = "fab-spool";
+  core.log_component = log_component::kSpool;
+  core.what = "spool";
+  core.failed_event = "FAB-SPOOL-FAILED";
+  return core;
+}
+
+}  // namespace
+
 Spool::Impl::Impl(SpoolOptions options, spool_internal::File lock,
                   spool_internal::Recovered recovered,
                   spool_internal::File active, uint64_t active_segment)
-    : options_(std::move(options)),
+    : LogCore(CoreOptions(options, recovered.meta.producer_id),
+              std::move(active), active_segment, recovered.next_seq,
+              recovered.next_lsn),
+      options_(std::move(options)),
       producer_id_(recovered.meta.producer_id),
       recovery_(recovered.report),
-      lock_(std::move(lock)),
-      file_(std::move(active)),
-      file_segment_(active_segment),
-      written_lsn_(recovered.next_lsn - 1) {
+      lock_(std::move(lock)) {
   absl::MutexLock l(&mu_);
-  next_seq_ = recovered.next_seq;
-  next_lsn_ = recovered.next_lsn;
-  reserved_seq_ = next_seq_ - 1;  // the active segment's header says so
-  segment_ = active_segment;
-  segment_bytes_ = kSegmentHeaderSize;
   index_ = std::move(recovered.index);
   index_.AddSegment(active_segment, next_seq_, next_lsn_, kSegmentHeaderSize);
   dead_ = std::move(recovered.dead);
   recovered_pending_ = std::move(recovered.pending);
-  synced_lsn_ = next_lsn_ - 1;
-  flush_lsn_ = synced_lsn_;
-  writer_segment_ = active_segment;
-  last_sync_ = last_maintenance_ = RealClock()->Now();
 }
 
-Spool::Impl::~Impl() {
-  {
-    absl::MutexLock l(&mu_);
-    ReleaseReservationLocked();
-    stop_ = true;
-    writer_cv_.Signal();
-  }
-  if (writer_.joinable()) writer_.join();
-}
-
-void Spool::Impl::Start() {
-  writer_ = std::thread([this] {
-    SetCurrentThreadName("fab-spool");
-    WriterLoop();
-  });
-}
+Spool::Impl::~Impl() { StopWriter(); }
 
 std::vector<SpooledTask> Spool::Impl::TakePending() {
   absl::MutexLock l(&mu_);
@@ -104,19 +99,6 @@ std::vector<DeadLetter> Spool::Impl::DeadLetters() const {
   letters.reserve(dead_.size());
   for (const auto& [seq, dead] : dead_) letters.push_back(dead);
   return letters;
-}
-
-absl::Status Spool::Impl::CheckUsableLocked() const {
-  if (!failed_.ok()) return failed_;
-  if (stop_) return absl::CancelledError("spool is closing");
-  return absl::OkStatus();
-}
-
-absl::Status Spool::Impl::CheckDiskLocked() const {
-  if (!disk_full_.ok() && RealClock()->Now() < disk_full_until_) {
-    return disk_full_;
-  }
-  return absl::OkStatus();
 }
 
 absl::StatusOr<uint64_t> Spool::Impl::Append(const Headers& headers,
@@ -142,7 +124,7 @@ absl::StatusOr<uint64_t> Spool::Impl::Append(const Headers& headers,
   ReserveLocked(seq);
   ++next_seq_;
   index_.AddEnq(seq, segment_, size);
-  AppendRecordLocked(RecordType::kEnq, scratch_, seq, /*needs_sync=*/true);
+  AddRecordLocked(RecordType::kEnq, scratch_, seq, /*needs_sync=*/true);
   if (scratch_.capacity() > kMaxKeptBufferBytes) scratch_ = std::string();
   return seq;
 }
@@ -154,7 +136,7 @@ void Spool::Impl::Ack(uint64_t seq) {
   // which is what the dependency recorded here assumes.
   if (!index_.ResolveEnq(seq, segment_)) return;
   pending_acks_.push_back(seq);
-  maintenance_due_ = true;
+  MaintenanceDueLocked();
   RoomMayHaveFreedLocked();
   WakeWriterLocked();
 }
@@ -175,9 +157,9 @@ absl::Status Spool::Impl::AddDead(const DeadLetter& dead) {
   index_.ResolveEnq(seq, segment_);
   index_.AddDead(seq, segment_, size);
   dead_[seq] = dead;
-  AppendRecordLocked(RecordType::kDead, scratch_, 0, /*needs_sync=*/true);
+  AddRecordLocked(RecordType::kDead, scratch_, 0, /*needs_sync=*/true);
   if (scratch_.capacity() > kMaxKeptBufferBytes) scratch_ = std::string();
-  maintenance_due_ = true;
+  MaintenanceDueLocked();
   RoomMayHaveFreedLocked();
   return absl::OkStatus();
 }
@@ -212,7 +194,7 @@ absl::StatusOr<std::vector<SpooledTask>> Spool::Impl::ReplayDead(
     ReserveLocked(seq);
     ++next_seq_;
     index_.AddEnq(seq, segment_, size);
-    AppendRecordLocked(RecordType::kEnq, scratch_, seq, /*needs_sync=*/true);
+    AddRecordLocked(RecordType::kEnq, scratch_, seq, /*needs_sync=*/true);
     tasks.push_back(SpooledTask{seq, now, old.headers, old.body});
   }
   EncodeRemovalsLocked(list);
@@ -252,33 +234,13 @@ void Spool::Impl::EncodeRemovalsLocked(const std::vector<uint64_t>& seqs) {
         if (seq == hi) break;
       }
     }
-    AppendRecordLocked(RecordType::kDeadRemoved, scratch_, 0,
-                       /*needs_sync=*/true);
+    AddRecordLocked(RecordType::kDeadRemoved, scratch_, 0,
+                    /*needs_sync=*/true);
   }
   if (!ranges.empty()) {
-    maintenance_due_ = true;
+    MaintenanceDueLocked();
     RoomMayHaveFreedLocked();
   }
-}
-
-absl::Status Spool::Impl::Flush(absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
-  absl::MutexLock l(&mu_);
-  if (!failed_.ok()) return failed_;
-  EncodePendingAcksLocked();
-  const uint64_t target = next_lsn_ - 1;
-  if (synced_lsn_ >= target) return absl::OkStatus();
-  flush_lsn_ = std::max(flush_lsn_, target);
-  writer_cv_.Signal();
-  while (synced_lsn_ < target && failed_.ok()) {
-    if (done_cv_.WaitWithDeadline(&mu_, deadline) && synced_lsn_ < target &&
-        failed_.ok()) {
-      return absl::DeadlineExceededError(
-          absl::StrCat("spool ", options_.dir, ": flush not done within ",
-                       absl::FormatDuration(timeout)));
-    }
-  }
-  return failed_;
 }
 
 uint64_t Spool::Impl::live_bytes() const {
@@ -302,57 +264,15 @@ bool Spool::Impl::WaitForRoom(absl::Time deadline) {
   return failed_.ok() && HasRoomLocked();
 }
 
-absl::Status Spool::Impl::health() const {
-  absl::MutexLock l(&mu_);
-  return failed_;
+void Spool::Impl::AfterRollLocked(uint64_t segment, uint64_t base_seq,
+                                  uint64_t base_lsn) {
+  index_.AddSegment(segment, base_seq, base_lsn, kSegmentHeaderSize);
 }
 
-void Spool::Impl::PrepareSpaceLocked(uint64_t record_size) {
-  if (segment_bytes_ > kSegmentHeaderSize &&
-      segment_bytes_ + record_size > options_.segment_bytes) {
-    RollLocked();
-  }
-}
-
-void Spool::Impl::RollLocked() {
-  // Acks resolved while this segment was current belong in it.
-  EncodePendingAcksLocked();
-  ++segment_;
-  segment_bytes_ = kSegmentHeaderSize;
-  index_.AddSegment(segment_, next_seq_, next_lsn_, kSegmentHeaderSize);
-  Chunk chunk;
-  chunk.segment = segment_;
-  chunk.new_segment = true;
-  chunk.base_seq = next_seq_;
-  chunk.base_lsn = next_lsn_;
-  chunk.seq_reserved = std::max(reserved_seq_, next_seq_ - 1);
-  chunk.data = TakeBufferLocked();
-  pending_.push_back(std::move(chunk));
-  maintenance_due_ = true;
-}
-
-void Spool::Impl::AppendRecordLocked(RecordType type, absl::string_view payload,
-                                     uint64_t enq_seq, bool needs_sync) {
-  // Under kAlways each record is its own chunk: written and synced alone.
-  if (pending_.empty() || pending_.back().segment != segment_ ||
-      (options_.fsync == FsyncPolicy::kAlways &&
-       !pending_.back().data.empty())) {
-    Chunk chunk;
-    chunk.segment = segment_;
-    chunk.data = TakeBufferLocked();
-    pending_.push_back(std::move(chunk));
-  }
-  Chunk& chunk = pending_.back();
-  const uint64_t lsn = next_lsn_++;
-  const size_t before = chunk.data.size();
-  spool_internal::AppendRecord(&chunk.data, type, lsn, segment_, payload);
-  const uint64_t size = chunk.data.size() - before;
-  chunk.max_lsn = lsn;
-  if (enq_seq != 0) chunk.max_seq = enq_seq;
-  chunk.needs_sync = chunk.needs_sync || needs_sync;
-  segment_bytes_ += size;
-  index_.AddFileBytes(segment_, size);
-  WakeWriterLocked();
+void Spool::Impl::AddRecordLocked(RecordType type, absl::string_view payload,
+                                  uint64_t enq_seq, bool needs_sync) {
+  const Placed placed = AppendRecordLocked(type, payload, enq_seq, needs_sync);
+  index_.AddFileBytes(placed.segment, placed.size);
 }
 
 void Spool::Impl::EncodePendingAcksLocked() {
@@ -370,40 +290,8 @@ void Spool::Impl::EncodePendingAcksLocked() {
                         std::min(ranges.size(), i + kMaxRangesPerRecord)),
           &ack_scratch_);
     }
-    AppendRecordLocked(RecordType::kAck, ack_scratch_, 0,
-                       /*needs_sync=*/false);
+    AddRecordLocked(RecordType::kAck, ack_scratch_, 0, /*needs_sync=*/false);
   }
-}
-
-void Spool::Impl::ReserveLocked(uint64_t seq) {
-  if (seq <= reserved_seq_ || (options_.fsync != FsyncPolicy::kInterval &&
-                               options_.fsync != FsyncPolicy::kNone)) {
-    return;
-  }
-  reserved_seq_ = seq - 1 + spool_internal::kSeqReserveBlock;
-  spool_internal::EncodeReservePayload(reserved_seq_, &reserve_scratch_);
-  AppendRecordLocked(RecordType::kReserve, reserve_scratch_, 0,
-                     /*needs_sync=*/false);
-  pending_.back().reserves = true;
-}
-
-void Spool::Impl::ReleaseReservationLocked() {
-  if (!failed_.ok() || reserved_seq_ <= next_seq_ - 1) return;
-  reserved_seq_ = next_seq_ - 1;
-  spool_internal::EncodeReservePayload(reserved_seq_, &reserve_scratch_);
-  AppendRecordLocked(RecordType::kReserve, reserve_scratch_, 0,
-                     /*needs_sync=*/false);
-}
-
-std::string Spool::Impl::TakeBufferLocked() {
-  if (spare_buffers_.empty()) return std::string();
-  std::string buffer = std::move(spare_buffers_.back());
-  spare_buffers_.pop_back();
-  return buffer;
-}
-
-void Spool::Impl::WakeWriterLocked() {
-  if (writer_idle_) writer_cv_.Signal();
 }
 
 void Spool::Impl::RoomMayHaveFreedLocked() {
