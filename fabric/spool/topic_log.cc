@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-// `fabric::TopicLog`: recovery, the append path, the writer thread, reads
-// and retention. The on-disk pieces (META, segment header, record framing,
-// ENQ payloads, file helpers) are the spool's (fabric/spool/internal/).
+// `fabric::TopicLog`: recovery, the append path, reads and retention, on the
+// append log it shares with the spool (`LogCore`: the writer thread, group
+// commit, rolls, reservations). The on-disk pieces (META, segment header,
+// record framing, ENQ payloads, file helpers) are the spool's too.
 #include "fabric/spool/topic_log.h"
 
 #include <fcntl.h>
@@ -21,6 +22,7 @@
 #include "fabric/base/status_macros.h"
 #include "fabric/base/thread_name.h"
 #include "fabric/spool/internal/file_util.h"
+#include "fabric/spool/internal/log_core.h"
 #include "fabric/spool/internal/meta.h"
 #include "fabric/spool/internal/payload.h"
 #include "fabric/spool/internal/record.h"
@@ -82,11 +84,27 @@ absl::Status ValidateOptions(const TopicLogOptions& o) {
   return absl::OkStatus();
 }
 
+spool_internal::LogCoreOptions CoreOptions(const TopicLogOptions& o,
+                                           const NodeId& id) {
+  spool_internal::LogCoreOptions core;
+  core.dir = o.dir;
+  core.fsync = o.fsync;
+  core.fsync_interval = o.fsync_interval;
+  core.segment_bytes = o.segment_bytes;
+  core.id = id;
+  core.thread_name = "fab-topiclog";
+  core.log_component = log_component::kTopicLog;
+  core.what = "topic log";
+  core.failed_event = "FAB-TOPIC-LOG-FAILED";
+  core.maintain_every = kRetentionCheck;  // retention by age
+  return core;
+}
+
 }  // namespace
 
-// Thread safety: see topic_log.h. Lock order: `mu_` only; callbacks run on
-// the writer thread with no lock held.
-class TopicLog::Impl {
+// Thread safety: see topic_log.h. Lock order: `mu_` (the log core's) only;
+// callbacks run on the writer thread with no lock held.
+class TopicLog::Impl : public spool_internal::LogCore {
  public:
   struct Segment {
     uint64_t number = 0;
@@ -99,59 +117,28 @@ class TopicLog::Impl {
     std::vector<std::pair<uint64_t, uint64_t>> sparse;
   };
 
+  // `active` is the freshly created segment `active_segment`, empty but for
+  // its header.
   Impl(TopicLogOptions options, File lock, TopicLogReport report,
-       std::map<uint64_t, Segment> segments, uint64_t next_seq,
-       uint64_t next_lsn)
-      : options_(std::move(options)),
+       std::map<uint64_t, Segment> segments, File active,
+       uint64_t active_segment, uint64_t next_seq, uint64_t next_lsn)
+      : LogCore(CoreOptions(options, report.stream_id), std::move(active),
+                active_segment, next_seq, next_lsn),
+        options_(std::move(options)),
         lock_(std::move(lock)),
-        report_(std::move(report)),
-        segments_(std::move(segments)),
-        next_seq_(next_seq),
-        next_lsn_(next_lsn),
-        reserved_seq_(next_seq - 1),
-        durable_seq_(next_seq - 1),
-        synced_seq_(next_seq - 1),
-        reported_seq_(next_seq - 1) {}
-
-  ~Impl() {
-    {
-      absl::MutexLock l(&mu_);
-      ReleaseReservationLocked();
-      stop_ = true;
-    }
-    if (writer_.joinable()) writer_.join();
-  }
-
-  // Creates the active segment, numbered above every file seen
-  // (`last_number`), and starts the writer.
-  absl::Status Start(uint64_t last_number) {
-    Segment active;
-    active.number = last_number + 1;
-    spool_internal::SegmentHeader header;
-    header.segment = active.number;
-    {
-      // No writer runs yet; the lock only satisfies the annotations.
-      absl::MutexLock l(&mu_);
-      header.base_seq = next_seq_;
-      header.base_lsn = next_lsn_;
-      header.seq_reserved = next_seq_ - 1;
-    }
-    header.created = absl::Now();
-    header.producer_id = report_.stream_id;
-    FABRIC_ASSIGN_OR_RETURN(
-        active_file_, spool_internal::CreateSegment(options_.dir, header));
-    active.planned_bytes = active.written_bytes =
-        spool_internal::kSegmentHeaderSize;
-    file_segment_ = active.number;
+        report_(std::move(report)) {
     absl::MutexLock l(&mu_);
-    active_number_ = active.number;
-    segments_.emplace(active.number, std::move(active));
-    writer_ = std::thread([this] {
-      SetCurrentThreadName("fab-topiclog");
-      WriterLoop();
-    });
-    return absl::OkStatus();
+    segments_ = std::move(segments);
+    durable_seq_ = next_seq - 1;
+    Segment seg;
+    seg.number = active_segment;
+    seg.planned_bytes = seg.written_bytes = spool_internal::kSegmentHeaderSize;
+    segments_.emplace(active_segment, std::move(seg));
   }
+
+  ~Impl() override { StopWriter(); }
+
+  void Start() { StartWriter(); }
 
   absl::StatusOr<uint64_t> Append(absl::Time published, const Headers& headers,
                                   absl::string_view body) {
@@ -160,39 +147,22 @@ class TopicLog::Impl {
           "message body of ", body.size(), " bytes is over the 64 MiB limit"));
     }
     absl::MutexLock l(&mu_);
-    FABRIC_RETURN_IF_ERROR(health_);
+    FABRIC_RETURN_IF_ERROR(CheckUsableLocked());
     const uint64_t seq = next_seq_;
     spool_internal::EncodeEnqPayload(seq, published, headers, body, &scratch_);
-    const uint64_t framed = spool_internal::FramedSize(scratch_.size());
-    Segment* seg = &segments_.at(active_number_);
-    if (seg->first_seq != 0 &&
-        seg->planned_bytes + framed > options_.segment_bytes) {
-      seg = RollLocked();
+    PrepareSpaceLocked(spool_internal::FramedSize(scratch_.size()));
+    ReserveLocked(seq);
+    const Placed placed = AppendRecordLocked(RecordType::kEnq, scratch_, seq,
+                                             /*needs_sync=*/true);
+    Segment& seg = segments_.at(placed.segment);
+    if (seg.first_seq == 0) seg.first_seq = seq;
+    if (seg.sparse.empty() ||
+        placed.offset - seg.sparse.back().second >= kSparseStride) {
+      seg.sparse.emplace_back(seq, placed.offset);
     }
-    if (pending_.empty() || pending_.back().segment != seg->number ||
-        options_.fsync == FsyncPolicy::kAlways) {
-      pending_.push_back(Chunk{seg->number, seg->planned_bytes, {}, 0});
-    }
-    Chunk& chunk = pending_.back();
-    if (NeedsReservationLocked(seq)) {
-      // Under kInterval/kNone: reserve seqs before confirming any of them
-      // (docs/spool.md section 6.1); the writer syncs this chunk first.
-      reserved_seq_ = seq - 1 + spool_internal::kSeqReserveBlock;
-      seg->planned_bytes += AppendReserveLocked(&chunk, seg->number);
-      chunk.reserves = true;
-    }
-    const uint64_t offset = seg->planned_bytes;
-    spool_internal::AppendRecord(&chunk.data, RecordType::kEnq, next_lsn_++,
-                                 seg->number, scratch_);
-    chunk.max_seq = seq;
-    if (seg->first_seq == 0) seg->first_seq = seq;
-    if (seg->sparse.empty() ||
-        offset - seg->sparse.back().second >= kSparseStride) {
-      seg->sparse.emplace_back(seq, offset);
-    }
-    seg->last_seq = seq;
-    seg->last_time = published;
-    seg->planned_bytes += framed;
+    seg.last_seq = seq;
+    seg.last_time = published;
+    seg.planned_bytes = placed.offset + placed.size;
     ++next_seq_;
     return seq;
   }
@@ -381,72 +351,10 @@ class TopicLog::Impl {
     absl::MutexLock l(&mu_);
     return segments_deleted_;
   }
-  absl::Status health() const {
-    absl::MutexLock l(&mu_);
-    return health_;
-  }
-
-  absl::Status Flush(absl::Duration timeout) {
-    absl::MutexLock l(&mu_);
-    const uint64_t target = next_seq_ - 1;
-    flush_requested_ = true;
-    const auto done = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-      return (synced_seq_ >= target && reported_seq_ >= target) ||
-             !health_.ok();
-    };
-    if (!mu_.AwaitWithTimeout(absl::Condition(&done), timeout)) {
-      return absl::DeadlineExceededError(
-          absl::StrCat("topic log flush did not finish within ",
-                       absl::FormatDuration(timeout)));
-    }
-    return health_;
-  }
-
   const NodeId& stream_id() const { return report_.stream_id; }
   const TopicLogReport& recovery() const { return report_; }
 
  private:
-  // Records bound for one segment file, from `offset` on.
-  struct Chunk {
-    uint64_t segment = 0;
-    uint64_t offset = 0;
-    std::string data;
-    uint64_t max_seq = 0;
-    // Holds a RESERVE record: fdatasynced before anything in it is
-    // confirmed under kInterval/kNone.
-    bool reserves = false;
-  };
-
-  bool NeedsReservationLocked(uint64_t seq) const
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return seq > reserved_seq_ && (options_.fsync == FsyncPolicy::kInterval ||
-                                   options_.fsync == FsyncPolicy::kNone);
-  }
-
-  // Appends a RESERVE record for `reserved_seq_` to `chunk`; returns its
-  // size.
-  uint64_t AppendReserveLocked(Chunk* chunk, uint64_t segment)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    std::string payload;
-    spool_internal::EncodeReservePayload(reserved_seq_, &payload);
-    const size_t before = chunk->data.size();
-    spool_internal::AppendRecord(&chunk->data, RecordType::kReserve,
-                                 next_lsn_++, segment, payload);
-    return chunk->data.size() - before;
-  }
-
-  // Before closing: records the exact last seq handed out, so a clean
-  // restart does not skip the rest of the reservation.
-  void ReleaseReservationLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (!health_.ok() || reserved_seq_ <= next_seq_ - 1) return;
-    reserved_seq_ = next_seq_ - 1;
-    Segment& seg = segments_.at(active_number_);
-    if (pending_.empty() || pending_.back().segment != seg.number) {
-      pending_.push_back(Chunk{seg.number, seg.planned_bytes, {}, 0});
-    }
-    seg.planned_bytes += AppendReserveLocked(&pending_.back(), seg.number);
-  }
-
   uint64_t FirstSeqLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     for (const auto& [n, s] : segments_) {
       if (s.first_seq != 0) return s.first_seq;
@@ -454,180 +362,34 @@ class TopicLog::Impl {
     return next_seq_;
   }
 
-  Segment* RollLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  // LogCore hooks.
+  void AfterRollLocked(uint64_t segment, uint64_t /*base_seq*/,
+                       uint64_t /*base_lsn*/) override
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     Segment next;
-    next.number = active_number_ + 1;
+    next.number = segment;
     next.planned_bytes = spool_internal::kSegmentHeaderSize;
     // written_bytes stays 0 until the writer created the file.
-    active_number_ = next.number;
-    rolls_.push_back({next.number, next_seq_, next_lsn_,
-                      std::max(reserved_seq_, next_seq_ - 1)});
-    return &segments_.emplace(next.number, std::move(next)).first->second;
+    segments_.emplace(segment, std::move(next));
   }
-
-  void Fail(const absl::Status& status) {
-    std::function<void(const absl::Status&)> cb;
+  void OnWritten(uint64_t segment, uint64_t end) override {
+    absl::MutexLock l(&mu_);
+    auto it = segments_.find(segment);
+    if (it != segments_.end()) {
+      it->second.written_bytes = std::max(it->second.written_bytes, end);
+    }
+  }
+  void OnConfirmed(uint64_t seq) override {
     {
       absl::MutexLock l(&mu_);
-      if (!health_.ok()) return;
-      health_ = status;
-      cb = options_.on_error;
+      durable_seq_ = std::max(durable_seq_, seq);
     }
-    FABRIC_LOG(kError, kTopicLog, "FAB-TOPIC-LOG-FAILED ", options_.dir, ": ",
-               status.ToString());
-    if (cb) cb(status);
+    if (options_.on_durable) options_.on_durable(seq);
   }
-
-  struct Roll {
-    uint64_t segment, base_seq, base_lsn, seq_reserved;
-  };
-
-  void WriterLoop() {
-    absl::Time next_retention = absl::Now() + kRetentionCheck;
-    absl::Time next_interval_sync = absl::Now() + options_.fsync_interval;
-    bool dirty = false;  // written but not fdatasynced
-    for (;;) {
-      std::vector<Chunk> chunks;
-      std::vector<Roll> rolls;
-      bool flush = false, stop = false;
-      {
-        absl::MutexLock l(&mu_);
-        const auto ready = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-          return !pending_.empty() || stop_ || flush_requested_;
-        };
-        absl::Time wake = next_retention;
-        if (options_.fsync == FsyncPolicy::kInterval && dirty) {
-          wake = std::min(wake, next_interval_sync);
-        }
-        mu_.AwaitWithDeadline(absl::Condition(&ready), wake);
-        chunks.swap(pending_);
-        rolls.swap(rolls_);
-        flush = flush_requested_;
-        flush_requested_ = false;
-        stop = stop_;
-        if (!health_.ok()) {
-          chunks.clear();
-          if (stop) return;
-          flush = false;
-        }
-      }
-      uint64_t written = 0;
-      bool synced_now = false;
-      absl::Status status;
-      size_t roll_index = 0;
-      for (const Chunk& chunk : chunks) {
-        if (!status.ok()) break;
-        if (chunk.segment != file_segment_) {
-          // A roll: sync the old file, then create the new one.
-          status = spool_internal::DataSync(active_file_,
-                                            SegmentPath(file_segment_));
-          if (!status.ok()) break;
-          while (roll_index < rolls.size() &&
-                 rolls[roll_index].segment != chunk.segment) {
-            ++roll_index;
-          }
-          if (roll_index == rolls.size()) {
-            status = absl::InternalError("topic log chunk without its roll");
-            break;
-          }
-          spool_internal::SegmentHeader header;
-          header.segment = chunk.segment;
-          // Every roll is queued with the chunk that starts its segment.
-          header.base_seq = rolls[roll_index].base_seq;
-          header.base_lsn = rolls[roll_index].base_lsn;
-          header.seq_reserved = rolls[roll_index].seq_reserved;
-          header.created = absl::Now();
-          header.producer_id = report_.stream_id;
-          absl::StatusOr<File> file =
-              spool_internal::CreateSegment(options_.dir, header);
-          if (!file.ok()) {
-            status = file.status();
-            break;
-          }
-          active_file_ = std::move(*file);
-          file_segment_ = chunk.segment;
-          absl::MutexLock l(&mu_);
-          segments_.at(chunk.segment).written_bytes =
-              spool_internal::kSegmentHeaderSize;
-        }
-        status = spool_internal::PWriteAll(
-            active_file_, chunk.data, chunk.offset, SegmentPath(file_segment_));
-        if (!status.ok()) break;
-        if (options_.fsync == FsyncPolicy::kAlways || chunk.reserves) {
-          status = spool_internal::DataSync(active_file_,
-                                            SegmentPath(file_segment_));
-          if (!status.ok()) break;
-        }
-        {
-          absl::MutexLock l(&mu_);
-          Segment& seg = segments_.at(chunk.segment);
-          seg.written_bytes = chunk.offset + chunk.data.size();
-          if (options_.fsync == FsyncPolicy::kAlways)
-            synced_seq_ = chunk.max_seq;
-        }
-        written = std::max(written, chunk.max_seq);
-        dirty = true;
-      }
-      if (status.ok() && dirty &&
-          (flush || stop || options_.fsync == FsyncPolicy::kBatch ||
-           options_.fsync == FsyncPolicy::kAlways ||
-           (options_.fsync == FsyncPolicy::kInterval &&
-            absl::Now() >= next_interval_sync))) {
-        if (options_.fsync != FsyncPolicy::kNone || flush) {
-          status = spool_internal::DataSync(active_file_,
-                                            SegmentPath(file_segment_));
-          synced_now = status.ok();
-          if (synced_now) dirty = false;
-        }
-        next_interval_sync = absl::Now() + options_.fsync_interval;
-      }
-      if (!status.ok()) {
-        Fail(status);
-        if (stop) return;
-        continue;
-      }
-      uint64_t report = 0;
-      std::function<void(uint64_t)> cb;
-      {
-        absl::MutexLock l(&mu_);
-        const uint64_t appended = next_seq_ - 1;
-        if (synced_now) {
-          synced_seq_ = std::max(synced_seq_, std::max(written, durable_seq_));
-        }
-        // A flush with nothing new to write still counts as synced.
-        if (flush && chunks.empty() && pending_.empty()) {
-          synced_seq_ = std::max(synced_seq_, appended);
-        }
-        uint64_t durable = durable_seq_;
-        if (options_.fsync == FsyncPolicy::kInterval ||
-            options_.fsync == FsyncPolicy::kNone) {
-          durable = std::max(durable, written);
-        } else {
-          durable = std::max(durable, synced_seq_);
-        }
-        if (durable > durable_seq_) {
-          durable_seq_ = durable;
-          report = durable;
-          cb = options_.on_durable;
-        }
-      }
-      if (report != 0 && cb) cb(report);
-      {
-        absl::MutexLock l(&mu_);
-        reported_seq_ = std::max(reported_seq_, durable_seq_);
-      }
-      if (stop) {
-        absl::MutexLock l(&mu_);
-        if (pending_.empty()) return;
-        continue;
-      }
-      // Also right after a roll: the size limit is then most likely passed.
-      if (!rolls.empty() || absl::Now() >= next_retention) {
-        ApplyRetention();
-        next_retention = absl::Now() + kRetentionCheck;
-      }
-    }
+  void OnFailed(const absl::Status& status) override {
+    if (options_.on_error) options_.on_error(status);
   }
+  void Maintain() override { ApplyRetention(); }
 
   // Deletes the oldest segments while the log is over its size or age.
   void ApplyRetention() {
@@ -639,7 +401,7 @@ class TopicLog::Impl {
       const absl::Time horizon = absl::Now() - options_.retention_age;
       while (segments_.size() > 1) {
         auto oldest = segments_.begin();
-        if (oldest->first == active_number_ || oldest->first == file_segment_) {
+        if (oldest->first == segment_ || oldest->first == writer_segment_) {
           break;
         }
         const Segment& s = oldest->second;
@@ -665,36 +427,14 @@ class TopicLog::Impl {
     if (!doomed.empty()) (void)spool_internal::SyncDir(options_.dir);
   }
 
-  std::string SegmentPath(uint64_t number) const {
-    return JoinPath(options_.dir, spool_internal::SegmentFileName(number));
-  }
-
   const TopicLogOptions options_;
   File lock_;
   const TopicLogReport report_;
 
-  mutable absl::Mutex mu_;
   std::map<uint64_t, Segment> segments_ ABSL_GUARDED_BY(mu_);
-  std::vector<Chunk> pending_ ABSL_GUARDED_BY(mu_);
-  std::vector<Roll> rolls_ ABSL_GUARDED_BY(mu_);
   std::string scratch_ ABSL_GUARDED_BY(mu_);
-  uint64_t active_number_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t next_seq_ ABSL_GUARDED_BY(mu_);
-  uint64_t next_lsn_ ABSL_GUARDED_BY(mu_);
-  // Every seq up to this may be handed out without a new RESERVE record.
-  uint64_t reserved_seq_ ABSL_GUARDED_BY(mu_);
-  uint64_t durable_seq_ ABSL_GUARDED_BY(mu_);
-  uint64_t synced_seq_ ABSL_GUARDED_BY(mu_);
-  uint64_t reported_seq_ ABSL_GUARDED_BY(mu_);  // on_durable returned
+  uint64_t durable_seq_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t segments_deleted_ ABSL_GUARDED_BY(mu_) = 0;
-  bool flush_requested_ ABSL_GUARDED_BY(mu_) = false;
-  bool stop_ ABSL_GUARDED_BY(mu_) = false;
-  absl::Status health_ ABSL_GUARDED_BY(mu_);
-
-  // Writer thread only (and Start, before the writer exists).
-  File active_file_;
-  uint64_t file_segment_ = 0;
-  std::thread writer_;
 
   friend class TopicLog;
 };
@@ -872,11 +612,23 @@ absl::StatusOr<std::unique_ptr<TopicLog>> TopicLog::Open(
   report.first_seq =
       segments.empty() ? next_seq : segments.begin()->second.first_seq;
   report.segments = segments.size();
-  const uint64_t last_number = numbers.empty() ? 0 : numbers.back();
+  // Always start a fresh segment, numbered above every file seen: its
+  // header carries next_seq even once every older segment is gone.
+  spool_internal::SegmentHeader header;
+  header.segment = (numbers.empty() ? 0 : numbers.back()) + 1;
+  header.base_seq = next_seq;
+  header.base_lsn = next_lsn;
+  header.seq_reserved = next_seq - 1;
+  header.created = absl::Now();
+  header.producer_id = meta.producer_id;
+  FABRIC_ASSIGN_OR_RETURN(File active,
+                          spool_internal::CreateSegment(options.dir, header));
   auto impl = std::make_unique<Impl>(std::move(options), std::move(lock),
                                      std::move(report), std::move(segments),
+                                     std::move(active), header.segment,
                                      next_seq, next_lsn);
-  FABRIC_RETURN_IF_ERROR(impl->Start(last_number));
+  impl->Start();
+  // Now that the new segment's header holds next_seq, the empty ones can go.
   for (const std::string& path : empty_segments) {
     (void)spool_internal::RemoveFile(path);
   }

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // `fabric::TopicLog`: a publisher's local disk log of one durable topic
-// stream. It shares the spool's directory layout, segment header, record
-// framing, checksums and fsync policies (docs/spool.md), but not its index:
-// a topic log is never acked. Records are only ever appended, read back by
+// stream. It is the spool's append log (one writer: group commit, fsync
+// policies, segment rolls, seq reservations; the same directory layout,
+// segment header, record framing and checksums: docs/spool.md) with its own
+// records and state instead of the spool's index: a topic log is never
+// acked. Records are only ever appended, read back by
 // sequence number (replay to late or restarted subscribers), and dropped a
 // whole segment at a time, oldest first, once the log is over its retention
 // size or age (docs/pubsub.md section 4).
