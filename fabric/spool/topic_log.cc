@@ -23,10 +23,10 @@
 #include "fabric/base/thread_name.h"
 #include "fabric/spool/internal/file_util.h"
 #include "fabric/spool/internal/log_core.h"
+#include "fabric/spool/internal/log_recovery.h"
 #include "fabric/spool/internal/meta.h"
 #include "fabric/spool/internal/payload.h"
 #include "fabric/spool/internal/record.h"
-#include "fabric/spool/internal/recovery.h"
 #include "fabric/spool/internal/segment_io.h"
 #include "fabric/spool/internal/spool_format.h"
 
@@ -102,20 +102,28 @@ spool_internal::LogCoreOptions CoreOptions(const TopicLogOptions& o,
 
 }  // namespace
 
+namespace topic_log_internal {
+
+// What the log knows of one segment file: its messages' range and time, and
+// a sparse index from seq to file offset for reads.
+struct Segment {
+  uint64_t number = 0;
+  uint64_t first_seq = 0;  // 0 while empty
+  uint64_t last_seq = 0;
+  absl::Time last_time = absl::InfinitePast();
+  uint64_t planned_bytes = 0;  // header + every record appended
+  uint64_t written_bytes = 0;  // readable prefix of the file
+  // (seq, offset) of the first record at or after every kSparseStride.
+  std::vector<std::pair<uint64_t, uint64_t>> sparse;
+};
+
+}  // namespace topic_log_internal
+
 // Thread safety: see topic_log.h. Lock order: `mu_` (the log core's) only;
 // callbacks run on the writer thread with no lock held.
 class TopicLog::Impl : public spool_internal::LogCore {
  public:
-  struct Segment {
-    uint64_t number = 0;
-    uint64_t first_seq = 0;  // 0 while empty
-    uint64_t last_seq = 0;
-    absl::Time last_time = absl::InfinitePast();
-    uint64_t planned_bytes = 0;  // header + every record appended
-    uint64_t written_bytes = 0;  // readable prefix of the file
-    // (seq, offset) of the first record at or after every kSparseStride.
-    std::vector<std::pair<uint64_t, uint64_t>> sparse;
-  };
+  using Segment = topic_log_internal::Segment;
 
   // `active` is the freshly created segment `active_segment`, empty but for
   // its header.
@@ -441,42 +449,63 @@ class TopicLog::Impl : public spool_internal::LogCore {
 
 namespace {
 
-// Reads META (creating it for a new log) and checks the topic.
-absl::StatusOr<spool_internal::Meta> LoadMeta(
-    const std::string& dir, const std::string& topic, bool have_segments,
-    const std::optional<NodeId>& segment_id, TopicLogReport* report) {
-  const std::string path = JoinPath(dir, spool_internal::kMetaFileName);
-  absl::StatusOr<std::string> data = spool_internal::ReadFile(path);
-  if (data.ok()) {
-    absl::StatusOr<spool_internal::Meta> meta =
-        spool_internal::DecodeMeta(*data);
-    if (meta.ok()) {
-      if (meta->queue != MetaQueue(topic)) {
-        return absl::FailedPreconditionError(
-            absl::StrCat(dir, " holds '", meta->queue, "', not topic ", topic));
-      }
-      return *meta;
+// Rebuilds the read index of the log's segments from their records.
+class TopicVisitor : public spool_internal::LogVisitor {
+ public:
+  void BeginSegment(uint64_t number, const spool_internal::SegmentHeader*,
+                    uint64_t) override {
+    current_ = topic_log_internal::Segment();
+    current_.number = number;
+    last_sparse_ = 0;
+  }
+
+  void Record(absl::string_view file, uint64_t number, const RecordView& r,
+              spool_internal::LogRecovery* out) override {
+    uint64_t seq = 0;
+    absl::Time when;
+    if (r.type != static_cast<uint8_t>(RecordType::kEnq) ||
+        !spool_internal::PeekEnqPayload(r.payload, &seq, &when) ||
+        seq <= max_seq_) {
+      out->AddProblem(file, r.offset, "unexpected record in a topic log");
+      return;
     }
-    if (absl::IsUnimplemented(meta.status())) return meta.status();
-    report->corrupt.push_back(
-        {spool_internal::kMetaFileName, 0, meta.status().ToString()});
-  } else if (!absl::IsNotFound(data.status())) {
-    return data.status();
+    (void)number;
+    if (current_.first_seq == 0) current_.first_seq = seq;
+    if (current_.sparse.empty() || r.offset - last_sparse_ >= kSparseStride) {
+      current_.sparse.emplace_back(seq, r.offset);
+      last_sparse_ = r.offset;
+    }
+    current_.last_seq = seq;
+    current_.last_time = when;
+    max_seq_ = seq;
+    ++messages_;
   }
-  // New log, or META lost: rebuild it (from a segment header when any).
-  spool_internal::Meta meta;
-  meta.producer_id = segment_id.value_or(NodeId::Random());
-  meta.queue = MetaQueue(topic);
-  meta.version = spool_internal::kFormatVersion;
-  meta.created = absl::Now();
-  if (have_segments && !segment_id.has_value()) {
-    report->corrupt.push_back({spool_internal::kMetaFileName, 0,
-                               "no segment header to rebuild META from"});
+
+  void EndSegment(uint64_t number, uint64_t file_bytes) override {
+    if (current_.first_seq == 0) {
+      // Nothing to keep. Removed once the new active segment exists, whose
+      // header then carries next_seq: until then this file may be the only
+      // record of it.
+      empty_.push_back(number);
+      return;
+    }
+    current_.planned_bytes = current_.written_bytes = file_bytes;
+    disk_bytes_ += file_bytes;
+    segments_.emplace(number, std::move(current_));
   }
-  FABRIC_RETURN_IF_ERROR(spool_internal::WriteFileAtomically(
-      dir, spool_internal::kMetaFileName, spool_internal::EncodeMeta(meta)));
-  return meta;
-}
+
+  uint64_t max_seq() const override { return max_seq_; }
+
+  std::map<uint64_t, topic_log_internal::Segment> segments_;
+  std::vector<uint64_t> empty_;
+  uint64_t messages_ = 0;
+  uint64_t disk_bytes_ = 0;
+
+ private:
+  topic_log_internal::Segment current_;
+  uint64_t last_sparse_ = 0;
+  uint64_t max_seq_ = 0;
+};
 
 }  // namespace
 
@@ -486,151 +515,49 @@ absl::StatusOr<std::unique_ptr<TopicLog>> TopicLog::Open(
   FABRIC_RETURN_IF_ERROR(spool_internal::MakeDirs(options.dir));
   FABRIC_ASSIGN_OR_RETURN(
       File lock, spool_internal::LockDirectory(options.dir, "topic log"));
-  FABRIC_ASSIGN_OR_RETURN(std::vector<std::string> names,
-                          spool_internal::ListDir(options.dir));
-  std::vector<uint64_t> numbers;
-  for (const std::string& name : names) {
-    if (absl::EndsWith(name, spool_internal::kTmpSuffix)) {
-      (void)spool_internal::RemoveFile(JoinPath(options.dir, name));
-      continue;
-    }
-    if (auto n = spool_internal::ParseSegmentFileName(name)) {
-      numbers.push_back(*n);
-    }
-  }
-  std::sort(numbers.begin(), numbers.end());
+  TopicVisitor visitor;
+  spool_internal::LogRecoveryOptions recovery;
+  recovery.mode = spool_internal::RecoveryMode::kOpen;
+  recovery.queue = MetaQueue(options.topic);
+  recovery.what = "topic log";
+  recovery.log_component = log_component::kTopicLog;
+  FABRIC_ASSIGN_OR_RETURN(
+      spool_internal::LogRecovery found,
+      spool_internal::RecoverLog(options.dir, recovery, &visitor));
 
   TopicLogReport report;
   report.topic = options.topic;
-  std::map<uint64_t, Impl::Segment> segments;
-  uint64_t next_seq = 1, next_lsn = 1;
-  std::optional<NodeId> segment_id;
-  std::vector<std::string> empty_segments;
-  spool_internal::SeqReservationState reservation;
-  for (size_t i = 0; i < numbers.size(); ++i) {
-    const uint64_t number = numbers[i];
-    const bool newest = i + 1 == numbers.size();
-    const std::string path =
-        JoinPath(options.dir, spool_internal::SegmentFileName(number));
-    FABRIC_ASSIGN_OR_RETURN(std::string image, spool_internal::ReadFile(path));
-    absl::StatusOr<spool_internal::SegmentHeader> header =
-        spool_internal::DecodeSegmentHeader(image);
-    if (!header.ok()) {
-      if (absl::IsUnimplemented(header.status())) return header.status();
-      // A segment torn while being created, or damaged beyond use.
-      report.corrupt.push_back({spool_internal::SegmentFileName(number), 0,
-                                header.status().ToString()});
-      FABRIC_RETURN_IF_ERROR(spool_internal::RemoveFile(path));
-      continue;
-    }
-    if (!segment_id.has_value()) segment_id = header->producer_id;
-    reservation.Header(header->seq_reserved);
-    next_seq = std::max(next_seq, header->base_seq);
-    next_lsn = std::max(next_lsn, header->base_lsn);
-    Impl::Segment seg;
-    seg.number = number;
-    uint64_t last_sparse = 0;
-    spool_internal::SegmentWalk walk = spool_internal::WalkSegment(
-        image, number, spool_internal::kSegmentHeaderSize,
-        [&](const RecordView& record) {
-          uint64_t seq = 0;
-          absl::Time when;
-          if (record.type == static_cast<uint8_t>(RecordType::kReserve)) {
-            absl::StatusOr<uint64_t> ceiling =
-                spool_internal::DecodeReservePayload(record.payload);
-            if (ceiling.ok()) {
-              reservation.Record(*ceiling);
-            } else {
-              report.corrupt.push_back(
-                  {spool_internal::SegmentFileName(number), record.offset,
-                   std::string(ceiling.status().message())});
-            }
-            return;
-          }
-          if (record.type != static_cast<uint8_t>(RecordType::kEnq) ||
-              !spool_internal::PeekEnqPayload(record.payload, &seq, &when) ||
-              seq < next_seq) {
-            report.corrupt.push_back({spool_internal::SegmentFileName(number),
-                                      record.offset,
-                                      "unexpected record in a topic log"});
-            return;
-          }
-          if (seg.first_seq == 0) seg.first_seq = seq;
-          if (seg.sparse.empty() ||
-              record.offset - last_sparse >= kSparseStride) {
-            seg.sparse.emplace_back(seq, record.offset);
-            last_sparse = record.offset;
-          }
-          seg.last_seq = seq;
-          seg.last_time = when;
-          next_seq = seq + 1;
-          ++report.messages;
-        });
-    for (const auto& skip : walk.skipped) {
-      report.corrupt.push_back(
-          {spool_internal::SegmentFileName(number), skip.offset, skip.what});
-    }
-    next_lsn = std::max(next_lsn, walk.last_lsn + 1);
-    uint64_t size = image.size();
-    if (walk.valid_end < image.size()) {
-      if (newest) {
-        report.torn_tail_bytes = image.size() - walk.valid_end;
-        FABRIC_ASSIGN_OR_RETURN(File f,
-                                spool_internal::OpenFile(path, O_RDWR, 0));
-        FABRIC_RETURN_IF_ERROR(
-            spool_internal::Truncate(f, walk.valid_end, path));
-        FABRIC_RETURN_IF_ERROR(spool_internal::DataSync(f, path));
-        size = walk.valid_end;
-      } else {
-        report.corrupt.push_back({spool_internal::SegmentFileName(number),
-                                  walk.valid_end, walk.tail_what});
-      }
-    }
-    if (seg.first_seq == 0) {
-      // Nothing to keep. Removed once the new active segment exists, whose
-      // header then carries next_seq: until then this file may be the only
-      // record of it.
-      empty_segments.push_back(path);
-      continue;
-    }
-    seg.planned_bytes = seg.written_bytes = size;
-    report.disk_bytes += size;
-    segments.emplace(number, std::move(seg));
-  }
-  FABRIC_ASSIGN_OR_RETURN(spool_internal::Meta meta,
-                          LoadMeta(options.dir, options.topic, !numbers.empty(),
-                                   segment_id, &report));
-  for (const SpoolProblem& problem : report.corrupt) {
-    FABRIC_LOG(kWarning, kTopicLog, "FAB-SPOOL-CORRUPT ", options.dir, "/",
-               problem.segment, "@", problem.offset, ": ", problem.what);
-  }
-  // Never hand out a seq that may have been confirmed before a power loss
-  // took its record (docs/spool.md section 6.1).
-  next_seq = reservation.NextSeq(next_seq, report.torn_tail_bytes);
-  report.stream_id = meta.producer_id;
-  report.next_seq = next_seq;
-  report.first_seq =
-      segments.empty() ? next_seq : segments.begin()->second.first_seq;
-  report.segments = segments.size();
+  report.stream_id = found.meta.producer_id;
+  report.next_seq = found.next_seq;
+  report.first_seq = visitor.segments_.empty()
+                         ? found.next_seq
+                         : visitor.segments_.begin()->second.first_seq;
+  report.messages = visitor.messages_;
+  report.segments = visitor.segments_.size();
+  report.disk_bytes = visitor.disk_bytes_;
+  report.torn_tail_bytes = found.torn_tail_bytes;
+  report.corrupt = std::move(found.problems);
   // Always start a fresh segment, numbered above every file seen: its
   // header carries next_seq even once every older segment is gone.
   spool_internal::SegmentHeader header;
-  header.segment = (numbers.empty() ? 0 : numbers.back()) + 1;
-  header.base_seq = next_seq;
-  header.base_lsn = next_lsn;
-  header.seq_reserved = next_seq - 1;
+  header.segment = found.last_segment + 1;
+  header.base_seq = found.next_seq;
+  header.base_lsn = found.next_lsn;
+  header.seq_reserved = found.next_seq - 1;
   header.created = absl::Now();
-  header.producer_id = meta.producer_id;
+  header.producer_id = found.meta.producer_id;
   FABRIC_ASSIGN_OR_RETURN(File active,
                           spool_internal::CreateSegment(options.dir, header));
-  auto impl = std::make_unique<Impl>(std::move(options), std::move(lock),
-                                     std::move(report), std::move(segments),
-                                     std::move(active), header.segment,
-                                     next_seq, next_lsn);
+  const std::string dir = options.dir;
+  auto impl = std::make_unique<Impl>(
+      std::move(options), std::move(lock), std::move(report),
+      std::move(visitor.segments_), std::move(active), header.segment,
+      found.next_seq, found.next_lsn);
   impl->Start();
   // Now that the new segment's header holds next_seq, the empty ones can go.
-  for (const std::string& path : empty_segments) {
-    (void)spool_internal::RemoveFile(path);
+  for (uint64_t number : visitor.empty_) {
+    (void)spool_internal::RemoveFile(
+        JoinPath(dir, spool_internal::SegmentFileName(number)));
   }
   return std::unique_ptr<TopicLog>(new TopicLog(std::move(impl)));
 }

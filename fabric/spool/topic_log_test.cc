@@ -189,6 +189,36 @@ TEST(TopicLogTest, ReadsStepOverDamageInTheMiddle) {
   EXPECT_EQ(all.back().seq, 200u);
 }
 
+// The topic log used to delete any segment whose header was damaged, with
+// every message in it; it now shares the spool's recovery, which reads
+// such a segment's records anyway, reports it and keeps a quarantine copy.
+TEST(TopicLogTest, ADamagedHeaderInAnOlderSegmentLosesNoMessage) {
+  const TempDir tmp("topic");
+  TopicLogOptions options = Options(tmp.path());
+  options.segment_bytes = 8 * 1024;
+  {
+    auto log = TopicLog::Open(options);
+    ASSERT_TRUE(log.ok());
+    for (uint64_t i = 1; i <= 200; ++i) {
+      ASSERT_TRUE((*log)->Append(absl::Now(), {}, Body(i)).ok());
+    }
+  }
+  std::vector<std::string> segments = SegmentPaths(tmp.path());
+  ASSERT_GT(segments.size(), 2u);
+  std::string image = ReadAll(segments.front());
+  image[1] ^= 0x5a;  // the header's magic
+  WriteAll(segments.front(), image);
+  auto log = TopicLog::Open(options);
+  ASSERT_TRUE(log.ok()) << log.status();
+  ASSERT_FALSE((*log)->recovery().corrupt.empty());
+  EXPECT_NE((*log)->recovery().corrupt.front().what.find("reading its records"),
+            std::string::npos);
+  std::vector<SpooledTask> all = ReadAllFrom(**log, 1);
+  ASSERT_EQ(all.size(), 200u);
+  EXPECT_EQ(all.front().seq, 1u);
+  EXPECT_TRUE(spool_internal::FileExists(segments.front()));
+}
+
 TEST(TopicLogTest, RetentionBySizeDropsOldestSegments) {
   const TempDir tmp("topic");
   TopicLogOptions options = Options(tmp.path());

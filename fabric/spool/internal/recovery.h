@@ -1,9 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-// Reading a spool directory back: META, every segment in order, every
-// record checked, the live state rebuilt (docs/spool.md section 7). The same
-// code serves `Spool::Open` (which may repair: truncate a torn tail, delete a
-// segment torn during creation, rebuild META, copy damaged files to
-// quarantine/) and the read-only `Spool::Scan`.
+// Reading a spool directory back: the log's recovery (log_recovery.h, shared
+// with the topic log) with the spool's records applied, rebuilding the live
+// state (docs/spool.md section 7). The same code serves `Spool::Open`
+// (which may repair) and the read-only `Spool::Scan`.
 #ifndef FABRIC_SPOOL_INTERNAL_RECOVERY_H_
 #define FABRIC_SPOOL_INTERNAL_RECOVERY_H_
 
@@ -15,15 +14,11 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "fabric/spool/internal/index.h"
+#include "fabric/spool/internal/log_recovery.h"
 #include "fabric/spool/internal/meta.h"
 #include "fabric/spool/spool.h"
 
 namespace fabric::spool_internal {
-
-enum class RecoveryMode {
-  kOpen,  // repair as described above; REQUIRES: the LOCK is held
-  kScan,  // change nothing; report what kOpen would do
-};
 
 struct Recovered {
   Meta meta;
@@ -34,27 +29,6 @@ struct Recovered {
   uint64_t next_seq = 1;
   uint64_t next_lsn = 1;
   uint64_t last_segment = 0;  // highest segment number among the files
-};
-
-// The seq reservation (docs/spool.md section 6.1) as recovery reads it: the
-// last RESERVE record or segment header `seq_reserved`, in log order.
-struct SeqReservationState {
-  bool known = false;  // false for logs written before reservations
-  uint64_t ceiling = 0;
-  void Header(uint64_t seq_reserved) {
-    if (seq_reserved != 0) {
-      known = true;
-      ceiling = seq_reserved;
-    }
-  }
-  void Record(uint64_t value) {
-    known = true;
-    ceiling = value;
-  }
-  // The next seq to hand out: above every seq seen (`next_seq`) and every
-  // seq that may have been handed out. Logs without reservations skip past
-  // every seq a torn tail of `torn_tail_bytes` could have held.
-  uint64_t NextSeq(uint64_t next_seq, uint64_t torn_tail_bytes) const;
 };
 
 // Recovers the spool in `dir`. `queue` is checked against META (kOpen) and
