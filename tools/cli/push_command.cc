@@ -398,9 +398,11 @@ absl::Status PushOnNode(Node& node, const PushPlan& plan) {
   ProducerStats stats;
   absl::Status status = PushAndWait(**producer, plan, &stats);
   producer->reset();  // closes the spool: a scan now sees its final state
-  PrintLine(absl::StrCat("pushed ", stats.pushed, " confirmed ",
-                         stats.confirmed, " acked ", stats.acked, " dead ",
-                         stats.dead_lettered, " recovered ", stats.recovered));
+  PrintLine(absl::StrCat(
+      "pushed ", stats.pushed, " confirmed ", stats.confirmed, " acked ",
+      stats.acked, " dead ", stats.dead_lettered, " recovered ",
+      stats.recovered,
+      stats.refused > 0 ? absl::StrCat(" refused ", stats.refused) : ""));
   const std::string& dir = plan.producer.spool_dir;
   if (!dir.empty() && !(status.ok() && plan.wait_acked)) {
     absl::StatusOr<SpoolReport> report = Spool::Scan(dir);
