@@ -43,7 +43,8 @@ enum class FsyncPolicy {
               // waiting at that moment; confirm after it
   kInterval,  // confirm once written; fdatasync every `fsync_interval`
   kNone,      // confirm once written; no fdatasync of records (page cache
-              // only) except at a segment roll and on `Flush`
+              // only) except at a segment roll, on `Flush` and for a seq
+              // reservation (one per 16384 seqs, docs/spool.md 6.1)
 };
 // "Confirmed" means: kAlways/kBatch survive power loss; kInterval and kNone
 // survive a process crash only (kInterval loses at most `fsync_interval`
@@ -88,11 +89,14 @@ struct SpoolOptions {
   // on the writer thread, no lock held, with their seqs (ascending) and the
   // kResourceExhausted error, before any later `on_durable`; those seqs are
   // never confirmed, although a later `on_durable(s)` may cover larger
-  // ones, and never come back at recovery. For a short back-off (1 s after
-  // each refusal) `Append` then fails at once with kResourceExhausted; after
-  // it appends are written again, so pushes resume once space is free. Acks
-  // and dead letters of the refused batch are kept and written then. Same
-  // rules as `on_durable`.
+  // ones, and never come back at recovery (after a restart their seqs may
+  // be handed out again: nobody ever saw them). For a short back-off (1 s
+  // after each refusal) `Append`, `ReplayDead` and `PurgeDead` then fail at
+  // once with kResourceExhausted; after it appends are written again, so
+  // pushes resume once space is free. Acks, dead letters and purges of the
+  // refused batch are kept and written then; a replay's removals after its
+  // refused ENQs fail the spool instead (their dead letters would be lost).
+  // Same rules as `on_durable`.
   std::function<void(const std::vector<uint64_t>& seqs,
                      const absl::Status& status)>
       on_refused;
@@ -201,8 +205,10 @@ class Spool {
 
   // Waits until everything appended, acked or dead-lettered so far is
   // written and fdatasynced (whatever the policy), and `on_durable` has
-  // reported every task appended before the call. Returns kDeadlineExceeded
-  // when `timeout` passes first and the spool's error once it has failed.
+  // reported every task appended before the call (except tasks reported to
+  // `on_refused`, which are settled without being written). Returns
+  // kDeadlineExceeded when `timeout` passes first and the spool's error once it
+  // has failed.
   absl::Status Flush(absl::Duration timeout);
 
   uint64_t live_bytes() const;

@@ -92,6 +92,10 @@ TEST_P(SpoolDiskFull, RefusesWhatDoesNotFitThenResumes) {
     EXPECT_TRUE(absl::StartsWith(append_error.message(), "spool disk full"))
         << append_error;
     EXPECT_TRUE((*spool)->health().ok()) << "a full disk must not fail it";
+    // During the back-off, DLQ changes fail fast too (a replay's removals
+    // must not be refused after its new tasks).
+    EXPECT_TRUE(absl::IsResourceExhausted((*spool)->PurgeDead({}).status()));
+    EXPECT_TRUE(absl::IsResourceExhausted((*spool)->ReplayDead({}).status()));
     {
       absl::MutexLock l(&events.mu);
       ASSERT_FALSE(events.refused.empty());

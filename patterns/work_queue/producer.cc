@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "absl/random/random.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "fabric/base/log.h"
@@ -160,8 +161,9 @@ class Producer::Impl : public wq::ProducerEndpoint,
     std::atomic<uint64_t> pushed{0}, confirmed{0}, recovered{0}, dispatched{0},
         redelivered{0}, started{0}, returned{0}, acked{0}, late_acks{0},
         retries{0}, lease_expired{0}, worker_lost{0}, worker_crashes{0},
-        dead_lettered{0}, rejected_pushes{0}, refused{0}, in_flight{0},
-        backlog{0}, workers{0};
+        dead_lettered{0}, rejected_pushes{0}, in_flight{0}, backlog{0},
+        workers{0};
+    std::atomic<uint64_t> refused{0};
   };
   Counters counters_;
 
@@ -321,7 +323,9 @@ absl::StatusOr<TaskId> Producer::Impl::PushAsync(absl::string_view body,
       break;
     }
     const bool over_limit =
-        spool->live_bytes() + size > spool->max_bytes() && spool->health().ok();
+        spool->live_bytes() + size > spool->max_bytes() &&
+        spool->health().ok() &&
+        !absl::StartsWith(appended.status().message(), "spool disk full");
     if (appended.status().code() != absl::StatusCode::kResourceExhausted ||
         !over_limit) {
       counters_.rejected_pushes++;
@@ -339,8 +343,11 @@ absl::StatusOr<TaskId> Producer::Impl::PushAsync(absl::string_view body,
     FABRIC_RETURN_IF_ERROR(CheckOpen());
   }
   absl::MutexLock lock(&mu_);
-  total_++;
   counters_.pushed++;
+  // The spool's writer may already have refused it (disk full): never
+  // staged, never delivered; WaitConfirmed(seq) reports it.
+  if (refused_.contains(seq)) return TaskId{producer_id_, seq};
+  total_++;
   NewTask task{seq, absl::Now(), headers, std::string(body)};
   // Concurrent pushers may insert slightly out of order; keep seq order.
   auto pos = staging_.end();
@@ -376,17 +383,20 @@ void Producer::Impl::OnRefused(const std::vector<uint64_t>& seqs,
              ": ", seqs.size(), " task(s) refused: ", status.message());
   absl::MutexLock lock(&mu_);
   refusal_ = status;
+  uint64_t unstaged = 0;
   for (uint64_t seq : seqs) {
     refused_.insert(seq);
+    // A push still between Append and staging finds it in refused_.
     for (auto it = staging_.begin(); it != staging_.end(); ++it) {
       if (it->seq == seq) {
         staging_.erase(it);
+        ++unstaged;
         break;
       }
     }
   }
   // They never complete: WaitCompleted must not wait for them.
-  total_ -= std::min<uint64_t>(total_, seqs.size());
+  total_ -= std::min<uint64_t>(total_, unstaged);
   counters_.refused += seqs.size();
   counters_.rejected_pushes += seqs.size();
   MoveDurableLocked();

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/base/internal/raw_logging.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "fabric/base/clock.h"
@@ -57,8 +58,9 @@ LogCore::LogCore(LogCoreOptions options, File active, uint64_t active_segment,
 }
 
 LogCore::~LogCore() {
-  // The owner must have stopped the writer (its hooks use the owner).
-  if (!joined_) StopWriter();
+  // The owner's destructor stops the writer: its hooks use the owner, which
+  // is gone by now.
+  ABSL_RAW_CHECK(!writer_.joinable(), "LogCore owner did not call StopWriter");
 }
 
 void LogCore::StartWriter() {
@@ -167,6 +169,7 @@ LogCore::Placed LogCore::AppendRecordLocked(RecordType type,
   chunk.needs_sync = chunk.needs_sync || needs_sync;
   const Placed placed{segment_, segment_bytes_, size};
   segment_bytes_ += size;
+  OnPlacedLocked(placed);
   WakeWriterLocked();
   return placed;
 }
@@ -273,7 +276,10 @@ void LogCore::WriterLoop() {
     if (!status.ok() && result.disk_full && CanRefuse() && !stopping) {
       // Refuse what did not fit; sync and confirm what did, as usual. The
       // refused records are settled; the requeued ones are not yet.
-      const uint64_t requeued = Refuse(batch, result.failed_chunk, status);
+      uint64_t requeued = 0;
+      if (!Refuse(batch, result.failed_chunk, status, &requeued)) {
+        continue;  // it failed the log instead
+      }
       if (requeued != 0) batch_lsn = requeued - 1;
       status = absl::OkStatus();
     }
@@ -423,11 +429,12 @@ void LogCore::Fail(const absl::Status& status) {
   OnFailed(status);
 }
 
-uint64_t LogCore::Refuse(std::vector<Chunk>& batch, size_t from,
-                         const absl::Status& status) {
+bool LogCore::Refuse(std::vector<Chunk>& batch, size_t from,
+                     const absl::Status& status, uint64_t* first_requeued) {
   std::vector<RefusedRecord> refused;
   std::vector<Chunk> retry;
-  uint64_t first_requeued = 0;  // lsn
+  *first_requeued = 0;  // lsn
+  bool refused_enq = false;
   for (size_t i = from; i < batch.size(); ++i) {
     const Chunk& chunk = batch[i];
     Chunk kept;
@@ -446,7 +453,7 @@ uint64_t LogCore::Refuse(std::vector<Chunk>& batch, size_t from,
         // Our own encoding: cannot happen. Fail rather than guess.
         Fail(absl::InternalError(
             absl::StrCat(core_.what, " cannot re-read its own batch: ", why)));
-        return 0;
+        return false;
       }
       const absl::string_view raw =
           absl::string_view(chunk.data).substr(pos, r.size);
@@ -458,19 +465,23 @@ uint64_t LogCore::Refuse(std::vector<Chunk>& batch, size_t from,
           if (!PeekEnqPayload(r.payload, &seq, &when)) {
             Fail(absl::InternalError(
                 absl::StrCat(core_.what, " cannot re-read its own ENQ")));
-            return 0;
+            return false;
           }
           refused.push_back({seq, chunk.segment, r.size});
+          refused_enq = true;
           break;
         case RecordType::kDeadRemoved:
-          // A replay's removals follow its new ENQs: writing them after
-          // those were refused would lose the dead letters. Fail-stop.
-          Fail(status);
-          return 0;
-        default:  // ACK, DEAD, RESERVE: written once there is room
+          if (refused_enq) {
+            // A replay's removals follow its new ENQs: writing them after
+            // those were refused would lose the dead letters. Fail-stop.
+            Fail(status);
+            return false;
+          }
+          [[fallthrough]];  // a purge's removals: written once there is room
+        default:            // ACK, DEAD, RESERVE: likewise
           kept.data.append(raw.data(), raw.size());
           kept.max_lsn = r.lsn;
-          if (first_requeued == 0) first_requeued = r.lsn;
+          if (*first_requeued == 0) *first_requeued = r.lsn;
           break;
       }
     }
@@ -480,7 +491,7 @@ uint64_t LogCore::Refuse(std::vector<Chunk>& batch, size_t from,
   std::vector<uint64_t> seqs;
   {
     absl::MutexLock l(&mu_);
-    if (!failed_.ok()) return 0;
+    if (!failed_.ok()) return false;
     for (const RefusedRecord& r : refused) {
       if (r.segment == segment_ && segment_bytes_ >= r.bytes) {
         segment_bytes_ -= r.bytes;
@@ -501,7 +512,7 @@ uint64_t LogCore::Refuse(std::vector<Chunk>& batch, size_t from,
                    " record(s); appends refused for ",
                    absl::FormatDuration(kDiskFullBackoff)));
   if (!seqs.empty()) OnRefused(seqs, status);
-  return first_requeued;
+  return true;
 }
 
 }  // namespace fabric::spool_internal

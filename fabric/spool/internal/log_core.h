@@ -138,6 +138,9 @@ class LogCore {
   virtual void AfterRollLocked(uint64_t /*segment*/, uint64_t /*base_seq*/,
                                uint64_t /*base_lsn*/)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {}
+  // A record was framed into the pending chunks (mu_).
+  virtual void OnPlacedLocked(const Placed& /*placed*/)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {}
   // A chunk of `segment` is written up to `end` (no lock).
   virtual void OnWritten(uint64_t /*segment*/, uint64_t /*end*/) {}
   // Every seq <= `seq` is confirmed, in order (no lock).
@@ -196,10 +199,12 @@ class LogCore {
   absl::Status OpenNextSegment(const Chunk& chunk);
   void Confirm(uint64_t seq);
   // Disk full at `batch[from]`: refuses the ENQ records of `batch[from..]`,
-  // requeues their other records, and starts the back-off. Returns the lsn
-  // of the first requeued record, 0 when none (or when it failed instead).
-  uint64_t Refuse(std::vector<Chunk>& batch, size_t from,
-                  const absl::Status& status);
+  // requeues their other records, and starts the back-off. Sets
+  // `first_requeued` to the lsn of the first requeued record (0: none).
+  // Returns false when it failed the log instead (a replay's removals
+  // after its refused ENQs).
+  bool Refuse(std::vector<Chunk>& batch, size_t from,
+              const absl::Status& status, uint64_t* first_requeued);
 
   absl::CondVar writer_cv_;  // the writer waits for work
   absl::CondVar done_cv_;    // Flush waits for syncs

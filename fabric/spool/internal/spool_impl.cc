@@ -124,7 +124,7 @@ absl::StatusOr<uint64_t> Spool::Impl::Append(const Headers& headers,
   ReserveLocked(seq);
   ++next_seq_;
   index_.AddEnq(seq, segment_, size);
-  AddRecordLocked(RecordType::kEnq, scratch_, seq, /*needs_sync=*/true);
+  AppendRecordLocked(RecordType::kEnq, scratch_, seq, /*needs_sync=*/true);
   if (scratch_.capacity() > kMaxKeptBufferBytes) scratch_ = std::string();
   return seq;
 }
@@ -157,7 +157,7 @@ absl::Status Spool::Impl::AddDead(const DeadLetter& dead) {
   index_.ResolveEnq(seq, segment_);
   index_.AddDead(seq, segment_, size);
   dead_[seq] = dead;
-  AddRecordLocked(RecordType::kDead, scratch_, 0, /*needs_sync=*/true);
+  AppendRecordLocked(RecordType::kDead, scratch_, 0, /*needs_sync=*/true);
   if (scratch_.capacity() > kMaxKeptBufferBytes) scratch_ = std::string();
   MaintenanceDueLocked();
   RoomMayHaveFreedLocked();
@@ -168,6 +168,7 @@ absl::StatusOr<std::vector<SpooledTask>> Spool::Impl::ReplayDead(
     const std::vector<uint64_t>& seqs) {
   absl::MutexLock l(&mu_);
   FABRIC_RETURN_IF_ERROR(CheckUsableLocked());
+  FABRIC_RETURN_IF_ERROR(CheckDiskLocked());
   std::vector<uint64_t> list = seqs;
   if (list.empty()) {
     for (const auto& [seq, dead] : dead_) list.push_back(seq);
@@ -194,7 +195,7 @@ absl::StatusOr<std::vector<SpooledTask>> Spool::Impl::ReplayDead(
     ReserveLocked(seq);
     ++next_seq_;
     index_.AddEnq(seq, segment_, size);
-    AddRecordLocked(RecordType::kEnq, scratch_, seq, /*needs_sync=*/true);
+    AppendRecordLocked(RecordType::kEnq, scratch_, seq, /*needs_sync=*/true);
     tasks.push_back(SpooledTask{seq, now, old.headers, old.body});
   }
   EncodeRemovalsLocked(list);
@@ -205,6 +206,7 @@ absl::StatusOr<size_t> Spool::Impl::PurgeDead(
     const std::vector<uint64_t>& seqs) {
   absl::MutexLock l(&mu_);
   FABRIC_RETURN_IF_ERROR(CheckUsableLocked());
+  FABRIC_RETURN_IF_ERROR(CheckDiskLocked());
   std::vector<uint64_t> list;
   if (seqs.empty()) {
     for (const auto& [seq, dead] : dead_) list.push_back(seq);
@@ -234,8 +236,8 @@ void Spool::Impl::EncodeRemovalsLocked(const std::vector<uint64_t>& seqs) {
         if (seq == hi) break;
       }
     }
-    AddRecordLocked(RecordType::kDeadRemoved, scratch_, 0,
-                    /*needs_sync=*/true);
+    AppendRecordLocked(RecordType::kDeadRemoved, scratch_, 0,
+                       /*needs_sync=*/true);
   }
   if (!ranges.empty()) {
     MaintenanceDueLocked();
@@ -269,9 +271,8 @@ void Spool::Impl::AfterRollLocked(uint64_t segment, uint64_t base_seq,
   index_.AddSegment(segment, base_seq, base_lsn, kSegmentHeaderSize);
 }
 
-void Spool::Impl::AddRecordLocked(RecordType type, absl::string_view payload,
-                                  uint64_t enq_seq, bool needs_sync) {
-  const Placed placed = AppendRecordLocked(type, payload, enq_seq, needs_sync);
+void Spool::Impl::OnPlacedLocked(const Placed& placed) {
+  // Every record, RESERVE ones included, counts toward its segment's size.
   index_.AddFileBytes(placed.segment, placed.size);
 }
 
@@ -290,7 +291,7 @@ void Spool::Impl::EncodePendingAcksLocked() {
                         std::min(ranges.size(), i + kMaxRangesPerRecord)),
           &ack_scratch_);
     }
-    AddRecordLocked(RecordType::kAck, ack_scratch_, 0, /*needs_sync=*/false);
+    AppendRecordLocked(RecordType::kAck, ack_scratch_, 0, /*needs_sync=*/false);
   }
 }
 

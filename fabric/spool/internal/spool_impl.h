@@ -59,10 +59,6 @@ class Spool::Impl : public spool_internal::LogCore {
 
  private:
   // Front end (spool_impl.cc).
-  // Frames one record into the log and accounts it to its segment.
-  void AddRecordLocked(spool_internal::RecordType type,
-                       absl::string_view payload, uint64_t enq_seq,
-                       bool needs_sync) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EncodePendingAcksLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EncodeRemovalsLocked(const std::vector<uint64_t>& seqs)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -78,6 +74,8 @@ class Spool::Impl : public spool_internal::LogCore {
   }
   void AfterRollLocked(uint64_t segment, uint64_t base_seq,
                        uint64_t base_lsn) override
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void OnPlacedLocked(const Placed& placed) override
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void OnConfirmed(uint64_t seq) override;
   void OnFailed(const absl::Status& status) override;
