@@ -16,6 +16,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -122,6 +123,35 @@ class Confirmed {
   bool failed_ ABSL_GUARDED_BY(mu_) = false;
 };
 
+// Appends `count` bodies through `append` and waits until `confirmed`
+// covers the last; appends per second, 0 if the log failed.
+double TimedAppends(int count, Confirmed& confirmed,
+                    const std::function<absl::StatusOr<uint64_t>()>& append) {
+  const absl::Time start = absl::Now();
+  uint64_t last = 0;
+  for (int i = 0; i < count; ++i) {
+    absl::StatusOr<uint64_t> seq = append();
+    if (!seq.ok()) {
+      std::fprintf(stderr, "log_bench: %s\n", seq.status().ToString().c_str());
+      std::exit(1);
+    }
+    last = *seq;
+  }
+  const bool ok = confirmed.WaitFor(last);
+  const double rate = count / absl::ToDoubleSeconds(absl::Now() - start);
+  return ok ? rate : 0;
+}
+
+[[noreturn]] void Die(const absl::Status& status) {
+  std::fprintf(stderr, "log_bench: %s\n", status.ToString().c_str());
+  std::exit(1);
+}
+
+// kAlways is bound by fdatasync: fewer appends.
+int Count(const Flags& f, FsyncPolicy policy) {
+  return policy == FsyncPolicy::kAlways ? f.count / 50 : f.count;
+}
+
 double SpoolAppends(const Flags& f, FsyncPolicy policy) {
   const std::string dir = TempDir();
   Confirmed confirmed;
@@ -133,27 +163,13 @@ double SpoolAppends(const Flags& f, FsyncPolicy policy) {
   o.on_durable = [&](uint64_t seq) { confirmed.Set(seq); };
   o.on_error = [&](const absl::Status&) { confirmed.Fail(); };
   absl::StatusOr<std::unique_ptr<Spool>> spool = Spool::Open(o);
-  if (!spool.ok()) {
-    std::fprintf(stderr, "log_bench: %s\n", spool.status().ToString().c_str());
-    std::exit(1);
-  }
+  if (!spool.ok()) Die(spool.status());
   const std::string body(static_cast<size_t>(f.size), 'b');
-  const int count = policy == FsyncPolicy::kAlways ? f.count / 50 : f.count;
-  const absl::Time start = absl::Now();
-  uint64_t last = 0;
-  for (int i = 0; i < count; ++i) {
-    absl::StatusOr<uint64_t> seq = (*spool)->Append({}, body);
-    if (!seq.ok()) {
-      std::fprintf(stderr, "log_bench: %s\n", seq.status().ToString().c_str());
-      std::exit(1);
-    }
-    last = *seq;
-  }
-  const bool ok = confirmed.WaitFor(last);
-  const double rate = count / absl::ToDoubleSeconds(absl::Now() - start);
+  const double rate = TimedAppends(Count(f, policy), confirmed,
+                                   [&] { return (*spool)->Append({}, body); });
   spool->reset();
   RemoveDir(dir);
-  return ok ? rate : 0;
+  return rate;
 }
 
 double TopicAppends(const Flags& f, FsyncPolicy policy) {
@@ -167,27 +183,14 @@ double TopicAppends(const Flags& f, FsyncPolicy policy) {
   o.on_durable = [&](uint64_t seq) { confirmed.Set(seq); };
   o.on_error = [&](const absl::Status&) { confirmed.Fail(); };
   absl::StatusOr<std::unique_ptr<TopicLog>> log = TopicLog::Open(o);
-  if (!log.ok()) {
-    std::fprintf(stderr, "log_bench: %s\n", log.status().ToString().c_str());
-    std::exit(1);
-  }
+  if (!log.ok()) Die(log.status());
   const std::string body(static_cast<size_t>(f.size), 'b');
-  const int count = policy == FsyncPolicy::kAlways ? f.count / 50 : f.count;
-  const absl::Time start = absl::Now();
-  uint64_t last = 0;
-  for (int i = 0; i < count; ++i) {
-    absl::StatusOr<uint64_t> seq = (*log)->Append(absl::Now(), {}, body);
-    if (!seq.ok()) {
-      std::fprintf(stderr, "log_bench: %s\n", seq.status().ToString().c_str());
-      std::exit(1);
-    }
-    last = *seq;
-  }
-  const bool ok = confirmed.WaitFor(last);
-  const double rate = count / absl::ToDoubleSeconds(absl::Now() - start);
+  const double rate = TimedAppends(Count(f, policy), confirmed, [&] {
+    return (*log)->Append(absl::Now(), {}, body);
+  });
   log->reset();
   RemoveDir(dir);
-  return ok ? rate : 0;
+  return rate;
 }
 
 }  // namespace

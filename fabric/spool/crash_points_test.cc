@@ -24,6 +24,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -121,6 +122,54 @@ void ExpectNoOrphans(const MemFileSystem& fs, const std::string& dir) {
   for (const std::string& path : fs.FilesForTest()) {
     if (!absl::StartsWith(path, dir)) continue;
     EXPECT_FALSE(absl::EndsWith(path, ".tmp")) << "orphan " << path;
+  }
+}
+
+// One log under test: how to open it, run the workload and close it, and
+// how to check what a reopen finds after a crash.
+template <typename Oracle>
+struct Subject {
+  std::string what;
+  std::function<void(FsyncPolicy, Oracle&)> run;
+  std::function<void(FsyncPolicy, const Model&, const Oracle&, MemFileSystem&)>
+      check;
+};
+
+// The number of file operations the workload makes without a crash.
+template <typename Oracle>
+uint64_t CountOps(const Subject<Oracle>& subject, FsyncPolicy policy) {
+  MemFileSystem fs;
+  ScopedFileSystem use(&fs);
+  Oracle oracle;
+  subject.run(policy, oracle);
+  return fs.ops();
+}
+
+// For every crash point n and power-loss model: a fresh file system that
+// crashes at operation n, the workload, the power loss, the checks.
+template <typename Oracle>
+void ExploreCrashPoints(const Subject<Oracle>& subject, FsyncPolicy policy) {
+  const uint64_t total = CountOps(subject, policy);
+  ASSERT_GT(total, 20u);
+  std::fprintf(stderr, "%s workload (%s): %llu file operations\n",
+               subject.what.c_str(),
+               std::string(FsyncPolicyName(policy)).c_str(),
+               static_cast<unsigned long long>(total));
+  for (uint64_t i = 0; i < Rounds() * (total + 1); ++i) {
+    const uint64_t n = i % (total + 1) + 1;
+    for (const Model& model : Models(n)) {
+      SCOPED_TRACE(absl::StrCat(subject.what, ", policy ",
+                                FsyncPolicyName(policy), ", crash at op ", n,
+                                " of ", total, ", ", model.name));
+      MemFileSystem fs;
+      ScopedFileSystem use(&fs);
+      Oracle oracle;
+      fs.CrashAtOp(n);
+      subject.run(policy, oracle);
+      fs.PowerLoss(model.loss);
+      subject.check(policy, model, oracle, fs);
+      if (::testing::Test::HasFailure()) return;  // one report is enough
+    }
   }
 }
 
@@ -288,50 +337,20 @@ void CheckSpool(FsyncPolicy policy, const Model& model, const SpoolOracle& o,
   ExpectNoOrphans(fs, kDir);
 }
 
-// Runs the spool workload once without a crash and returns its op count.
-uint64_t SpoolOps(FsyncPolicy policy) {
-  MemFileSystem fs;
-  ScopedFileSystem use(&fs);
-  SpoolOracle oracle;
-  {
-    absl::StatusOr<std::unique_ptr<Spool>> spool =
-        Spool::Open(SpoolOpts(policy, &oracle));
-    EXPECT_TRUE(spool.ok()) << spool.status();
-    if (!spool.ok()) return 0;
-    SpoolWorkload(**spool, oracle);
-  }
-  return fs.ops();
+Subject<SpoolOracle> SpoolSubject() {
+  return {"spool",
+          [](FsyncPolicy policy, SpoolOracle& oracle) {
+            absl::StatusOr<std::unique_ptr<Spool>> spool =
+                Spool::Open(SpoolOpts(policy, &oracle));
+            if (spool.ok()) SpoolWorkload(**spool, oracle);
+          },
+          CheckSpool};
 }
 
 class SpoolCrashPoints : public ::testing::TestWithParam<FsyncPolicy> {};
 
 TEST_P(SpoolCrashPoints, EveryCrashPointRecovers) {
-  const FsyncPolicy policy = GetParam();
-  const uint64_t total = SpoolOps(policy);
-  ASSERT_GT(total, 50u);
-  std::fprintf(stderr, "spool workload (%s): %llu file operations\n",
-               std::string(FsyncPolicyName(policy)).c_str(),
-               static_cast<unsigned long long>(total));
-  for (uint64_t i = 0; i < Rounds() * (total + 1); ++i) {
-    const uint64_t n = i % (total + 1) + 1;
-    for (const Model& model : Models(n)) {
-      SCOPED_TRACE(absl::StrCat("policy ", FsyncPolicyName(policy),
-                                ", crash at op ", n, " of ", total, ", ",
-                                model.name));
-      MemFileSystem fs;
-      ScopedFileSystem use(&fs);
-      SpoolOracle oracle;
-      fs.CrashAtOp(n);
-      {
-        absl::StatusOr<std::unique_ptr<Spool>> spool =
-            Spool::Open(SpoolOpts(policy, &oracle));
-        if (spool.ok()) SpoolWorkload(**spool, oracle);
-      }
-      fs.PowerLoss(model.loss);
-      CheckSpool(policy, model, oracle, fs);
-      if (::testing::Test::HasFailure()) return;  // one report is enough
-    }
-  }
+  ExploreCrashPoints(SpoolSubject(), GetParam());
 }
 
 // An fdatasync, write or directory fsync failing with EIO at any point is
@@ -343,7 +362,7 @@ class SpoolEioPoints : public ::testing::TestWithParam<FsyncPolicy> {};
 
 TEST_P(SpoolEioPoints, FailedSyncOrWriteIsFailStop) {
   const FsyncPolicy policy = GetParam();
-  const uint64_t total = SpoolOps(policy);
+  const uint64_t total = CountOps(SpoolSubject(), policy);
   ASSERT_GT(total, 50u);
   Model model;
   model.name = "power-loss";
@@ -522,49 +541,20 @@ void CheckTopic(FsyncPolicy policy, const Model& model, const TopicOracle& o,
   ExpectNoOrphans(fs, kTopicDir);
 }
 
-uint64_t TopicOps(FsyncPolicy policy) {
-  MemFileSystem fs;
-  ScopedFileSystem use(&fs);
-  TopicOracle oracle;
-  {
-    absl::StatusOr<std::unique_ptr<TopicLog>> log =
-        TopicLog::Open(TopicOpts(policy, &oracle));
-    EXPECT_TRUE(log.ok()) << log.status();
-    if (!log.ok()) return 0;
-    TopicWorkload(**log, oracle);
-  }
-  return fs.ops();
+Subject<TopicOracle> TopicSubject() {
+  return {"topic log",
+          [](FsyncPolicy policy, TopicOracle& oracle) {
+            absl::StatusOr<std::unique_ptr<TopicLog>> log =
+                TopicLog::Open(TopicOpts(policy, &oracle));
+            if (log.ok()) TopicWorkload(**log, oracle);
+          },
+          CheckTopic};
 }
 
 class TopicCrashPoints : public ::testing::TestWithParam<FsyncPolicy> {};
 
 TEST_P(TopicCrashPoints, EveryCrashPointRecovers) {
-  const FsyncPolicy policy = GetParam();
-  const uint64_t total = TopicOps(policy);
-  ASSERT_GT(total, 20u);
-  std::fprintf(stderr, "topic workload (%s): %llu file operations\n",
-               std::string(FsyncPolicyName(policy)).c_str(),
-               static_cast<unsigned long long>(total));
-  for (uint64_t i = 0; i < Rounds() * (total + 1); ++i) {
-    const uint64_t n = i % (total + 1) + 1;
-    for (const Model& model : Models(n)) {
-      SCOPED_TRACE(absl::StrCat("policy ", FsyncPolicyName(policy),
-                                ", crash at op ", n, " of ", total, ", ",
-                                model.name));
-      MemFileSystem fs;
-      ScopedFileSystem use(&fs);
-      TopicOracle oracle;
-      fs.CrashAtOp(n);
-      {
-        absl::StatusOr<std::unique_ptr<TopicLog>> log =
-            TopicLog::Open(TopicOpts(policy, &oracle));
-        if (log.ok()) TopicWorkload(**log, oracle);
-      }
-      fs.PowerLoss(model.loss);
-      CheckTopic(policy, model, oracle, fs);
-      if (::testing::Test::HasFailure()) return;
-    }
-  }
+  ExploreCrashPoints(TopicSubject(), GetParam());
 }
 
 INSTANTIATE_TEST_SUITE_P(

@@ -98,20 +98,15 @@ absl::StatusOr<std::unique_ptr<Spool>> Spool::Open(SpoolOptions options) {
   FABRIC_ASSIGN_OR_RETURN(
       Recovered recovered,
       spool_internal::Recover(options.dir, RecoveryMode::kOpen, options.queue));
-  // Always start a fresh segment: recovered files are never appended to,
-  // and its header carries next_seq even once every older segment is gone.
-  spool_internal::SegmentHeader header;
-  header.segment = recovered.last_segment + 1;
-  header.base_seq = recovered.next_seq;
-  header.base_lsn = recovered.next_lsn;
-  header.seq_reserved = recovered.next_seq - 1;
-  header.created = absl::Now();
-  header.producer_id = recovered.meta.producer_id;
-  FABRIC_ASSIGN_OR_RETURN(File active,
-                          spool_internal::CreateSegment(options.dir, header));
+  const uint64_t active_number = recovered.last_segment + 1;
+  FABRIC_ASSIGN_OR_RETURN(
+      File active,
+      spool_internal::CreateActiveSegment(
+          options.dir, recovered.meta.producer_id, recovered.last_segment,
+          recovered.next_seq, recovered.next_lsn));
   auto impl = std::make_unique<Impl>(std::move(options), std::move(lock),
                                      std::move(recovered), std::move(active),
-                                     header.segment);
+                                     active_number);
   impl->Start();
   return std::unique_ptr<Spool>(new Spool(std::move(impl)));
 }

@@ -537,21 +537,14 @@ absl::StatusOr<std::unique_ptr<TopicLog>> TopicLog::Open(
   report.disk_bytes = visitor.disk_bytes_;
   report.torn_tail_bytes = found.torn_tail_bytes;
   report.corrupt = std::move(found.problems);
-  // Always start a fresh segment, numbered above every file seen: its
-  // header carries next_seq even once every older segment is gone.
-  spool_internal::SegmentHeader header;
-  header.segment = found.last_segment + 1;
-  header.base_seq = found.next_seq;
-  header.base_lsn = found.next_lsn;
-  header.seq_reserved = found.next_seq - 1;
-  header.created = absl::Now();
-  header.producer_id = found.meta.producer_id;
-  FABRIC_ASSIGN_OR_RETURN(File active,
-                          spool_internal::CreateSegment(options.dir, header));
+  FABRIC_ASSIGN_OR_RETURN(
+      File active, spool_internal::CreateActiveSegment(
+                       options.dir, found.meta.producer_id, found.last_segment,
+                       found.next_seq, found.next_lsn));
   const std::string dir = options.dir;
   auto impl = std::make_unique<Impl>(
       std::move(options), std::move(lock), std::move(report),
-      std::move(visitor.segments_), std::move(active), header.segment,
+      std::move(visitor.segments_), std::move(active), found.last_segment + 1,
       found.next_seq, found.next_lsn);
   impl->Start();
   // Now that the new segment's header holds next_seq, the empty ones can go.

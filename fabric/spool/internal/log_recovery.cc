@@ -18,6 +18,7 @@
 #include "fabric/base/status_macros.h"
 #include "fabric/spool/internal/file_util.h"
 #include "fabric/spool/internal/payload.h"
+#include "fabric/spool/internal/segment_io.h"
 #include "fabric/spool/internal/spool_format.h"
 
 namespace fabric::spool_internal {
@@ -287,6 +288,20 @@ uint64_t SeqReservationState::NextSeq(uint64_t next_seq,
   // skip past every seq they could have used.
   if (torn_tail_bytes > 0) next_seq += torn_tail_bytes / kRecordOverhead + 1;
   return next_seq;
+}
+
+absl::StatusOr<File> CreateActiveSegment(const std::string& dir,
+                                         const NodeId& id,
+                                         uint64_t last_segment,
+                                         uint64_t next_seq, uint64_t next_lsn) {
+  SegmentHeader header;
+  header.segment = last_segment + 1;
+  header.base_seq = next_seq;
+  header.base_lsn = next_lsn;
+  header.seq_reserved = next_seq - 1;
+  header.created = absl::Now();
+  header.producer_id = id;
+  return CreateSegment(dir, header);
 }
 
 absl::StatusOr<LogRecovery> RecoverLog(const std::string& dir,

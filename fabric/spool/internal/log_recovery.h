@@ -14,6 +14,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "fabric/spool/internal/file_util.h"
 #include "fabric/spool/internal/meta.h"
 #include "fabric/spool/internal/record.h"
 #include "fabric/spool/spool.h"
@@ -84,6 +85,16 @@ struct LogRecoveryOptions {
   std::string what;                 // "spool", "topic log": in messages
   absl::string_view log_component;  // for the log lines
 };
+
+// Creates the segment a log starts writing in after recovering, numbered
+// `last_segment + 1` (recovered files are never appended to), its header
+// carrying the log's `id`, next seq and lsn and reserving exactly the seqs
+// handed out so far, so the floor survives even once every older segment
+// is gone.
+absl::StatusOr<File> CreateActiveSegment(const std::string& dir,
+                                         const NodeId& id,
+                                         uint64_t last_segment,
+                                         uint64_t next_seq, uint64_t next_lsn);
 
 // Recovers the log in `dir`. Returns kNotFound when `dir` or (kScan) the
 // log does not exist, kFailedPrecondition when it belongs to another queue
