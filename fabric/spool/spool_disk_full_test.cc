@@ -96,6 +96,15 @@ TEST_P(SpoolDiskFull, RefusesWhatDoesNotFitThenResumes) {
     // must not be refused after its new tasks).
     EXPECT_TRUE(absl::IsResourceExhausted((*spool)->PurgeDead({}).status()));
     EXPECT_TRUE(absl::IsResourceExhausted((*spool)->ReplayDead({}).status()));
+    // The back-off that refused this append starts just before the writer
+    // calls on_refused: wait for the call.
+    for (int i = 0; i < 500; ++i) {
+      {
+        absl::MutexLock l(&events.mu);
+        if (!events.refused.empty()) break;
+      }
+      absl::SleepFor(absl::Milliseconds(10));
+    }
     {
       absl::MutexLock l(&events.mu);
       ASSERT_FALSE(events.refused.empty());
