@@ -132,12 +132,17 @@ struct SpoolReport {
                           // then creates)
   uint64_t disk_bytes = 0;
   uint64_t live_bytes = 0;
-  uint64_t records = 0;               // intact records read
-  uint64_t enqueued = 0;              // ENQ records
-  uint64_t acked = 0;                 // tasks acked
-  uint64_t pending = 0;               // tasks neither acked nor dead
-  uint64_t dead = 0;                  // dead letters not yet replayed or purged
-  uint64_t torn_tail_bytes = 0;       // cut off (Open) or that would be (Scan)
+  uint64_t records = 0;          // intact records read
+  uint64_t enqueued = 0;         // ENQ records
+  uint64_t acked = 0;            // tasks acked
+  uint64_t pending = 0;          // tasks neither acked nor dead
+  uint64_t dead = 0;             // dead letters not yet replayed or purged
+  uint64_t torn_tail_bytes = 0;  // cut off (Open) or that would be (Scan)
+  // Seqs above every record found that recovery will never hand out: after
+  // an unclean stop under kInterval/kNone, tasks with these seqs may have
+  // been confirmed and then lost (docs/spool.md section 6.1). 0 after a
+  // clean close.
+  uint64_t seqs_skipped = 0;
   std::vector<SpoolProblem> corrupt;  // corrupt records skipped
 };
 

@@ -536,6 +536,7 @@ absl::StatusOr<std::unique_ptr<TopicLog>> TopicLog::Open(
   report.segments = visitor.segments_.size();
   report.disk_bytes = visitor.disk_bytes_;
   report.torn_tail_bytes = found.torn_tail_bytes;
+  report.seqs_skipped = found.seqs_skipped;
   report.corrupt = std::move(found.problems);
   FABRIC_ASSIGN_OR_RETURN(
       File active, spool_internal::CreateActiveSegment(

@@ -70,7 +70,11 @@ struct TopicLogReport {
   uint64_t messages = 0;
   uint64_t segments = 0;
   uint64_t disk_bytes = 0;
-  uint64_t torn_tail_bytes = 0;       // cut off the newest segment
+  uint64_t torn_tail_bytes = 0;  // cut off the newest segment
+  // Seqs above every message found that are never handed out: after an
+  // unclean stop under kInterval/kNone, messages with these seqs may have
+  // been sent to subscribers and then lost (docs/spool.md section 6.1).
+  uint64_t seqs_skipped = 0;
   std::vector<SpoolProblem> corrupt;  // damaged records skipped
 };
 

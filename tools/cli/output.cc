@@ -304,6 +304,7 @@ std::string FormatSpoolReport(absl::string_view dir, const SpoolReport& r,
     o["acked"] = r.acked;
     o["dead"] = r.dead;
     o["torn_tail_bytes"] = r.torn_tail_bytes;
+    o["seqs_skipped"] = r.seqs_skipped;
     o["corrupt"] = SpoolProblemsJson(r.corrupt);
     return JsonLine(o);
   }
@@ -321,6 +322,7 @@ std::string FormatSpoolReport(absl::string_view dir, const SpoolReport& r,
                    "acked            ", r.acked, "\n",                //
                    "dead             ", r.dead, "\n",                 //
                    "torn-tail-bytes  ", r.torn_tail_bytes, "\n",      //
+                   "seqs-skipped     ", r.seqs_skipped, "\n",         //
                    "corrupt          ", r.corrupt.size(), "\n");
   for (const SpoolProblem& p : r.corrupt) {
     absl::StrAppend(&out, "  ", FormatSpoolProblem(p), "\n");

@@ -64,8 +64,16 @@ class Recovery {
     if (max_seq != UINT64_MAX) {
       out_->next_seq = std::max(out_->next_seq, max_seq + 1);
     }
-    out_->next_seq =
-        reservation_.NextSeq(out_->next_seq, out_->torn_tail_bytes);
+    const uint64_t seen = out_->next_seq;
+    out_->next_seq = reservation_.NextSeq(seen, out_->torn_tail_bytes);
+    out_->seqs_skipped = out_->next_seq - seen;
+    if (repair_ && out_->seqs_skipped > 0) {
+      Log(LogLevel::kWarning,
+          absl::StrCat("FAB-SPOOL-SEQS-SKIPPED ", dir_, ": seqs ", seen, "..",
+                       out_->next_seq - 1,
+                       " are skipped: they may have been confirmed before an "
+                       "unclean stop took their records (docs/spool.md 6.1)"));
+    }
     if (repair_) {
       for (const SpoolProblem& p : out_->problems) {
         Log(LogLevel::kWarning,

@@ -52,7 +52,10 @@ struct LogRecovery {
   Meta meta;
   std::vector<SpoolProblem> problems;  // damage reported, never fatal
   uint64_t torn_tail_bytes = 0;        // cut off (Open) or that would be
-  uint64_t next_seq = 1;               // the seq to hand out next
+  // Seqs above every record found that are never handed out: they may have
+  // been confirmed before an unclean stop (docs/spool.md section 6.1).
+  uint64_t seqs_skipped = 0;
+  uint64_t next_seq = 1;  // the seq to hand out next
   uint64_t next_lsn = 1;
   uint64_t last_segment = 0;  // highest segment number among the files
   void AddProblem(absl::string_view file, uint64_t offset, std::string what);

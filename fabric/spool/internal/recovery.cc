@@ -153,6 +153,7 @@ absl::StatusOr<Recovered> Recover(const std::string& dir, RecoveryMode mode,
   SpoolReport& report = out.report;
   report.corrupt = std::move(log.problems);
   report.torn_tail_bytes = log.torn_tail_bytes;
+  report.seqs_skipped = log.seqs_skipped;
   report.producer_id = out.meta.producer_id;
   report.queue = out.meta.queue;
   report.next_seq = out.next_seq;
