@@ -12,7 +12,6 @@
 #include "fabric/base/status_macros.h"
 #include "fabric/spool/internal/file_util.h"
 #include "fabric/spool/internal/recovery.h"
-#include "fabric/spool/internal/segment_io.h"
 #include "fabric/spool/internal/spool_impl.h"
 
 namespace fabric {

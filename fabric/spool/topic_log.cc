@@ -8,26 +8,20 @@
 #include <fcntl.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <map>
-#include <thread>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "fabric/base/log.h"
 #include "fabric/base/status_macros.h"
-#include "fabric/base/thread_name.h"
 #include "fabric/spool/internal/file_util.h"
 #include "fabric/spool/internal/log_core.h"
 #include "fabric/spool/internal/log_recovery.h"
-#include "fabric/spool/internal/meta.h"
 #include "fabric/spool/internal/payload.h"
 #include "fabric/spool/internal/record.h"
-#include "fabric/spool/internal/segment_io.h"
 #include "fabric/spool/internal/spool_format.h"
 
 namespace fabric {

@@ -9,12 +9,9 @@
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
 #include "fabric/base/log.h"
 #include "fabric/base/status_macros.h"
-#include "fabric/spool/internal/file_util.h"
 #include "fabric/spool/internal/payload.h"
 #include "fabric/spool/internal/record.h"
 #include "fabric/spool/internal/spool_format.h"

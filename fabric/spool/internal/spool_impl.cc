@@ -12,7 +12,6 @@
 #include "absl/time/clock.h"
 #include "fabric/base/clock.h"
 #include "fabric/base/status_macros.h"
-#include "fabric/base/thread_name.h"
 #include "fabric/spool/internal/payload.h"
 #include "fabric/spool/internal/record.h"
 
