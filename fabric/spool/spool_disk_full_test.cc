@@ -3,7 +3,9 @@
 // tasks whose records did not fit are refused (a negative confirm, never a
 // positive one), appends fail fast for the back-off, acks and dead letters
 // of the refused batch are kept, and once space is free appends work again.
-// On the in-memory file system, whose capacity the test sets.
+// A topic log instead holds what did not fit and refuses new appends until
+// it is written, so its seqs stay gap-free. On the in-memory file system,
+// whose capacity the test sets.
 #include <algorithm>
 #include <atomic>
 #include <map>
@@ -19,6 +21,7 @@
 #include "fabric/spool/internal/file_system.h"
 #include "fabric/spool/internal/mem_file_system.h"
 #include "fabric/spool/spool.h"
+#include "fabric/spool/topic_log.h"
 #include "gtest/gtest.h"
 
 namespace fabric {
@@ -213,6 +216,165 @@ TEST(SpoolDiskFullFailStop, WithoutOnRefusedTheSpoolFails) {
   EXPECT_TRUE(failed);
   EXPECT_TRUE(absl::IsResourceExhausted((*spool)->health()));
 }
+
+// ------------------------------------------------------------- topic log
+
+TopicLogOptions TopicOptions(FsyncPolicy policy,
+                             std::atomic<uint64_t>* durable) {
+  TopicLogOptions o;
+  o.dir = "/disk/topic";
+  o.topic = "prices";
+  o.fsync = policy;
+  o.segment_bytes = 8192;
+  o.on_durable = [durable](uint64_t seq) {
+    EXPECT_GT(seq, durable->load()) << "on_durable out of order";
+    durable->store(seq);
+  };
+  return o;
+}
+
+// Every readable message of `log`, from seq 1 on, as seq -> body.
+std::map<uint64_t, std::string> ReadTopic(const TopicLog& log) {
+  std::map<uint64_t, std::string> out;
+  uint64_t from = 1;
+  for (;;) {
+    TopicLogRead chunk;
+    absl::Status status = log.Read(from, 1000, 1 << 20, &chunk);
+    EXPECT_TRUE(status.ok()) << status;
+    if (!status.ok() || chunk.entries.empty()) break;
+    for (const std::string& entry : chunk.entries) {
+      absl::StatusOr<SpooledTask> task = TopicLog::DecodeEntry(entry);
+      EXPECT_TRUE(task.ok()) << task.status();
+      if (task.ok()) out[task->seq] = task->body;
+    }
+    from = chunk.next;
+  }
+  return out;
+}
+
+class TopicLogDiskFull : public ::testing::TestWithParam<FsyncPolicy> {};
+
+TEST_P(TopicLogDiskFull, HoldsWhatDoesNotFitRefusesAppendsThenResumes) {
+  MemFileSystem fs;
+  ScopedFileSystem use(&fs);
+  fs.SetCapacity(48 * 1024);
+  std::atomic<uint64_t> durable{0};
+  std::map<uint64_t, std::string> appended;
+  {
+    absl::StatusOr<std::unique_ptr<TopicLog>> log =
+        TopicLog::Open(TopicOptions(GetParam(), &durable));
+    ASSERT_TRUE(log.ok()) << log.status();
+    absl::Status append_error;
+    for (uint64_t i = 1; i <= 2000; ++i) {
+      absl::StatusOr<uint64_t> seq = (*log)->Append(absl::Now(), {}, Body(i));
+      if (!seq.ok()) {
+        append_error = seq.status();
+        break;
+      }
+      ASSERT_EQ(*seq, i) << "seqs are handed out without gaps";
+      appended[*seq] = Body(i);
+      if (i % 20 == 0) absl::SleepFor(absl::Milliseconds(1));
+    }
+    ASSERT_FALSE(append_error.ok()) << "the disk never filled up";
+    EXPECT_TRUE(absl::IsResourceExhausted(append_error)) << append_error;
+    EXPECT_TRUE(absl::StartsWith(append_error.message(), "spool disk full"))
+        << append_error;
+    EXPECT_TRUE((*log)->health().ok()) << "a full disk must not fail it";
+    const uint64_t last = appended.rbegin()->first;
+    // Nothing that did not fit is confirmed or readable: what readers see
+    // is exactly 1..durable, each as appended.
+    const uint64_t confirmed = durable.load();
+    EXPECT_LT(confirmed, last) << "a message the disk refused was confirmed";
+    std::map<uint64_t, std::string> readable = ReadTopic(**log);
+    ASSERT_FALSE(readable.empty());
+    EXPECT_EQ(readable.begin()->first, 1u);
+    EXPECT_EQ(readable.rbegin()->first, readable.size()) << "a gap";
+    EXPECT_LE(readable.size(), last);
+    for (const auto& [seq, body] : readable) EXPECT_EQ(body, appended[seq]);
+    // Still full after the writer's next tries: appends keep failing (no
+    // message is accepted that the disk could not take).
+    absl::SleepFor(absl::Milliseconds(1200));
+    EXPECT_TRUE(absl::IsResourceExhausted(
+        (*log)->Append(absl::Now(), {}, "more").status()));
+    EXPECT_LT(durable.load(), last);
+
+    // Free space: the held messages are written, then appends resume with
+    // the next seq.
+    fs.SetCapacity(uint64_t{1} << 30);
+    absl::StatusOr<uint64_t> resumed;
+    for (int i = 0; i < 500; ++i) {
+      resumed = (*log)->Append(absl::Now(), {}, Body(100000));
+      if (resumed.ok()) break;
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    ASSERT_TRUE(resumed.ok()) << resumed.status();
+    EXPECT_EQ(*resumed, last + 1);
+    appended[*resumed] = Body(100000);
+    ASSERT_TRUE((*log)->Flush(absl::Seconds(10)).ok());
+    EXPECT_EQ(durable.load(), *resumed);
+    EXPECT_EQ(ReadTopic(**log), appended);
+  }
+  // Reopened: every message, in order, and seqs go on.
+  absl::StatusOr<std::unique_ptr<TopicLog>> log =
+      TopicLog::Open(TopicOptions(GetParam(), &durable));
+  ASSERT_TRUE(log.ok()) << log.status();
+  EXPECT_EQ(ReadTopic(**log), appended);
+  EXPECT_EQ((*log)->recovery().seqs_skipped, 0u);
+  absl::StatusOr<uint64_t> next = (*log)->Append(absl::Now(), {}, "after");
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_EQ(*next, appended.rbegin()->first + 1);
+}
+
+// Closed while the disk is still full: the held messages were never
+// confirmed and are lost, the log fails at close (on_error) rather than
+// pretend, and it reopens with every confirmed message and seqs above them.
+TEST_P(TopicLogDiskFull, ClosedWhileFullKeepsEveryConfirmedMessage) {
+  MemFileSystem fs;
+  ScopedFileSystem use(&fs);
+  fs.SetCapacity(32 * 1024);
+  std::atomic<uint64_t> durable{0};
+  std::atomic<bool> failed{false};
+  std::map<uint64_t, std::string> appended;
+  uint64_t confirmed = 0;
+  {
+    TopicLogOptions o = TopicOptions(GetParam(), &durable);
+    o.on_error = [&failed](const absl::Status& s) {
+      EXPECT_TRUE(absl::IsResourceExhausted(s)) << s;
+      failed = true;
+    };
+    absl::StatusOr<std::unique_ptr<TopicLog>> log = TopicLog::Open(o);
+    ASSERT_TRUE(log.ok()) << log.status();
+    for (uint64_t i = 1; i <= 2000; ++i) {
+      absl::StatusOr<uint64_t> seq = (*log)->Append(absl::Now(), {}, Body(i));
+      if (!seq.ok()) break;
+      appended[*seq] = Body(i);
+      if (i % 20 == 0) absl::SleepFor(absl::Milliseconds(1));
+    }
+    ASSERT_LT(appended.size(), 2000u) << "the disk never filled up";
+    confirmed = durable.load();
+    ASSERT_LT(confirmed, appended.rbegin()->first);
+  }
+  EXPECT_TRUE(failed) << "closing with held messages must report it";
+  fs.SetCapacity(uint64_t{1} << 30);
+  absl::StatusOr<std::unique_ptr<TopicLog>> log =
+      TopicLog::Open(TopicOptions(GetParam(), &durable));
+  ASSERT_TRUE(log.ok()) << log.status();
+  std::map<uint64_t, std::string> readable = ReadTopic(**log);
+  for (uint64_t seq = 1; seq <= confirmed; ++seq) {
+    ASSERT_TRUE(readable.contains(seq)) << "confirmed message " << seq;
+    EXPECT_EQ(readable[seq], appended[seq]);
+  }
+  absl::StatusOr<uint64_t> next = (*log)->Append(absl::Now(), {}, "after");
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_GT(*next, readable.empty() ? 0 : readable.rbegin()->first);
+  EXPECT_GT(*next, confirmed);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Policies, TopicLogDiskFull,
+    ::testing::Values(FsyncPolicy::kAlways, FsyncPolicy::kBatch,
+                      FsyncPolicy::kInterval, FsyncPolicy::kNone),
+    [](const auto& info) { return std::string(FsyncPolicyName(info.param)); });
 
 }  // namespace
 }  // namespace fabric

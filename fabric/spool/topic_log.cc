@@ -150,6 +150,7 @@ class TopicLog::Impl : public spool_internal::LogCore {
     }
     absl::MutexLock l(&mu_);
     FABRIC_RETURN_IF_ERROR(CheckUsableLocked());
+    FABRIC_RETURN_IF_ERROR(CheckDiskLocked());
     const uint64_t seq = next_seq_;
     spool_internal::EncodeEnqPayload(seq, published, headers, body, &scratch_);
     PrepareSpaceLocked(spool_internal::FramedSize(scratch_.size()));
@@ -388,6 +389,11 @@ class TopicLog::Impl : public spool_internal::LogCore {
     }
     if (options_.on_durable) options_.on_durable(seq);
   }
+  // A full disk holds the messages that did not fit (they are assigned
+  // seqs that subscribers must see in order, so none is refused) and
+  // refuses new ones until they are written.
+  DiskFullAction OnDiskFull() const override { return DiskFullAction::kHold; }
+
   void OnFailed(const absl::Status& status) override {
     if (options_.on_error) options_.on_error(status);
   }

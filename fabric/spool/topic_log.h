@@ -56,8 +56,10 @@ struct TopicLogOptions {
   // messages are durable: every seq <= `durable_seq` is. Must not block for
   // long and must not call `Flush`.
   std::function<void(uint64_t durable_seq)> on_durable;
-  // Called once, on the writer thread, when the log fails (I/O error,
-  // disk full). `Append` fails from then on; reopen to recover.
+  // Called once, on the writer thread, when the log fails (an I/O error;
+  // a full disk only when closing with messages it could not write).
+  // `Append` fails from then on; reopen to recover. A full disk otherwise
+  // does not fail the log: see `Append`.
   std::function<void(const absl::Status&)> on_error;
 };
 
@@ -113,7 +115,11 @@ class TopicLog {
 
   // Appends a message and returns its seq (one more than the last). Never
   // blocks on I/O. Returns kInvalidArgument for a body over 64 MiB and the
-  // log's error once it has failed.
+  // log's error once it has failed. When the disk is full, the messages
+  // that did not fit are held (not durable, not readable) and retried
+  // every second, and `Append` fails at once with kResourceExhausted ("spool
+  // disk full: ...") until they are written: seqs stay gap-free, nothing is
+  // confirmed that is not on disk, and appends resume once there is room.
   absl::StatusOr<uint64_t> Append(absl::Time published, const Headers& headers,
                                   absl::string_view body);
   // Reads durable messages from `from` on: at most `max_entries`, and stops

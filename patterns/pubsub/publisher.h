@@ -102,8 +102,9 @@ class Publisher {
   // Publishes and returns the message's seq in its topic stream. Never
   // blocks on the network or the disk. Returns kInvalidArgument for a bad
   // topic (empty, over 1 KiB, with a NUL) or an oversized message, the
-  // log's error for a durable topic whose log failed, kCancelled once
-  // closed.
+  // log's error for a durable topic whose log failed, kResourceExhausted
+  // for a durable topic while its disk is full (docs/pubsub.md section 3),
+  // kCancelled once closed.
   absl::StatusOr<uint64_t> Publish(absl::string_view topic,
                                    absl::string_view body,
                                    const Headers& headers = {});

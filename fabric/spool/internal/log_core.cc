@@ -100,7 +100,7 @@ absl::Status LogCore::CheckUsableLocked() const {
 }
 
 absl::Status LogCore::CheckDiskLocked() const {
-  if (!disk_full_.ok() && RealClock()->Now() < disk_full_until_) {
+  if (!disk_full_.ok() && (holding_ || RealClock()->Now() < disk_full_until_)) {
     return disk_full_;
   }
   return absl::OkStatus();
@@ -273,15 +273,19 @@ void LogCore::WriterLoop() {
 
     BatchResult result;
     absl::Status status = WriteBatch(batch, &result);
-    if (!status.ok() && result.disk_full && CanRefuse() && !stopping) {
-      // Refuse what did not fit; sync and confirm what did, as usual. The
-      // refused records are settled; the requeued ones are not yet.
+    const DiskFullAction action = OnDiskFull();
+    bool refused = false;
+    if (!status.ok() && result.disk_full && action != DiskFullAction::kFail &&
+        !stopping) {
+      // Refuse or hold what did not fit; sync and confirm what did, as
+      // usual. Refused records are settled; requeued ones are not yet.
       uint64_t requeued = 0;
-      if (!Refuse(batch, result.failed_chunk, status, &requeued)) {
+      if (!Refuse(action, batch, result.failed_chunk, status, &requeued)) {
         continue;  // it failed the log instead
       }
       if (requeued != 0) batch_lsn = requeued - 1;
       status = absl::OkStatus();
+      refused = true;
     }
     if (status.ok()) {
       written_lsn_ = std::max(written_lsn_, batch_lsn);
@@ -301,11 +305,18 @@ void LogCore::WriterLoop() {
     // Confirm before `Flush` can return for these records.
     if (policy != FsyncPolicy::kAlways) Confirm(result.max_seq);
     bool maintain = false;
+    bool room_again = false;
     {
       absl::MutexLock l(&mu_);
       if (!dirty_ && written_lsn_ > synced_lsn_) {
         synced_lsn_ = written_lsn_;
         done_cv_.SignalAll();
+      }
+      if (holding_ && !refused) {
+        // What was held is written: appends are accepted again.
+        holding_ = false;
+        disk_full_ = absl::OkStatus();
+        room_again = true;
       }
       const absl::Time now = RealClock()->Now();
       if (!stopping &&
@@ -317,6 +328,11 @@ void LogCore::WriterLoop() {
         maintenance_due_ = false;
         last_maintenance_ = now;
       }
+    }
+    if (room_again) {
+      Log(LogLevel::kWarning,
+          absl::StrCat("FAB-SPOOL-DISK-ROOM ", core_.dir,
+                       ": the held records are written; appends accepted"));
     }
     if (stopping) {
       absl::MutexLock l(&mu_);
@@ -429,11 +445,14 @@ void LogCore::Fail(const absl::Status& status) {
   OnFailed(status);
 }
 
-bool LogCore::Refuse(std::vector<Chunk>& batch, size_t from,
-                     const absl::Status& status, uint64_t* first_requeued) {
+bool LogCore::Refuse(DiskFullAction action, std::vector<Chunk>& batch,
+                     size_t from, const absl::Status& status,
+                     uint64_t* first_requeued) {
+  const bool hold = action == DiskFullAction::kHold;
   std::vector<RefusedRecord> refused;
   std::vector<Chunk> retry;
   *first_requeued = 0;  // lsn
+  uint64_t held = 0;
   bool refused_enq = false;
   for (size_t i = from; i < batch.size(); ++i) {
     const Chunk& chunk = batch[i];
@@ -445,6 +464,7 @@ bool LogCore::Refuse(std::vector<Chunk>& batch, size_t from,
     kept.seq_reserved = chunk.seq_reserved;
     kept.needs_sync = chunk.needs_sync;
     kept.reserves = chunk.reserves;
+    if (hold) kept.max_seq = chunk.max_seq;  // every record is kept
     uint64_t pos = 0;
     while (pos < chunk.data.size()) {
       RecordView r;
@@ -458,37 +478,37 @@ bool LogCore::Refuse(std::vector<Chunk>& batch, size_t from,
       const absl::string_view raw =
           absl::string_view(chunk.data).substr(pos, r.size);
       pos += r.size;
-      uint64_t seq = 0;
-      absl::Time when;
-      switch (static_cast<RecordType>(r.type)) {
-        case RecordType::kEnq:
-          if (!PeekEnqPayload(r.payload, &seq, &when)) {
-            Fail(absl::InternalError(
-                absl::StrCat(core_.what, " cannot re-read its own ENQ")));
-            return false;
-          }
-          refused.push_back({seq, chunk.segment, r.size});
-          refused_enq = true;
-          break;
-        case RecordType::kDeadRemoved:
-          if (refused_enq) {
-            // A replay's removals follow its new ENQs: writing them after
-            // those were refused would lose the dead letters. Fail-stop.
-            Fail(status);
-            return false;
-          }
-          [[fallthrough]];  // a purge's removals: written once there is room
-        default:            // ACK, DEAD, RESERVE: likewise
-          kept.data.append(raw.data(), raw.size());
-          kept.max_lsn = r.lsn;
-          if (*first_requeued == 0) *first_requeued = r.lsn;
-          break;
+      const auto type = static_cast<RecordType>(r.type);
+      if (!hold && type == RecordType::kEnq) {
+        uint64_t seq = 0;
+        absl::Time when;
+        if (!PeekEnqPayload(r.payload, &seq, &when)) {
+          Fail(absl::InternalError(
+              absl::StrCat(core_.what, " cannot re-read its own ENQ")));
+          return false;
+        }
+        refused.push_back({seq, chunk.segment, r.size});
+        refused_enq = true;
+        continue;
       }
+      if (type == RecordType::kDeadRemoved && refused_enq) {
+        // A replay's removals follow its new ENQs: writing them after those
+        // were refused would lose the dead letters. Fail-stop.
+        Fail(status);
+        return false;
+      }
+      // ACK, DEAD, RESERVE, a purge's DEAD_REMOVED, and every record under
+      // kHold: written once there is room.
+      ++held;
+      kept.data.append(raw.data(), raw.size());
+      kept.max_lsn = r.lsn;
+      if (*first_requeued == 0) *first_requeued = r.lsn;
     }
     if (kept.new_segment || !kept.data.empty())
       retry.push_back(std::move(kept));
   }
   std::vector<uint64_t> seqs;
+  bool first_hold = false;
   {
     absl::MutexLock l(&mu_);
     if (!failed_.ok()) return false;
@@ -498,19 +518,30 @@ bool LogCore::Refuse(std::vector<Chunk>& batch, size_t from,
       }
       seqs.push_back(r.seq);
     }
-    OnRefusedLocked(refused);
+    if (!refused.empty()) OnRefusedLocked(refused);
     // Ahead of anything appended since: lsns stay in file order.
     for (Chunk& c : pending_) retry.push_back(std::move(c));
     pending_ = std::move(retry);
     disk_full_ = status;
     disk_full_until_ = RealClock()->Now() + kDiskFullBackoff;
+    first_hold = hold && !holding_;
+    holding_ = hold;
   }
   std::sort(seqs.begin(), seqs.end());
-  Log(LogLevel::kWarning,
-      absl::StrCat("FAB-SPOOL-DISK-FULL ", core_.dir, ": ", status.message(),
-                   "; refused ", seqs.size(),
-                   " record(s); appends refused for ",
-                   absl::FormatDuration(kDiskFullBackoff)));
+  if (!hold) {
+    Log(LogLevel::kWarning,
+        absl::StrCat("FAB-SPOOL-DISK-FULL ", core_.dir, ": ", status.message(),
+                     "; refused ", seqs.size(),
+                     " record(s); appends refused for ",
+                     absl::FormatDuration(kDiskFullBackoff)));
+  } else if (first_hold) {
+    // Once per episode: the writer retries every back-off until it fits.
+    Log(LogLevel::kWarning,
+        absl::StrCat("FAB-SPOOL-DISK-FULL ", core_.dir, ": ", status.message(),
+                     "; holding ", held,
+                     " record(s) until there is room; appends refused until "
+                     "then"));
+  }
   if (!seqs.empty()) OnRefused(seqs, status);
   return true;
 }

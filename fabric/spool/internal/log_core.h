@@ -106,7 +106,8 @@ class LogCore {
 
   // Front end; the owner holds `mu_`.
   absl::Status CheckUsableLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The disk-full error during the back-off after a refusal, else OK.
+  // The disk-full error during the back-off after a refusal, or while
+  // records are held (`kHold`), else OK.
   absl::Status CheckDiskLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Rolls first when a record of `record_size` would take the active
   // segment past `segment_bytes` (a segment always takes one record).
@@ -147,8 +148,16 @@ class LogCore {
   virtual void OnConfirmed(uint64_t seq) = 0;
   // The log failed, once (no lock).
   virtual void OnFailed(const absl::Status& status) = 0;
-  // Whether a full disk refuses records instead of failing the log.
-  virtual bool CanRefuse() const { return false; }
+  // What a full disk does to the records of a batch that did not fit
+  // (docs/spool.md section 9).
+  enum class DiskFullAction {
+    kFail,    // the log fails, as for any write error
+    kRefuse,  // ENQ records are refused (`OnRefused`), the others held;
+              // appends fail for a back-off, then are accepted again
+    kHold,    // every record is held, none refused; appends fail until the
+              // writer has written what it holds (retried every back-off)
+  };
+  virtual DiskFullAction OnDiskFull() const { return DiskFullAction::kFail; }
   virtual void OnRefusedLocked(const std::vector<RefusedRecord>& /*records*/)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {}
   // The refused seqs, ascending, before any later OnConfirmed (no lock).
@@ -198,12 +207,12 @@ class LogCore {
   absl::Status WriteBatch(std::vector<Chunk>& batch, BatchResult* result);
   absl::Status OpenNextSegment(const Chunk& chunk);
   void Confirm(uint64_t seq);
-  // Disk full at `batch[from]`: refuses the ENQ records of `batch[from..]`,
-  // requeues their other records, and starts the back-off. Sets
-  // `first_requeued` to the lsn of the first requeued record (0: none).
-  // Returns false when it failed the log instead (a replay's removals
-  // after its refused ENQs).
-  bool Refuse(std::vector<Chunk>& batch, size_t from,
+  // Disk full at `batch[from]`: refuses the ENQ records of `batch[from..]`
+  // (`kRefuse`; `kHold` keeps them), requeues their other records, and
+  // starts the back-off. Sets `first_requeued` to the lsn of the first
+  // requeued record (0: none). Returns false when it failed the log instead
+  // (a replay's removals after its refused ENQs).
+  bool Refuse(DiskFullAction action, std::vector<Chunk>& batch, size_t from,
               const absl::Status& status, uint64_t* first_requeued);
 
   absl::CondVar writer_cv_;  // the writer waits for work
@@ -214,6 +223,8 @@ class LogCore {
   // After a refusal: appends fail and the writer waits until then.
   absl::Time disk_full_until_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   absl::Status disk_full_ ABSL_GUARDED_BY(mu_);
+  // `kHold`: records are held; appends fail until they are written.
+  bool holding_ ABSL_GUARDED_BY(mu_) = false;
   // Every seq up to this may be handed out without a new RESERVE record.
   uint64_t reserved_seq_ ABSL_GUARDED_BY(mu_);
   std::vector<Chunk> pending_ ABSL_GUARDED_BY(mu_);

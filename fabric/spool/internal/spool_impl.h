@@ -79,7 +79,10 @@ class Spool::Impl : public spool_internal::LogCore {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void OnConfirmed(uint64_t seq) override;
   void OnFailed(const absl::Status& status) override;
-  bool CanRefuse() const override { return bool(options_.on_refused); }
+  DiskFullAction OnDiskFull() const override {
+    return options_.on_refused ? DiskFullAction::kRefuse
+                               : DiskFullAction::kFail;
+  }
   void OnRefusedLocked(const std::vector<RefusedRecord>& records) override
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void OnRefused(const std::vector<uint64_t>& seqs,
