@@ -15,6 +15,13 @@ namespace fabric {
 void LogLine(LogLevel level, absl::string_view component,
              absl::string_view message);
 
+// `LogLine` if `level` is enabled: for a component chosen at run time
+// (FABRIC_LOG takes a constant one).
+inline void LogIfEnabled(LogLevel level, absl::string_view component,
+                         absl::string_view message) {
+  if (level >= GetLogLevel()) LogLine(level, component, message);
+}
+
 }  // namespace fabric
 
 // FABRIC_LOG(kInfo, kNode, "FAB-PEER-JOINED peer ", id, " joined"): `level`

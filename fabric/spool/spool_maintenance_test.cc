@@ -16,7 +16,9 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/match.h"
+#include "fabric/spool/internal/file_system.h"
 #include "fabric/spool/internal/file_util.h"
+#include "fabric/spool/internal/mem_file_system.h"
 #include "fabric/spool/internal/spool_test_util.h"
 #include "fabric/spool/spool.h"
 #include "gmock/gmock.h"
@@ -237,22 +239,15 @@ TEST(SpoolMaintenance, RandomWorkloadMatchesModelAcrossReopens) {
   CheckAgainstModel(*spool, model);
 }
 
-class ScopedFault {
- public:
-  explicit ScopedFault(spool_internal::FileFaultHook hook) {
-    spool_internal::SetFileFaultHookForTesting(std::move(hook));
-  }
-  ~ScopedFault() { spool_internal::SetFileFaultHookForTesting(nullptr); }
-};
-
 TEST(SpoolMaintenance, FailedCompactionRenameLeavesTheOldSegment) {
-  const TempDir tmp("spool");
-  const std::string& dir = tmp.path();
+  spool_internal::MemFileSystem fs;
+  spool_internal::ScopedFileSystem use(&fs);
+  const std::string dir = "/disk/spool";
   std::atomic<int> refused{0};
   std::atomic<bool> armed{false};
-  ScopedFault fault([&](spool_internal::FileOp op, absl::string_view path) {
-    if (armed && op == spool_internal::FileOp::kRename &&
-        absl::StrContains(path, "seg-00000000000000000001.log")) {
+  fs.SetFault([&](spool_internal::MemOp op, const std::string& path, uint64_t) {
+    if (armed && op == spool_internal::MemOp::kRename &&
+        absl::EndsWith(path, "/seg-00000000000000000001.log")) {
       ++refused;
       return ENOSPC;
     }

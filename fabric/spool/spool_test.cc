@@ -15,7 +15,9 @@
 
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "fabric/spool/internal/file_system.h"
 #include "fabric/spool/internal/file_util.h"
+#include "fabric/spool/internal/mem_file_system.h"
 #include "fabric/spool/internal/spool_test_util.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -25,6 +27,9 @@
 namespace fabric {
 namespace {
 
+using ::fabric::spool_internal::MemFileSystem;
+using ::fabric::spool_internal::MemOp;
+using ::fabric::spool_internal::ScopedFileSystem;
 using ::fabric::spool_internal::testing::Body;
 using ::fabric::spool_internal::testing::SegmentPaths;
 using ::fabric::spool_internal::testing::SizeOf;
@@ -463,35 +468,24 @@ TEST(Spool, DiskFullFailsWithResourceExhausted) {
   EXPECT_GT(spool->recovery().pending, 0u);
 }
 
-// Installs a fault hook for the scope of a test.
-class ScopedFault {
- public:
-  explicit ScopedFault(spool_internal::FileFaultHook hook) {
-    spool_internal::SetFileFaultHookForTesting(std::move(hook));
-  }
-  ~ScopedFault() { spool_internal::SetFileFaultHookForTesting(nullptr); }
-};
-
 TEST(Spool, FdatasyncFailureIsFailStop) {
-  const TempDir tmp("spool");
-  const std::string& dir = tmp.path();
+  MemFileSystem fs;
+  ScopedFileSystem use(&fs);
+  const std::string dir = "/disk/spool";
   SpoolOptions options = TestOptions(dir, FsyncPolicy::kBatch);
   DurableLog log;
   log.Attach(&options);
   FABRIC_ASSERT_OK_AND_ASSIGN(auto spool, Spool::Open(options));
   FABRIC_ASSERT_OK(spool->Append({}, Body(1)).status());
   ASSERT_TRUE(WaitUntil([&] { return log.last() == 1; }, absl::Seconds(10)));
-  {
-    std::atomic<bool> armed{true};
-    ScopedFault fault([&](spool_internal::FileOp op, absl::string_view) {
-      return op == spool_internal::FileOp::kSync && armed.load() ? EIO : 0;
-    });
-    FABRIC_ASSERT_OK(spool->Append({}, Body(2)).status());
-    const absl::Status error = log.WaitForError();
-    EXPECT_THAT(error, StatusIs(absl::StatusCode::kDataLoss));
-    EXPECT_THAT(std::string(error.message()), HasSubstr("fdatasync"));
-    armed = false;
-  }
+  fs.SetFault([](MemOp op, const std::string&, uint64_t) {
+    return op == MemOp::kSync ? EIO : 0;
+  });
+  FABRIC_ASSERT_OK(spool->Append({}, Body(2)).status());
+  const absl::Status error = log.WaitForError();
+  EXPECT_THAT(error, StatusIs(absl::StatusCode::kDataLoss));
+  EXPECT_THAT(std::string(error.message()), HasSubstr("fdatasync"));
+  fs.SetFault(nullptr);
   // Never "retry fsync then confirm": seq 2 stays unconfirmed.
   EXPECT_EQ(log.last(), 1u);
   EXPECT_THAT(spool->health(), StatusIs(absl::StatusCode::kDataLoss));
@@ -511,8 +505,9 @@ TEST(Spool, FdatasyncFailureIsFailStop) {
 }
 
 TEST(Spool, WriteEnospcIsResourceExhaustedAndLeavesNoPartialRecord) {
-  const TempDir tmp("spool");
-  const std::string& dir = tmp.path();
+  MemFileSystem fs;
+  ScopedFileSystem use(&fs);
+  const std::string dir = "/disk/spool";
   SpoolOptions options = TestOptions(dir, FsyncPolicy::kBatch);
   DurableLog log;
   log.Attach(&options);
@@ -521,15 +516,14 @@ TEST(Spool, WriteEnospcIsResourceExhaustedAndLeavesNoPartialRecord) {
   FABRIC_ASSERT_OK(spool->Flush(absl::Seconds(10)));
   const std::string segment = SegmentPaths(dir).back();
   const uint64_t size = SizeOf(segment);
-  {
-    ScopedFault fault([](spool_internal::FileOp op, absl::string_view) {
-      return op == spool_internal::FileOp::kWrite ? ENOSPC : 0;
-    });
-    FABRIC_ASSERT_OK(spool->Append({}, Body(2)).status());
-    const absl::Status error = log.WaitForError();
-    EXPECT_THAT(error, StatusIs(absl::StatusCode::kResourceExhausted));
-    EXPECT_THAT(std::string(error.message()), HasSubstr("spool disk full"));
-  }
+  fs.SetFault([](MemOp op, const std::string&, uint64_t) {
+    return op == MemOp::kWrite ? ENOSPC : 0;
+  });
+  FABRIC_ASSERT_OK(spool->Append({}, Body(2)).status());
+  const absl::Status error = log.WaitForError();
+  EXPECT_THAT(error, StatusIs(absl::StatusCode::kResourceExhausted));
+  EXPECT_THAT(std::string(error.message()), HasSubstr("spool disk full"));
+  fs.SetFault(nullptr);
   EXPECT_EQ(SizeOf(segment), size);
   EXPECT_EQ(log.last(), 1u);
   EXPECT_THAT(spool->Append({}, Body(3)),

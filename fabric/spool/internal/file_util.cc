@@ -3,47 +3,25 @@
 
 #include <fcntl.h>
 
-#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 
-#include "absl/base/const_init.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/synchronization/mutex.h"
 #include "fabric/base/status_macros.h"
 #include "fabric/spool/internal/spool_format.h"
 
 namespace fabric::spool_internal {
 namespace {
 
-ABSL_CONST_INIT absl::Mutex fault_mu(absl::kConstInit);
-// Fast path: most processes never set a hook. Relaxed is enough because the
-// hook itself is read under `fault_mu`.
-std::atomic<bool> fault_hook_set{false};
-FileFaultHook* fault_hook ABSL_GUARDED_BY(fault_mu) = nullptr;
-
-int InjectedFault(FileOp op, absl::string_view path) {
-  if (!fault_hook_set.load(std::memory_order_relaxed)) return 0;
-  absl::MutexLock lock(&fault_mu);
-  return fault_hook != nullptr ? (*fault_hook)(op, path) : 0;
-}
-
 // Bytes per read of `ReadFile`.
 constexpr size_t kReadBlockBytes = 1 << 20;
 
 }  // namespace
-
-void SetFileFaultHookForTesting(FileFaultHook hook) {
-  absl::MutexLock lock(&fault_mu);
-  delete fault_hook;
-  fault_hook = hook ? new FileFaultHook(std::move(hook)) : nullptr;
-  fault_hook_set.store(fault_hook != nullptr, std::memory_order_relaxed);
-}
 
 absl::Status ErrnoStatus(int err, absl::string_view what) {
   const char* text = std::strerror(err);
@@ -127,6 +105,10 @@ absl::StatusOr<File> OpenFile(const std::string& path, int flags, int mode) {
 absl::StatusOr<std::string> ReadFile(const std::string& path) {
   FABRIC_ASSIGN_OR_RETURN(File file, OpenFile(path, O_RDONLY, 0));
   std::string data, block;
+  // One read of the size the file has now, straight into the result (a
+  // segment is read whole at recovery; no second copy).
+  FABRIC_ASSIGN_OR_RETURN(const uint64_t size, file.handle()->Size(path));
+  if (size > 0) FABRIC_RETURN_IF_ERROR(PRead(file, 0, size, &data, path));
   // The file may change under a read-only scan: read what is there.
   while (true) {
     FABRIC_RETURN_IF_ERROR(
@@ -148,9 +130,6 @@ bool FileExists(const std::string& path) {
 
 absl::Status PWriteAll(File& file, absl::string_view data, uint64_t offset,
                        absl::string_view path) {
-  if (int err = InjectedFault(FileOp::kWrite, path); err != 0) {
-    return ErrnoStatus(err, path);
-  }
   return file.handle()->PWrite(data, offset, path);
 }
 
@@ -160,16 +139,10 @@ absl::Status PRead(const File& file, uint64_t offset, size_t n,
 }
 
 absl::Status DataSync(File& file, absl::string_view path) {
-  if (int err = InjectedFault(FileOp::kSync, path); err != 0) {
-    return ErrnoStatus(err, absl::StrCat("fdatasync ", path));
-  }
   return file.handle()->DataSync(path);
 }
 
 absl::Status SyncDir(const std::string& dir) {
-  if (int err = InjectedFault(FileOp::kSync, dir); err != 0) {
-    return ErrnoStatus(err, absl::StrCat("fsync ", dir));
-  }
   return CurrentFileSystem()->SyncDir(dir);
 }
 
@@ -184,33 +157,30 @@ absl::Status RemoveFile(const std::string& path) {
 }
 
 absl::Status RenameFile(const std::string& from, const std::string& to) {
-  if (int err = InjectedFault(FileOp::kRename, to); err != 0) {
-    return ErrnoStatus(err, absl::StrCat("rename ", from));
-  }
   return CurrentFileSystem()->Rename(from, to);
 }
 
-absl::Status WriteFileAtomically(const std::string& dir, absl::string_view name,
+absl::StatusOr<File> InstallFile(const std::string& dir, absl::string_view name,
                                  absl::string_view contents) {
   const std::string final_path = JoinPath(dir, name);
   const std::string tmp_path = absl::StrCat(final_path, kTmpSuffix);
-  {
-    absl::StatusOr<File> file =
-        OpenFile(tmp_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (!file.ok()) return file.status();
-    absl::Status status = PWriteAll(*file, contents, 0, tmp_path);
-    if (status.ok()) status = DataSync(*file, tmp_path);
-    if (!status.ok()) {
-      RemoveFile(tmp_path).IgnoreError();  // best effort; already failing
-      return status;
-    }
-  }
-  absl::Status status = RenameFile(tmp_path, final_path);
+  absl::StatusOr<File> file =
+      OpenFile(tmp_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (!file.ok()) return file.status();
+  absl::Status status = PWriteAll(*file, contents, 0, tmp_path);
+  if (status.ok()) status = DataSync(*file, tmp_path);
+  if (status.ok()) status = RenameFile(tmp_path, final_path);
   if (!status.ok()) {
     RemoveFile(tmp_path).IgnoreError();  // best effort; already failing
     return status;
   }
-  return SyncDir(dir);
+  FABRIC_RETURN_IF_ERROR(SyncDir(dir));
+  return file;
+}
+
+absl::Status WriteFileAtomically(const std::string& dir, absl::string_view name,
+                                 absl::string_view contents) {
+  return InstallFile(dir, name, contents).status();
 }
 
 absl::StatusOr<File> LockDirectory(const std::string& dir,

@@ -3,7 +3,7 @@
 // reads, full writes, fdatasync, directory fsync, atomic replacement and the
 // segment file names. Every call that can hit the disk goes through here and
 // on to `CurrentFileSystem()` (file_system.h), so tests can replace the disk
-// (mem_file_system.h) or inject faults (`SetFileFaultHookForTesting`).
+// (mem_file_system.h), which can also inject faults.
 #ifndef FABRIC_SPOOL_INTERNAL_FILE_UTIL_H_
 #define FABRIC_SPOOL_INTERNAL_FILE_UTIL_H_
 
@@ -58,6 +58,7 @@ absl::Status RenameFile(const std::string& from, const std::string& to);
 
 // Writes `contents` to `dir/name` through `name.tmp`: write, fdatasync,
 // rename, fsync(dir). A crash leaves either the old file or the new one.
+// `InstallFile` (below) returns the new file, still open for writing.
 absl::Status WriteFileAtomically(const std::string& dir, absl::string_view name,
                                  absl::string_view contents);
 
@@ -82,20 +83,15 @@ class File {
 };
 
 absl::StatusOr<File> OpenFile(const std::string& path, int flags, int mode);
+// `WriteFileAtomically`, returning the new file still open for writing.
+absl::StatusOr<File> InstallFile(const std::string& dir, absl::string_view name,
+                                 absl::string_view contents);
 
 // Takes an exclusive lock on `dir`/LOCK (created if missing) and returns the
 // open file that holds it. Returns kFailedPrecondition "`what` DIR is in use
 // by another process" when someone else holds it.
 absl::StatusOr<File> LockDirectory(const std::string& dir,
                                    absl::string_view what);
-
-// Fault injection for tests. The hook is called before each write, fdatasync
-// and rename with the operation and the file's path; a non-zero return is
-// used as the errno of a failed call. Pass nullptr to remove it. Not for
-// production use: it is a process-wide setting.
-enum class FileOp { kWrite, kSync, kRename };
-using FileFaultHook = std::function<int(FileOp op, absl::string_view path)>;
-void SetFileFaultHookForTesting(FileFaultHook hook);
 
 }  // namespace fabric::spool_internal
 

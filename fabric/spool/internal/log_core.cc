@@ -87,7 +87,7 @@ std::string LogCore::SegmentPath(uint64_t segment) const {
 }
 
 void LogCore::Log(LogLevel level, absl::string_view message) const {
-  if (level >= GetLogLevel()) LogLine(level, core_.log_component, message);
+  LogIfEnabled(level, core_.log_component, message);
 }
 
 // ---------------------------------------------------------------- front end

@@ -86,9 +86,7 @@ class Recovery {
 
  private:
   void Log(LogLevel level, absl::string_view message) const {
-    if (level >= GetLogLevel()) {
-      LogLine(level, options_.log_component, message);
-    }
+    LogIfEnabled(level, options_.log_component, message);
   }
 
   // Reads the first segment header of `path`, if any.

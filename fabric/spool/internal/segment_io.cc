@@ -17,25 +17,6 @@
 namespace fabric::spool_internal {
 namespace {
 
-// Writes `contents` to `path` through "`path`.tmp" (write, fdatasync,
-// rename, fsync(dir)) and returns the file, still open for writing.
-absl::StatusOr<File> WriteAndInstall(const std::string& dir,
-                                     const std::string& path,
-                                     absl::string_view contents) {
-  const std::string tmp = absl::StrCat(path, kTmpSuffix);
-  absl::StatusOr<File> file = OpenFile(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (!file.ok()) return file.status();
-  absl::Status status = PWriteAll(*file, contents, 0, tmp);
-  if (status.ok()) status = DataSync(*file, tmp);
-  if (status.ok()) status = RenameFile(tmp, path);
-  if (!status.ok()) {
-    RemoveFile(tmp).IgnoreError();  // best effort: the caller reports `status`
-    return status;
-  }
-  FABRIC_RETURN_IF_ERROR(SyncDir(dir));
-  return file;
-}
-
 SeqRanges Merge(SeqRanges ranges) {
   std::sort(ranges.begin(), ranges.end());
   SeqRanges merged;
@@ -98,8 +79,8 @@ void AppendSummaries(RecordType type, const SeqRanges& ranges,
 
 absl::StatusOr<File> CreateSegment(const std::string& dir,
                                    const SegmentHeader& header) {
-  return WriteAndInstall(dir, JoinPath(dir, SegmentFileName(header.segment)),
-                         EncodeSegmentHeader(header));
+  return InstallFile(dir, SegmentFileName(header.segment),
+                     EncodeSegmentHeader(header));
 }
 
 absl::StatusOr<uint64_t> RewriteSegment(const std::string& dir,
@@ -185,7 +166,8 @@ absl::StatusOr<uint64_t> RewriteSegment(const std::string& dir,
 
   std::string out = EncodeSegmentHeader(header);
   for (const auto& [lsn, raw] : kept) out.append(raw.data(), raw.size());
-  FABRIC_RETURN_IF_ERROR(WriteAndInstall(dir, path, out).status());
+  FABRIC_RETURN_IF_ERROR(
+      InstallFile(dir, SegmentFileName(number), out).status());
   return static_cast<uint64_t>(out.size());
 }
 

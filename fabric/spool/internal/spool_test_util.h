@@ -55,8 +55,8 @@ inline void WriteAll(const std::string& path, const std::string& data) {
 }
 
 inline uint64_t SizeOf(const std::string& path) {
-  struct stat st;
-  return stat(path.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+  absl::StatusOr<FileStat> st = CurrentFileSystem()->Stat(path);
+  return st.ok() ? st->size : 0;
 }
 
 // Paths of the segment files in `dir`, oldest first.
