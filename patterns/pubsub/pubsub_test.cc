@@ -9,6 +9,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "fabric/spool/internal/file_system.h"
+#include "fabric/spool/internal/mem_file_system.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "patterns/pubsub/publisher.h"
@@ -354,6 +356,72 @@ TEST_F(PubSubTest, DurableTopicReplaysToLateJoinerAndRestartedSubscriber) {
   s3->Close();
   absl::StatusOr<std::unique_ptr<Subscriber>> heir = Subscriber::Create(*sn, d);
   EXPECT_THAT(heir, IsOk());
+}
+
+// A durable topic whose disk fills up (docs/pubsub.md section 3): publishes
+// fail at once with kResourceExhausted while the log holds what did not
+// fit, nothing unwritten reaches a subscriber, and once there is room the
+// held messages go out and publishing resumes with the next seq: the
+// subscriber sees every accepted message once, in order, with no gap. The
+// log lives on the in-memory file system, whose capacity the test sets.
+TEST_F(PubSubTest, ADurableTopicOnAFullDiskRefusesPublishesWithoutAGap) {
+  spool_internal::MemFileSystem fs;
+  spool_internal::ScopedFileSystem use(&fs);
+  fs.SetCapacity(64 * 1024);
+  auto pn = StartNode("pub");
+  auto sn = StartNode("sub");
+  PublisherOptions po;
+  po.durable_topics = {"d"};
+  po.spool_dir = "/disk/spool";
+  auto pub = StartPublisher(*pn, po);
+  Seen seen;
+  SubscriberOptions so = Prefixes({"d"});
+  so.start.kind = StartPosition::Kind::kEarliest;
+  auto sub = StartSubscriber(*sn, &seen, so);
+  ASSERT_THAT(pub->WaitForSubscribers(1, kWait), IsOk());
+
+  std::vector<std::string> accepted;
+  absl::Status refused;
+  for (int i = 1; i <= 2000; ++i) {
+    std::string body = absl::StrCat("m", i, "-");
+    body.resize(300, 'x');
+    absl::StatusOr<uint64_t> seq = pub->Publish("d", body);
+    if (!seq.ok()) {
+      refused = seq.status();
+      break;
+    }
+    ASSERT_EQ(*seq, static_cast<uint64_t>(i));
+    accepted.push_back(body);
+    if (i % 20 == 0) absl::SleepFor(absl::Milliseconds(1));
+  }
+  ASSERT_FALSE(refused.ok()) << "the disk never filled up";
+  EXPECT_THAT(refused, StatusIs(absl::StatusCode::kResourceExhausted));
+  EXPECT_GE(pub->Stats().rejected, 1u);
+  // Still full: still refused, and what the disk did not take is not sent.
+  absl::SleepFor(absl::Milliseconds(1200));
+  EXPECT_THAT(pub->Publish("d", "again").status(),
+              StatusIs(absl::StatusCode::kResourceExhausted));
+  EXPECT_LT(seen.Count("d"), accepted.size());
+
+  fs.SetCapacity(uint64_t{1} << 30);
+  absl::StatusOr<uint64_t> resumed;
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        resumed = pub->Publish("d", "after");
+        return resumed.ok();
+      },
+      kWait));
+  EXPECT_EQ(*resumed, accepted.size() + 1);
+  accepted.push_back("after");
+  ASSERT_THAT(pub->Flush(kWait), IsOk());
+  ASSERT_TRUE(
+      WaitUntil([&] { return seen.Count("d") >= accepted.size(); }, kWait));
+  EXPECT_TRUE(Contiguous(seen.Seqs("d"), 1, accepted.size()));
+  EXPECT_EQ(seen.Bodies("d"), accepted);
+  EXPECT_EQ(gap_events_.load(), 0u);
+  EXPECT_EQ(sub->Stats().lost, 0u);
+  sub.reset();
+  pub.reset();  // closes the log while the MemFS is alive
 }
 
 TEST_F(PubSubTest, CatchUpWhileLiveMessagesArriveHasNoGapAndNoGarbage) {
