@@ -1,17 +1,21 @@
 // SPDX-License-Identifier: Apache-2.0
-// The POSIX `FileSystem` on a real temporary directory: the lock file's mode
-// and the shared mapping (`Map`/`SyncMap`). The rest of the interface is
-// exercised by every spool and topic log test.
+// The POSIX `FileSystem` on a real temporary directory: the lock file's mode,
+// the shared mapping (`Map`/`SyncMap`) and `MakeDirs` on a relative path. The
+// rest of the interface is exercised by every spool and topic log test.
 #include "fabric/spool/internal/file_system.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <cstring>
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "fabric/spool/internal/file_util.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/test_util.h"
@@ -20,6 +24,7 @@ namespace fabric::spool_internal {
 namespace {
 
 using ::fabric::testing::StatusIs;
+using ::testing::ElementsAre;
 
 TEST(PosixFileSystem, LockCreatesTheFileOwnerOnly) {
   const std::string path = ::fabric::testing::MakeTempDir("fs") + "/lock";
@@ -73,6 +78,62 @@ TEST(PosixFileSystem, MapErrors) {
   FABRIC_ASSERT_OK_AND_ASSIGN(auto read_only, fs->Open(path, O_RDONLY, 0));
   EXPECT_THAT(read_only->Map(64, path),
               StatusIs(absl::StatusCode::kPermissionDenied));
+}
+
+// The POSIX file system, recording the directories it fsyncs.
+class SyncDirRecorder final : public FileSystem {
+ public:
+  absl::StatusOr<std::unique_ptr<FileHandle>> Open(const std::string& path,
+                                                   int flags,
+                                                   int mode) override {
+    return posix_->Open(path, flags, mode);
+  }
+  absl::Status MakeDir(const std::string& path, int mode) override {
+    return posix_->MakeDir(path, mode);
+  }
+  absl::StatusOr<FileStat> Stat(const std::string& path) override {
+    return posix_->Stat(path);
+  }
+  absl::StatusOr<std::vector<std::string>> ListDir(
+      const std::string& dir) override {
+    return posix_->ListDir(dir);
+  }
+  absl::Status Remove(const std::string& path) override {
+    return posix_->Remove(path);
+  }
+  absl::Status Rename(const std::string& from, const std::string& to) override {
+    return posix_->Rename(from, to);
+  }
+  absl::Status SyncDir(const std::string& dir) override {
+    synced.push_back(dir);
+    return posix_->SyncDir(dir);
+  }
+  absl::StatusOr<std::unique_ptr<FileHandle>> Lock(
+      const std::string& path) override {
+    return posix_->Lock(path);
+  }
+
+  std::vector<std::string> synced;
+
+ private:
+  FileSystem* const posix_ = PosixFileSystem();
+};
+
+// The parent of a relative path's first new directory is ".", not "/".
+TEST(PosixFileSystem, MakeDirsSyncsTheParentsOfRelativeDirectories) {
+  const std::string dir = ::fabric::testing::MakeTempDir("fs");
+  char cwd[4096];
+  ASSERT_NE(getcwd(cwd, sizeof cwd), nullptr);
+  ASSERT_EQ(chdir(dir.c_str()), 0);
+  SyncDirRecorder recorder;
+  absl::Status made;
+  {
+    ScopedFileSystem use(&recorder);
+    made = MakeDirs("a/b");
+  }
+  ASSERT_EQ(chdir(cwd), 0);
+  FABRIC_ASSERT_OK(made);
+  EXPECT_THAT(recorder.synced, ElementsAre(".", "a"));
 }
 
 }  // namespace
