@@ -18,12 +18,13 @@
 // Every crash point is taken; the quick pass (CI, about a second) tears the
 // last write at one byte per crash point, FABRIC_CRASH_POINTS=full
 // (`tools/dev crash-points`) at 14 and repeats the whole exploration 5
-// times, as the writer thread batches differently each time.
+// times, as the writer thread batches differently each time. The models
+// are in internal/crash_models.h, shared with the exploration of subscriber
+// position files (patterns/pubsub/internal/positions_crash_points_test.cc).
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
-#include <cstdlib>
 #include <functional>
 #include <map>
 #include <memory>
@@ -35,6 +36,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "fabric/spool/internal/crash_models.h"
 #include "fabric/spool/internal/file_system.h"
 #include "fabric/spool/internal/file_util.h"
 #include "fabric/spool/internal/mem_file_system.h"
@@ -49,68 +51,16 @@ using spool_internal::DataLoss;
 using spool_internal::MemFileSystem;
 using spool_internal::PowerLossModel;
 using spool_internal::ScopedFileSystem;
-using spool_internal::TornFill;
+using spool_internal::testing::Model;
+using spool_internal::testing::Models;
+using spool_internal::testing::Rounds;
 
 constexpr char kDir[] = "/data/spool";
-
-bool FullPass() {
-  const char* v = std::getenv("FABRIC_CRASH_POINTS");
-  return v != nullptr && absl::string_view(v) == "full";
-}
-
-// How many times each exploration runs (the writer thread batches, and so
-// numbers its operations, a little differently each time).
-uint64_t Rounds() { return FullPass() ? 5 : 1; }
 
 std::string Body(uint64_t tag) {
   std::string body = absl::StrCat("body-", tag, "-");
   body.resize(150 + tag % 50, static_cast<char>('a' + tag % 26));
   return body;
-}
-
-struct Model {
-  std::string name;
-  PowerLossModel loss;
-  bool process_crash_only = false;  // nothing unsynced is lost
-};
-
-// The models for crash point `n` (the torn byte varies with n).
-std::vector<Model> Models(uint64_t n) {
-  std::vector<Model> models;
-  PowerLossModel keep;
-  keep.data = DataLoss::kKeepAll;
-  keep.drop_unsynced_entries = false;
-  models.push_back({"process-crash", keep, true});
-  PowerLossModel drop;
-  drop.data = DataLoss::kDropUnsynced;
-  models.push_back({"power-loss", drop, false});
-  PowerLossModel data_only = drop;
-  data_only.drop_unsynced_entries = false;
-  models.push_back({"power-loss-data-only", data_only, false});
-  const TornFill fills[] = {TornFill::kAbsent, TornFill::kZeros,
-                            TornFill::kGarbage};
-  // The quick pass tears at one byte that varies with n; the full pass at
-  // each of these too: inside and at the edges of a record header (28
-  // bytes), a RESERVE record (40), a segment header (80) and a task.
-  std::vector<uint64_t> keeps = {(n * 37) % 230};
-  if (FullPass()) {
-    for (uint64_t k : {0, 1, 27, 28, 29, 39, 40, 41, 79, 80, 81, 150, 229}) {
-      keeps.push_back(k);
-    }
-  }
-  for (uint64_t keep : keeps) {
-    for (TornFill fill : fills) {
-      PowerLossModel torn;
-      torn.data = DataLoss::kTearLast;
-      torn.tear_keep = keep;
-      torn.fill = fill;
-      torn.garbage_seed = n * 1000 + keep;
-      models.push_back(
-          {absl::StrCat("torn-", static_cast<int>(fill), "-at-", keep), torn,
-           false});
-    }
-  }
-  return models;
 }
 
 bool Synced(FsyncPolicy p) {

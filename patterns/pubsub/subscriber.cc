@@ -8,10 +8,8 @@
 
 #include <algorithm>
 #include <deque>
-#include <filesystem>
 #include <map>
 #include <random>
-#include <system_error>
 #include <thread>
 #include <utility>
 
@@ -30,6 +28,7 @@
 #include "fabric/base/status_macros.h"
 #include "fabric/base/thread_name.h"
 #include "fabric/sockets.h"
+#include "fabric/spool/internal/file_util.h"
 #include "fabric/spool/topic_log.h"
 #include "patterns/pubsub/internal/positions.h"
 #include "patterns/pubsub/internal/pubsub_plugin.h"
@@ -124,13 +123,11 @@ class Subscriber::Impl : public ps::SubscriberEndpoint,
         return absl::InvalidArgumentError(
             "a durable subscriber needs a state_dir");
       }
-      std::error_code ec;
-      std::filesystem::create_directories(options_.state_dir, ec);
-      if (ec) {
-        return absl::FailedPreconditionError(
-            absl::StrCat("cannot create state_dir ", options_.state_dir, ": ",
-                         ec.message()));
-      }
+      // Through the file layer, which fsyncs the parent of each directory
+      // it creates: the position file must not vanish with its directory.
+      FABRIC_RETURN_IF_ERROR(Annotate(
+          spool_internal::MakeDirs(options_.state_dir),
+          absl::StrCat("cannot create state_dir ", options_.state_dir)));
       FABRIC_ASSIGN_OR_RETURN(positions_, ps::PositionFile::Open(absl::StrCat(
                                               options_.state_dir, "/",
                                               options_.durable_name, ".pos")));
@@ -233,7 +230,12 @@ class Subscriber::Impl : public ps::SubscriberEndpoint,
       absl::MutexLock l(&queue_mu_);
       queue_.clear();
       if (positions_ != nullptr) {
-        positions_->Sync();
+        SyncPositions();
+        if (positions_->sync_failures() > 1) {
+          FABRIC_LOG(kWarning, kPubSub, "FAB-SUB-POSITIONS-SYNC ",
+                     positions_->sync_failures(),
+                     " position syncs failed in all");
+        }
         positions_.reset();
       }
     }
@@ -358,7 +360,7 @@ class Subscriber::Impl : public ps::SubscriberEndpoint,
       PumpReplays(now);
       DisconnectDue(now);
       if (positions_ != nullptr && now >= next_sync) {
-        positions_->Sync();
+        SyncPositions();
         next_sync = now + kSyncEvery;
       }
       if (now >= next_report) {
@@ -445,6 +447,19 @@ class Subscriber::Impl : public ps::SubscriberEndpoint,
     if (!changed) return;
     absl::MutexLock l(&stats_mu_);
     publishers_known_ = connected_.size() - disconnect_at_.size();
+  }
+
+  // Makes the committed positions survive power loss (msync). Logs only the
+  // first failure, as they recur every 200 ms while the disk fails; Close
+  // logs how many there were. Subscriber thread, or Close after it ended.
+  void SyncPositions() {
+    absl::Status status = positions_->Sync();
+    if (!status.ok() && positions_->sync_failures() == 1) {
+      FABRIC_LOG(kWarning, kPubSub, "FAB-SUB-POSITIONS-SYNC ",
+                 status.ToString(),
+                 " (positions may not survive a power loss; later failures "
+                 "are counted, not logged)");
+    }
   }
 
   // A stream seen for the first time: where does it start?

@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -20,7 +21,10 @@ namespace {
 class PosixHandle final : public FileHandle {
  public:
   explicit PosixHandle(int fd) : fd_(fd) {}
-  ~PosixHandle() override { close(fd_); }
+  ~PosixHandle() override {
+    if (map_ != nullptr) munmap(map_, map_size_);
+    close(fd_);
+  }
 
   absl::Status PWrite(absl::string_view data, uint64_t offset,
                       absl::string_view path) override {
@@ -73,8 +77,40 @@ class PosixHandle final : public FileHandle {
     return static_cast<uint64_t>(st.st_size);
   }
 
+  absl::StatusOr<char*> Map(uint64_t size, absl::string_view path) override {
+    const std::string what = absl::StrCat("map ", path);
+    if (size == 0) return absl::InvalidArgumentError(what + ": empty mapping");
+    if (map_ != nullptr) {
+      return absl::FailedPreconditionError(what + ": already mapped");
+    }
+    struct stat st;
+    if (fstat(fd_, &st) != 0) return ErrnoStatus(errno, what);
+    if (static_cast<uint64_t>(st.st_size) < size) {
+      // Touching a page past the end would raise SIGBUS.
+      return absl::FailedPreconditionError(absl::StrCat(
+          what, ": the file has ", st.st_size, " of ", size, " bytes"));
+    }
+    void* map = mmap(nullptr, static_cast<size_t>(size), PROT_READ | PROT_WRITE,
+                     MAP_SHARED, fd_, 0);
+    if (map == MAP_FAILED) return ErrnoStatus(errno, what);
+    map_ = static_cast<char*>(map);
+    map_size_ = static_cast<size_t>(size);
+    return map_;
+  }
+
+  absl::Status SyncMap(absl::string_view path) override {
+    const std::string what = absl::StrCat("msync ", path);
+    if (map_ == nullptr) {
+      return absl::FailedPreconditionError(what + ": not mapped");
+    }
+    if (msync(map_, map_size_, MS_SYNC) != 0) return ErrnoStatus(errno, what);
+    return absl::OkStatus();
+  }
+
  private:
   const int fd_;
+  char* map_ = nullptr;  // set once by Map
+  size_t map_size_ = 0;
 };
 
 class Posix final : public FileSystem {

@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 // The file layer under the spool, the topic log and the subscriber position
 // files (LevelDB `Env`, RocksDB `FileSystem`): every open, read, write,
-// fdatasync, truncate, rename, unlink, mkdir and directory fsync of a log
-// goes through a `FileSystem`. Production uses the POSIX one; tests swap in
-// an in-memory one that knows what is durable and can lose the rest
-// (mem_file_system.h), to prove the logs' crash consistency.
+// fdatasync, truncate, rename, unlink, mkdir, directory fsync, mmap and
+// msync of a log or a position file goes through a `FileSystem`. Production
+// uses the POSIX one; tests swap in an in-memory one that knows what is durable
+// and can lose the rest (mem_file_system.h), to prove the logs' crash
+// consistency.
 //
 // The helpers in file_util.h call `CurrentFileSystem()`; a test installs its
 // own with `ScopedFileSystem` for the lifetime of the objects it tests.
@@ -25,7 +26,9 @@ namespace fabric::spool_internal {
 // One open file. Errors are Status values made by `ErrnoStatus` (so ENOSPC
 // is kResourceExhausted and EIO kDataLoss whatever the file system).
 // Thread safety: thread-compatible; `PRead` may run on several threads at
-// once and beside writes through another handle of the same file.
+// once and beside writes through another handle of the same file. The
+// memory `Map` returns may be used from any thread (racing accesses must be
+// atomic), also while `SyncMap` runs.
 class FileHandle {
  public:
   virtual ~FileHandle() = default;
@@ -40,6 +43,19 @@ class FileHandle {
   virtual absl::Status DataSync(absl::string_view path) = 0;
   virtual absl::Status Truncate(uint64_t size, absl::string_view path) = 0;
   virtual absl::StatusOr<uint64_t> Size(absl::string_view path) const = 0;
+
+  // Maps the first `size` bytes of the file shared and read-write
+  // (mmap(2) MAP_SHARED): stores into the returned memory reach the file
+  // without a system call, and a process crash does not lose them (the
+  // page cache keeps them); `SyncMap` makes them durable. At most one
+  // mapping per handle; it lives until the handle is destroyed. The memory
+  // is 8-byte aligned. kInvalidArgument for `size` 0, kFailedPrecondition if
+  // the handle already has a mapping or the file is shorter than `size`,
+  // kPermissionDenied on a read-only handle.
+  virtual absl::StatusOr<char*> Map(uint64_t size, absl::string_view path) = 0;
+  // Writes the mapping's changed pages and waits for them (msync(2)
+  // MS_SYNC). kFailedPrecondition without a mapping.
+  virtual absl::Status SyncMap(absl::string_view path) = 0;
 };
 
 // What `Stat` reports.

@@ -79,9 +79,10 @@ absl::Status MakeDirs(const std::string& path) {
     if (absl::IsAlreadyExists(made)) continue;
     if (!made.ok()) return made;
     const size_t slash = prefix.find_last_of('/');
-    const std::string parent = slash == 0 || slash == std::string::npos
-                                   ? "/"
-                                   : prefix.substr(0, slash);
+    std::string parent = ".";  // of a relative path's first directory
+    if (slash != std::string::npos) {
+      parent = slash == 0 ? "/" : prefix.substr(0, slash);
+    }
     FABRIC_RETURN_IF_ERROR(SyncDir(parent));
   }
   FABRIC_ASSIGN_OR_RETURN(FileStat st, fs->Stat(path));

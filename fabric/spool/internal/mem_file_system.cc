@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <iterator>
 #include <limits>
 #include <utility>
@@ -31,6 +32,8 @@ constexpr uint64_t kUnlimited = std::numeric_limits<uint64_t>::max();
 // Larger offsets fail with EFBIG: keeps `offset + size` from overflowing and
 // a stray offset from allocating the machine's memory.
 constexpr uint64_t kMaxFileSize = uint64_t{1} << 32;
+// A mapping reaches its file in pages of this size (mem_file_system.h).
+constexpr size_t kPageBytes = 4096;
 
 // Writes `bytes` at `offset` of `data`, zero-filling any hole. An empty write
 // changes nothing, even past the end.
@@ -132,6 +135,41 @@ struct MemFileSystem::Impl {
   std::map<Inode*, int> open ABSL_GUARDED_BY(mu);
   std::map<Inode*, uint64_t> locks ABSL_GUARDED_BY(mu);
 
+  // A handle's mapping (`Handle::Map`). The handle owns it and keeps the
+  // inode alive; `mappings` lists those of live handles of this epoch.
+  struct Mapping {
+    Inode* inode = nullptr;
+    uint64_t size = 0;
+    // The memory handed out: 8-byte words, so it is aligned and can be
+    // copied with 8-byte atomic loads.
+    std::unique_ptr<uint64_t[]> words;
+    std::string base;  // as of the mapping or its last copy into the file
+    char* data() { return reinterpret_cast<char*>(words.get()); }
+  };
+  std::set<Mapping*> mappings ABSL_GUARDED_BY(mu);
+
+  // Copies the pages `m` changed since its last copy into its file's current
+  // data, each as one unsynced write, up to the file's current end.
+  static void WriteBack(Mapping& m) {
+    std::string now(m.size, '\0');
+    for (uint64_t i = 0; i < m.size; i += 8) {
+      // Relaxed: the writer's atomic stores need no ordering with this copy,
+      // only to not be torn or reported as a race.
+      const uint64_t word = __atomic_load_n(&m.words[i / 8], __ATOMIC_RELAXED);
+      std::memcpy(now.data() + i, &word, std::min<uint64_t>(8, m.size - i));
+    }
+    Inode& inode = *m.inode;
+    const uint64_t end = std::min<uint64_t>(m.size, inode.data.size());
+    for (uint64_t page = 0; page < end; page += kPageBytes) {
+      const uint64_t n = std::min<uint64_t>(kPageBytes, end - page);
+      if (now.compare(page, n, m.base, page, n) == 0) continue;
+      const absl::string_view bytes(now.data() + page, n);
+      WriteAt(&inode.data, page, bytes);
+      inode.unsynced.push_back({true, page, std::string(bytes)});
+    }
+    m.base = std::move(now);
+  }
+
   // Fails (EIO) once the process has crashed.
   absl::Status Running(absl::string_view what)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
@@ -145,7 +183,12 @@ struct MemFileSystem::Impl {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     FABRIC_RETURN_IF_ERROR(Running(what));  // a dead process: not counted
     const uint64_t index = ++ops;
-    if (crash_at != 0 && index >= crash_at) crashed = true;
+    if (crash_at != 0 && index >= crash_at) {
+      // The process dies here: what it stored into mappings so far reaches
+      // the page cache, nothing it stores from now on does.
+      crashed = true;
+      for (Mapping* m : mappings) WriteBack(*m);
+    }
     const int err = crashed ? EIO : fault ? fault(op, path, index) : 0;
     return err == 0 ? absl::OkStatus() : ErrnoStatus(err, what);
   }
@@ -287,7 +330,14 @@ class MemFileSystem::Handle final : public FileHandle {
     absl::MutexLock lock(&impl_->mu);
     // A dead handle holds nothing: the power loss dropped its count and lock
     // (which may belong to a new holder by now).
-    if (epoch_ == impl_->epoch) impl_->Close(inode_.get(), lock_token_);
+    if (epoch_ != impl_->epoch) return;
+    if (mapping_ != nullptr) {
+      // munmap: the stores stay in the page cache, unless the process died
+      // (the crash already copied what it had stored by then).
+      impl_->mappings.erase(mapping_.get());
+      if (!impl_->crashed) Impl::WriteBack(*mapping_);
+    }
+    impl_->Close(inode_.get(), lock_token_);
   }
 
   absl::Status PWrite(absl::string_view data, uint64_t offset,
@@ -344,6 +394,45 @@ class MemFileSystem::Handle final : public FileHandle {
     return inode_->data.size();
   }
 
+  absl::StatusOr<char*> Map(uint64_t size, absl::string_view path) override {
+    absl::MutexLock lock(&impl_->mu);
+    const std::string what = absl::StrCat("map ", path);
+    FABRIC_RETURN_IF_ERROR(Usable(what));
+    if (size == 0) return absl::InvalidArgumentError(what + ": empty mapping");
+    if (mapping_ != nullptr) {
+      return absl::FailedPreconditionError(what + ": already mapped");
+    }
+    if (!readable_ || !writable_) return ErrnoStatus(EACCES, what);  // mmap
+    if (inode_->data.size() < size) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(what, ": the file has ", inode_->data.size(), " of ",
+                       size, " bytes"));
+    }
+    auto m = std::make_unique<Impl::Mapping>();
+    m->inode = inode_.get();
+    m->size = size;
+    m->words = std::make_unique<uint64_t[]>((size + 7) / 8);  // zeroed
+    m->base = inode_->data.substr(0, size);
+    std::memcpy(m->data(), m->base.data(), size);
+    impl_->mappings.insert(m.get());
+    mapping_ = std::move(m);
+    return mapping_->data();
+  }
+
+  absl::Status SyncMap(absl::string_view path) override {
+    absl::MutexLock lock(&impl_->mu);
+    const std::string what = absl::StrCat("msync ", path);
+    FABRIC_RETURN_IF_ERROR(Usable(what));
+    if (mapping_ == nullptr) {
+      return absl::FailedPreconditionError(what + ": not mapped");
+    }
+    FABRIC_RETURN_IF_ERROR(impl_->Admit(MemOp::kSync, path_, what));
+    Impl::WriteBack(*mapping_);
+    inode_->durable = inode_->data;
+    inode_->unsynced.clear();
+    return absl::OkStatus();
+  }
+
  private:
   // Fails (EIO) if this handle is from before a power loss (or its file
   // system is gone) or the process has crashed.
@@ -360,6 +449,7 @@ class MemFileSystem::Handle final : public FileHandle {
   const bool writable_;
   const uint64_t lock_token_;  // 0: not a lock handle
   const uint64_t epoch_;
+  std::unique_ptr<Impl::Mapping> mapping_ ABSL_GUARDED_BY(impl_->mu);
 };
 
 std::unique_ptr<FileHandle> MemFileSystem::Impl::NewHandle(
@@ -420,6 +510,7 @@ MemFileSystem::MemFileSystem() : impl_(std::make_shared<Impl>()) {
 MemFileSystem::~MemFileSystem() {
   absl::MutexLock lock(&impl_->mu);
   ++impl_->epoch;  // handles outliving us fail with EIO
+  impl_->mappings.clear();
   impl_->open.clear();
   impl_->locks.clear();
 }
@@ -623,6 +714,7 @@ void MemFileSystem::PowerLoss(const PowerLossModel& model) {
   Impl& s = *impl_;
   absl::MutexLock lock(&s.mu);
   ++s.epoch;  // every handle from before is dead
+  s.mappings.clear();
   s.open.clear();
   s.locks.clear();
   s.crashed = false;

@@ -33,7 +33,7 @@ namespace fabric::spool_internal {
 enum class MemOp {
   kCreate,    // Open with O_CREAT of a file that did not exist, or O_TRUNC
   kWrite,     // PWrite
-  kSync,      // DataSync
+  kSync,      // DataSync, SyncMap
   kTruncate,  // Truncate
   kRename,
   kRemove,
@@ -78,6 +78,26 @@ struct PowerLossModel {
 // Handles share ownership of the state: one outliving its `MemFileSystem`,
 // or opened before a `PowerLoss`, fails every call with EIO, and its
 // destruction is harmless.
+//
+// Mappings (`FileHandle::Map`, not counted) are a buffer the handle owns,
+// 8-byte aligned, filled from the file's current data. Stores into it are
+// not seen by the file until one of these copies the pages the mapping
+// changed (4096-byte pages, each one write, in page order, never past the
+// file's current end) into the file's current data, what readers see:
+//   - `SyncMap`, a counted kSync op, which, when it succeeds, also makes
+//     the whole file durable (as `DataSync`); failing on a fault it copies
+//     nothing and makes nothing durable (the crash point, if it triggers
+//     there, copies as below but makes nothing durable either);
+//   - the handle's destruction (munmap: the page cache keeps the stores, as
+//     unsynced writes a power loss applies its model to);
+//   - the instant the crash point triggers: every live mapping is copied
+//     then, so a store made after the simulated process death is never
+//     seen (nothing is copied again after a crash, at destruction either).
+// A mapping of a handle from before a power loss is never copied again.
+// The copies load the buffer 8 bytes at a time with relaxed atomics, so
+// stores made with 8-byte atomics (from any thread) do not race with them.
+// Mappings are not coherent with `PWrite`/`Truncate` or with each other:
+// a page the mapping changed overwrites what another handle wrote there.
 //
 // Thread safety: thread-safe (one mutex).
 class MemFileSystem : public FileSystem {

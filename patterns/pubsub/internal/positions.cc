@@ -1,17 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "patterns/pubsub/internal/positions.h"
 
-#include <fcntl.h>
-#include <sys/file.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
+#include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "fabric/base/errno_status.h"
+#include "fabric/base/status_macros.h"
+#include "fabric/spool/internal/file_util.h"
 
 namespace fabric::ps {
 namespace {
@@ -48,70 +44,72 @@ uint32_t SlotChecksum(const char* slot) {
   return h;
 }
 
+// The directory holding `path` ("." for a bare name).
+std::string DirName(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<PositionFile>> PositionFile::Open(
     const std::string& path) {
-  int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    return ZmqErrnoToStatus(errno, absl::StrCat("open positions ", path));
+  absl::StatusOr<std::unique_ptr<spool_internal::FileHandle>> locked =
+      spool_internal::CurrentFileSystem()->Lock(path);
+  if (absl::IsFailedPrecondition(locked.status())) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "durable subscriber ", path, " is in use by another process"));
   }
-  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    const int err = errno;
-    close(fd);
-    if (err == EWOULDBLOCK) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "durable subscriber ", path, " is in use by another process"));
-    }
-    return ZmqErrnoToStatus(err, absl::StrCat("lock ", path));
+  if (!locked.ok()) return locked.status();
+  std::unique_ptr<spool_internal::FileHandle> file = *std::move(locked);
+  FABRIC_ASSIGN_OR_RETURN(const uint64_t size, file->Size(path));
+  if (size != kFileBytes) {
+    // New, or its creator died before this point: its directory entry may
+    // not be durable. Fsync the directory before sizing the file, so a file
+    // at full size (which the next open takes as set up) always has a
+    // durable entry; a crash in between leaves it short and the next open
+    // does this again.
+    FABRIC_RETURN_IF_ERROR(spool_internal::SyncDir(DirName(path)));
+    FABRIC_RETURN_IF_ERROR(file->Truncate(kFileBytes, path));
   }
-  struct stat st;
-  if (fstat(fd, &st) != 0 ||
-      (static_cast<size_t>(st.st_size) != kFileBytes &&
-       ftruncate(fd, static_cast<off_t>(kFileBytes)) != 0)) {
-    const int err = errno;
-    close(fd);
-    return ZmqErrnoToStatus(err, absl::StrCat("size ", path));
-  }
-  void* map =
-      mmap(nullptr, kFileBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  if (map == MAP_FAILED) {
-    const int err = errno;
-    close(fd);
-    return ZmqErrnoToStatus(err, absl::StrCat("map ", path));
-  }
-  auto file = std::unique_ptr<PositionFile>(
-      new PositionFile(fd, static_cast<char*>(map)));
-  char* m = file->map_;
-  if (std::memcmp(m, kMagic, 8) != 0 || Load32(m + 8) != kVersion) {
+  FABRIC_ASSIGN_OR_RETURN(char* map, file->Map(kFileBytes, path));
+  auto positions = std::unique_ptr<PositionFile>(
+      new PositionFile(path, std::move(file), map));
+  PositionFile& p = *positions;
+  if (std::memcmp(map, kMagic, 8) != 0 || Load32(map + 8) != kVersion) {
     // New (all zeros) or unreadable: start empty.
-    if (st.st_size != 0 && Load64(m) != 0) file->damaged_ = 1;
-    std::memset(m, 0, kFileBytes);
-    std::memcpy(m, kMagic, 8);
+    if (size != 0 && Load64(map) != 0) p.damaged_ = 1;
+    std::memset(map, 0, kFileBytes);
+    std::memcpy(map, kMagic, 8);
     const uint32_t version = kVersion;
-    std::memcpy(m + 8, &version, 4);
-    return file;
+    std::memcpy(map + 8, &version, 4);
+    return positions;
   }
   for (size_t i = 0; i < kMaxStreams; ++i) {
-    const char* slot = m + kHeader + i * kSlot;
+    const char* slot = map + kHeader + i * kSlot;
     const uint32_t magic = Load32(slot);
     if (magic == 0) break;  // slots are used in order
-    file->slots_used_ = static_cast<int>(i + 1);
+    p.slots_used_ = static_cast<int>(i + 1);
     if (magic != kSlotMagic || Load32(slot + 4) != SlotChecksum(slot)) {
-      ++file->damaged_;
+      ++p.damaged_;
       continue;
     }
-    file->by_stream_[Load64(slot + 8)] = static_cast<int>(i);
+    p.by_stream_[Load64(slot + 8)] = static_cast<int>(i);
   }
-  return file;
+  return positions;
 }
 
-PositionFile::PositionFile(int fd, char* map) : fd_(fd), map_(map) {}
+PositionFile::PositionFile(std::string path,
+                           std::unique_ptr<spool_internal::FileHandle> file,
+                           char* map)
+    : path_(std::move(path)), file_(std::move(file)), map_(map) {}
 
+// `file_` then unmaps and unlocks.
 PositionFile::~PositionFile() {
-  Sync();
-  munmap(map_, kFileBytes);
-  close(fd_);
+  // A failure is counted in `sync_failures_`; owners that care called `Sync`
+  // first and saw it.
+  Sync().IgnoreError();
 }
 
 std::optional<uint64_t> PositionFile::Find(uint64_t stream) const {
@@ -151,6 +149,10 @@ void PositionFile::Commit(int slot, uint64_t seq) {
   __atomic_store_n(reinterpret_cast<uint64_t*>(p), seq, __ATOMIC_RELEASE);
 }
 
-void PositionFile::Sync() { (void)msync(map_, kFileBytes, MS_SYNC); }
+absl::Status PositionFile::Sync() {
+  absl::Status status = file_->SyncMap(path_);
+  if (!status.ok()) ++sync_failures_;
+  return status;
+}
 
 }  // namespace fabric::ps

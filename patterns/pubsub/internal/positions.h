@@ -4,6 +4,9 @@
 // into memory: committing a position is one aligned 8-byte store, which a
 // process crash cannot tear or lose (the page cache keeps it); `Sync`
 // (msync) makes it survive power loss and runs every 200 ms and at close.
+// Every file operation goes through the file layer
+// (fabric/spool/internal/file_system.h), so the crash-point tests run it on
+// the in-memory file system (positions_crash_points_test.cc).
 //
 // Layout: a 64-byte header ("FABSUBP1", u32 version 1, u32 slot count)
 // then fixed 64-byte slots: u32 magic, u32 checksum of bytes [8, 16) and
@@ -18,43 +21,64 @@
 #include <string>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "fabric/spool/internal/file_system.h"
 
 namespace fabric::ps {
 
 // Thread safety: `Commit` may be called from any thread for a slot that
-// exists; `Find`, `Slot`, `Sync` from one thread at a time.
+// exists; `Find`, `HasSlot`, `Slot`, `Sync` from one thread at a time.
 class PositionFile {
  public:
   static constexpr size_t kMaxStreams = 4096;
 
-  // Opens or creates `path` and locks it (flock): one subscriber per name.
-  // Damaged slots are skipped (their stream starts over as new) and counted
-  // in `damaged()`. kFailedPrecondition when another process holds it.
+  // Opens or creates `path` (mode 0600) through `CurrentFileSystem()` and
+  // locks it: one subscriber per name. When the file is not at its full
+  // size (new, or its creator died before sizing it), fsyncs its directory
+  // before sizing it, so a synced position cannot vanish with the file's
+  // directory entry in a power loss. Damaged slots are skipped (their
+  // stream starts over as new) and counted in `damaged()`.
+  // kFailedPrecondition when another process holds it; other errors as the
+  // file layer reports them.
   static absl::StatusOr<std::unique_ptr<PositionFile>> Open(
       const std::string& path);
+  // Syncs (a failure only counts: call `Sync` first to see it), unmaps and
+  // unlocks.
   ~PositionFile();
   PositionFile(const PositionFile&) = delete;
   PositionFile& operator=(const PositionFile&) = delete;
 
   // The last delivered seq of `stream`, if recorded.
   std::optional<uint64_t> Find(uint64_t stream) const;
+  // Whether `stream` has a slot (even one with no seq committed yet).
+  bool HasSlot(uint64_t stream) const { return by_stream_.contains(stream); }
   // The slot of `stream`, created (seq 0) if needed. kResourceExhausted
   // beyond kMaxStreams.
   absl::StatusOr<int> Slot(uint64_t stream, absl::string_view topic);
   // Records that every message of the slot's stream up to `seq` was
-  // delivered.
+  // delivered: one store, no system call.
   void Commit(int slot, uint64_t seq);
-  void Sync();
+  // Makes every commit and slot so far survive power loss (msync MS_SYNC;
+  // blocks on the disk). A failure is returned and counted in
+  // `sync_failures()`; the commits stay in the page cache, but what it
+  // covered may be lost in a power loss even if a later `Sync` succeeds
+  // (Linux may forget that pages failed to write).
+  absl::Status Sync();
   uint64_t damaged() const { return damaged_; }
+  uint64_t sync_failures() const { return sync_failures_; }
 
  private:
-  PositionFile(int fd, char* map);
-  int fd_;
-  char* map_;
+  PositionFile(std::string path,
+               std::unique_ptr<spool_internal::FileHandle> file, char* map);
+
+  const std::string path_;
+  const std::unique_ptr<spool_internal::FileHandle> file_;
+  char* const map_;  // the whole file, mapped through `file_`
   int slots_used_ = 0;
   uint64_t damaged_ = 0;
+  uint64_t sync_failures_ = 0;
   absl::flat_hash_map<uint64_t, int> by_stream_;
 };
 
