@@ -20,7 +20,7 @@
 // (`tools/dev crash-points`) at 14 and repeats the whole exploration 5
 // times, as the writer thread batches differently each time. The models
 // are in internal/crash_models.h, shared with the exploration of subscriber
-// position files (patterns/pubsub/internal/positions_crash_points_test.cc).
+// position files (fabric/spool/position_file_crash_points_test.cc).
 #include <algorithm>
 #include <atomic>
 #include <cerrno>

@@ -28,9 +28,8 @@
 #include "fabric/base/status_macros.h"
 #include "fabric/base/thread_name.h"
 #include "fabric/sockets.h"
-#include "fabric/spool/internal/file_util.h"
+#include "fabric/spool/position_file.h"
 #include "fabric/spool/topic_log.h"
-#include "patterns/pubsub/internal/positions.h"
 #include "patterns/pubsub/internal/pubsub_plugin.h"
 #include "patterns/pubsub/internal/wire.h"
 
@@ -123,12 +122,8 @@ class Subscriber::Impl : public ps::SubscriberEndpoint,
         return absl::InvalidArgumentError(
             "a durable subscriber needs a state_dir");
       }
-      // Through the file layer, which fsyncs the parent of each directory
-      // it creates: the position file must not vanish with its directory.
-      FABRIC_RETURN_IF_ERROR(Annotate(
-          spool_internal::MakeDirs(options_.state_dir),
-          absl::StrCat("cannot create state_dir ", options_.state_dir)));
-      FABRIC_ASSIGN_OR_RETURN(positions_, ps::PositionFile::Open(absl::StrCat(
+      // Creates state_dir (durably) if needed.
+      FABRIC_ASSIGN_OR_RETURN(positions_, PositionFile::Open(absl::StrCat(
                                               options_.state_dir, "/",
                                               options_.durable_name, ".pos")));
     }
@@ -805,7 +800,7 @@ class Subscriber::Impl : public ps::SubscriberEndpoint,
   Node& node_;
   const SubscriberOptions options_;
   std::shared_ptr<ps::PubSubPlugin> plugin_;
-  std::unique_ptr<ps::PositionFile> positions_;
+  std::unique_ptr<PositionFile> positions_;
   std::atomic<uint32_t> id_{0};
   int wake_fd_ = -1;
   std::string presence_;

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // The power-loss models the crash-point explorations apply after each crash
 // point (fabric/spool/crash_points_test.cc for the logs,
-// patterns/pubsub/internal/positions_crash_points_test.cc for subscriber
+// fabric/spool/position_file_crash_points_test.cc for subscriber
 // positions; docs/spool.md section 13), and the quick/full switch
 // (FABRIC_CRASH_POINTS=full). Test-only; header-only.
 #ifndef FABRIC_SPOOL_INTERNAL_CRASH_MODELS_H_

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "patterns/pubsub/internal/positions.h"
+#include "fabric/spool/position_file.h"
 
 #include <algorithm>
 #include <cstring>
@@ -9,7 +9,7 @@
 #include "fabric/base/status_macros.h"
 #include "fabric/spool/internal/file_util.h"
 
-namespace fabric::ps {
+namespace fabric {
 namespace {
 
 constexpr char kMagic[8] = {'F', 'A', 'B', 'S', 'U', 'B', 'P', '1'};
@@ -55,6 +55,9 @@ std::string DirName(const std::string& path) {
 
 absl::StatusOr<std::unique_ptr<PositionFile>> PositionFile::Open(
     const std::string& path) {
+  // Through the file layer, which fsyncs the parent of each directory it
+  // creates: the position file must not vanish with its directory.
+  FABRIC_RETURN_IF_ERROR(spool_internal::MakeDirs(DirName(path)));
   absl::StatusOr<std::unique_ptr<spool_internal::FileHandle>> locked =
       spool_internal::CurrentFileSystem()->Lock(path);
   if (absl::IsFailedPrecondition(locked.status())) {
@@ -155,4 +158,4 @@ absl::Status PositionFile::Sync() {
   return status;
 }
 
-}  // namespace fabric::ps
+}  // namespace fabric

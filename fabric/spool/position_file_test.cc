@@ -2,8 +2,8 @@
 // `PositionFile`: the file format (a file of the previous release opens),
 // damage, the lock, the file's mode, the directory fsync of a new file, and
 // `Sync` errors, on the in-memory file system and on a real directory. The
-// crash points are in positions_crash_points_test.cc.
-#include "patterns/pubsub/internal/positions.h"
+// crash points are in position_file_crash_points_test.cc.
+#include "fabric/spool/position_file.h"
 
 #include <sys/stat.h>
 
@@ -21,7 +21,7 @@
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/test_util.h"
 
-namespace fabric::ps {
+namespace fabric {
 namespace {
 
 using ::fabric::testing::IsOkAndHolds;
@@ -140,6 +140,27 @@ TEST(PositionFile, UnreadableHeaderStartsEmpty) {
   EXPECT_FALSE(file->HasSlot(7));
 }
 
+// A durable subscriber's state_dir need not exist: Open creates it, and a
+// position it synced survives a power loss that drops every unsynced
+// directory entry.
+TEST(PositionFile, CreatesMissingDirectoriesDurably) {
+  MemFileSystem fs;
+  ScopedFileSystem use(&fs);
+  const std::string path = "/state/subs/billing.pos";
+  {
+    auto file = OpenOrDie(path);
+    ASSERT_NE(file, nullptr);
+    absl::StatusOr<int> slot = file->Slot(7, "audit");
+    ASSERT_TRUE(slot.ok()) << slot.status();
+    file->Commit(*slot, 42);
+    ASSERT_TRUE(file->Sync().ok());
+  }
+  fs.PowerLoss({});  // unsynced data and directory entries are dropped
+  auto file = OpenOrDie(path);
+  ASSERT_NE(file, nullptr);
+  EXPECT_EQ(file->Find(7), std::optional<uint64_t>(42));
+}
+
 TEST(PositionFile, NewFileHasItsDirectorySyncedBeforeItIsSized) {
   MemFileSystem fs;
   ScopedFileSystem use(&fs);
@@ -150,12 +171,14 @@ TEST(PositionFile, NewFileHasItsDirectorySyncedBeforeItIsSized) {
     return 0;
   });
   OpenOrDie(kPath).reset();
-  EXPECT_THAT(
-      ops, ElementsAre("create /subs/billing.pos", "syncdir /subs",
-                       "truncate /subs/billing.pos", "sync /subs/billing.pos"));
+  // Open first makes sure the directory exists (here it does: the mkdir
+  // fails with EEXIST and changes nothing).
+  EXPECT_THAT(ops, ElementsAre("mkdir /subs", "create /subs/billing.pos",
+                               "syncdir /subs", "truncate /subs/billing.pos",
+                               "sync /subs/billing.pos"));
   ops.clear();
   OpenOrDie(kPath).reset();  // set up already: only the closing sync
-  EXPECT_THAT(ops, ElementsAre("sync /subs/billing.pos"));
+  EXPECT_THAT(ops, ElementsAre("mkdir /subs", "sync /subs/billing.pos"));
   // A file its creator left short (it died before sizing it) is set up
   // again, directory fsync included.
   fs.SetFault(nullptr);
@@ -166,8 +189,9 @@ TEST(PositionFile, NewFileHasItsDirectorySyncedBeforeItIsSized) {
   });
   ops.clear();
   OpenOrDie(kPath).reset();
-  EXPECT_THAT(ops, ElementsAre("syncdir /subs", "truncate /subs/billing.pos",
-                               "sync /subs/billing.pos"));
+  EXPECT_THAT(
+      ops, ElementsAre("mkdir /subs", "syncdir /subs",
+                       "truncate /subs/billing.pos", "sync /subs/billing.pos"));
 }
 
 TEST(PositionFile, OpenFailsWhenTheDirectoryCannotBeSynced) {
@@ -256,4 +280,4 @@ TEST(PositionFile, AtMostMaxStreams) {
 }
 
 }  // namespace
-}  // namespace fabric::ps
+}  // namespace fabric

@@ -6,14 +6,16 @@
 // (msync) makes it survive power loss and runs every 200 ms and at close.
 // Every file operation goes through the file layer
 // (fabric/spool/internal/file_system.h), so the crash-point tests run it on
-// the in-memory file system (positions_crash_points_test.cc).
+// the in-memory file system (position_file_crash_points_test.cc). Part of
+// the spool module, which owns local durable state; used by
+// patterns/pubsub's Subscriber; not installed.
 //
 // Layout: a 64-byte header ("FABSUBP1", u32 version 1, u32 slot count)
 // then fixed 64-byte slots: u32 magic, u32 checksum of bytes [8, 16) and
 // [24, 64), u64 stream, u64 seq (last delivered; not in the checksum),
 // u64 reserved, 32 bytes of topic (display only, NUL padded).
-#ifndef PATTERNS_PUBSUB_INTERNAL_POSITIONS_H_
-#define PATTERNS_PUBSUB_INTERNAL_POSITIONS_H_
+#ifndef FABRIC_SPOOL_POSITION_FILE_H_
+#define FABRIC_SPOOL_POSITION_FILE_H_
 
 #include <cstdint>
 #include <memory>
@@ -24,9 +26,11 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "fabric/spool/internal/file_system.h"
+namespace fabric {
 
-namespace fabric::ps {
+namespace spool_internal {
+class FileHandle;
+}  // namespace spool_internal
 
 // Thread safety: `Commit` may be called from any thread for a slot that
 // exists; `Find`, `HasSlot`, `Slot`, `Sync` from one thread at a time.
@@ -34,14 +38,14 @@ class PositionFile {
  public:
   static constexpr size_t kMaxStreams = 4096;
 
-  // Opens or creates `path` (mode 0600) through `CurrentFileSystem()` and
-  // locks it: one subscriber per name. When the file is not at its full
-  // size (new, or its creator died before sizing it), fsyncs its directory
-  // before sizing it, so a synced position cannot vanish with the file's
-  // directory entry in a power loss. Damaged slots are skipped (their
-  // stream starts over as new) and counted in `damaged()`.
-  // kFailedPrecondition when another process holds it; other errors as the
-  // file layer reports them.
+  // Opens or creates `path` (mode 0600; missing parent directories too,
+  // each made durable) through `CurrentFileSystem()` and locks it: one
+  // subscriber per name. When the file is not at its full size (new, or its
+  // creator died before sizing it), fsyncs its directory before sizing it, so a
+  // synced position cannot vanish with the file's directory entry in a power
+  // loss. Damaged slots are skipped (their stream starts over as new) and
+  // counted in `damaged()`. kFailedPrecondition when another process holds it;
+  // other errors as the file layer reports them.
   static absl::StatusOr<std::unique_ptr<PositionFile>> Open(
       const std::string& path);
   // Syncs (a failure only counts: call `Sync` first to see it), unmaps and
@@ -82,6 +86,6 @@ class PositionFile {
   absl::flat_hash_map<uint64_t, int> by_stream_;
 };
 
-}  // namespace fabric::ps
+}  // namespace fabric
 
-#endif  // PATTERNS_PUBSUB_INTERNAL_POSITIONS_H_
+#endif  // FABRIC_SPOOL_POSITION_FILE_H_

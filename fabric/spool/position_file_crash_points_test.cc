@@ -34,10 +34,10 @@
 #include "fabric/spool/internal/crash_models.h"
 #include "fabric/spool/internal/file_system.h"
 #include "fabric/spool/internal/mem_file_system.h"
+#include "fabric/spool/position_file.h"
 #include "gtest/gtest.h"
-#include "patterns/pubsub/internal/positions.h"
 
-namespace fabric::ps {
+namespace fabric {
 namespace {
 
 using spool_internal::DataLoss;
@@ -198,4 +198,4 @@ TEST(PositionCrashPoints, EveryCrashPointRecovers) {
 }
 
 }  // namespace
-}  // namespace fabric::ps
+}  // namespace fabric
