@@ -171,14 +171,17 @@ TEST(PositionFile, NewFileHasItsDirectorySyncedBeforeItIsSized) {
     return 0;
   });
   OpenOrDie(kPath).reset();
-  // Open first makes sure the directory exists (here it does: the mkdir
-  // fails with EEXIST and changes nothing).
-  EXPECT_THAT(ops, ElementsAre("mkdir /subs", "create /subs/billing.pos",
-                               "syncdir /subs", "truncate /subs/billing.pos",
-                               "sync /subs/billing.pos"));
+  // Open first makes sure the directory exists and its entry is durable
+  // (here it exists: the mkdir fails with EEXIST, its parent is fsynced
+  // all the same).
+  EXPECT_THAT(
+      ops, ElementsAre("mkdir /subs", "syncdir /", "create /subs/billing.pos",
+                       "syncdir /subs", "truncate /subs/billing.pos",
+                       "sync /subs/billing.pos"));
   ops.clear();
   OpenOrDie(kPath).reset();  // set up already: only the closing sync
-  EXPECT_THAT(ops, ElementsAre("mkdir /subs", "sync /subs/billing.pos"));
+  EXPECT_THAT(
+      ops, ElementsAre("mkdir /subs", "syncdir /", "sync /subs/billing.pos"));
   // A file its creator left short (it died before sizing it) is set up
   // again, directory fsync included.
   fs.SetFault(nullptr);
@@ -190,7 +193,7 @@ TEST(PositionFile, NewFileHasItsDirectorySyncedBeforeItIsSized) {
   ops.clear();
   OpenOrDie(kPath).reset();
   EXPECT_THAT(
-      ops, ElementsAre("mkdir /subs", "syncdir /subs",
+      ops, ElementsAre("mkdir /subs", "syncdir /", "syncdir /subs",
                        "truncate /subs/billing.pos", "sync /subs/billing.pos"));
 }
 

@@ -137,7 +137,8 @@ class TopicLog {
   uint64_t disk_bytes() const;
   uint64_t segments_deleted() const;  // by retention, since Open
   // Waits until every message appended so far is written and fdatasynced
-  // (whatever the policy). kDeadlineExceeded when `timeout` passes first.
+  // (whatever the policy). kDeadlineExceeded when `timeout` passes first;
+  // the disk-full error at once while messages are held (see `Append`).
   absl::Status Flush(absl::Duration timeout);
   absl::Status health() const;
 

@@ -113,7 +113,9 @@ class Publisher {
   // when `timeout` passes first.
   absl::Status WaitForSubscribers(size_t n, absl::Duration timeout);
   // Waits until every durable message published so far is on disk (per
-  // the policy, and fdatasynced) and handed to the XPUB.
+  // the policy, and fdatasynced) and handed to the XPUB. kDeadlineExceeded
+  // when `timeout` passes first; a durable topic's disk-full error at once
+  // while its log holds messages the disk did not take.
   absl::Status Flush(absl::Duration timeout);
 
   // Stops advertising, flushes the logs and sends what is queued (within

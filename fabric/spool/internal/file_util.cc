@@ -69,27 +69,32 @@ std::string JoinPath(absl::string_view dir, absl::string_view name) {
   return absl::StrCat(dir, "/", name);
 }
 
-absl::Status MakeDirs(const std::string& path) {
-  if (path.empty()) return absl::InvalidArgumentError("empty directory path");
+absl::Status MakeDirs(const std::string& dir) {
+  if (dir.empty()) return absl::InvalidArgumentError("empty directory path");
+  std::string path = dir;
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
   FileSystem* fs = CurrentFileSystem();
+  auto parent_of = [](const std::string& dir) -> std::string {
+    const size_t slash = dir.find_last_of('/');
+    if (slash == std::string::npos) return ".";  // a relative first component
+    return slash == 0 ? "/" : dir.substr(0, slash);
+  };
+  bool parent_synced = false;
   for (size_t pos = 1; pos <= path.size(); ++pos) {
     if (pos != path.size() && path[pos] != '/') continue;
     const std::string prefix = path.substr(0, pos);
     absl::Status made = fs->MakeDir(prefix, 0755);
     if (absl::IsAlreadyExists(made)) continue;
     if (!made.ok()) return made;
-    const size_t slash = prefix.find_last_of('/');
-    std::string parent = ".";  // of a relative path's first directory
-    if (slash != std::string::npos) {
-      parent = slash == 0 ? "/" : prefix.substr(0, slash);
-    }
-    FABRIC_RETURN_IF_ERROR(SyncDir(parent));
+    FABRIC_RETURN_IF_ERROR(SyncDir(parent_of(prefix)));
+    parent_synced = pos == path.size();
   }
   FABRIC_ASSIGN_OR_RETURN(FileStat st, fs->Stat(path));
   if (!st.is_dir) {
     return absl::FailedPreconditionError(
         absl::StrCat(path, " exists and is not a directory"));
   }
+  if (!parent_synced) FABRIC_RETURN_IF_ERROR(SyncDir(parent_of(path)));
   return absl::OkStatus();
 }
 

@@ -35,7 +35,10 @@ std::optional<uint64_t> ParseSegmentFileName(absl::string_view name);
 std::string JoinPath(absl::string_view dir, absl::string_view name);
 
 // Creates `path` and its missing parents (mode 0755), and fsyncs the parent
-// of each directory it created so the new ones survive a power loss.
+// of each directory it created so the new ones survive a power loss. The
+// parent of `path` itself is fsynced even when `path` existed: a run that
+// died between its mkdir and that fsync left an entry a power loss could
+// still take, with everything under it.
 absl::Status MakeDirs(const std::string& path);
 // Returns the names in `dir`, without "." and "..".
 absl::StatusOr<std::vector<std::string>> ListDir(const std::string& dir);

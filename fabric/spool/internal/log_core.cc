@@ -4,7 +4,7 @@
 // in-memory chunks and return; the writer takes every pending chunk at
 // once, writes it, syncs per the fsync policy, confirms, and when idle runs
 // the owner's maintenance. Any failed fdatasync or write is fail-stop
-// (section 9), except a full disk when the owner refuses instead.
+// (section 9), except a full disk when the owner refuses or holds instead.
 #include "fabric/spool/internal/log_core.h"
 
 #include <algorithm>
@@ -192,16 +192,19 @@ absl::Status LogCore::Flush(absl::Duration timeout) {
   BeforeBatchLocked();
   const uint64_t target = next_lsn_ - 1;
   if (synced_lsn_ >= target) return absl::OkStatus();
+  // Held records wait for room that may never come: fail fast instead.
+  if (holding_) return disk_full_;
   flush_lsn_ = std::max(flush_lsn_, target);
   writer_cv_.Signal();
-  while (synced_lsn_ < target && failed_.ok()) {
+  while (synced_lsn_ < target && failed_.ok() && !holding_) {
     if (done_cv_.WaitWithDeadline(&mu_, deadline) && synced_lsn_ < target &&
-        failed_.ok()) {
+        failed_.ok() && !holding_) {
       return absl::DeadlineExceededError(
           absl::StrCat(core_.what, " ", core_.dir, ": flush not done within ",
                        absl::FormatDuration(timeout)));
     }
   }
+  if (failed_.ok() && synced_lsn_ < target) return disk_full_;  // holding
   return failed_;
 }
 
@@ -312,7 +315,7 @@ void LogCore::WriterLoop() {
         synced_lsn_ = written_lsn_;
         done_cv_.SignalAll();
       }
-      if (holding_ && !refused) {
+      if (holding_ && !refused && written_lsn_ >= held_lsn_) {
         // What was held is written: appends are accepted again.
         holding_ = false;
         disk_full_ = absl::OkStatus();
@@ -452,9 +455,31 @@ bool LogCore::Refuse(DiskFullAction action, std::vector<Chunk>& batch,
   std::vector<RefusedRecord> refused;
   std::vector<Chunk> retry;
   *first_requeued = 0;  // lsn
-  uint64_t held = 0;
+  uint64_t held_bytes = 0;
+  uint64_t held_lsn = 0;
   bool refused_enq = false;
-  for (size_t i = from; i < batch.size(); ++i) {
+  if (hold) {
+    // Every record stays, in order and at the same offsets: requeue the
+    // chunks as they are.
+    for (size_t i = from; i < batch.size(); ++i) {
+      Chunk& chunk = batch[i];
+      if (*first_requeued == 0 && !chunk.data.empty()) {
+        RecordView r;
+        std::string why;
+        if (!ParseRecordAt(chunk.data, 0, chunk.segment, 0, &r, &why)) {
+          Fail(absl::InternalError(absl::StrCat(
+              core_.what, " cannot re-read its own batch: ", why)));
+          return false;
+        }
+        *first_requeued = r.lsn;
+      }
+      held_bytes += chunk.data.size();
+      held_lsn = std::max(held_lsn, chunk.max_lsn);
+      retry.push_back(std::move(chunk));
+    }
+  }
+  // kRefuse: the ENQ records go, the others stay.
+  for (size_t i = from; !hold && i < batch.size(); ++i) {
     const Chunk& chunk = batch[i];
     Chunk kept;
     kept.segment = chunk.segment;
@@ -464,7 +489,6 @@ bool LogCore::Refuse(DiskFullAction action, std::vector<Chunk>& batch,
     kept.seq_reserved = chunk.seq_reserved;
     kept.needs_sync = chunk.needs_sync;
     kept.reserves = chunk.reserves;
-    if (hold) kept.max_seq = chunk.max_seq;  // every record is kept
     uint64_t pos = 0;
     while (pos < chunk.data.size()) {
       RecordView r;
@@ -479,7 +503,7 @@ bool LogCore::Refuse(DiskFullAction action, std::vector<Chunk>& batch,
           absl::string_view(chunk.data).substr(pos, r.size);
       pos += r.size;
       const auto type = static_cast<RecordType>(r.type);
-      if (!hold && type == RecordType::kEnq) {
+      if (type == RecordType::kEnq) {
         uint64_t seq = 0;
         absl::Time when;
         if (!PeekEnqPayload(r.payload, &seq, &when)) {
@@ -497,9 +521,8 @@ bool LogCore::Refuse(DiskFullAction action, std::vector<Chunk>& batch,
         Fail(status);
         return false;
       }
-      // ACK, DEAD, RESERVE, a purge's DEAD_REMOVED, and every record under
-      // kHold: written once there is room.
-      ++held;
+      // ACK, DEAD, RESERVE, a purge's DEAD_REMOVED: written once there is
+      // room.
       kept.data.append(raw.data(), raw.size());
       kept.max_lsn = r.lsn;
       if (*first_requeued == 0) *first_requeued = r.lsn;
@@ -526,6 +549,10 @@ bool LogCore::Refuse(DiskFullAction action, std::vector<Chunk>& batch,
     disk_full_until_ = RealClock()->Now() + kDiskFullBackoff;
     first_hold = hold && !holding_;
     holding_ = hold;
+    if (hold) {
+      held_lsn_ = held_lsn;
+      done_cv_.SignalAll();  // Flush fails fast while holding
+    }
   }
   std::sort(seqs.begin(), seqs.end());
   if (!hold) {
@@ -538,9 +565,9 @@ bool LogCore::Refuse(DiskFullAction action, std::vector<Chunk>& batch,
     // Once per episode: the writer retries every back-off until it fits.
     Log(LogLevel::kWarning,
         absl::StrCat("FAB-SPOOL-DISK-FULL ", core_.dir, ": ", status.message(),
-                     "; holding ", held,
-                     " record(s) until there is room; appends refused until "
-                     "then"));
+                     "; holding ", held_bytes,
+                     " bytes of records until there is room; appends "
+                     "refused until then"));
   }
   if (!seqs.empty()) OnRefused(seqs, status);
   return true;

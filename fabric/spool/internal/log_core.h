@@ -5,8 +5,9 @@
 // under `mu_`), and one writer thread that writes the chunks, creates
 // segments at rolls, syncs per the fsync policy (group commit under
 // kBatch), reserves seqs under kInterval/kNone (section 6.1), confirms,
-// fails stop on I/O errors, refuses what a full disk cannot take (when the
-// owner allows it) and runs the owner's maintenance when idle.
+// fails stop on I/O errors, refuses or holds what a full disk cannot take
+// (as the owner chooses: `DiskFullAction`) and runs the owner's maintenance
+// when idle.
 //
 // The spool (`Spool::Impl`) and the topic log (`TopicLog::Impl`) derive from
 // it and keep only their own records and state: the spool its index, acks
@@ -58,7 +59,8 @@ class LogCore {
 
   // Waits until everything appended so far is written and fdatasynced
   // (whatever the policy) and confirmed. kDeadlineExceeded after `timeout`;
-  // the log's error once it has failed.
+  // the log's error once it has failed; the disk-full error at once while
+  // records are held (`kHold`).
   absl::Status Flush(absl::Duration timeout);
   // The status the log failed with, OK while healthy.
   absl::Status health() const;
@@ -225,6 +227,7 @@ class LogCore {
   absl::Status disk_full_ ABSL_GUARDED_BY(mu_);
   // `kHold`: records are held; appends fail until they are written.
   bool holding_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t held_lsn_ ABSL_GUARDED_BY(mu_) = 0;  // highest lsn held
   // Every seq up to this may be handed out without a new RESERVE record.
   uint64_t reserved_seq_ ABSL_GUARDED_BY(mu_);
   std::vector<Chunk> pending_ ABSL_GUARDED_BY(mu_);

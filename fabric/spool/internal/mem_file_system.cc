@@ -714,6 +714,11 @@ void MemFileSystem::PowerLoss(const PowerLossModel& model) {
   Impl& s = *impl_;
   absl::MutexLock lock(&s.mu);
   ++s.epoch;  // every handle from before is dead
+  // The process was running (a crash already copied them): what it stored
+  // into mappings is in the page cache, unsynced, for the model to judge.
+  if (!s.crashed) {
+    for (Impl::Mapping* m : s.mappings) Impl::WriteBack(*m);
+  }
   s.mappings.clear();
   s.open.clear();
   s.locks.clear();
