@@ -39,6 +39,7 @@
 #include "fabric/spool/internal/crash_models.h"
 #include "fabric/spool/internal/file_system.h"
 #include "fabric/spool/internal/file_util.h"
+#include "fabric/spool/internal/log_core.h"
 #include "fabric/spool/internal/mem_file_system.h"
 #include "fabric/spool/spool.h"
 #include "fabric/spool/topic_log.h"
@@ -509,6 +510,137 @@ TEST_P(TopicCrashPoints, EveryCrashPointRecovers) {
 
 INSTANTIATE_TEST_SUITE_P(
     Policies, TopicCrashPoints,
+    ::testing::Values(FsyncPolicy::kAlways, FsyncPolicy::kBatch,
+                      FsyncPolicy::kInterval, FsyncPolicy::kNone),
+    [](const auto& info) { return std::string(FsyncPolicyName(info.param)); });
+
+// A full disk at any point of a topic log's life (docs/spool.md section 9):
+// one write, file creation or rename fails with ENOSPC, as when the disk is
+// full for a moment. The log must hold what did not fit and refuse appends
+// (never fail, never confirm what is not written), and once there is room
+// again write everything: after the close and a power loss, every accepted
+// message is there once, in order, with no gap. The back-off is 1 ms here so
+// that every point can be tried.
+class TopicEnospcPoints : public ::testing::TestWithParam<FsyncPolicy> {};
+
+TEST_P(TopicEnospcPoints, FullDiskHoldsThenWritesEverything) {
+  const FsyncPolicy policy = GetParam();
+  spool_internal::LogCore::SetDiskFullBackoffForTesting(absl::Milliseconds(1));
+  struct Restore {
+    ~Restore() {
+      spool_internal::LogCore::SetDiskFullBackoffForTesting(absl::Seconds(1));
+    }
+  } restore;
+  // The workload: 100 appends and a flush every 40, retried while the disk
+  // is full (Append and Flush fail fast with kResourceExhausted then).
+  auto run = [](TopicLog& log, std::vector<std::string>* accepted,
+                std::atomic<uint64_t>* refusals) {
+    auto retry = [&](auto fn) {
+      const absl::Time deadline = absl::Now() + absl::Seconds(20);
+      absl::Status status = fn();
+      // A log that failed instead would refuse forever: stop at once.
+      while (absl::IsResourceExhausted(status) && log.health().ok() &&
+             absl::Now() < deadline) {
+        ++*refusals;
+        absl::SleepFor(absl::Milliseconds(1));
+        status = fn();
+      }
+      return status;
+    };
+    for (uint64_t i = 1; i <= 100; ++i) {
+      absl::Status status = retry([&] {
+        absl::StatusOr<uint64_t> seq = log.Append(absl::Now(), {}, Body(i));
+        if (seq.ok()) {
+          EXPECT_EQ(*seq, accepted->size() + 1) << "a gap in seqs";
+          accepted->push_back(Body(i));
+        }
+        return seq.status();
+      });
+      ASSERT_TRUE(status.ok()) << status;
+      if (i % 40 == 0 || i == 100) {
+        status = retry([&] { return log.Flush(absl::Seconds(10)); });
+        ASSERT_TRUE(status.ok()) << status;
+      }
+    }
+  };
+  uint64_t total = 0;
+  {
+    MemFileSystem fs;
+    ScopedFileSystem use(&fs);
+    TopicOracle oracle;  // with the workload's retention
+    absl::StatusOr<std::unique_ptr<TopicLog>> log =
+        TopicLog::Open(TopicOpts(policy, &oracle));
+    ASSERT_TRUE(log.ok()) << log.status();
+    std::vector<std::string> accepted;
+    std::atomic<uint64_t> refusals{0};
+    run(**log, &accepted, &refusals);
+    total = fs.ops();
+  }
+  ASSERT_GT(total, 50u);
+  uint64_t fired_runs = 0;
+  for (uint64_t i = 0; i < Rounds() * total; ++i) {
+    const uint64_t n = i % total + 1;
+    SCOPED_TRACE(absl::StrCat("policy ", FsyncPolicyName(policy),
+                              ", ENOSPC at op ", n, " of ", total));
+    MemFileSystem fs;
+    ScopedFileSystem use(&fs);
+    std::atomic<bool> fired{false};
+    fs.SetFault([n, &fired](spool_internal::MemOp op, const std::string&,
+                            uint64_t index) {
+      if (index != n || (op != spool_internal::MemOp::kWrite &&
+                         op != spool_internal::MemOp::kCreate &&
+                         op != spool_internal::MemOp::kRename)) {
+        return 0;
+      }
+      fired = true;
+      return ENOSPC;
+    });
+    TopicOracle oracle;  // for `confirmed`
+    std::vector<std::string> accepted;
+    std::atomic<uint64_t> refusals{0};
+    bool opened = false;
+    {
+      absl::StatusOr<std::unique_ptr<TopicLog>> log =
+          TopicLog::Open(TopicOpts(policy, &oracle));
+      // A full disk while creating the log: Open reports it, nothing more.
+      if (log.ok()) {
+        opened = true;
+        run(**log, &accepted, &refusals);
+        if (::testing::Test::HasFailure()) return;
+        EXPECT_TRUE((*log)->health().ok()) << (*log)->health();
+        EXPECT_EQ(oracle.confirmed.load(), accepted.size());
+      } else {
+        EXPECT_TRUE(absl::IsResourceExhausted(log.status())) << log.status();
+      }
+    }
+    if (fired && opened) ++fired_runs;
+    PowerLossModel loss;  // everything not synced is gone
+    if (policy == FsyncPolicy::kNone) loss.data = DataLoss::kKeepAll;
+    fs.PowerLoss(loss);
+    TopicState state;
+    std::string error;
+    ASSERT_TRUE(ReadTopic(policy, &state, &error)) << error;
+    // Retention dropped the oldest segments as the workload ran: from the
+    // first message kept on, every accepted one, once, in order.
+    ASSERT_GE(state.first_seq, 1u);
+    ASSERT_LE(state.first_seq, accepted.size() + 1);
+    ASSERT_EQ(state.messages.size(), accepted.size() + 1 - state.first_seq);
+    for (size_t k = 0; k < state.messages.size(); ++k) {
+      const uint64_t seq = state.first_seq + k;
+      EXPECT_EQ(state.messages[k].first, seq);
+      EXPECT_EQ(state.messages[k].second, accepted[seq - 1])
+          << "message " << seq;
+    }
+    EXPECT_GT(state.next_seq, accepted.size());
+    ExpectNoOrphans(fs, kTopicDir);
+    if (::testing::Test::HasFailure()) return;
+  }
+  // Most points are writes, creations or renames of a running log.
+  EXPECT_GT(fired_runs, total / 4);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Policies, TopicEnospcPoints,
     ::testing::Values(FsyncPolicy::kAlways, FsyncPolicy::kBatch,
                       FsyncPolicy::kInterval, FsyncPolicy::kNone),
     [](const auto& info) { return std::string(FsyncPolicyName(info.param)); });

@@ -8,6 +8,7 @@
 #include "fabric/spool/internal/log_core.h"
 
 #include <algorithm>
+#include <atomic>
 #include <utility>
 
 #include "absl/base/internal/raw_logging.h"
@@ -30,6 +31,13 @@ constexpr absl::Duration kIdleWakeup = absl::Seconds(1);
 // After a write refused for a full disk, appends fail and the writer waits
 // this long before trying again.
 constexpr absl::Duration kDiskFullBackoff = absl::Seconds(1);
+std::atomic<int64_t> disk_full_backoff_ns{
+    absl::ToInt64Nanoseconds(kDiskFullBackoff)};
+
+absl::Duration DiskFullBackoff() {
+  return absl::Nanoseconds(
+      disk_full_backoff_ns.load(std::memory_order_relaxed));
+}
 constexpr size_t kMaxKeptChunkBytes = 8 << 20;
 constexpr size_t kMaxSpareBuffers = 16;
 
@@ -38,6 +46,11 @@ bool ConfirmsOnWrite(FsyncPolicy policy) {
 }
 
 }  // namespace
+
+void LogCore::SetDiskFullBackoffForTesting(absl::Duration backoff) {
+  disk_full_backoff_ns.store(absl::ToInt64Nanoseconds(backoff),
+                             std::memory_order_relaxed);
+}
 
 LogCore::LogCore(LogCoreOptions options, File active, uint64_t active_segment,
                  uint64_t next_seq, uint64_t next_lsn)
@@ -546,7 +559,7 @@ bool LogCore::Refuse(DiskFullAction action, std::vector<Chunk>& batch,
     for (Chunk& c : pending_) retry.push_back(std::move(c));
     pending_ = std::move(retry);
     disk_full_ = status;
-    disk_full_until_ = RealClock()->Now() + kDiskFullBackoff;
+    disk_full_until_ = RealClock()->Now() + DiskFullBackoff();
     first_hold = hold && !holding_;
     holding_ = hold;
     if (hold) {
@@ -560,7 +573,7 @@ bool LogCore::Refuse(DiskFullAction action, std::vector<Chunk>& batch,
         absl::StrCat("FAB-SPOOL-DISK-FULL ", core_.dir, ": ", status.message(),
                      "; refused ", seqs.size(),
                      " record(s); appends refused for ",
-                     absl::FormatDuration(kDiskFullBackoff)));
+                     absl::FormatDuration(DiskFullBackoff())));
   } else if (first_hold) {
     // Once per episode: the writer retries every back-off until it fits.
     Log(LogLevel::kWarning,

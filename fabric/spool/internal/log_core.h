@@ -65,6 +65,10 @@ class LogCore {
   // The status the log failed with, OK while healthy.
   absl::Status health() const;
 
+  // How long appends are refused and the writer waits after a full disk
+  // (1 s). Process-wide; for tests that explore every failure point.
+  static void SetDiskFullBackoffForTesting(absl::Duration backoff);
+
  protected:
   // Encoded records bound for one segment file, written in order.
   struct Chunk {
