@@ -197,8 +197,7 @@ TEST(MemFileSystemMap, HandleFromBeforePowerLossIsNeverCopiedAgain) {
   Store(map, 0, 2);
   EXPECT_THAT(file->SyncMap(kPath), StatusIs(absl::StatusCode::kDataLoss));
   file.reset();
-  const uint64_t one = 1;
-  EXPECT_EQ(Contents(fs), std::string(reinterpret_cast<const char*>(&one), 8));
+  EXPECT_EQ(Contents(fs), Word(1));
   EXPECT_EQ(fs.ops(), 0u);
 }
 
