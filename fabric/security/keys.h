@@ -7,6 +7,7 @@
 #ifndef FABRIC_SECURITY_KEYS_H_
 #define FABRIC_SECURITY_KEYS_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -18,8 +19,8 @@
 
 namespace fabric::security {
 
-inline constexpr size_t kCurveKeyBytes = 32;     // raw
-inline constexpr size_t kZ85KeyChars = 40;       // Z85 text
+inline constexpr size_t kCurveKeyBytes = 32;      // raw
+inline constexpr size_t kZ85KeyChars = 40;        // Z85 text
 inline constexpr size_t kBeaconSecretBytes = 32;  // raw
 
 // A node's CURVE keypair. Thread safety: thread-compatible value type. The
@@ -87,8 +88,9 @@ class Roster {
 };
 
 // What changes when a roster directory is edited: the directory's mtime, the
-// number of *.pub files, and their total size and newest mtime. Two stamps
-// compare equal when nothing a reload would see changed.
+// number of *.pub files, and their total size and newest mtime. Each "mtime"
+// is the newer of mtime and ctime, so a chmod or a `cp -p` counts. Two
+// stamps compare equal when nothing a reload would see changed.
 struct RosterStamp {
   int64_t dir_mtime_ns = 0;
   int64_t newest_mtime_ns = 0;
@@ -105,7 +107,9 @@ absl::StatusOr<RosterStamp> StatRoster(absl::string_view dir);
 // FAB-SEC-ROSTER-FORMAT names a file that does not parse;
 // FAB-SEC-ROSTER-MISSING when the directory does not exist or holds no
 // key. A *.key file in it is skipped and reported in `warnings` (a roster
-// that travels must not carry secrets).
+// that travels must not carry secrets; `warnings` may be null). Hidden
+// files are ignored; two files with the same key or name, or a .pub holding
+// a secret-key, are FAB-SEC-ROSTER-FORMAT.
 absl::StatusOr<Roster> LoadRoster(absl::string_view dir,
                                   std::vector<std::string>* warnings);
 
