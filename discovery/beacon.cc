@@ -5,28 +5,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "discovery/beacon_format.h"
+#include "discovery/internal/big_endian.h"
 
 namespace fabric::discovery {
-namespace {
 
-template <typename T>
-void PutBigEndian(std::string& out, size_t offset, T value) {
-  for (size_t i = 0; i < sizeof(T); ++i) {
-    out[offset + i] =
-        static_cast<char>((value >> (8 * (sizeof(T) - 1 - i))) & 0xff);
-  }
-}
-
-template <typename T>
-T GetBigEndian(absl::string_view in, size_t offset) {
-  T value = 0;
-  for (size_t i = 0; i < sizeof(T); ++i) {
-    value = static_cast<T>((value << 8) | static_cast<uint8_t>(in[offset + i]));
-  }
-  return value;
-}
-
-}  // namespace
+using discovery_internal::GetBigEndian;
+using discovery_internal::PutBigEndian;
 
 bool Beacon::leaving() const { return (flags & kFlagLeaving) != 0; }
 
