@@ -68,13 +68,14 @@ absl::string_view BeaconRejectCounterName(BeaconReject reject);
 
 // Signs and verifies beacons of one cluster with its beacon secrets. It
 // holds K[id] = BLAKE2b-256(key = secret[id], "fabric beacon v2" || cluster)
-// for every installed id, in memory that libsodium locks, keeps out of core
-// dumps and wipes when the authenticator is destroyed; the secrets
-// themselves are not kept. Rotation (install, use, remove; docs/security.md)
-// replaces the whole authenticator.
+// for every installed id in sodium_malloc memory (guard pages, locked when
+// the system allows, kept out of core dumps, wiped when freed); the
+// secrets themselves are not kept. Rotating the secrets (install, use,
+// remove; docs/protocol.md 2.8.2) replaces the whole authenticator.
 //
-// Thread safety: immutable after `Create`, so every method may run
-// concurrently. Move-only: it owns the keys.
+// Thread safety: immutable after `Create`, so every method, and
+// `DecodeSignedBeacon` with it, may run concurrently. Move-only: it owns
+// the keys. A moved-from authenticator may only be destroyed or assigned.
 class BeaconAuthenticator {
  public:
   // Returns an authenticator for `cluster` (the cluster name, as in HELLO)
@@ -98,11 +99,9 @@ class BeaconAuthenticator {
   // `beacon.key_id` and `beacon.beacon.cluster_hash` hold. Returns
   // kInvalidArgument when `public_key` is not 32 bytes or the node id or
   // mailbox port is zero (receivers would drop it as malformed).
-  // REQUIRES: not moved from.
   absl::StatusOr<std::string> Sign(const SignedBeacon& beacon) const;
 
   // Returns true when a key for `key_id` is installed.
-  // REQUIRES: not moved from.
   bool HasKeyId(uint8_t key_id) const;
   // Returns the installed key ids in increasing order.
   std::vector<uint8_t> key_ids() const;
