@@ -55,8 +55,9 @@ inline constexpr absl::string_view kTopicLog = "topic_log";  // pubsub log
 inline constexpr absl::string_view kWorkQueue = "work_queue";
 inline constexpr absl::string_view kPubSub = "pubsub";
 inline constexpr absl::string_view kReqRep = "reqrep";
-inline constexpr absl::string_view kRelay = "relay";  // fabric-relay
-inline constexpr absl::string_view kLog = "log";      // logging itself
+inline constexpr absl::string_view kRelay = "relay";        // fabric-relay
+inline constexpr absl::string_view kSecurity = "security";  // keys, ZAP
+inline constexpr absl::string_view kLog = "log";            // logging itself
 }  // namespace log_component
 
 // Receives each line that passes the level filter. `component` and

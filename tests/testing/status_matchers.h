@@ -34,6 +34,18 @@ MATCHER_P(StatusIs, code,
   return s.code() == code;
 }
 
+// StatusIs(code, message_matcher): the code, and a message that matches
+// (e.g. HasSubstr("FAB-SEC-KEY-PERMS")).
+MATCHER_P2(StatusIs, code, message_matcher,
+           "has code " + std::string(absl::StatusCodeToString(code)) +
+               " and a matching message") {
+  const absl::Status& s = GetStatus(arg);
+  *result_listener << "status is " << s.ToString();
+  return s.code() == code &&
+         ::testing::ExplainMatchResult(
+             message_matcher, std::string(s.message()), result_listener);
+}
+
 MATCHER_P(IsOkAndHolds, matcher, "is OK and holds a matching value") {
   if (!arg.ok()) {
     *result_listener << "status is " << arg.status().ToString();
