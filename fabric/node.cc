@@ -122,4 +122,13 @@ absl::Status Node::SendDirect(const NodeId& peer, uint16_t kind,
 
 NodeStats Node::Stats() const { return engine_->Stats(); }
 
+absl::Status Node::ReloadRoster() {
+  node_internal::Engine* engine = engine_.get();
+  return CallOnEngine([engine] { return engine->ReloadRoster(); });
+}
+
+std::shared_ptr<const security::NodeSecurity> Node::security() const {
+  return engine_->security();
+}
+
 }  // namespace fabric

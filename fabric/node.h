@@ -36,6 +36,9 @@ namespace fabric {
 namespace node_internal {
 class Engine;
 }
+namespace security {
+struct NodeSecurity;
+}
 
 // Counters of one node. Every bad input is counted, never fatal.
 struct NodeStats {
@@ -56,6 +59,28 @@ struct NodeStats {
   uint64_t peers_joined = 0;
   uint64_t peers_left = 0;
   uint64_t local_stalls = 0;  // our own loop paused (SIGSTOP, swap)
+
+  // Secure mode (docs/security.md); all zero in plaintext mode.
+  uint64_t beacons_unauthenticated = 0;     // a v1 beacon: dropped
+  uint64_t beacons_unknown_key_id = 0;      // signed with a secret we lack
+  uint64_t beacons_bad_mac = 0;             // forged or corrupted
+  uint64_t beacons_addr_mismatch = 0;       // source IP is not the signed one
+  uint64_t beacons_stale = 0;               // send time beyond the skew
+  uint64_t beacons_replayed = 0;            // sequence not above the last
+  uint64_t beacons_unknown_node_key = 0;    // signed, but key not in roster
+  uint64_t messages_unauthenticated = 0;    // no usable User-Id
+  uint64_t messages_key_mismatch = 0;       // spoke as another key's node
+  uint64_t messages_revoked_key = 0;        // key no longer in the roster
+  uint64_t gossip_unkeyed = 0;              // gossip entry without a roster key
+  uint64_t handshakes_failed_auth = 0;      // a peer's ZAP refused our key
+  uint64_t handshakes_failed_protocol = 0;  // mechanism mismatch, bad key
+  uint64_t handshakes_failed_other = 0;
+  uint64_t roster_reloads = 0;
+  uint64_t roster_reload_errors = 0;  // a bad edit: the old roster stays
+  uint64_t keys_revoked = 0;          // peers cut off by a roster change
+  uint64_t zap_allowed = 0;           // handshakes our ZAP handler admitted
+  uint64_t zap_denied = 0;            // ... and refused
+  bool zap_running = false;           // the mailbox's ZAP handler is up
 };
 
 // Thread safety: thread-safe. Every method may be called from any thread;
@@ -127,6 +152,16 @@ class Node {
                           absl::string_view body);
 
   NodeStats Stats() const;
+
+  // Secure mode: reloads the roster now (as the periodic check would when
+  // the directory changes), cutting off every peer whose key left it. The
+  // CLI calls it on SIGHUP. kFailedPrecondition in plaintext mode or when
+  // the roster does not load (the previous one stays in force).
+  absl::Status ReloadRoster();
+
+  // Secure mode's key material, shared with pattern objects that own
+  // sockets (a publisher's XPUB); null in plaintext mode.
+  std::shared_ptr<const security::NodeSecurity> security() const;
 
  private:
   explicit Node(std::unique_ptr<node_internal::Engine> engine);

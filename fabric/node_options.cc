@@ -42,6 +42,23 @@ absl::StatusOr<DiscoveryMode> ParseDiscoveryMode(absl::string_view text) {
       "unknown discovery mode '", text, "' (use loopback, lan or seeds)"));
 }
 
+absl::string_view SecurityModeName(SecurityMode mode) {
+  return mode == SecurityMode::kCurve ? "curve" : "off";
+}
+
+absl::StatusOr<SecurityMode> ParseSecurityMode(absl::string_view text) {
+  const std::string lower = absl::AsciiStrToLower(text);
+  if (lower == "off") return SecurityMode::kOff;
+  if (lower == "curve") return SecurityMode::kCurve;
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown security mode '", text, "' (use off or curve)"));
+}
+
+bool SecurityOptions::enabled() const {
+  return mode == SecurityMode::kCurve || !key_file.empty() ||
+         !roster_dir.empty() || !beacon_secret_file.empty();
+}
+
 absl::Status ValidateNodeOptions(const NodeOptions& o) {
   if (o.cluster.empty() || o.cluster.size() > 255) {
     return Bad("cluster", "must be 1..255 bytes");
@@ -73,6 +90,11 @@ absl::Status ValidateNodeOptions(const NodeOptions& o) {
     if (!absl::StartsWith(seed, "tcp://") || seed.rfind(':') <= 6) {
       return Bad("seeds", absl::StrCat("'", seed, "' is not tcp://HOST:PORT"));
     }
+    if (seed.find('#') != std::string::npos && !o.security.enabled()) {
+      return Bad("seeds", absl::StrCat("'", seed,
+                                       "' names a roster key (#NAME), which "
+                                       "only secure mode uses"));
+    }
   }
   const absl::Duration ms10 = absl::Milliseconds(10);
   const absl::Duration min60 = absl::Seconds(60);
@@ -100,6 +122,20 @@ absl::Status ValidateNodeOptions(const NodeOptions& o) {
   if (!InRange(o.linger, absl::ZeroDuration(), absl::Seconds(10))) {
     return Bad("linger", "must be 0..10s");
   }
+  if (o.security.enabled()) {
+    if (o.discovery != DiscoveryMode::kSeeds &&
+        o.beacon_interval < absl::Milliseconds(200)) {
+      return Bad("beacon_interval", "must be at least 200ms in secure mode");
+    }
+    if (!InRange(o.security.beacon_max_skew, absl::Seconds(1),
+                 absl::Hours(1))) {
+      return Bad("security.beacon_max_skew", "must be 1s..1h");
+    }
+    if (!InRange(o.security.roster_check_interval, absl::Milliseconds(100),
+                 absl::Minutes(1))) {
+      return Bad("security.roster_check_interval", "must be 100ms..1m");
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -123,6 +159,20 @@ absl::Status ApplyEnvironment(NodeOptions* o) {
   }
   if (const char* v = std::getenv("FABRIC_SEEDS"); v && *v) {
     o->seeds = absl::StrSplit(v, ',', absl::SkipWhitespace());
+  }
+  if (const char* v = std::getenv("FABRIC_SECURITY"); v && *v) {
+    absl::StatusOr<SecurityMode> mode = ParseSecurityMode(v);
+    if (!mode.ok()) return Bad("FABRIC_SECURITY", mode.status().message());
+    o->security.mode = *mode;
+  }
+  if (const char* v = std::getenv("FABRIC_KEY_FILE"); v && *v) {
+    o->security.key_file = v;
+  }
+  if (const char* v = std::getenv("FABRIC_ROSTER"); v && *v) {
+    o->security.roster_dir = v;
+  }
+  if (const char* v = std::getenv("FABRIC_BEACON_SECRET_FILE"); v && *v) {
+    o->security.beacon_secret_file = v;
   }
   return absl::OkStatus();
 }

@@ -36,6 +36,42 @@ absl::string_view DiscoveryModeName(DiscoveryMode mode);  // "loopback", ...
 // Parses "loopback", "lan" or "seeds"; kInvalidArgument otherwise.
 absl::StatusOr<DiscoveryMode> ParseDiscoveryMode(absl::string_view text);
 
+enum class SecurityMode {
+  kOff,    // plaintext ZMTP, unauthenticated beacons (the default)
+  kCurve,  // CURVE on every socket, a roster of keys, signed beacons
+};
+
+absl::string_view SecurityModeName(SecurityMode mode);  // "off", "curve"
+// Parses "off" or "curve"; kInvalidArgument otherwise.
+absl::StatusOr<SecurityMode> ParseSecurityMode(absl::string_view text);
+
+// Secure mode (docs/security.md). Any field set turns it on; then a missing
+// or unsafe piece makes `Node::Start` fail with kFailedPrecondition naming
+// the file. Never a fallback to plaintext.
+struct SecurityOptions {
+  SecurityMode mode = SecurityMode::kOff;
+  // This node's CURVE keypair (`fabric keygen`): owner-only, never a
+  // symlink.
+  std::string key_file;
+  // Directory of *.pub files: the keys allowed to join, this node's own
+  // included. Reloaded when it changes (checked every
+  // `roster_check_interval`) and on `Node::ReloadRoster`; a key removed is
+  // cut off at once.
+  std::string roster_dir;
+  // The cluster's beacon secrets (`fabric keygen --beacon-secret`).
+  // Required with loopback and LAN discovery; unused in seeds mode.
+  std::string beacon_secret_file;
+  // How far a beacon's send time may be from our clock. 1 s .. 1 h;
+  // default 30 s.
+  absl::Duration beacon_max_skew = absl::Seconds(30);
+  // How often the roster directory is checked for changes. 100 ms .. 1 min;
+  // default 2 s.
+  absl::Duration roster_check_interval = absl::Seconds(2);
+
+  // True when secure mode is on, explicitly or through any path.
+  bool enabled() const;
+};
+
 struct NodeOptions {
   // Human-readable name shown to peers. Default: "node-" + 8 hex of the id.
   std::string name;
@@ -54,6 +90,10 @@ struct NodeOptions {
   // TCP port of this node's mailbox. 0 (default) picks a free port; seed
   // nodes set a fixed one so others can name them.
   uint16_t mailbox_port = 0;
+
+  // Off by default. In secure mode `beacon_interval` must be >= 200 ms
+  // (signed beacons stay under 1 KiB/s per node).
+  SecurityOptions security;
 
   // Key/value strings sent to peers in HELLO.
   Headers headers;
@@ -95,7 +135,9 @@ absl::Status ValidateNodeOptions(const NodeOptions& options);
 
 // Overrides fields from the environment where set: FABRIC_CLUSTER,
 // FABRIC_DISCOVERY, FABRIC_INTERFACE, FABRIC_BEACON_PORT, FABRIC_SEEDS
-// (comma-separated). Returns kInvalidArgument for an unparsable value.
+// (comma-separated), FABRIC_SECURITY (off or curve), FABRIC_KEY_FILE,
+// FABRIC_ROSTER, FABRIC_BEACON_SECRET_FILE (paths, never key material).
+// Returns kInvalidArgument for an unparsable value.
 absl::Status ApplyEnvironment(NodeOptions* options);
 
 }  // namespace fabric

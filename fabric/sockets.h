@@ -17,12 +17,20 @@
 
 namespace fabric {
 
+namespace security {
+struct CurveKeypair;
+}
+
 struct StreamSocketOptions {
   size_t max_message_bytes = 16 * 1024 * 1024;
   // Messages queued per connection before the socket drops (XPUB) or stops
   // reading (SUB).
   int hwm = 100000;
   absl::Duration linger = absl::Seconds(1);
+  // Secure mode: the node's keypair (not owned). The XPUB becomes a
+  // fail-closed CURVE server, whose context must run a ZAP handler; a SUB
+  // takes each publisher's key before connecting (SetCurveServerKey).
+  const security::CurveKeypair* curve = nullptr;
 };
 
 // An XPUB bound to `endpoint` ("tcp://127.0.0.1:*"); read the bound address
@@ -35,6 +43,11 @@ absl::StatusOr<zmq::socket_t> MakeXpubSocket(zmq::context_t& ctx,
 // An unconnected SUB with ZMTP heartbeats and a quick reconnect.
 absl::StatusOr<zmq::socket_t> MakeSubSocket(zmq::context_t& ctx,
                                             const StreamSocketOptions& options);
+// Secure mode: the key (32 raw bytes) the next connect of `sub` must meet,
+// with `options.curve` as the client's own keypair.
+absl::Status SetCurveServerKey(zmq::socket_t& sub,
+                               const StreamSocketOptions& options,
+                               const std::string& server_key);
 
 }  // namespace fabric
 

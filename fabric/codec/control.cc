@@ -184,9 +184,10 @@ std::string EncodeGossip(const std::vector<GossipEntry>& entries) {
   Packer pk(buffer);
   pk.pack_array(static_cast<uint32_t>(entries.size()));
   for (const GossipEntry& e : entries) {
-    pk.pack_array(2);
+    pk.pack_array(e.public_key.empty() ? 2 : 3);
     PackBin(pk, e.id.bytes());
     PackStr(pk, e.mailbox_endpoint);
+    if (!e.public_key.empty()) PackBin(pk, e.public_key);
   }
   return std::string(buffer.data(), buffer.size());
 }
@@ -202,8 +203,9 @@ absl::StatusOr<std::vector<GossipEntry>> DecodeGossip(absl::string_view body) {
   for (uint32_t i = 0; i < list->size; ++i) {
     FABRIC_ASSIGN_OR_RETURN(const msgpack::object_array* pair,
                             AsArray(list->ptr[i], "gossip entry"));
-    if (pair->size != 2) {
-      return absl::InvalidArgumentError("gossip entry is not [id, endpoint]");
+    if (pair->size != 2 && pair->size != 3) {
+      return absl::InvalidArgumentError(
+          "gossip entry is not [id, endpoint] or [id, endpoint, key]");
     }
     GossipEntry entry;
     FABRIC_ASSIGN_OR_RETURN(absl::string_view id,
@@ -211,6 +213,14 @@ absl::StatusOr<std::vector<GossipEntry>> DecodeGossip(absl::string_view body) {
     FABRIC_ASSIGN_OR_RETURN(entry.id, NodeId::FromBytes(id));
     FABRIC_ASSIGN_OR_RETURN(entry.mailbox_endpoint,
                             BoundedString(pair->ptr[1], "gossip endpoint"));
+    if (pair->size == 3) {
+      FABRIC_ASSIGN_OR_RETURN(absl::string_view key,
+                              AsBytes(pair->ptr[2], "gossip key"));
+      if (key.size() != 32) {
+        return absl::InvalidArgumentError("gossip key is not 32 bytes");
+      }
+      entry.public_key = std::string(key);
+    }
     entries.push_back(std::move(entry));
   }
   return entries;

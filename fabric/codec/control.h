@@ -35,6 +35,9 @@ struct Hello {
 struct GossipEntry {
   NodeId id;
   std::string mailbox_endpoint;
+  // Secure mode: the node's CURVE public key (32 raw bytes), sent as a
+  // third element; empty in plaintext mode (two elements, as before).
+  std::string public_key;
 };
 
 std::string EncodeHello(const Hello& hello);

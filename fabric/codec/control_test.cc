@@ -79,7 +79,7 @@ TEST(Control, GossipRoundTripAndLimits) {
   std::vector<GossipEntry> entries;
   for (int i = 0; i < 50; ++i) {
     entries.push_back(
-        {NodeId::Random(), "tcp://127.0.0.1:" + std::to_string(i)});
+        {NodeId::Random(), "tcp://127.0.0.1:" + std::to_string(i), ""});
   }
   FABRIC_ASSERT_OK_AND_ASSIGN(std::vector<GossipEntry> back,
                               DecodeGossip(EncodeGossip(entries)));
@@ -88,6 +88,16 @@ TEST(Control, GossipRoundTripAndLimits) {
     EXPECT_EQ(back[i].id, entries[i].id);
     EXPECT_EQ(back[i].mailbox_endpoint, entries[i].mailbox_endpoint);
   }
+  // Secure mode's entries carry the key as a third element.
+  std::vector<GossipEntry> keyed = {
+      {NodeId::Random(), "tcp://127.0.0.1:7", std::string(32, 'k')}};
+  FABRIC_ASSERT_OK_AND_ASSIGN(back, DecodeGossip(EncodeGossip(keyed)));
+  ASSERT_EQ(back.size(), 1u);
+  EXPECT_EQ(back[0].public_key, keyed[0].public_key);
+  EXPECT_TRUE(entries.front().public_key.empty());
+  keyed[0].public_key = "short";
+  EXPECT_THAT(DecodeGossip(EncodeGossip(keyed)),
+              StatusIs(absl::StatusCode::kInvalidArgument));
   // An entry that is not a pair.
   EXPECT_THAT(DecodeGossip("\x91\x91\x01"),
               StatusIs(absl::StatusCode::kInvalidArgument));

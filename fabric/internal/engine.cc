@@ -3,6 +3,8 @@
 // traffic is in engine_io.cc, links and timers in engine_links.cc.
 #include "fabric/internal/engine.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -27,6 +29,8 @@ constexpr absl::Duration kSweepInterval = absl::Milliseconds(50);
 constexpr absl::Duration kStallThreshold = absl::Seconds(1);
 // libzmq allows 1023 sockets per context by default; each peer link costs 3.
 constexpr int kMaxSockets = 16384;
+// How long the secure start-up self-test waits for each handshake.
+constexpr absl::Duration kSelfTestTimeout = absl::Seconds(3);
 
 std::string BindEndpoint(const NodeOptions& o, const std::string& host) {
   return absl::StrCat(
@@ -38,10 +42,29 @@ std::string BindEndpoint(const NodeOptions& o, const std::string& host) {
 
 absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(NodeOptions options) {
   FABRIC_RETURN_IF_ERROR(ValidateNodeOptions(options));
+  std::shared_ptr<security::NodeSecurity> secure;
+  if (options.security.enabled()) {
+    // Every key, the roster and the beacon secret are checked before
+    // anything binds; any failure refuses to start (never plaintext).
+    absl::StatusOr<std::shared_ptr<security::NodeSecurity>> loaded =
+        security::LoadNodeSecurity(options);
+    if (!loaded.ok()) {
+      FABRIC_LOG(kError, kSecurity, loaded.status().message());
+      return loaded.status();
+    }
+    secure = std::move(*loaded);
+  }
   const NodeId id = NodeId::Random();
   if (options.name.empty()) options.name = "node-" + id.ShortHex();
   std::unique_ptr<Engine> engine(new Engine(std::move(options), id));
   const NodeOptions& o = engine->options_;
+  if (secure) {
+    engine->security_ = secure;
+    engine->roster_ = secure->roster->Get();
+    absl::StatusOr<security::RosterStamp> stamp =
+        security::StatRoster(secure->roster_dir);
+    if (stamp.ok()) engine->roster_stamp_ = *stamp;
+  }
 
   std::string host = "127.0.0.1";
   if (o.discovery != DiscoveryMode::kSeeds) {
@@ -52,6 +75,24 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(NodeOptions options) {
     FABRIC_ASSIGN_OR_RETURN(engine->beacon_,
                             discovery::BeaconSocket::Open(beacon));
     host = engine->beacon_->local_address();
+    if (secure) {
+      absl::StatusOr<discovery::BeaconAuthenticator> auth =
+          discovery::BeaconAuthenticator::Create(
+              secure->beacon.secrets, secure->beacon.primary, o.cluster);
+      if (!auth.ok()) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "FAB-SEC-BEACON-FORMAT ", o.security.beacon_secret_file, ": ",
+            auth.status().message()));
+      }
+      engine->beacon_auth_.emplace(std::move(*auth));
+      in_addr address{};
+      if (inet_pton(AF_INET, host.c_str(), &address) != 1) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "FAB-SEC-BEACON-ADDRESS signed beacons need an IPv4 address, not ",
+            host));
+      }
+      engine->beacon_ipv4_ = ntohl(address.s_addr);
+    }
   } else if (!o.interface.empty()) {
     FABRIC_ASSIGN_OR_RETURN(discovery::InterfaceAddress iface,
                             discovery::LookupInterface(o.interface));
@@ -63,10 +104,29 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(NodeOptions options) {
   } catch (const zmq::error_t& e) {
     return ZmqErrnoToStatus(e.num(), "zmq context");
   }
+  if (secure) {
+    // The handler runs before the mailbox binds: a CURVE server without one
+    // in its context would admit any key (security-anchors.md 2.3).
+    FABRIC_ASSIGN_OR_RETURN(
+        engine->zap_,
+        security::ZapHandler::Start(engine->ctx_, secure->roster, o.name));
+  }
   FABRIC_ASSIGN_OR_RETURN(
       engine->mailbox_,
-      MakeMailbox(engine->ctx_, engine->profile_, BindEndpoint(o, host)));
+      MakeMailbox(engine->ctx_, engine->profile_, BindEndpoint(o, host),
+                  secure ? &secure->keypair : nullptr));
   engine->mailbox_endpoint_ = engine->mailbox_.get(zmq::sockopt::last_endpoint);
+  if (secure) {
+    // Proven, not assumed: a stranger is refused and we are admitted,
+    // before any beacon or link goes out.
+    absl::Status tested = security::SelfTest(
+        *engine->zap_, engine->mailbox_endpoint_, secure->keypair.public_key,
+        secure->keypair, zmq::socket_type::dealer, kSelfTestTimeout);
+    if (!tested.ok()) {
+      FABRIC_LOG(kError, kSecurity, tested.message());
+      return tested;
+    }
+  }
   const size_t colon = engine->mailbox_endpoint_.rfind(':');
   engine->mailbox_port_ = static_cast<uint16_t>(
       std::stoi(engine->mailbox_endpoint_.substr(colon + 1)));
@@ -181,6 +241,30 @@ NodeStats Engine::Stats() const {
   s.peers_joined = get(c.peers_joined);
   s.peers_left = get(c.peers_left);
   s.local_stalls = get(c.local_stalls);
+  s.beacons_unauthenticated = get(c.beacons_unauthenticated);
+  s.beacons_unknown_key_id = get(c.beacons_unknown_key_id);
+  s.beacons_bad_mac = get(c.beacons_bad_mac);
+  s.beacons_addr_mismatch = get(c.beacons_addr_mismatch);
+  s.beacons_stale = get(c.beacons_stale);
+  s.beacons_replayed = get(c.beacons_replayed);
+  s.beacons_unknown_node_key = get(c.beacons_unknown_node_key);
+  s.messages_unauthenticated = get(c.messages_unauthenticated);
+  s.messages_key_mismatch = get(c.messages_key_mismatch);
+  s.messages_revoked_key = get(c.messages_revoked_key);
+  s.gossip_unkeyed = get(c.gossip_unkeyed);
+  s.handshakes_failed_auth = get(c.handshakes_failed_auth);
+  s.handshakes_failed_protocol = get(c.handshakes_failed_protocol);
+  s.handshakes_failed_other = get(c.handshakes_failed_other);
+  s.roster_reloads = get(c.roster_reloads);
+  s.roster_reload_errors = get(c.roster_reload_errors);
+  s.keys_revoked = get(c.keys_revoked);
+  if (zap_) {
+    const security::ZapStats z = zap_->Stats();
+    s.zap_allowed = z.allowed;
+    s.zap_denied = z.denied_unknown_key + z.denied_mechanism + z.denied_domain +
+                   z.malformed;
+    s.zap_running = zap_->running();
+  }
   return s;
 }
 
@@ -190,12 +274,25 @@ void Engine::Run() {
   next_beacon_ = now;  // the first beacon goes out at once
   next_sweep_ = now;
   next_gossip_ = now + options_.beacon_interval;
-  for (const std::string& seed : options_.seeds) {
-    if (seed != mailbox_endpoint_) EnsureLink(seed, /*seed=*/true);
+  next_roster_check_ = now + options_.security.roster_check_interval;
+  if (security_) {
+    for (const auto& [endpoint, key] : security_->seeds) {
+      if (endpoint != mailbox_endpoint_) EnsureLink(endpoint, true, key);
+    }
+  } else {
+    for (const std::string& seed : options_.seeds) {
+      if (seed != mailbox_endpoint_) EnsureLink(seed, /*seed=*/true, {});
+    }
   }
   FABRIC_LOG(kInfo, kNode, "FAB-NODE-START ", options_.name, " ", id_.ToHex(),
              " ", mailbox_endpoint_, " cluster=", options_.cluster,
-             " discovery=", DiscoveryModeName(options_.discovery));
+             " discovery=", DiscoveryModeName(options_.discovery), " security=",
+             SecurityModeName(options_.security.enabled() ? SecurityMode::kCurve
+                                                          : SecurityMode::kOff),
+             security_
+                 ? absl::StrCat(" key=", security::KeyFingerprint(
+                                             security_->keypair.public_key))
+                 : std::string());
   while (!stop_) RunOnce();
   Shutdown();
 }
@@ -495,6 +592,7 @@ void Engine::Dispatch(std::vector<PeerEvent> events) {
       }
     } else if (event.type == PeerEventType::kLeft) {
       counters_.peers_left.fetch_add(1, std::memory_order_relaxed);
+      bound_keys_.erase(p.id);
       Link* link = FindLink(p.mailbox_endpoint);
       if (link != nullptr && link->peer == p.id) {
         link->peer.reset();

@@ -23,6 +23,8 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "discovery/beacon.h"
+#include "discovery/beacon_auth.h"
+#include "discovery/beacon_replay_filter.h"
 #include "discovery/beacon_socket.h"
 #include "fabric/base/clock.h"
 #include "fabric/codec/control.h"
@@ -32,6 +34,7 @@
 #include "fabric/node.h"
 #include "fabric/peers/peer_table.h"
 #include "fabric/plugin.h"
+#include "fabric/security/node_security.h"
 
 namespace fabric::node_internal {
 
@@ -43,6 +46,8 @@ struct Link {
   zmq::socket_t dealer;
   zmq::socket_t monitor;        // PAIR receiving the dealer's events
   std::optional<NodeId> peer;   // set once that endpoint's HELLO arrived
+  std::string server_key;       // secure mode: the key the server must prove
+  int handshake_failures = 0;   // NO_DETAIL failures in a row
   bool seed = false;            // configured seed: never dropped
   bool connected = false;       // ZMTP handshake done, not yet dropped
   bool gossip_pending = false;  // seeds mode: send our view once connected
@@ -91,7 +96,17 @@ class Engine : public NodeContext {
   std::vector<PeerInfo> Peers() const override;
   void WakeAt(absl::Time at) override { wake_at_ = std::min(wake_at_, at); }
 
+  // Secure mode's key material, null in plaintext mode. Immutable after
+  // Create except the roster holder (thread-safe).
+  std::shared_ptr<const security::NodeSecurity> security() const {
+    return security_;
+  }
+
   // Engine thread only.
+  // Secure mode: reloads the roster now and cuts off revoked keys.
+  // kFailedPrecondition in plaintext mode or when the roster does not load
+  // (the previous one stays).
+  absl::Status ReloadRoster();
   absl::Status SetHeader(absl::string_view key, absl::string_view value);
   absl::Status Attach(std::shared_ptr<Plugin> plugin);
   // The plugin owning `kind`, or null.
@@ -107,7 +122,13 @@ class Engine : public NodeContext {
         messages_malformed{0}, messages_wrong_version{0},
         messages_other_cluster{0}, messages_unknown_sender{0},
         messages_unknown_kind{0}, heartbeats_sent{0}, peers_joined{0},
-        peers_left{0}, local_stalls{0};
+        peers_left{0}, local_stalls{0}, beacons_unauthenticated{0},
+        beacons_unknown_key_id{0}, beacons_bad_mac{0}, beacons_addr_mismatch{0},
+        beacons_stale{0}, beacons_replayed{0}, beacons_unknown_node_key{0},
+        messages_unauthenticated{0}, messages_key_mismatch{0},
+        messages_revoked_key{0}, gossip_unkeyed{0}, handshakes_failed_auth{0},
+        handshakes_failed_protocol{0}, handshakes_failed_other{0},
+        roster_reloads{0}, roster_reload_errors{0}, keys_revoked{0};
   };
 
   Engine(NodeOptions options, NodeId id);
@@ -124,18 +145,41 @@ class Engine : public NodeContext {
   // Drains the mailbox, then calls OnMailboxDrained if plugins got any.
   void DrainMailbox();
   void DrainMailboxBatch();
+  // `key`: secure mode, the sender's authenticated CURVE key (raw).
   void HandleMailboxMessage(absl::string_view routing_id,
-                            absl::string_view payload);
-  void HandleHello(const NodeId& sender, absl::string_view body);
+                            absl::string_view payload, absl::string_view key);
+  void HandleHello(const NodeId& sender, absl::string_view body,
+                   absl::string_view key);
   void HandleGossip(const NodeId& sender, absl::string_view body);
   void DrainBeacons();
   void HandleBeacon(const discovery::Datagram& datagram);
+  // Secure mode: only a v2 beacon that passes every check (protocol.md,
+  // "Beacon v2") reaches the plaintext rules; v1 is counted and dropped.
+  void HandleSignedBeacon(const discovery::Datagram& datagram);
+  // The rules every accepted beacon follows; `key` is its node's key
+  // (secure mode) or empty.
+  void ActOnBeacon(const discovery::Beacon& beacon,
+                   const std::string& source_address, absl::string_view key);
   void DrainLink(Link& link);
   void DrainMonitor(Link& link);
   void RequestHello(absl::string_view routing_id);
 
   // engine_links.cc: outbound links and timers.
-  Link* EnsureLink(const std::string& endpoint, bool seed);
+  // `server_key`: secure mode, the key the endpoint's server must prove
+  // (required there). Returns null while the endpoint is backing off after
+  // a refused handshake, or when the link cannot be made.
+  Link* EnsureLink(const std::string& endpoint, bool seed,
+                   absl::string_view server_key);
+  // A refused handshake: counted, logged once per endpoint, and the link
+  // closed and backed off (libzmq never retries it).
+  void OnHandshakeFailed(Link& link, uint16_t event, int32_t value);
+  // Remakes seed links whose backoff ran out.
+  void RetryRefused(absl::Time now);
+  // Secure mode: reloads the roster if it changed (or `force`), and cuts
+  // off every peer whose key left it.
+  absl::Status CheckRoster(bool force);
+  // Secure mode: true when `key` may speak; counts and drops otherwise.
+  bool KeyAdmitted(absl::string_view key);
   Link* FindLink(const std::string& endpoint);
   Link* LinkOf(const NodeId& peer);
   void CloseLink(Link& link);
@@ -171,6 +215,11 @@ class Engine : public NodeContext {
   int wake_fd_ = -1;
 
   zmq::context_t ctx_;
+  // Secure mode (null otherwise). The ZAP handler is declared after the
+  // context and before the mailbox: it starts before the mailbox binds and
+  // stops after it closes.
+  std::shared_ptr<security::NodeSecurity> security_;
+  std::unique_ptr<security::ZapHandler> zap_;
   zmq::socket_t mailbox_;
   std::unique_ptr<discovery::BeaconSocket> beacon_;
   std::unique_ptr<EventDispatcher> dispatcher_;
@@ -200,6 +249,26 @@ class Engine : public NodeContext {
   absl::Time next_beacon_;
   absl::Time next_gossip_;
   absl::Time next_sweep_;
+  absl::Time next_roster_check_;
+  // Secure mode, engine thread only: the roster as last loaded, the key
+  // each peer's first HELLO came under, and endpoints backing off after a
+  // refused handshake.
+  std::shared_ptr<const security::Roster> roster_;
+  security::RosterStamp roster_stamp_;
+  absl::flat_hash_map<NodeId, std::string> bound_keys_;
+  struct Backoff {
+    absl::Time until;
+    absl::Duration delay;
+    std::string server_key;
+    bool seed = false;
+  };
+  absl::flat_hash_map<std::string, Backoff> backoff_;
+  // Secure beacon modes: the beacon MAC keys, the sequence of our beacons,
+  // our address as beacons carry it, and the replay filter.
+  std::optional<discovery::BeaconAuthenticator> beacon_auth_;
+  uint64_t beacon_seq_ = 0;
+  uint32_t beacon_ipv4_ = 0;
+  discovery::BeaconReplayFilter replay_;
   // The earliest wake-up a plugin asked for (WakeAt).
   absl::Time wake_at_ = absl::InfiniteFuture();
   absl::Time last_iteration_;

@@ -2,15 +2,19 @@
 // Inbound traffic of the engine: mailbox messages, beacons, and what comes
 // back on links (HELLO_REQUEST, monitor events). Every input is untrusted:
 // anything malformed is dropped and counted, never fatal.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <zmq.h>
 
 #include <cstring>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "discovery/beacon_format.h"
 #include "fabric/base/log.h"
 #include "fabric/internal/engine.h"
+#include "fabric/security/keys.h"
 
 namespace fabric::node_internal {
 namespace {
@@ -41,6 +45,10 @@ void Engine::DrainMailbox() {
 }
 
 void Engine::DrainMailboxBatch() {
+  // Secure mode: the User-Id libzmq attaches (the Z85 key ZAP admitted),
+  // decoded once per run of messages from one sender.
+  std::string last_user_id;
+  std::string key;
   for (int i = 0; i < kMaxBatch; ++i) {
     zmq::message_t routing_id;
     zmq::message_t payload;
@@ -71,14 +79,34 @@ void Engine::DrainMailboxBatch() {
       Bump(counters_.messages_malformed);
       continue;
     }
+    if (security_) {
+      const char* user_id = zmq_msg_gets(payload.handle(), "User-Id");
+      if (user_id == nullptr) {
+        Bump(counters_.messages_unauthenticated);
+        continue;
+      }
+      if (last_user_id != user_id) {
+        absl::StatusOr<std::string> raw = security::DecodeZ85Key(user_id);
+        if (!raw.ok()) {
+          Bump(counters_.messages_unauthenticated);
+          continue;
+        }
+        last_user_id = user_id;
+        key = std::move(*raw);
+      }
+      // The roster may have lost this key since its handshake: ZAP is
+      // asked once per connection, so revocation is enforced here.
+      if (!KeyAdmitted(key)) continue;
+    }
     HandleMailboxMessage(
         absl::string_view(routing_id.data<char>(), routing_id.size()),
-        absl::string_view(payload.data<char>(), payload.size()));
+        absl::string_view(payload.data<char>(), payload.size()), key);
   }
 }
 
 void Engine::HandleMailboxMessage(absl::string_view routing_id,
-                                  absl::string_view payload) {
+                                  absl::string_view payload,
+                                  absl::string_view key) {
   Bump(counters_.messages_received);
   absl::StatusOr<EnvelopeView> env =
       DecodeEnvelope(payload, options_.max_message_bytes);
@@ -92,9 +120,21 @@ void Engine::HandleMailboxMessage(absl::string_view routing_id,
                env.status().ToString());
     return;
   }
+  if (security_) {
+    // A NodeId belongs to the key its first HELLO came under: no member
+    // may speak as another.
+    auto bound = bound_keys_.find(env->sender);
+    if (bound != bound_keys_.end() && bound->second != key) {
+      Bump(counters_.messages_key_mismatch);
+      FABRIC_LOG(kDebug, kSecurity, "FAB-SEC-KEY-MISMATCH ", options_.name,
+                 ": key ", security::KeyFingerprint(key), " spoke as ",
+                 env->sender.ShortHex());
+      return;
+    }
+  }
   const MessageKind kind = static_cast<MessageKind>(env->kind);
   if (kind == MessageKind::kHello) {
-    HandleHello(env->sender, env->body);
+    HandleHello(env->sender, env->body, key);
     return;
   }
   if (peers_.Find(env->sender) == nullptr) {
@@ -142,7 +182,8 @@ void Engine::HandleMailboxMessage(absl::string_view routing_id,
   owner->second->OnMessage(*this, *peer, env->kind, env->body);
 }
 
-void Engine::HandleHello(const NodeId& sender, absl::string_view body) {
+void Engine::HandleHello(const NodeId& sender, absl::string_view body,
+                         absl::string_view key) {
   absl::StatusOr<Hello> hello = DecodeHello(body);
   if (!hello.ok()) {
     Bump(counters_.messages_malformed);
@@ -161,6 +202,19 @@ void Engine::HandleHello(const NodeId& sender, absl::string_view body) {
                " ignores ", hello->name, " of cluster '", hello->cluster, "'");
     return;
   }
+  if (security_) {
+    // An endpoint is served by one key: a HELLO naming another key's
+    // mailbox (to replace or evict that member) is refused.
+    auto at = links_.find(hello->mailbox_endpoint);
+    if (at != links_.end() && at->second->server_key != key) {
+      Bump(counters_.messages_key_mismatch);
+      FABRIC_LOG(kDebug, kSecurity, "FAB-SEC-KEY-MISMATCH ", options_.name,
+                 ": key ", security::KeyFingerprint(key), " claimed ",
+                 hello->mailbox_endpoint);
+      return;
+    }
+    bound_keys_.emplace(hello->id, std::string(key));
+  }
   const PeerInfo* known = peers_.Find(hello->id);
   if (known != nullptr && known->mailbox_endpoint != hello->mailbox_endpoint) {
     // The peer moved (it rebound its mailbox): drop the link to the old one.
@@ -173,12 +227,12 @@ void Engine::HandleHello(const NodeId& sender, absl::string_view body) {
   }
   // Bind the link first, so that a kLeft for an older incarnation on the
   // same endpoint does not close the link the new one now uses.
-  Link* link = EnsureLink(hello->mailbox_endpoint, /*seed=*/false);
+  Link* link = EnsureLink(hello->mailbox_endpoint, /*seed=*/false, key);
   if (link != nullptr) {
     link->peer = hello->id;
     SyncDirect(*link);
   }
-  Dispatch(peers_.OnHello(*hello, Now()));
+  Dispatch(peers_.OnHello(*hello, Now(), key));
 }
 
 void Engine::HandleGossip(const NodeId& sender, absl::string_view body) {
@@ -194,7 +248,13 @@ void Engine::HandleGossip(const NodeId& sender, absl::string_view body) {
         e.mailbox_endpoint == mailbox_endpoint_) {
       continue;
     }
-    EnsureLink(e.mailbox_endpoint, /*seed=*/false);
+    if (security_ &&
+        (e.public_key.empty() || !roster_->Contains(e.public_key))) {
+      // Only a key the roster holds may be connected to.
+      Bump(counters_.gossip_unkeyed);
+      continue;
+    }
+    EnsureLink(e.mailbox_endpoint, /*seed=*/false, e.public_key);
   }
 }
 
@@ -213,6 +273,10 @@ void Engine::DrainBeacons() {
 }
 
 void Engine::HandleBeacon(const discovery::Datagram& datagram) {
+  if (security_) {
+    HandleSignedBeacon(datagram);
+    return;
+  }
   absl::StatusOr<discovery::Beacon> beacon =
       discovery::DecodeBeacon(datagram.payload);
   if (!beacon.ok()) {
@@ -229,6 +293,73 @@ void Engine::HandleBeacon(const discovery::Datagram& datagram) {
     Bump(counters_.beacons_other_cluster);
     return;
   }
+  ActOnBeacon(*beacon, datagram.source_address, {});
+}
+
+void Engine::HandleSignedBeacon(const discovery::Datagram& datagram) {
+  discovery::BeaconReject reject = discovery::BeaconReject::kMalformed;
+  absl::StatusOr<discovery::SignedBeacon> signed_beacon =
+      discovery::DecodeSignedBeacon(datagram.payload, *beacon_auth_, &reject);
+  if (!signed_beacon.ok()) {
+    switch (reject) {
+      case discovery::BeaconReject::kMalformed:
+        Bump(counters_.beacons_malformed);
+        break;
+      case discovery::BeaconReject::kUnauthenticated:
+        Bump(counters_.beacons_unauthenticated);
+        break;
+      case discovery::BeaconReject::kWrongVersion:
+        Bump(counters_.beacons_wrong_version);
+        break;
+      case discovery::BeaconReject::kOtherCluster:
+        Bump(counters_.beacons_other_cluster);
+        break;
+      case discovery::BeaconReject::kUnknownKeyId:
+        Bump(counters_.beacons_unknown_key_id);
+        break;
+      case discovery::BeaconReject::kBadMac:
+        Bump(counters_.beacons_bad_mac);
+        break;
+    }
+    FABRIC_LOG(kDebug, kDiscovery, "FAB-BAD-BEACON from ",
+               datagram.source_address, ": ", signed_beacon.status().message());
+    return;
+  }
+  const discovery::SignedBeacon& b = *signed_beacon;
+  if (b.beacon.id == id_) return;  // our own broadcast echoes back
+  Bump(counters_.beacons_received);
+  // Cheapest first, each counted (protocol.md, "Beacon v2").
+  in_addr source{};
+  if (inet_pton(AF_INET, datagram.source_address.c_str(), &source) != 1 ||
+      ntohl(source.s_addr) != b.ipv4) {
+    Bump(counters_.beacons_addr_mismatch);
+    return;
+  }
+  if (!discovery::BeaconFresh(b.sent_time, absl::Now(),
+                              options_.security.beacon_max_skew)) {
+    Bump(counters_.beacons_stale);
+    return;
+  }
+  if (!replay_.Accept(b.beacon.id, b.seq)) {
+    Bump(counters_.beacons_replayed);
+    return;
+  }
+  if (!roster_->Contains(b.public_key)) {
+    Bump(counters_.beacons_unknown_node_key);
+    return;
+  }
+  auto bound = bound_keys_.find(b.beacon.id);
+  if (bound != bound_keys_.end() && bound->second != b.public_key) {
+    Bump(counters_.messages_key_mismatch);
+    return;
+  }
+  ActOnBeacon(b.beacon, datagram.source_address, b.public_key);
+}
+
+void Engine::ActOnBeacon(const discovery::Beacon& beacon_in,
+                         const std::string& source_address,
+                         absl::string_view key) {
+  const discovery::Beacon* beacon = &beacon_in;
   const PeerInfo* known = peers_.Find(beacon->id);
   if (beacon->leaving()) {
     if (known != nullptr) Dispatch(peers_.Remove(beacon->id, "goodbye", Now()));
@@ -237,11 +368,21 @@ void Engine::HandleBeacon(const discovery::Datagram& datagram) {
   // A beacon of a known peer is its heartbeat (PeerTable::OnBeacon: it never
   // revives a dropped link). An unknown node gets a link; a newer state
   // version gets a HELLO_REQUEST.
-  const std::string endpoint = absl::StrCat("tcp://", datagram.source_address,
-                                            ":", beacon->mailbox_port);
+  const std::string endpoint =
+      absl::StrCat("tcp://", source_address, ":", beacon->mailbox_port);
   if (known == nullptr) {
-    EnsureLink(endpoint, /*seed=*/false);
+    EnsureLink(endpoint, /*seed=*/false, key);
     return;
+  }
+  if (security_ && LinkOf(beacon->id) == nullptr &&
+      known->mailbox_endpoint == endpoint) {
+    // Its link was closed for a key change or a refusal: make it again
+    // (EnsureLink honours the backoff).
+    Link* link = EnsureLink(endpoint, /*seed=*/false, key);
+    if (link != nullptr) {
+      link->peer = beacon->id;
+      SyncDirect(*link);
+    }
   }
   Dispatch(peers_.OnBeacon(beacon->id, Now()));
   known = peers_.Find(beacon->id);
@@ -295,7 +436,19 @@ void Engine::DrainMonitor(Link& link) {
     if (event.size() < sizeof(uint16_t)) continue;
     uint16_t id = 0;
     std::memcpy(&id, event.data(), sizeof(id));
-    if (id == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+    if (id == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH ||
+        id == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ||
+        id == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) {
+      int32_t value = 0;
+      if (event.size() >= sizeof(uint16_t) + sizeof(int32_t)) {
+        std::memcpy(&value, static_cast<const char*>(event.data()) + 2,
+                    sizeof(value));
+      }
+      OnHandshakeFailed(link, id, value);
+      if (link.closing) return;
+    } else if (id == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+      backoff_.erase(link.endpoint);
+      link.handshake_failures = 0;
       link.connected = true;
       if (link.peer.has_value()) peers_.OnConnected(*link.peer);
       SendHello(link);  // HELLO is the first message on every connection

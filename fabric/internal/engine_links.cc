@@ -6,12 +6,24 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "discovery/beacon_format.h"
 #include "fabric/base/log.h"
 #include "fabric/base/status_macros.h"
 #include "fabric/internal/engine.h"
 
 namespace fabric::node_internal {
+namespace {
+
+// A refused link waits this long before it is tried again, doubling each
+// time up to the maximum (libzmq never retries such a link itself).
+constexpr absl::Duration kRefusedBackoffMin = absl::Seconds(1);
+constexpr absl::Duration kRefusedBackoffMax = absl::Seconds(60);
+// Handshakes failed without detail (a server proving another key) before
+// the link is given up and backed off.
+constexpr int kMaxHandshakeRetries = 5;
+
+}  // namespace
 
 Link* Engine::FindLink(const std::string& endpoint) {
   auto it = links_.find(endpoint);
@@ -25,9 +37,24 @@ Link* Engine::LinkOf(const NodeId& peer) {
   return link != nullptr && link->peer == peer ? link : nullptr;
 }
 
-Link* Engine::EnsureLink(const std::string& endpoint, bool seed) {
+Link* Engine::EnsureLink(const std::string& endpoint, bool seed,
+                         absl::string_view server_key) {
   if (endpoint == mailbox_endpoint_) return nullptr;
+  if (security_ && server_key.size() != security::kCurveKeyBytes) {
+    return nullptr;  // secure mode never connects without the server's key
+  }
   auto it = links_.find(endpoint);
+  if (it != links_.end() && it->second->server_key != server_key) {
+    // Another key now serves the endpoint (a restart on a fixed port):
+    // this link would retry the old key forever. Close it; the next
+    // beacon, HELLO or gossip makes the new one once it is reaped.
+    if (!it->second->closing) CloseLink(*it->second);
+    return nullptr;
+  }
+  auto backoff = backoff_.find(endpoint);
+  if (backoff != backoff_.end() && Now() < backoff->second.until) {
+    return nullptr;  // refused recently: wait (OnHandshakeFailed)
+  }
   if (it != links_.end()) {
     // A link marked closing in this iteration is revived, not replaced: the
     // poll loop may still hold a pointer to it until ReapLinks.
@@ -44,7 +71,8 @@ Link* Engine::EnsureLink(const std::string& endpoint, bool seed) {
   const std::string monitor_endpoint =
       absl::StrCat("inproc://fabric-link-monitor-", ++monitor_seq_);
   absl::StatusOr<zmq::socket_t> dealer =
-      MakeLink(ctx_, profile_, endpoint, monitor_endpoint);
+      MakeLink(ctx_, profile_, endpoint, monitor_endpoint,
+               security_ ? &security_->keypair : nullptr, server_key);
   if (!dealer.ok()) {
     FABRIC_LOG(kWarning, kNode, "FAB-LINK-FAILED ", options_.name, " -> ",
                endpoint, ": ", dealer.status().ToString());
@@ -52,6 +80,7 @@ Link* Engine::EnsureLink(const std::string& endpoint, bool seed) {
   }
   auto link = std::make_unique<Link>();
   link->endpoint = endpoint;
+  link->server_key = std::string(server_key);
   link->dealer = std::move(*dealer);
   try {
     link->monitor = zmq::socket_t(ctx_, zmq::socket_type::pair);
@@ -69,6 +98,129 @@ Link* Engine::EnsureLink(const std::string& endpoint, bool seed) {
   Link* raw = link.get();
   links_[endpoint] = std::move(link);
   return raw;
+}
+
+void Engine::OnHandshakeFailed(Link& link, uint16_t event, int32_t value) {
+  const char* what = "failed";
+  if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
+    counters_.handshakes_failed_auth.fetch_add(1, std::memory_order_relaxed);
+    what = "refused our key";
+  } else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) {
+    counters_.handshakes_failed_protocol.fetch_add(1,
+                                                   std::memory_order_relaxed);
+    what = value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH
+               ? "speaks another security mechanism (plaintext vs CURVE)"
+               : "failed the protocol (a wrong server key?)";
+  } else {
+    counters_.handshakes_failed_other.fetch_add(1, std::memory_order_relaxed);
+    // libzmq retries these itself; a server that keeps failing them (the
+    // wrong key) is given up after a few.
+    if (++link.handshake_failures < kMaxHandshakeRetries) return;
+    what = "kept failing the handshake (a wrong server key?)";
+  }
+  // After an authentication or protocol failure libzmq never reconnects:
+  // the link is dead. Back off, then let discovery (or, for a seed, the
+  // timer) make it again.
+  const absl::Time now = Now();
+  Backoff& b = backoff_[link.endpoint];
+  const bool first = b.delay == absl::ZeroDuration();
+  b.delay =
+      first ? kRefusedBackoffMin : std::min(2 * b.delay, kRefusedBackoffMax);
+  b.until = now + b.delay;
+  b.server_key = link.server_key;
+  b.seed = link.seed;
+  if (first) {
+    FABRIC_LOG(kWarning, kNode, "FAB-LINK-REFUSED ", options_.name, " -> ",
+               link.endpoint, ": ", what, " (event 0x", absl::Hex(event),
+               ", value 0x", absl::Hex(value), "); retrying with backoff");
+  } else {
+    FABRIC_LOG(kDebug, kNode, "FAB-LINK-REFUSED ", options_.name, " -> ",
+               link.endpoint, ": ", what, "; next try in ",
+               absl::FormatDuration(b.delay));
+  }
+  link.connected = false;
+  if (link.peer.has_value()) {
+    Dispatch(peers_.OnDisconnected(*link.peer, now));
+  }
+  CloseLink(link);
+}
+
+void Engine::RetryRefused(absl::Time now) {
+  for (auto& [endpoint, b] : backoff_) {
+    if (b.seed && now >= b.until && FindLink(endpoint) == nullptr) {
+      EnsureLink(endpoint, /*seed=*/true, b.server_key);
+    }
+  }
+}
+
+bool Engine::KeyAdmitted(absl::string_view key) {
+  if (roster_->Contains(key)) return true;
+  counters_.messages_revoked_key.fetch_add(1, std::memory_order_relaxed);
+  return false;
+}
+
+absl::Status Engine::ReloadRoster() {
+  if (!security_) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("node ", options_.name, " is not in secure mode"));
+  }
+  return CheckRoster(/*force=*/true);
+}
+
+absl::Status Engine::CheckRoster(bool force) {
+  const std::string& dir = security_->roster_dir;
+  absl::StatusOr<security::RosterStamp> stamp = security::StatRoster(dir);
+  if (!force && stamp.ok() && *stamp == roster_stamp_) {
+    return absl::OkStatus();
+  }
+  std::vector<std::string> warnings;
+  absl::StatusOr<security::Roster> loaded =
+      security::LoadRoster(dir, &warnings);
+  if (stamp.ok()) roster_stamp_ = *stamp;  // log a bad edit once
+  if (!loaded.ok()) {
+    counters_.roster_reload_errors.fetch_add(1, std::memory_order_relaxed);
+    FABRIC_LOG(kError, kSecurity, "FAB-SEC-ROSTER-RELOAD ", options_.name,
+               " keeps its previous roster: ", loaded.status().message());
+    return absl::FailedPreconditionError(loaded.status().message());
+  }
+  for (const std::string& w : warnings) FABRIC_LOG(kWarning, kSecurity, w);
+  roster_ = std::make_shared<const security::Roster>(std::move(*loaded));
+  security_->roster->Set(roster_);
+  counters_.roster_reloads.fetch_add(1, std::memory_order_relaxed);
+  FABRIC_LOG(kInfo, kSecurity, "FAB-SEC-ROSTER-RELOADED ", options_.name, ": ",
+             roster_->size(), " keys");
+  if (!roster_->Contains(security_->keypair.public_key)) {
+    FABRIC_LOG(kWarning, kSecurity, "FAB-SEC-ROSTER-SELF ", options_.name,
+               ": the roster no longer holds this node's own key");
+  }
+  // Cut off at once every peer whose key left: its messages are dropped
+  // from now on (KeyAdmitted), and it leaves our view.
+  std::vector<NodeId> revoked;
+  for (const auto& [id, key] : bound_keys_) {
+    if (!roster_->Contains(key)) revoked.push_back(id);
+  }
+  const absl::Time now = Now();
+  for (const NodeId& id : revoked) {
+    counters_.keys_revoked.fetch_add(1, std::memory_order_relaxed);
+    FABRIC_LOG(kWarning, kSecurity, "FAB-SEC-KEY-REVOKED ", options_.name,
+               " cuts off ", id.ShortHex(), " (key ",
+               security::KeyFingerprint(bound_keys_[id]), ")");
+    Dispatch(peers_.Remove(id, "key revoked", now));
+    bound_keys_.erase(id);
+  }
+  for (auto& [endpoint, link] : links_) {
+    if (!link->closing && !roster_->Contains(link->server_key)) {
+      CloseLink(*link);
+    }
+  }
+  for (auto it = backoff_.begin(); it != backoff_.end();) {
+    if (!roster_->Contains(it->second.server_key)) {
+      backoff_.erase(it++);
+    } else {
+      ++it;
+    }
+  }
+  return absl::OkStatus();
 }
 
 void Engine::CloseLink(Link& link) {
@@ -208,7 +360,24 @@ void Engine::SendBeacon(bool leaving) {
   beacon.id = id_;
   beacon.mailbox_port = mailbox_port_;
   beacon.state_version = static_cast<uint32_t>(state_version_);
-  const std::string wire = discovery::EncodeBeacon(beacon);
+  std::string wire;
+  if (beacon_auth_.has_value()) {
+    discovery::SignedBeacon signed_beacon;
+    signed_beacon.beacon = beacon;
+    signed_beacon.ipv4 = beacon_ipv4_;
+    signed_beacon.seq = ++beacon_seq_;
+    signed_beacon.sent_time = absl::Now();  // wall clock: receivers compare
+    signed_beacon.public_key = security_->keypair.public_key;
+    absl::StatusOr<std::string> signed_wire = beacon_auth_->Sign(signed_beacon);
+    if (!signed_wire.ok()) {
+      FABRIC_LOG(kError, kDiscovery, "FAB-BEACON-SIGN ", options_.name, ": ",
+                 signed_wire.status().ToString());
+      return;
+    }
+    wire = std::move(*signed_wire);
+  } else {
+    wire = discovery::EncodeBeacon(beacon);
+  }
   absl::Status sent = beacon_->Send(wire);
   if (!sent.ok()) {
     FABRIC_LOG(kWarning, kDiscovery, "FAB-BEACON-SEND ", options_.name, ": ",
@@ -223,7 +392,7 @@ std::vector<GossipEntry> Engine::GossipList(const NodeId& except) const {
   std::vector<GossipEntry> entries;
   for (const PeerInfo& p : peers_.Snapshot()) {
     if (p.id != except && p.state == PeerState::kAlive) {
-      entries.push_back(GossipEntry{p.id, p.mailbox_endpoint});
+      entries.push_back(GossipEntry{p.id, p.mailbox_endpoint, p.public_key});
     }
   }
   return entries;
@@ -267,6 +436,11 @@ void Engine::OnTimers(absl::Time now) {
     }
   }
   Dispatch(peers_.Tick(now));
+  if (!backoff_.empty()) RetryRefused(now);
+  if (security_ && now >= next_roster_check_) {
+    next_roster_check_ = now + options_.security.roster_check_interval;
+    (void)CheckRoster(/*force=*/false);  // logged and counted inside
+  }
   if (now >= next_gossip_) {
     // Anti-entropy: every interval one random peer gets our full view, so
     // nodes that joined through different seeds still find each other. In a

@@ -3,6 +3,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "fabric/base/errno_status.h"
+#include "fabric/security/zap.h"
 #include "fabric/sockets.h"
 
 namespace fabric::node_internal {
@@ -41,13 +42,18 @@ void ApplyZmtpHeartbeat(zmq::socket_t& s, const SocketProfile& p) {
 
 absl::StatusOr<zmq::socket_t> MakeMailbox(zmq::context_t& ctx,
                                           const SocketProfile& profile,
-                                          const std::string& endpoint) {
+                                          const std::string& endpoint,
+                                          const security::CurveKeypair* curve) {
   try {
     zmq::socket_t s(ctx, zmq::socket_type::router);
     ApplyCommon(s, profile);
     s.set(zmq::sockopt::router_mandatory, 1);
     s.set(zmq::sockopt::rcvhwm, kMailboxRcvHwm);
     s.set(zmq::sockopt::sndhwm, kMailboxSndHwm);
+    if (curve != nullptr) {
+      absl::Status secured = security::ApplyCurveServer(s, *curve);
+      if (!secured.ok()) return secured;
+    }
     s.bind(endpoint);
     return s;
   } catch (const zmq::error_t& e) {
@@ -58,9 +64,15 @@ absl::StatusOr<zmq::socket_t> MakeMailbox(zmq::context_t& ctx,
 absl::StatusOr<zmq::socket_t> MakeLink(zmq::context_t& ctx,
                                        const SocketProfile& profile,
                                        const std::string& endpoint,
-                                       const std::string& monitor_endpoint) {
+                                       const std::string& monitor_endpoint,
+                                       const security::CurveKeypair* curve,
+                                       absl::string_view server_key) {
   try {
     zmq::socket_t s(ctx, zmq::socket_type::dealer);
+    if (curve != nullptr) {
+      absl::Status secured = security::ApplyCurveClient(s, *curve, server_key);
+      if (!secured.ok()) return secured;
+    }
     ApplyCommon(s, profile);
     // IMMEDIATE: queue only to a completed connection, so a send to a peer
     // whose link is down fails at once instead of piling up.
@@ -70,9 +82,12 @@ absl::StatusOr<zmq::socket_t> MakeLink(zmq::context_t& ctx,
     s.set(zmq::sockopt::rcvhwm, kLinkRcvHwm);
     s.set(zmq::sockopt::reconnect_ivl, 100);
     s.set(zmq::sockopt::reconnect_ivl_max, 1000);
-    if (zmq_socket_monitor(
-            s.handle(), monitor_endpoint.c_str(),
-            ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED) != 0) {
+    if (zmq_socket_monitor(s.handle(), monitor_endpoint.c_str(),
+                           ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
+                               ZMQ_EVENT_DISCONNECTED |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) != 0) {
       return ZmqErrnoToStatus(zmq_errno(), "zmq_socket_monitor");
     }
     s.connect(endpoint);
@@ -106,6 +121,10 @@ absl::StatusOr<zmq::socket_t> MakeXpubSocket(zmq::context_t& ctx,
     node_internal::ApplyCommon(s, StreamProfile(options));
     s.set(zmq::sockopt::sndhwm, options.hwm);
     s.set(zmq::sockopt::rcvhwm, 10000);  // subscription messages only
+    if (options.curve != nullptr) {
+      absl::Status secured = security::ApplyCurveServer(s, *options.curve);
+      if (!secured.ok()) return secured;
+    }
     s.bind(endpoint);
     return s;
   } catch (const zmq::error_t& e) {
@@ -127,6 +146,19 @@ absl::StatusOr<zmq::socket_t> MakeSubSocket(
   } catch (const zmq::error_t& e) {
     return ZmqErrnoToStatus(e.num(), "make subscriber socket");
   }
+}
+
+}  // namespace fabric
+
+namespace fabric {
+
+absl::Status SetCurveServerKey(zmq::socket_t& sub,
+                               const StreamSocketOptions& options,
+                               const std::string& server_key) {
+  if (options.curve == nullptr) {
+    return absl::FailedPreconditionError("the socket is not in secure mode");
+  }
+  return security::ApplyCurveClient(sub, *options.curve, server_key);
 }
 
 }  // namespace fabric

@@ -11,7 +11,9 @@
 #include <zmq.hpp>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "fabric/security/keys.h"
 
 namespace fabric::node_internal {
 
@@ -30,17 +32,24 @@ void ApplyZmtpHeartbeat(zmq::socket_t& s, const SocketProfile& profile);
 
 // Makes the mailbox ROUTER bound to `endpoint` ("tcp://127.0.0.1:0" style).
 // Returns the socket; its bound endpoint is read with ZMQ_LAST_ENDPOINT.
+// With `curve` (secure mode) it is a fail-closed CURVE server
+// (security::ApplyCurveServer): the context must run a ZAP handler.
 absl::StatusOr<zmq::socket_t> MakeMailbox(zmq::context_t& ctx,
                                           const SocketProfile& profile,
-                                          const std::string& endpoint);
+                                          const std::string& endpoint,
+                                          const security::CurveKeypair* curve);
 
 // Makes a DEALER link to a peer's mailbox, monitored on `monitor_endpoint`
-// (an inproc address) for handshake and disconnect events, then connected
-// to `endpoint`. The monitor starts before the connect so no event is lost.
+// (an inproc address) for handshake (success and every failure) and
+// disconnect events, then connected to `endpoint`. The monitor starts before
+// the connect so no event is lost. With `curve` it is a CURVE client that
+// accepts only a server proving `server_key`.
 absl::StatusOr<zmq::socket_t> MakeLink(zmq::context_t& ctx,
                                        const SocketProfile& profile,
                                        const std::string& endpoint,
-                                       const std::string& monitor_endpoint);
+                                       const std::string& monitor_endpoint,
+                                       const security::CurveKeypair* curve,
+                                       absl::string_view server_key);
 
 }  // namespace fabric::node_internal
 

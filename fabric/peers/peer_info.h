@@ -28,6 +28,9 @@ struct PeerInfo {
   std::string publish_endpoint;
   uint64_t state_version = 0;
   std::string discovery;  // the peer's discovery mode, from its HELLO
+  // Secure mode: the CURVE public key (32 raw bytes) it authenticated
+  // with; empty in plaintext mode. security::KeyFingerprint shows it.
+  std::string public_key;
   Headers headers;
   Offers offers;
   PeerState state = PeerState::kAlive;

@@ -55,7 +55,8 @@ PeerEvent PeerTable::Kill(const NodeId& id, std::string reason,
   return event;
 }
 
-std::vector<PeerEvent> PeerTable::OnHello(const Hello& hello, absl::Time now) {
+std::vector<PeerEvent> PeerTable::OnHello(const Hello& hello, absl::Time now,
+                                          absl::string_view public_key) {
   std::vector<PeerEvent> events;
   tombstones_.erase(hello.id);  // direct evidence of life beats a tombstone
   auto it = peers_.find(hello.id);
@@ -78,6 +79,7 @@ std::vector<PeerEvent> PeerTable::OnHello(const Hello& hello, absl::Time now) {
     it = peers_.emplace(hello.id, std::move(record)).first;
     PeerInfo& info = it->second.info;
     info.name = hello.name;
+    info.public_key = std::string(public_key);
     info.mailbox_endpoint = hello.mailbox_endpoint;
     info.publish_endpoint = hello.publish_endpoint;
     info.state_version = hello.state_version;

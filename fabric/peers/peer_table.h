@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "fabric/base/node_id.h"
 #include "fabric/codec/control.h"
@@ -36,7 +37,10 @@ class PeerTable {
   // A HELLO arrived. Returns kJoined for a new peer (and kLeft for an older
   // incarnation on the same mailbox endpoint), kUpdated when its state
   // version changed, kBack when it was suspect.
-  std::vector<PeerEvent> OnHello(const Hello& hello, absl::Time now);
+  // `public_key`: secure mode, the CURVE key the HELLO came under (kept by
+  // the incarnation's first HELLO; the engine drops any other).
+  std::vector<PeerEvent> OnHello(const Hello& hello, absl::Time now,
+                                 absl::string_view public_key = {});
   // Any message from a known peer. Returns kBack when it was suspect.
   std::vector<PeerEvent> OnTraffic(const NodeId& id, absl::Time now);
   // A beacon from a known peer: it counts as a heartbeat (refreshes

@@ -23,6 +23,7 @@
 #include "fabric/base/log.h"
 #include "fabric/base/status_macros.h"
 #include "fabric/base/thread_name.h"
+#include "fabric/security/node_security.h"
 #include "fabric/sockets.h"
 #include "fabric/spool/topic_log.h"
 #include "patterns/pubsub/internal/pubsub_plugin.h"
@@ -100,6 +101,17 @@ class Publisher::Impl : public ps::PublisherEndpoint,
     const std::string host = options_.bind_host.empty()
                                  ? HostOf(node_.mailbox_endpoint())
                                  : options_.bind_host;
+    security_ = node_.security();
+    if (security_) {
+      // This context is the publisher's own: a ZAP handler in the node's
+      // context is invisible to it, and without one here the XPUB would
+      // admit any key (security-anchors.md 2.3).
+      FABRIC_ASSIGN_OR_RETURN(zap_,
+                              security::ZapHandler::Start(
+                                  ctx_, security_->roster,
+                                  absl::StrCat(node_.name(), " publisher")));
+      socket.curve = &security_->keypair;
+    }
     FABRIC_ASSIGN_OR_RETURN(
         zmq::socket_t xpub,
         MakeXpubSocket(ctx_, socket, absl::StrCat("tcp://", host, ":*")));
@@ -107,6 +119,15 @@ class Publisher::Impl : public ps::PublisherEndpoint,
       endpoint_ = xpub.get(zmq::sockopt::last_endpoint);
     } catch (const zmq::error_t& e) {
       return ZmqErrnoToStatus(e.num(), "read publisher endpoint");
+    }
+    if (security_) {
+      absl::Status tested = security::SelfTest(
+          *zap_, endpoint_, security_->keypair.public_key, security_->keypair,
+          zmq::socket_type::sub, absl::Seconds(3));
+      if (!tested.ok()) {
+        FABRIC_LOG(kError, kSecurity, tested.message());
+        return tested;
+      }
     }
     std::vector<ps::StreamOffer> offers;
     for (const std::string& topic : options_.durable_topics) {
@@ -280,6 +301,7 @@ class Publisher::Impl : public ps::PublisherEndpoint,
       absl::MutexLock l(&mu_);
       xpub_.close();
     }
+    zap_.reset();  // after the XPUB closed, before the context
     ctx_.close();
   }
 
@@ -608,6 +630,10 @@ class Publisher::Impl : public ps::PublisherEndpoint,
   absl::flat_hash_map<uint64_t, Stream*> durable_by_id_;
 
   zmq::context_t ctx_{1};
+  // Secure mode (null otherwise): the keys, and the ZAP handler of ctx_,
+  // which outlives the XPUB and goes before the context (Close).
+  std::shared_ptr<const security::NodeSecurity> security_;
+  std::unique_ptr<security::ZapHandler> zap_;
   mutable absl::Mutex mu_;
   // Used under mu_, or by the sender thread alone while `sending_` is set
   // (and by Close once that thread is gone).

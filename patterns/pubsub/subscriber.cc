@@ -27,6 +27,7 @@
 #include "fabric/base/log.h"
 #include "fabric/base/status_macros.h"
 #include "fabric/base/thread_name.h"
+#include "fabric/security/node_security.h"
 #include "fabric/sockets.h"
 #include "fabric/spool/position_file.h"
 #include "fabric/spool/topic_log.h"
@@ -130,11 +131,13 @@ class Subscriber::Impl : public ps::SubscriberEndpoint,
     FABRIC_ASSIGN_OR_RETURN(plugin_, ps::PubSubPlugin::Get(node_));
     wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (wake_fd_ < 0) return ZmqErrnoToStatus(errno, "eventfd");
-    StreamSocketOptions socket;
+    StreamSocketOptions& socket = socket_options_;
     socket.hwm = options_.receive_hwm;
     // A batch of small messages may fill a frame up to kMaxBatchBytes.
     socket.max_message_bytes =
         std::max(options_.max_message_bytes, ps::kMaxBatchBytes) + 1024;
+    security_ = node_.security();
+    if (security_) socket.curve = &security_->keypair;
     FABRIC_ASSIGN_OR_RETURN(sub_, MakeSubSocket(ctx_, socket));
     std::mt19937_64 rng(std::random_device{}());
     presence_ =
@@ -376,8 +379,16 @@ class Subscriber::Impl : public ps::SubscriberEndpoint,
 
   void ApplyPublishers(const std::vector<ps::PublisherInfo>& publishers) {
     absl::flat_hash_set<std::string> want;
+    // Secure mode: the key each endpoint's XPUB must prove, its node's.
+    absl::flat_hash_map<std::string, std::string> key_of;
     for (const ps::PublisherInfo& info : publishers) {
-      for (const std::string& e : info.endpoints) want.insert(e);
+      for (const std::string& e : info.endpoints) {
+        want.insert(e);
+        if (security_) {
+          key_of[e] = info.node == node_.id() ? security_->keypair.public_key
+                                              : info.public_key;
+        }
+      }
     }
     // A publisher that stopped advertising is disconnected only after a
     // grace period: its last messages may still be in flight, and
@@ -391,6 +402,16 @@ class Subscriber::Impl : public ps::SubscriberEndpoint,
     for (const std::string& e : want) {
       disconnect_at_.erase(e);
       if (connected_.contains(e)) continue;
+      if (security_) {
+        // Set before each connect: it applies to that connection only.
+        absl::Status keyed =
+            SetCurveServerKey(sub_, socket_options_, key_of[e]);
+        if (!keyed.ok()) {
+          FABRIC_LOG(kWarning, kPubSub, "FAB-SUB-CONNECT ", e, ": ",
+                     keyed.message());
+          continue;
+        }
+      }
       try {
         sub_.connect(e);
         connected_.insert(e);
@@ -804,6 +825,11 @@ class Subscriber::Impl : public ps::SubscriberEndpoint,
   std::atomic<uint32_t> id_{0};
   int wake_fd_ = -1;
   std::string presence_;
+
+  // Secure mode's keys (null otherwise); `socket_options_.curve` points
+  // into it.
+  std::shared_ptr<const security::NodeSecurity> security_;
+  StreamSocketOptions socket_options_;
 
   // Subscriber thread only (and Init/Close around it).
   zmq::context_t ctx_{1};

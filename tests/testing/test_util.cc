@@ -35,7 +35,8 @@ std::string MakeTempDir(const std::string& prefix) {
 void ClearFabricEnvironment() {
   for (const char* var :
        {"FABRIC_CLUSTER", "FABRIC_DISCOVERY", "FABRIC_INTERFACE",
-        "FABRIC_BEACON_PORT", "FABRIC_SEEDS"}) {
+        "FABRIC_BEACON_PORT", "FABRIC_SEEDS", "FABRIC_SECURITY",
+        "FABRIC_KEY_FILE", "FABRIC_ROSTER", "FABRIC_BEACON_SECRET_FILE"}) {
     unsetenv(var);
   }
 }

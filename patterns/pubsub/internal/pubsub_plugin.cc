@@ -46,6 +46,7 @@ void PubSubPlugin::OnPeerEvent(NodeContext& ctx, const PeerEvent& event) {
 bool PubSubPlugin::UpdateRemote(const PeerInfo& peer) {
   PublisherInfo info;
   info.node = peer.id;
+  info.public_key = peer.public_key;
   if (auto it = peer.offers.find(std::string(kPubOffer));
       it != peer.offers.end()) {
     for (const std::string& endpoint : it->second) {

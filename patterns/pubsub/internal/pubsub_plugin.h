@@ -26,6 +26,9 @@ struct PublisherInfo {
   NodeId node;
   std::vector<std::string> endpoints;  // XPUB endpoints ("pub" offers)
   std::vector<StreamOffer> streams;    // durable streams it keeps
+  // Secure mode: the node's CURVE key, which its XPUB must prove (empty for
+  // this node's own publishers and in plaintext mode).
+  std::string public_key;
 };
 
 // The engine-thread side of a publisher. Called on the engine thread; must
