@@ -38,7 +38,7 @@ class PositionFile {
  public:
   static constexpr size_t kMaxStreams = 4096;
 
-  // Opens or creates `path` (mode 0600; missing parent directories too,
+  // Opens or creates `path` (mode 0600; missing parent directories too, 0700,
   // each made durable) through `CurrentFileSystem()` and locks it: one
   // subscriber per name. When the file is not at its full size (new, or its
   // creator died before sizing it), fsyncs its directory before sizing it, so a

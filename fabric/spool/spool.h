@@ -60,7 +60,7 @@ absl::StatusOr<FsyncPolicy> ParseFsyncPolicy(absl::string_view name);
 std::string EscapeDirName(absl::string_view name);
 
 struct SpoolOptions {
-  std::string dir;    // created (with parents) if missing; required
+  std::string dir;    // created (with parents, 0700) if missing; required
   std::string queue;  // recorded at creation; a mismatch on reopen fails;
                       // required
   FsyncPolicy fsync = FsyncPolicy::kBatch;

@@ -38,7 +38,7 @@
 namespace fabric {
 
 struct TopicLogOptions {
-  std::string dir;    // created (with parents) if missing; required
+  std::string dir;    // created (with parents, 0700) if missing; required
   std::string topic;  // recorded at creation; a mismatch on reopen fails
   // When an appended message counts as durable (see FsyncPolicy). Readers
   // never see a message before it is durable.

@@ -5,7 +5,29 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+
+extern char** environ;
+
 namespace fabric::cli {
+
+std::vector<std::string> ChildEnvironment(
+    absl::Span<const absl::string_view> replaced) {
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const absl::string_view entry(*e);
+    bool drop = false;
+    for (absl::string_view name : kWithheldFromChildren) {
+      drop |= absl::StartsWith(entry, absl::StrCat(name, "="));
+    }
+    for (absl::string_view prefix : replaced) {
+      drop |= absl::StartsWith(entry, prefix);
+    }
+    if (!drop) env.emplace_back(entry);
+  }
+  return env;
+}
 
 void ExecInChild(pid_t parent, int in, int out, int err, char* const argv[],
                  char* const envp[]) {

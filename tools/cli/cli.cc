@@ -343,6 +343,40 @@ CLI::App* AddServe(CLI::App& app, ServeFlags& f) {
   return cmd;
 }
 
+// Registers `fabric keygen` on `app`.
+CLI::App* AddKeygen(CLI::App& app, KeygenFlags& f) {
+  CLI::App* cmd = app.add_subcommand(
+      "keygen",
+      "make key material for secure mode. NAME: a CURVE keypair, "
+      "DIR/NAME.key (secret, 0600) and DIR/NAME.pub (0644, the node's roster "
+      "entry); prints the public key and its fingerprint. --beacon-secret "
+      "FILE: create the cluster's beacon keyring (0600; key id 1, primary), "
+      "or change it with --add, --primary ID or --remove ID");
+  cmd->add_option("name", f.name,
+                  "the keypair's name: 1 to 64 of A-Z a-z 0-9 . _ -");
+  cmd->add_option("--dir", f.dir,
+                  "with NAME: where to write the pair (default: the current "
+                  "directory; created 0700 if missing)")
+      ->type_name("DIR");
+  cmd->add_flag("--force", f.force,
+                "with NAME: replace an existing NAME.key and NAME.pub");
+  cmd->add_option("--beacon-secret", f.beacon_secret,
+                  "the beacon keyring: created unless --add, --primary or "
+                  "--remove is given")
+      ->type_name("FILE");
+  cmd->add_flag("--add", f.add,
+                "add a fresh secret under the next free key id; the primary "
+                "stays");
+  cmd->add_option("--primary", f.primary,
+                  "send beacons under key id ID from now on")
+      ->type_name("ID")
+      ->each([&f](const std::string&) { f.has_primary = true; });
+  cmd->add_option("--remove", f.remove, "drop key id ID (never the primary)")
+      ->type_name("ID")
+      ->each([&f](const std::string&) { f.has_remove = true; });
+  return cmd;
+}
+
 struct SpoolVerbs {
   CLI::App* inspect;
   CLI::App* verify;
@@ -460,6 +494,9 @@ int Run(int argc, char** argv) {
   DlqFlags dlq;
   const DlqVerbs dlq_cmds = AddDlq(app, dlq);
 
+  KeygenFlags keygen;
+  CLI::App* keygen_cmd = AddKeygen(app, keygen);
+
   NodeFlags node;
   CLI::App* node_cmd = app.add_subcommand(
       "node", "run a plain node until interrupted, printing peer events");
@@ -523,6 +560,8 @@ int Run(int argc, char** argv) {
     status = RunDlqReplay(common, dlq);
   } else if (dlq_cmds.purge->parsed()) {
     status = RunDlqPurge(common, dlq);
+  } else if (keygen_cmd->parsed()) {
+    status = RunKeygen(common, keygen);
   }
   if (!status.ok()) {
     std::fprintf(stderr, "fabric: %s\n", std::string(status.message()).c_str());

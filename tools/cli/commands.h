@@ -144,6 +144,20 @@ struct DlqFlags {
   std::vector<uint64_t> seqs;  // empty: all
 };
 
+// `fabric keygen NAME [--dir D] [--force]` and `fabric keygen
+// --beacon-secret FILE [--add | --primary ID | --remove ID]`.
+struct KeygenFlags {
+  std::string name;  // the keypair's name; empty with --beacon-secret
+  std::string dir;   // where NAME.key and NAME.pub go; empty: "."
+  bool force = false;
+  std::string beacon_secret;  // the keyring file
+  bool add = false;
+  int primary = 0;  // with has_primary
+  bool has_primary = false;
+  int remove = 0;  // with has_remove
+  bool has_remove = false;
+};
+
 // `fabric peers`: joins the cluster, waits, prints the peers it sees; with
 // --watch keeps printing events until SIGINT/SIGTERM.
 absl::Status RunPeers(const CommonFlags& common, const PeersFlags& flags);
@@ -194,6 +208,17 @@ absl::Status RunDlqList(const CommonFlags& common, const DlqFlags& flags);
 absl::Status RunDlqReplay(const CommonFlags& common, const DlqFlags& flags);
 // `fabric dlq purge DIR`: deletes dead letters.
 absl::Status RunDlqPurge(const CommonFlags& common, const DlqFlags& flags);
+
+// `fabric keygen NAME`: writes a CURVE keypair (security/keys.h) to
+// DIR/NAME.key and DIR/NAME.pub, creating DIR (0700) if missing, and prints
+// the public key and its fingerprint, never the secret. kAlreadyExists when
+// either file exists and `force` is not set. With --beacon-secret: creates
+// the keyring FILE (key id 1, primary; kAlreadyExists if FILE exists), or
+// adds a key under the next free id, switches the primary, or removes an id:
+// kNotFound for an id it does not hold, kFailedPrecondition for removing
+// the primary, kResourceExhausted when all 255 ids are taken. Returns
+// kInvalidArgument for flags that do not fit together.
+absl::Status RunKeygen(const CommonFlags& common, const KeygenFlags& flags);
 
 // A started node whose peer events are printed to stdout (when `print`),
 // and counted. Shared by `node` and `peers --watch`.

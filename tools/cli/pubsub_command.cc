@@ -241,7 +241,9 @@ absl::StatusOr<SubscriberOptions> ParseSubFlags(const SubFlags& f) {
   if (!f.durable.empty()) {
     o.durable_name = f.durable;
     o.state_dir = f.state_dir.empty() ? kDefaultStateDir : f.state_dir;
-    if (mkdir(o.state_dir.c_str(), 0755) != 0 && errno != EEXIST) {
+    // Positions say what a subscriber read: owner-only, as the file layer
+    // makes them (docs/spool.md, "Files and modes").
+    if (mkdir(o.state_dir.c_str(), 0700) != 0 && errno != EEXIST) {
       return absl::InvalidArgumentError(absl::StrCat(
           "cannot create --state-dir ", o.state_dir, ": ", strerror(errno)));
     }

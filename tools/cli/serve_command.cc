@@ -16,7 +16,6 @@
 #include <cstring>
 #include <optional>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
@@ -30,8 +29,6 @@
 #include "tools/cli/json.h"
 #include "tools/cli/output.h"
 #include "tools/cli/summary.h"
-
-extern char** environ;
 
 namespace fabric::cli {
 namespace {
@@ -75,18 +72,13 @@ class MemFile {
   int fd_;
 };
 
-// The inherited environment plus what the command learns of the request.
+// The inherited environment (less the secret-file variables) plus what the
+// command learns of the request.
 std::vector<std::string> RequestEnvironment(const Request& r) {
   static constexpr absl::string_view kOurs[] = {
       "FABRIC_SERVICE=", "FABRIC_REQUEST_ID=", "FABRIC_ATTEMPT=",
       "FABRIC_IDEMPOTENCY_KEY=", "FABRIC_DEADLINE_MS="};
-  std::vector<std::string> env;
-  for (char** e = environ; *e != nullptr; ++e) {
-    absl::string_view entry(*e);
-    bool ours = false;
-    for (absl::string_view p : kOurs) ours |= absl::StartsWith(entry, p);
-    if (!ours) env.emplace_back(entry);
-  }
+  std::vector<std::string> env = ChildEnvironment(kOurs);
   env.push_back(absl::StrCat("FABRIC_SERVICE=", r.service));
   env.push_back(
       absl::StrCat("FABRIC_REQUEST_ID=", r.client.ShortHex(), ":", r.id));

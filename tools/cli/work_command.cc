@@ -15,7 +15,6 @@
 #include <set>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
@@ -28,8 +27,6 @@
 #include "tools/cli/fd_io.h"
 #include "tools/cli/output.h"
 #include "tools/cli/summary.h"
-
-extern char** environ;
 
 namespace fabric::cli {
 namespace {
@@ -47,18 +44,12 @@ struct ExecResult {
   std::string detail;   // "exit=N", "signal=N" or an error
 };
 
-// The inherited environment with the FABRIC_TASK_* variables of `task` set.
+// The inherited environment (less the secret-file variables) with the
+// FABRIC_TASK_* variables of `task` set.
 std::vector<std::string> TaskEnvironment(const Task& task) {
-  std::vector<std::string> env;
-  for (char** e = environ; *e != nullptr; ++e) {
-    absl::string_view entry(*e);
-    if (absl::StartsWith(entry, "FABRIC_TASK_ID=") ||
-        absl::StartsWith(entry, "FABRIC_QUEUE=") ||
-        absl::StartsWith(entry, "FABRIC_ATTEMPT=")) {
-      continue;
-    }
-    env.emplace_back(entry);
-  }
+  static constexpr absl::string_view kOurs[] = {
+      "FABRIC_TASK_ID=", "FABRIC_QUEUE=", "FABRIC_ATTEMPT="};
+  std::vector<std::string> env = ChildEnvironment(kOurs);
   env.push_back(absl::StrCat("FABRIC_TASK_ID=", task.id.ToString()));
   env.push_back(absl::StrCat("FABRIC_QUEUE=", task.queue));
   env.push_back(absl::StrCat("FABRIC_ATTEMPT=", task.attempt));

@@ -136,7 +136,8 @@ class Posix final : public FileSystem {
   absl::StatusOr<FileStat> Stat(const std::string& path) override {
     struct stat st;
     if (stat(path.c_str(), &st) != 0) return ErrnoStatus(errno, path);
-    return FileStat{S_ISDIR(st.st_mode), static_cast<uint64_t>(st.st_size)};
+    return FileStat{S_ISDIR(st.st_mode), static_cast<uint64_t>(st.st_size),
+                    static_cast<uint32_t>(st.st_mode & 07777)};
   }
 
   absl::StatusOr<std::vector<std::string>> ListDir(

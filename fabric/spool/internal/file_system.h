@@ -62,6 +62,7 @@ class FileHandle {
 struct FileStat {
   bool is_dir = false;
   uint64_t size = 0;
+  uint32_t mode = 0;  // permission bits (st_mode & 07777)
 };
 
 // Thread safety: implementations are thread-safe.
@@ -70,7 +71,8 @@ class FileSystem {
   virtual ~FileSystem() = default;
 
   // `flags` are open(2)'s: O_RDONLY, O_WRONLY or O_RDWR, with O_CREAT and
-  // O_TRUNC honoured; others are ignored. `mode` applies when creating.
+  // O_TRUNC honoured; others are ignored. `mode` applies when creating
+  // (POSIX: less the umask).
   virtual absl::StatusOr<std::unique_ptr<FileHandle>> Open(
       const std::string& path, int flags, int mode) = 0;
   // Creates one directory (kAlreadyExists if it exists).
@@ -84,8 +86,8 @@ class FileSystem {
                               const std::string& to) = 0;
   // Makes the directory's entries (creations, renames, removals) durable.
   virtual absl::Status SyncDir(const std::string& dir) = 0;
-  // Creates `path` if missing and takes an exclusive, non-blocking lock on
-  // it for as long as the returned handle lives. kFailedPrecondition
+  // Creates `path` if missing (mode 0600) and takes an exclusive, non-blocking
+  // lock on it for as long as the returned handle lives. kFailedPrecondition
   // (without a message; the caller words it) when someone holds it.
   virtual absl::StatusOr<std::unique_ptr<FileHandle>> Lock(
       const std::string& path) = 0;

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // The POSIX `FileSystem` on a real temporary directory: the lock file's mode,
-// the shared mapping (`Map`/`SyncMap`) and `MakeDirs` on a relative path. The
-// rest of the interface is exercised by every spool and topic log test.
+// `Stat`'s mode, the shared mapping (`Map`/`SyncMap`) and `MakeDirs` on a
+// relative path. The rest of the interface is exercised by every spool and
+// topic log test.
 #include "fabric/spool/internal/file_system.h"
 
 #include <fcntl.h>
@@ -23,8 +24,10 @@
 namespace fabric::spool_internal {
 namespace {
 
+using ::fabric::testing::IsOkAndHolds;
 using ::fabric::testing::StatusIs;
 using ::testing::ElementsAre;
+using ::testing::Field;
 
 TEST(PosixFileSystem, LockCreatesTheFileOwnerOnly) {
   const std::string path = ::fabric::testing::MakeTempDir("fs") + "/lock";
@@ -34,6 +37,19 @@ TEST(PosixFileSystem, LockCreatesTheFileOwnerOnly) {
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   EXPECT_THAT(PosixFileSystem()->Lock(path),
               StatusIs(absl::StatusCode::kFailedPrecondition));
+}
+
+TEST(PosixFileSystem, StatReportsTheMode) {
+  const std::string dir = ::fabric::testing::MakeTempDir("fs");
+  const mode_t previous = umask(0);
+  FABRIC_ASSERT_OK(PosixFileSystem()->MakeDir(dir + "/d", 0710));
+  FABRIC_ASSERT_OK(
+      PosixFileSystem()->Open(dir + "/f", O_RDWR | O_CREAT, 0640).status());
+  umask(previous);
+  EXPECT_THAT(PosixFileSystem()->Stat(dir + "/d"),
+              IsOkAndHolds(Field(&FileStat::mode, 0710u)));
+  EXPECT_THAT(PosixFileSystem()->Stat(dir + "/f"),
+              IsOkAndHolds(Field(&FileStat::mode, 0640u)));
 }
 
 TEST(PosixFileSystem, MappedStoresReachTheFile) {

@@ -20,6 +20,11 @@ namespace {
 
 // Bytes per read of `ReadFile`.
 constexpr size_t kReadBlockBytes = 1 << 20;
+// What the spool, topic logs and position files create, in every mode
+// (docs/spool.md): the records hold message bodies, so owner-only. The
+// umask can only take bits away.
+constexpr int kDirMode = 0700;
+constexpr int kFileMode = 0600;
 
 }  // namespace
 
@@ -83,7 +88,7 @@ absl::Status MakeDirs(const std::string& dir) {
   for (size_t pos = 1; pos <= path.size(); ++pos) {
     if (pos != path.size() && path[pos] != '/') continue;
     const std::string prefix = path.substr(0, pos);
-    absl::Status made = fs->MakeDir(prefix, 0755);
+    absl::Status made = fs->MakeDir(prefix, kDirMode);
     if (absl::IsAlreadyExists(made)) continue;
     if (!made.ok()) return made;
     FABRIC_RETURN_IF_ERROR(SyncDir(parent_of(prefix)));
@@ -171,7 +176,7 @@ absl::StatusOr<File> InstallFile(const std::string& dir, absl::string_view name,
   const std::string final_path = JoinPath(dir, name);
   const std::string tmp_path = absl::StrCat(final_path, kTmpSuffix);
   absl::StatusOr<File> file =
-      OpenFile(tmp_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      OpenFile(tmp_path, O_WRONLY | O_CREAT | O_TRUNC, kFileMode);
   if (!file.ok()) return file.status();
   absl::Status status = PWriteAll(*file, contents, 0, tmp_path);
   if (status.ok()) status = DataSync(*file, tmp_path);

@@ -34,7 +34,9 @@ std::optional<uint64_t> ParseSegmentFileName(absl::string_view name);
 
 std::string JoinPath(absl::string_view dir, absl::string_view name);
 
-// Creates `path` and its missing parents (mode 0755), and fsyncs the parent
+// Creates `path` and its missing parents (mode 0700: spools, topic logs and
+// positions hold message bodies only their owner may read; an existing
+// directory keeps its mode), and fsyncs the parent
 // of each directory it created so the new ones survive a power loss. The
 // parent of `path` itself is fsynced even when `path` existed: a run that
 // died between its mkdir and that fsync left an entry a power loss could
@@ -59,8 +61,9 @@ absl::Status Truncate(File& file, uint64_t size, absl::string_view path);
 absl::Status RemoveFile(const std::string& path);
 absl::Status RenameFile(const std::string& from, const std::string& to);
 
-// Writes `contents` to `dir/name` through `name.tmp`: write, fdatasync,
-// rename, fsync(dir). A crash leaves either the old file or the new one.
+// Writes `contents` to `dir/name` (created mode 0600) through `name.tmp`:
+// write, fdatasync, rename, fsync(dir). A crash leaves either the old file
+// or the new one.
 // `InstallFile` (below) returns the new file, still open for writing.
 absl::Status WriteFileAtomically(const std::string& dir, absl::string_view name,
                                  absl::string_view contents);

@@ -90,6 +90,7 @@ struct MemFileSystem::Inode {
     std::string bytes;
   };
   uint64_t id = 0;               // for per-file garbage
+  uint32_t mode = 0644;          // as created (no umask)
   std::string data;              // what reads see
   std::string durable;           // as of the last successful DataSync
   std::vector<Change> unsynced;  // since then, in order
@@ -102,6 +103,7 @@ struct MemFileSystem::Impl {
     uint64_t dir = 0;
   };
   struct Dir {
+    uint32_t mode = 0755;  // as created (no umask)
     std::map<std::string, Entry> live;
     std::map<std::string, Entry> durable;  // as of the last SyncDir
   };
@@ -223,10 +225,11 @@ struct MemFileSystem::Impl {
   }
 
   // Adds an empty file at `loc` (whose name is free) to the live entries.
-  std::shared_ptr<Inode> NewFile(const Loc& loc)
+  std::shared_ptr<Inode> NewFile(const Loc& loc, int mode)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     auto inode = std::make_shared<Inode>();
     inode->id = next_inode++;
+    inode->mode = static_cast<uint32_t>(mode & 07777);
     loc.parent->live[loc.name()] = Entry{inode, 0};
     return inode;
   }
@@ -516,7 +519,7 @@ MemFileSystem::~MemFileSystem() {
 }
 
 absl::StatusOr<std::unique_ptr<FileHandle>> MemFileSystem::Open(
-    const std::string& path, int flags, int /*mode*/) {
+    const std::string& path, int flags, int mode) {
   Impl& s = *impl_;
   absl::MutexLock lock(&s.mu);
   const std::string what = absl::StrCat("cannot open ", path);
@@ -530,7 +533,8 @@ absl::StatusOr<std::unique_ptr<FileHandle>> MemFileSystem::Open(
   if (create || truncate) {
     FABRIC_RETURN_IF_ERROR(s.Admit(MemOp::kCreate, loc.path, what));
   }
-  std::shared_ptr<Inode> inode = create ? s.NewFile(loc) : loc.entry->file;
+  std::shared_ptr<Inode> inode =
+      create ? s.NewFile(loc, mode) : loc.entry->file;
   if (!create && truncate) {  // an unsynced truncate, even if already empty
     inode->data.clear();
     inode->unsynced.push_back({false, 0, ""});
@@ -542,7 +546,7 @@ absl::StatusOr<std::unique_ptr<FileHandle>> MemFileSystem::Open(
 // a system call that fails: `Find` first (it changes nothing) to give
 // `Admit` the normalized path, then its error.
 
-absl::Status MemFileSystem::MakeDir(const std::string& path, int /*mode*/) {
+absl::Status MemFileSystem::MakeDir(const std::string& path, int mode) {
   Impl& s = *impl_;
   absl::MutexLock lock(&s.mu);
   const std::string what = absl::StrCat("cannot create ", path);
@@ -554,7 +558,7 @@ absl::Status MemFileSystem::MakeDir(const std::string& path, int /*mode*/) {
     return absl::AlreadyExistsError(absl::StrCat(path, " exists"));
   }
   const uint64_t id = s.next_dir++;
-  s.dirs[id];
+  s.dirs[id].mode = static_cast<uint32_t>(mode & 07777);
   loc.parent->live[loc.name()] = Impl::Entry{nullptr, id};
   return absl::OkStatus();
 }
@@ -565,9 +569,9 @@ absl::StatusOr<FileStat> MemFileSystem::Stat(const std::string& path) {
   FABRIC_RETURN_IF_ERROR(s.Running(path));
   Impl::Loc loc;
   FABRIC_RETURN_IF_ERROR(s.Find(path, path, &loc));
-  if (s.AsDir(loc) != nullptr) return FileStat{true, 0};
+  if (const Impl::Dir* d = s.AsDir(loc)) return FileStat{true, 0, d->mode};
   if (loc.entry == nullptr) return ErrnoStatus(ENOENT, path);
-  return FileStat{false, loc.entry->file->data.size()};
+  return FileStat{false, loc.entry->file->data.size(), loc.entry->file->mode};
 }
 
 absl::StatusOr<std::vector<std::string>> MemFileSystem::ListDir(
@@ -671,7 +675,7 @@ absl::StatusOr<std::unique_ptr<FileHandle>> MemFileSystem::Lock(
     inode = loc.entry->file;
   } else {
     FABRIC_RETURN_IF_ERROR(s.Admit(MemOp::kCreate, loc.path, what));
-    inode = s.NewFile(loc);
+    inode = s.NewFile(loc, 0600);  // as the POSIX one
   }
   // Like flock(2), the lock is on the file, not on the name.
   if (s.locks.count(inode.get()) != 0) return absl::FailedPreconditionError("");

@@ -73,7 +73,9 @@ struct PowerLossModel {
 // Paths are absolute; empty components and a trailing '/' are ignored, "."
 // and ".." are refused (EINVAL). Remove of a directory fails with EISDIR
 // (unlink(2)); Open of a directory with EISDIR. Locks are per file, like
-// flock(2).
+// flock(2). The mode a file or directory is created with (by Open, MakeDir,
+// or 0600 by Lock, as the POSIX one) is kept and reported by Stat; there is
+// no umask.
 //
 // Handles share ownership of the state: one outliving its `MemFileSystem`,
 // or opened before a `PowerLoss`, fails every call with EIO, and its

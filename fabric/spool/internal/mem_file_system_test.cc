@@ -56,6 +56,20 @@ PowerLossModel DropDataKeepEntries() {
   return {.data = DataLoss::kDropUnsynced, .drop_unsynced_entries = false};
 }
 
+TEST(MemFileSystem, StatReportsTheModeOfCreation) {
+  // As the POSIX one under umask 0: what MakeDir, Open and Lock asked for,
+  // kept by a rename and not changed by a later open.
+  MemFileSystem fs;
+  FABRIC_ASSERT_OK(fs.MakeDir("/d", 0700));
+  FABRIC_ASSERT_OK(fs.Open("/d/f", kCreate, 0640).status());
+  FABRIC_ASSERT_OK(fs.Open("/d/f", kCreate | O_TRUNC, 0666).status());
+  FABRIC_ASSERT_OK(fs.Rename("/d/f", "/d/g"));
+  FABRIC_ASSERT_OK(fs.Lock("/d/lock").status());
+  EXPECT_EQ(fs.Stat("/d")->mode, 0700u);
+  EXPECT_EQ(fs.Stat("/d/g")->mode, 0640u);
+  EXPECT_EQ(fs.Stat("/d/lock")->mode, 0600u);
+}
+
 TEST(MemFileSystem, CreateWriteReadSize) {
   MemFileSystem fs;
   FABRIC_ASSERT_OK(fs.MakeDir("/d", 0755));
