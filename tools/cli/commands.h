@@ -226,6 +226,9 @@ struct PrintingNode {
   std::unique_ptr<Node> node;
   std::shared_ptr<std::atomic<bool>> print;
   std::shared_ptr<std::atomic<int>> alive;  // peers joined minus left
+  // Secure mode: SIGHUP reloads the node's roster (after `node`, so it is
+  // destroyed first).
+  std::unique_ptr<ReloadOnHangup> hangup;
 };
 absl::StatusOr<PrintingNode> StartPrintingNode(NodeOptions options, bool json,
                                                bool print);

@@ -4,10 +4,15 @@
 #include <signal.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "fabric/base/log.h"
 #include "fabric/base/status_macros.h"
 
@@ -33,6 +38,22 @@ absl::Status SetDuration(absl::string_view flag, const std::string& text,
 
 }  // namespace
 
+void AddSecurityFlags(CLI::App& app, CommonFlags& f,
+                      const std::string& prefix) {
+  const std::string p = "--" + prefix;
+  app.add_option(p + "security", f.security,
+                 "off (default) or curve; any of the next three implies curve");
+  app.add_option(p + "key", f.key_file,
+                 "this node's key file, owner-only (fabric keygen; env "
+                 "FABRIC_KEY_FILE)");
+  app.add_option(p + "roster", f.roster,
+                 "directory of the *.pub keys allowed to join, reloaded on "
+                 "change and SIGHUP (env FABRIC_ROSTER)");
+  app.add_option(p + "beacon-secret", f.beacon_secret,
+                 "the cluster's beacon secret file, owner-only (fabric keygen "
+                 "--beacon-secret; env FABRIC_BEACON_SECRET_FILE)");
+}
+
 void AddCommonFlags(CLI::App& app, CommonFlags& f) {
   app.add_option("--cluster", f.cluster,
                  "cluster name; nodes only see their own cluster "
@@ -55,6 +76,7 @@ void AddCommonFlags(CLI::App& app, CommonFlags& f) {
   app.add_option(
       "--offer", f.offers,
       "advertise an offer KIND=NAME, e.g. queue=images (repeatable)");
+  AddSecurityFlags(app, f);
   AddTimingFlags(app, f);
 }
 
@@ -136,6 +158,19 @@ absl::StatusOr<NodeOptions> BuildNodeOptions(const CommonFlags& f) {
       SetDuration("--suspect-timeout", f.suspect_timeout, &o.suspect_timeout));
   FABRIC_RETURN_IF_ERROR(
       SetDuration("--dead-timeout", f.dead_timeout, &o.dead_timeout));
+  if (!f.security.empty()) {
+    absl::StatusOr<SecurityMode> mode = ParseSecurityMode(f.security);
+    if (!mode.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--security: ", mode.status().message()));
+    }
+    o.security.mode = *mode;
+  }
+  if (!f.key_file.empty()) o.security.key_file = f.key_file;
+  if (!f.roster.empty()) o.security.roster_dir = f.roster;
+  if (!f.beacon_secret.empty()) {
+    o.security.beacon_secret_file = f.beacon_secret;
+  }
   if (o.discovery == DiscoveryMode::kLan && o.interface.empty()) {
     return absl::InvalidArgumentError(
         "--discovery lan needs --interface IF (or FABRIC_INTERFACE)");
@@ -144,11 +179,48 @@ absl::StatusOr<NodeOptions> BuildNodeOptions(const CommonFlags& f) {
   return o;
 }
 
+namespace {
+
+absl::Mutex hangup_mu(absl::kConstInit);
+std::vector<Node*>& HangupNodes() ABSL_EXCLUSIVE_LOCKS_REQUIRED(hangup_mu) {
+  static auto* nodes = new std::vector<Node*>();
+  return *nodes;
+}
+
+void ReloadRegisteredRosters() {
+  absl::MutexLock lock(&hangup_mu);
+  for (Node* node : HangupNodes()) {
+    if (node->security() == nullptr) continue;
+    absl::Status reloaded = node->ReloadRoster();
+    if (reloaded.ok()) {
+      FABRIC_LOG(kInfo, kSecurity, "FAB-SEC-SIGHUP ", node->name(),
+                 ": roster reloaded");
+    } else {
+      FABRIC_LOG(kError, kSecurity, "FAB-SEC-SIGHUP ", node->name(), ": ",
+                 reloaded.message());
+    }
+  }
+}
+
+}  // namespace
+
+ReloadOnHangup::ReloadOnHangup(Node* node) : node_(node) {
+  absl::MutexLock lock(&hangup_mu);
+  HangupNodes().push_back(node_);
+}
+
+ReloadOnHangup::~ReloadOnHangup() {
+  absl::MutexLock lock(&hangup_mu);
+  std::vector<Node*>& nodes = HangupNodes();
+  nodes.erase(std::find(nodes.begin(), nodes.end(), node_));
+}
+
 void BlockTerminationSignals() {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 }
 
@@ -157,8 +229,15 @@ bool WaitForSignal(absl::Duration timeout) {
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
-  const timespec ts = absl::ToTimespec(std::max(timeout, absl::ZeroDuration()));
-  return sigtimedwait(&set, nullptr, &ts) > 0;
+  sigaddset(&set, SIGHUP);
+  const absl::Time deadline = absl::Now() + timeout;
+  while (true) {
+    const timespec ts = absl::ToTimespec(
+        std::max(deadline - absl::Now(), absl::ZeroDuration()));
+    const int sig = sigtimedwait(&set, nullptr, &ts);
+    if (sig != SIGHUP) return sig > 0;
+    ReloadRegisteredRosters();
+  }
 }
 
 }  // namespace fabric::cli

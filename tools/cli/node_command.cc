@@ -40,6 +40,7 @@ absl::StatusOr<PrintingNode> StartPrintingNode(NodeOptions options, bool json,
     std::fflush(stdout);
   };
   FABRIC_ASSIGN_OR_RETURN(result.node, Node::Start(std::move(options)));
+  result.hangup = std::make_unique<ReloadOnHangup>(result.node.get());
   return result;
 }
 

@@ -429,6 +429,7 @@ absl::Status RunPush(const CommonFlags& common, const PushFlags& flags) {
   BlockTerminationSignals();
   FABRIC_ASSIGN_OR_RETURN(std::unique_ptr<Node> node,
                           Node::Start(std::move(options)));
+  const ReloadOnHangup hangup(node.get());  // secure mode: SIGHUP reloads
   absl::Status status = ApplyOffers(*node, common.offers);
   if (status.ok()) status = PushOnNode(*node, plan);
   node->Close();

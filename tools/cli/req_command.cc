@@ -137,6 +137,7 @@ absl::Status RunReq(const CommonFlags& common, const ReqFlags& flags) {
   }
   FABRIC_ASSIGN_OR_RETURN(std::unique_ptr<Node> node,
                           Node::Start(std::move(options)));
+  const ReloadOnHangup hangup(node.get());  // secure mode: SIGHUP reloads
   absl::StatusOr<Reply> reply = absl::UnknownError("not called");
   {
     absl::StatusOr<std::unique_ptr<Client>> client = Client::Create(*node);

@@ -288,6 +288,7 @@ absl::Status RunServe(const CommonFlags& common, const ServeFlags& flags) {
   BlockTerminationSignals();
   FABRIC_ASSIGN_OR_RETURN(std::unique_ptr<Node> node,
                           Node::Start(std::move(options)));
+  const ReloadOnHangup hangup(node.get());  // secure mode: SIGHUP reloads
   absl::Status status = ApplyOffers(*node, common.offers);
   if (status.ok()) {
     std::optional<BodyDir> out_dir;
