@@ -354,6 +354,7 @@ void Engine::HandleSignedBeacon(const discovery::Datagram& datagram) {
     return;
   }
   ActOnBeacon(b.beacon, datagram.source_address, b.public_key);
+  peers_.NoteBeaconKeyId(b.beacon.id, b.key_id);
 }
 
 void Engine::ActOnBeacon(const discovery::Beacon& beacon_in,

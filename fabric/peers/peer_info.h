@@ -31,6 +31,9 @@ struct PeerInfo {
   // Secure mode: the CURVE public key (32 raw bytes) it authenticated
   // with; empty in plaintext mode. security::KeyFingerprint shows it.
   std::string public_key;
+  // Secure beacon modes: the beacon key id of its last accepted beacon
+  // (0: none yet, or plaintext).
+  uint8_t beacon_key_id = 0;
   Headers headers;
   Offers offers;
   PeerState state = PeerState::kAlive;

@@ -134,6 +134,11 @@ void PeerTable::OnSent(const NodeId& id, uint64_t count) {
   if (it != peers_.end()) it->second.info.messages_out += count;
 }
 
+void PeerTable::NoteBeaconKeyId(const NodeId& id, uint8_t key_id) {
+  auto it = peers_.find(id);
+  if (it != peers_.end()) it->second.info.beacon_key_id = key_id;
+}
+
 std::vector<PeerEvent> PeerTable::OnBeacon(const NodeId& id, absl::Time now) {
   auto it = peers_.find(id);
   if (it == peers_.end()) return {};

@@ -46,6 +46,9 @@ class PeerTable {
   // A beacon from a known peer: it counts as a heartbeat (refreshes
   // `last_seen`, suspect -> back) but does not clear a dropped link.
   std::vector<PeerEvent> OnBeacon(const NodeId& id, absl::Time now);
+  // Secure mode: the beacon key id the peer's last accepted beacon used
+  // (shown by `fabric peers --json` to follow a rotation). No event.
+  void NoteBeaconKeyId(const NodeId& id, uint8_t key_id);
   // Our link to the peer dropped. Returns kSuspect when it was alive. The peer
   // is dead after `disconnect_grace` unless traffic arrives.
   std::vector<PeerEvent> OnDisconnected(const NodeId& id, absl::Time now);

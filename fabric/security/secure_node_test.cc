@@ -88,6 +88,14 @@ TEST_F(SecureNodeTest, MembersMeetAndKnowEachOthersKeys) {
   EXPECT_EQ(Find(*peers, "b")->public_key, b_key);
   peers = b->Peers();
   EXPECT_EQ(Find(*peers, "a")->public_key, a_key);
+  // The beacon key id in use shows per peer (rotation progress).
+  EXPECT_TRUE(testing::WaitUntil(
+      [&] {
+        absl::StatusOr<std::vector<PeerInfo>> p = a->Peers();
+        return p.ok() && Find(*p, "b") != nullptr &&
+               Find(*p, "b")->beacon_key_id == 1;
+      },
+      absl::Seconds(10)));
   const NodeStats s = a->Stats();
   EXPECT_TRUE(s.zap_running);
   EXPECT_GE(s.zap_allowed, 1u);
