@@ -4,12 +4,16 @@
 // (`_shutdown`). Users import `fabricmq`, never this module directly.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
+#include <sys/stat.h>
 #include <zmq.h>
 
+#include <cerrno>
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "fabric/base/errno_status.h"
 #include "fabric/base/log.h"
+#include "fabric/security/keys.h"
 #include "python/ext/common.h"
 #include "python/ext/gate.h"
 #include "python/ext/node.h"
@@ -86,6 +90,37 @@ PYBIND11_MODULE(_fabric, m) {
         fabric::SetLogLevel(*parsed);
       },
       py::arg("level"));
+  m.def(
+      "keygen",
+      [](const std::string& name, const std::string& dir, bool force) {
+        absl::StatusOr<fabric::security::CurveKeypair> keys =
+            fabric::security::GenerateKeypair(name);
+        if (!keys.ok()) fm::ThrowStatus(keys.status());
+        // As `fabric keygen`: a missing directory is made, owner-only.
+        if (!dir.empty() && mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+          fm::ThrowStatus(fabric::ZmqErrnoToStatus(errno, "mkdir " + dir));
+        }
+        absl::Status written =
+            fabric::security::WriteKeypair(dir, *keys, force);
+        if (!written.ok()) fm::ThrowStatus(written);
+        return fabric::security::KeyFingerprint(keys->public_key);
+      },
+      py::arg("name"), py::arg("dir") = ".", py::arg("force") = false,
+      "Writes DIR/NAME.key (0600) and DIR/NAME.pub (0644), as `fabric "
+      "keygen`; returns the key's fingerprint.");
+  m.def(
+      "new_beacon_secret",
+      [](const std::string& path) {
+        fabric::security::BeaconSecrets secrets;
+        secrets.secrets[1] = fabric::security::RandomBeaconSecret();
+        secrets.primary = 1;
+        absl::Status written =
+            fabric::security::WriteBeaconSecrets(path, secrets);
+        if (!written.ok()) fm::ThrowStatus(written);
+      },
+      py::arg("path"),
+      "Writes a new beacon keyring (key id 1, primary; mode 0600), as "
+      "`fabric keygen --beacon-secret`.");
   int major = 0, minor = 0, patch = 0;
   zmq_version(&major, &minor, &patch);
   m.attr("fabric_version") = FABRIC_VERSION;

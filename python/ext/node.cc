@@ -11,6 +11,7 @@
 #include "fabric/base/status_macros.h"
 #include "fabric/node_options.h"
 #include "fabric/peers/peer_info.h"
+#include "fabric/security/keys.h"
 
 namespace fabricmq {
 namespace {
@@ -94,6 +95,18 @@ std::shared_ptr<PyNode> PyNode::Start(py::dict dict) {
   o.disconnect_grace = options.Duration("disconnect_grace", o.disconnect_grace);
   options.Read("max_message_bytes", &o.max_message_bytes, 0, int64_t{1} << 40);
   o.linger = options.Duration("linger", o.linger);
+  if (options.Has("security")) {
+    absl::StatusOr<fabric::SecurityMode> mode =
+        fabric::ParseSecurityMode(options.String("security", ""));
+    if (!mode.ok()) ThrowStatus(mode.status());
+    o.security.mode = *mode;
+  } else {
+    (void)options.String("security", "");
+  }
+  o.security.key_file = options.String("key_file", o.security.key_file);
+  o.security.roster_dir = options.String("roster", o.security.roster_dir);
+  o.security.beacon_secret_file =
+      options.String("beacon_secret_file", o.security.beacon_secret_file);
   py::object on_peer_event = options.Object("on_peer_event");
   options.Finish();
 
@@ -248,7 +261,38 @@ void BindNode(py::module_& m) {
       .def_readonly("heartbeats_sent", &fabric::NodeStats::heartbeats_sent)
       .def_readonly("peers_joined", &fabric::NodeStats::peers_joined)
       .def_readonly("peers_left", &fabric::NodeStats::peers_left)
-      .def_readonly("local_stalls", &fabric::NodeStats::local_stalls);
+      .def_readonly("local_stalls", &fabric::NodeStats::local_stalls)
+      .def_readonly("beacons_unauthenticated",
+                    &fabric::NodeStats::beacons_unauthenticated)
+      .def_readonly("beacons_unknown_key_id",
+                    &fabric::NodeStats::beacons_unknown_key_id)
+      .def_readonly("beacons_bad_mac", &fabric::NodeStats::beacons_bad_mac)
+      .def_readonly("beacons_addr_mismatch",
+                    &fabric::NodeStats::beacons_addr_mismatch)
+      .def_readonly("beacons_stale", &fabric::NodeStats::beacons_stale)
+      .def_readonly("beacons_replayed", &fabric::NodeStats::beacons_replayed)
+      .def_readonly("beacons_unknown_node_key",
+                    &fabric::NodeStats::beacons_unknown_node_key)
+      .def_readonly("messages_unauthenticated",
+                    &fabric::NodeStats::messages_unauthenticated)
+      .def_readonly("messages_key_mismatch",
+                    &fabric::NodeStats::messages_key_mismatch)
+      .def_readonly("messages_revoked_key",
+                    &fabric::NodeStats::messages_revoked_key)
+      .def_readonly("gossip_unkeyed", &fabric::NodeStats::gossip_unkeyed)
+      .def_readonly("handshakes_failed_auth",
+                    &fabric::NodeStats::handshakes_failed_auth)
+      .def_readonly("handshakes_failed_protocol",
+                    &fabric::NodeStats::handshakes_failed_protocol)
+      .def_readonly("handshakes_failed_other",
+                    &fabric::NodeStats::handshakes_failed_other)
+      .def_readonly("roster_reloads", &fabric::NodeStats::roster_reloads)
+      .def_readonly("roster_reload_errors",
+                    &fabric::NodeStats::roster_reload_errors)
+      .def_readonly("keys_revoked", &fabric::NodeStats::keys_revoked)
+      .def_readonly("zap_allowed", &fabric::NodeStats::zap_allowed)
+      .def_readonly("zap_denied", &fabric::NodeStats::zap_denied)
+      .def_readonly("zap_running", &fabric::NodeStats::zap_running);
 
   py::class_<fabric::PeerInfo>(m, "PeerInfo")
       .def_property_readonly(
@@ -258,6 +302,13 @@ void BindNode(py::module_& m) {
       .def_readonly("mailbox_endpoint", &fabric::PeerInfo::mailbox_endpoint)
       .def_readonly("publish_endpoint", &fabric::PeerInfo::publish_endpoint)
       .def_readonly("discovery", &fabric::PeerInfo::discovery)
+      .def_property_readonly(
+          "key",
+          [](const fabric::PeerInfo& p) -> py::object {
+            if (p.public_key.empty()) return py::none();
+            return py::str(fabric::security::KeyFingerprint(p.public_key));
+          })
+      .def_readonly("beacon_key_id", &fabric::PeerInfo::beacon_key_id)
       .def_property_readonly(
           "state",
           [](const fabric::PeerInfo& p) {
@@ -364,9 +415,19 @@ void BindNode(py::module_& m) {
             if (!s.ok()) ThrowStatus(s);
           },
           py::arg("key"), py::arg("value"))
-      .def("stats", [](PyNode& n) {
+      .def("stats",
+           [](PyNode& n) {
+             n.CheckNotForked("this Node");
+             return n.node().Stats();
+           })
+      .def("reload_roster", [](PyNode& n) {
         n.CheckNotForked("this Node");
-        return n.node().Stats();
+        absl::Status s;
+        {
+          ReleaseGil nogil;
+          s = n.node().ReloadRoster();
+        }
+        if (!s.ok()) ThrowStatus(s);
       });
 }
 

@@ -59,7 +59,7 @@ __all__ = [
     "GapEvent", "Request", "Reply", "Responder", "PeerInfo", "PeerEvent",
     "NodeStats", "ProducerStats", "WorkerStats", "PublisherStats",
     "SubscriberStats", "ClientStats", "ServerStats", "dead_letters",
-    "set_log_level", "Code", "Error", "Closed", "Unknown", "InvalidArgument",
+    "set_log_level", "keygen", "new_beacon_secret", "Code", "Error", "Closed", "Unknown", "InvalidArgument",
     "Timeout", "NotFound", "AlreadyExists", "PermissionDenied",
     "ResourceExhausted", "FailedPrecondition", "Aborted", "OutOfRange",
     "Unimplemented", "InternalError", "Unavailable", "DataLoss",
@@ -79,6 +79,21 @@ def set_log_level(level: str) -> None:
     default, or $FABRIC_LOG_LEVEL), "error" or "off". Its lines go to
     stderr."""
     _fabric.set_log_level(level)
+
+
+def keygen(name: str, dir: str = ".", force: bool = False) -> str:
+    """Makes a node keypair for secure mode (docs/security.md), as
+    ``fabric keygen``: DIR/NAME.key (the secret, mode 0600) and
+    DIR/NAME.pub (its roster entry, 0644); DIR is made (0700) if missing.
+    Returns the key's fingerprint. Raises AlreadyExists without
+    ``force``."""
+    return _fabric.keygen(name, dir, force)
+
+
+def new_beacon_secret(path: str) -> None:
+    """Writes a new beacon keyring (key id 1, primary; mode 0600), as
+    ``fabric keygen --beacon-secret``. Copy it to every node."""
+    _fabric.new_beacon_secret(path)
 
 
 def _last_line(exc_type: Any, exc: Any, tb: Any) -> str:

@@ -41,6 +41,26 @@ class NodeStats:
     peers_joined: int
     peers_left: int
     local_stalls: int
+    beacons_unauthenticated: int
+    beacons_unknown_key_id: int
+    beacons_bad_mac: int
+    beacons_addr_mismatch: int
+    beacons_stale: int
+    beacons_replayed: int
+    beacons_unknown_node_key: int
+    messages_unauthenticated: int
+    messages_key_mismatch: int
+    messages_revoked_key: int
+    gossip_unkeyed: int
+    handshakes_failed_auth: int
+    handshakes_failed_protocol: int
+    handshakes_failed_other: int
+    roster_reloads: int
+    roster_reload_errors: int
+    keys_revoked: int
+    zap_allowed: int
+    zap_denied: int
+    zap_running: bool
 
 class PeerInfo:
     id: str
@@ -48,6 +68,8 @@ class PeerInfo:
     mailbox_endpoint: str
     publish_endpoint: str
     discovery: str
+    key: Optional[str]
+    beacon_key_id: int
     state: str
     headers: Dict[str, str]
     offers: Dict[str, List[str]]

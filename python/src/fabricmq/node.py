@@ -27,7 +27,11 @@ class Node:
 
     Every option has the C++ default (docs/python.md lists them):
     ``discovery`` is "loopback", or "seeds" when ``seeds`` are given;
-    durations are seconds or timedeltas. ``on_peer_event(event)`` runs on
+    durations are seconds or timedeltas. Secure mode (docs/security.md):
+    ``key_file``, ``roster`` (a directory of ``*.pub`` keys) and
+    ``beacon_secret_file``, paths made with ``fabric keygen``; any of them
+    turns it on, and a missing or unsafe one raises FailedPrecondition.
+    ``on_peer_event(event)`` runs on
     the node's event thread, one event at a time; an exception it raises is
     reported (``sys.unraisablehook``) and the next event still comes.
 
@@ -49,6 +53,10 @@ class Node:
                  disconnect_grace: Seconds = 0.3,
                  max_message_bytes: int = 16 << 20,
                  linger: Seconds = 0.2,
+                 security: Optional[str] = None,
+                 key_file: Optional[str] = None,
+                 roster: Optional[str] = None,
+                 beacon_secret_file: Optional[str] = None,
                  on_peer_event: Optional[Callable[[_fabric.PeerEvent],
                                                   Any]] = None) -> None:
         options = dict(name=name, cluster=cluster, discovery=discovery,
@@ -61,6 +69,8 @@ class Node:
                        dead_timeout=dead_timeout,
                        disconnect_grace=disconnect_grace,
                        max_message_bytes=max_message_bytes, linger=linger,
+                       security=security, key_file=key_file, roster=roster,
+                       beacon_secret_file=beacon_secret_file,
                        on_peer_event=on_peer_event)
         self._impl = _fabric.Node(options)
         self._objects: Set[Any] = set()
@@ -70,8 +80,9 @@ class Node:
     def from_env(cls, name: Optional[str] = None, **overrides: Any) -> "Node":
         """Makes a node from the same environment variables as the
         ``fabric`` command: FABRIC_CLUSTER, FABRIC_DISCOVERY,
-        FABRIC_INTERFACE, FABRIC_BEACON_PORT and FABRIC_SEEDS
-        (comma-separated; alone they mean seeds discovery); FABRIC_LOG_LEVEL
+        FABRIC_INTERFACE, FABRIC_BEACON_PORT, FABRIC_SEEDS
+        (comma-separated; alone they mean seeds discovery), FABRIC_SECURITY,
+        FABRIC_KEY_FILE, FABRIC_ROSTER and FABRIC_BEACON_SECRET_FILE; FABRIC_LOG_LEVEL
         sets the library's log level. Keyword arguments override them."""
         self = cls.__new__(cls)
         options: Dict[str, Any] = dict(overrides, name=name, from_env=True)
@@ -174,6 +185,13 @@ class Node:
 
     def stats(self) -> _fabric.NodeStats:
         return self._impl.stats()
+
+    def reload_roster(self) -> None:
+        """Secure mode: re-reads the roster directory now (it is also
+        re-read within 2 s of a change) and cuts off every peer whose key
+        left it. Raises FailedPrecondition in plaintext mode or when the
+        roster does not load (the previous one stays)."""
+        self._impl.reload_roster()
 
     def __repr__(self) -> str:
         try:
