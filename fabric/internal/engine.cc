@@ -43,6 +43,10 @@ std::string BindEndpoint(const NodeOptions& o, const std::string& host) {
 absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(NodeOptions options) {
   FABRIC_RETURN_IF_ERROR(ValidateNodeOptions(options));
   std::shared_ptr<security::NodeSecurity> secure;
+  // Stamped before loading: an edit made while we load is seen by the
+  // first periodic check.
+  absl::StatusOr<security::RosterStamp> stamp =
+      security::StatRoster(options.security.roster_dir);
   if (options.security.enabled()) {
     // Every key, the roster and the beacon secret are checked before
     // anything binds; any failure refuses to start (never plaintext).
@@ -61,9 +65,13 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(NodeOptions options) {
   if (secure) {
     engine->security_ = secure;
     engine->roster_ = secure->roster->Get();
-    absl::StatusOr<security::RosterStamp> stamp =
-        security::StatRoster(secure->roster_dir);
     if (stamp.ok()) engine->roster_stamp_ = *stamp;
+  }
+  for (size_t i = 0; i < o.seeds.size(); ++i) {
+    const std::string& text = o.seeds[i];
+    engine->seeds_.push_back(
+        {secure ? secure->seeds[i].first : text, text,
+         secure ? secure->seeds[i].second : std::string()});
   }
 
   std::string host = "127.0.0.1";
@@ -275,13 +283,9 @@ void Engine::Run() {
   next_sweep_ = now;
   next_gossip_ = now + options_.beacon_interval;
   next_roster_check_ = now + options_.security.roster_check_interval;
-  if (security_) {
-    for (const auto& [endpoint, key] : security_->seeds) {
-      if (endpoint != mailbox_endpoint_) EnsureLink(endpoint, true, key);
-    }
-  } else {
-    for (const std::string& seed : options_.seeds) {
-      if (seed != mailbox_endpoint_) EnsureLink(seed, /*seed=*/true, {});
+  for (const Seed& seed : seeds_) {
+    if (seed.endpoint != mailbox_endpoint_) {
+      EnsureLink(seed.endpoint, /*seed=*/true, seed.key);
     }
   }
   FABRIC_LOG(kInfo, kNode, "FAB-NODE-START ", options_.name, " ", id_.ToHex(),
@@ -592,7 +596,8 @@ void Engine::Dispatch(std::vector<PeerEvent> events) {
       }
     } else if (event.type == PeerEventType::kLeft) {
       counters_.peers_left.fetch_add(1, std::memory_order_relaxed);
-      bound_keys_.erase(p.id);
+      // The id stays bound to its key while tombstoned (CheckRoster prunes
+      // it after): a peer declared dead and back keeps its identity.
       Link* link = FindLink(p.mailbox_endpoint);
       if (link != nullptr && link->peer == p.id) {
         link->peer.reset();

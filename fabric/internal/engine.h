@@ -173,7 +173,8 @@ class Engine : public NodeContext {
   // A refused handshake: counted, logged once per endpoint, and the link
   // closed and backed off (libzmq never retries it).
   void OnHandshakeFailed(Link& link, uint16_t event, int32_t value);
-  // Remakes seed links whose backoff ran out.
+  // Remakes seed links that are gone, and links to known peers whose
+  // backoff ran out; forgets other expired backoffs.
   void RetryRefused(absl::Time now);
   // Secure mode: reloads the roster if it changed (or `force`), and cuts
   // off every peer whose key left it.
@@ -263,6 +264,14 @@ class Engine : public NodeContext {
     bool seed = false;
   };
   absl::flat_hash_map<std::string, Backoff> backoff_;
+  // Configured seeds: endpoint, the text they were given as (secure mode
+  // re-resolves its key on each roster reload) and the key.
+  struct Seed {
+    std::string endpoint;
+    std::string text;
+    std::string key;
+  };
+  std::vector<Seed> seeds_;
   // Secure beacon modes: the beacon MAC keys, the sequence of our beacons,
   // our address as beacons carry it, and the replay filter.
   std::optional<discovery::BeaconAuthenticator> beacon_auth_;

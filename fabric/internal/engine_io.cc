@@ -205,8 +205,16 @@ void Engine::HandleHello(const NodeId& sender, absl::string_view body,
   if (security_) {
     // An endpoint is served by one key: a HELLO naming another key's
     // mailbox (to replace or evict that member) is refused.
+    bool taken = false;
     auto at = links_.find(hello->mailbox_endpoint);
-    if (at != links_.end() && at->second->server_key != key) {
+    if (at != links_.end() && at->second->server_key != key) taken = true;
+    for (const PeerInfo& p : peers_.Snapshot()) {
+      if (p.mailbox_endpoint == hello->mailbox_endpoint &&
+          p.public_key != key) {
+        taken = true;
+      }
+    }
+    if (taken) {
       Bump(counters_.messages_key_mismatch);
       FABRIC_LOG(kDebug, kSecurity, "FAB-SEC-KEY-MISMATCH ", options_.name,
                  ": key ", security::KeyFingerprint(key), " claimed ",
@@ -340,10 +348,6 @@ void Engine::HandleSignedBeacon(const discovery::Datagram& datagram) {
     Bump(counters_.beacons_stale);
     return;
   }
-  if (!replay_.Accept(b.beacon.id, b.seq)) {
-    Bump(counters_.beacons_replayed);
-    return;
-  }
   if (!roster_->Contains(b.public_key)) {
     Bump(counters_.beacons_unknown_node_key);
     return;
@@ -351,6 +355,12 @@ void Engine::HandleSignedBeacon(const discovery::Datagram& datagram) {
   auto bound = bound_keys_.find(b.beacon.id);
   if (bound != bound_keys_.end() && bound->second != b.public_key) {
     Bump(counters_.messages_key_mismatch);
+    return;
+  }
+  // Last, so that only beacons that pass every other check move a node's
+  // sequence (or take a slot of the bounded filter).
+  if (!replay_.Accept(b.beacon.id, b.seq)) {
+    Bump(counters_.beacons_replayed);
     return;
   }
   ActOnBeacon(b.beacon, datagram.source_address, b.public_key);
@@ -375,8 +385,7 @@ void Engine::ActOnBeacon(const discovery::Beacon& beacon_in,
     EnsureLink(endpoint, /*seed=*/false, key);
     return;
   }
-  if (security_ && LinkOf(beacon->id) == nullptr &&
-      known->mailbox_endpoint == endpoint) {
+  if (LinkOf(beacon->id) == nullptr && known->mailbox_endpoint == endpoint) {
     // Its link was closed for a key change or a refusal: make it again
     // (EnsureLink honours the backoff).
     Link* link = EnsureLink(endpoint, /*seed=*/false, key);

@@ -45,9 +45,12 @@ Link* Engine::EnsureLink(const std::string& endpoint, bool seed,
   }
   auto it = links_.find(endpoint);
   if (it != links_.end() && it->second->server_key != server_key) {
-    // Another key now serves the endpoint (a restart on a fixed port):
-    // this link would retry the old key forever. Close it; the next
+    // Another key is named for the endpoint. While our link's handshake
+    // holds, the server proved the old key: hearsay (gossip, a beacon)
+    // does not override it. Otherwise (a restart on a fixed port) the
+    // link would retry the old key forever: close it, and the next
     // beacon, HELLO or gossip makes the new one once it is reaped.
+    if (it->second->connected && !it->second->closing) return nullptr;
     if (!it->second->closing) CloseLink(*it->second);
     return nullptr;
   }
@@ -146,9 +149,41 @@ void Engine::OnHandshakeFailed(Link& link, uint16_t event, int32_t value) {
 }
 
 void Engine::RetryRefused(absl::Time now) {
-  for (auto& [endpoint, b] : backoff_) {
-    if (b.seed && now >= b.until && FindLink(endpoint) == nullptr) {
-      EnsureLink(endpoint, /*seed=*/true, b.server_key);
+  // Seeds are never given up (EnsureLink honours their backoff).
+  for (const Seed& seed : seeds_) {
+    if (seed.endpoint != mailbox_endpoint_ &&
+        FindLink(seed.endpoint) == nullptr) {
+      EnsureLink(seed.endpoint, /*seed=*/true, seed.key);
+    }
+  }
+  if (backoff_.empty()) return;
+  // A known peer whose link was refused (say its roster lagged ours) gets
+  // it back once the backoff ends, in every discovery mode; an endpoint
+  // nobody names any more is forgotten a while after its backoff.
+  absl::flat_hash_map<std::string, NodeId> known;
+  for (auto it = backoff_.begin(); it != backoff_.end();) {
+    Backoff& b = it->second;
+    if (now < b.until || b.seed) {
+      ++it;
+      continue;
+    }
+    if (known.empty()) {
+      for (const PeerInfo& p : peers_.Snapshot()) {
+        known.emplace(p.mailbox_endpoint, p.id);
+      }
+    }
+    auto peer = known.find(it->first);
+    if (peer != known.end() && FindLink(it->first) == nullptr) {
+      Link* link = EnsureLink(it->first, /*seed=*/false, b.server_key);
+      if (link != nullptr) {
+        link->peer = peer->second;
+        SyncDirect(*link);
+      }
+    }
+    if (peer == known.end() && now > b.until + kRefusedBackoffMax) {
+      backoff_.erase(it++);
+    } else {
+      ++it;
     }
   }
 }
@@ -214,10 +249,21 @@ absl::Status Engine::CheckRoster(bool force) {
     }
   }
   for (auto it = backoff_.begin(); it != backoff_.end();) {
-    if (!roster_->Contains(it->second.server_key)) {
+    if (!it->second.seed && !roster_->Contains(it->second.server_key)) {
       backoff_.erase(it++);
     } else {
       ++it;
+    }
+  }
+  // A seed follows its roster entry: a rotated key is used from now on (a
+  // seed whose entry is gone keeps the last key it had, and stays refused).
+  for (Seed& seed : seeds_) {
+    absl::StatusOr<std::string> key =
+        security::ResolveSeedKey(*roster_, seed.text, dir);
+    if (key.ok() && *key != seed.key) {
+      seed.key = *key;
+      auto b = backoff_.find(seed.endpoint);
+      if (b != backoff_.end()) b->second.server_key = *key;
     }
   }
   return absl::OkStatus();
@@ -436,10 +482,19 @@ void Engine::OnTimers(absl::Time now) {
     }
   }
   Dispatch(peers_.Tick(now));
-  if (!backoff_.empty()) RetryRefused(now);
+  RetryRefused(now);
   if (security_ && now >= next_roster_check_) {
     next_roster_check_ = now + options_.security.roster_check_interval;
     (void)CheckRoster(/*force=*/false);  // logged and counted inside
+    // Forget bindings of ids that are neither peers nor tombstoned.
+    for (auto it = bound_keys_.begin(); it != bound_keys_.end();) {
+      if (peers_.Find(it->first) == nullptr &&
+          !peers_.IsTombstoned(it->first, now)) {
+        bound_keys_.erase(it++);
+      } else {
+        ++it;
+      }
+    }
   }
   if (now >= next_gossip_) {
     // Anti-entropy: every interval one random peer gets our full view, so

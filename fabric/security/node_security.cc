@@ -28,6 +28,30 @@ absl::string_view SeedEndpoint(absl::string_view seed) {
   return hash == absl::string_view::npos ? seed : seed.substr(0, hash);
 }
 
+absl::StatusOr<std::string> ResolveSeedKey(const Roster& roster,
+                                           absl::string_view seed,
+                                           absl::string_view roster_dir) {
+  const absl::string_view endpoint = SeedEndpoint(seed);
+  if (endpoint.size() != seed.size()) {
+    const absl::string_view name = seed.substr(endpoint.size() + 1);
+    const RosterEntry* entry = roster.FindByName(name);
+    if (entry == nullptr) {
+      return Refuse(absl::StrCat("FAB-SEC-SEED-KEY seed ", seed,
+                                 ": the roster ", roster_dir,
+                                 " has no entry named '", name, "'"));
+    }
+    return entry->public_key;
+  }
+  const RosterEntry* entry = roster.FindByEndpoint(endpoint);
+  if (entry == nullptr) {
+    return Refuse(
+        absl::StrCat("FAB-SEC-SEED-KEY seed ", seed,
+                     ": no roster entry has this endpoint; write it as ", seed,
+                     "#NAME for the roster entry NAME"));
+  }
+  return entry->public_key;
+}
+
 absl::StatusOr<std::shared_ptr<NodeSecurity>> LoadNodeSecurity(
     const NodeOptions& options) {
   const SecurityOptions& o = options.security;
@@ -75,27 +99,10 @@ absl::StatusOr<std::shared_ptr<NodeSecurity>> LoadNodeSecurity(
                                "): copy its .pub file there"));
   }
   for (const std::string& seed : options.seeds) {
-    const absl::string_view endpoint = SeedEndpoint(seed);
-    const RosterEntry* entry = nullptr;
-    if (endpoint.size() != seed.size()) {
-      const absl::string_view name =
-          absl::string_view(seed).substr(endpoint.size() + 1);
-      entry = roster->FindByName(name);
-      if (entry == nullptr) {
-        return Refuse(absl::StrCat("FAB-SEC-SEED-KEY seed ", seed,
-                                   ": the roster ", o.roster_dir,
-                                   " has no entry named '", name, "'"));
-      }
-    } else {
-      entry = roster->FindByEndpoint(endpoint);
-      if (entry == nullptr) {
-        return Refuse(
-            absl::StrCat("FAB-SEC-SEED-KEY seed ", seed,
-                         ": no roster entry has this endpoint; write it as ",
-                         seed, "#NAME for the roster entry NAME"));
-      }
-    }
-    security->seeds.emplace_back(std::string(endpoint), entry->public_key);
+    absl::StatusOr<std::string> key =
+        ResolveSeedKey(*roster, seed, o.roster_dir);
+    if (!key.ok()) return key.status();
+    security->seeds.emplace_back(std::string(SeedEndpoint(seed)), *key);
   }
   security->roster = std::make_shared<RosterHolder>(
       std::make_shared<const Roster>(std::move(*roster)));

@@ -31,6 +31,13 @@ struct NodeSecurity {
   std::vector<std::pair<std::string, std::string>> seeds;
 };
 
+// The key the server of `seed` ("tcp://H:P#NAME", or "tcp://H:P" matching a
+// roster entry's endpoint) must prove, from `roster`. kFailedPrecondition
+// (FAB-SEC-SEED-KEY) when the roster has no such entry.
+absl::StatusOr<std::string> ResolveSeedKey(const Roster& roster,
+                                           absl::string_view seed,
+                                           absl::string_view roster_dir);
+
 // Checks libzmq's CURVE and libsodium, then loads and checks the key file,
 // the roster (which must hold this node's own key) and the beacon secrets
 // (required unless discovery is seeds), and resolves each seed's key: a seed

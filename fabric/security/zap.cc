@@ -121,6 +121,9 @@ void ZapHandler::StopForTesting() {
 
 void ZapHandler::NoteSelfTestKey(absl::string_view public_key) {
   absl::MutexLock lock(&mu_);
+  // One per self-test of this context; keep the last few.
+  if (self_test_keys_.size() >= 16)
+    self_test_keys_.erase(self_test_keys_.begin());
   self_test_keys_.emplace_back(public_key);
 }
 

@@ -401,6 +401,16 @@ class Subscriber::Impl : public ps::SubscriberEndpoint,
     }
     for (const std::string& e : want) {
       disconnect_at_.erase(e);
+      if (security_ && connected_.contains(e) &&
+          connected_key_[e] != key_of[e]) {
+        // Another key serves the endpoint now (its node restarted on the
+        // same port): the old connection would retry the old key forever.
+        try {
+          sub_.disconnect(e);
+        } catch (const zmq::error_t&) {
+        }
+        connected_.erase(e);
+      }
       if (connected_.contains(e)) continue;
       if (security_) {
         // Set before each connect: it applies to that connection only.
@@ -415,6 +425,7 @@ class Subscriber::Impl : public ps::SubscriberEndpoint,
       try {
         sub_.connect(e);
         connected_.insert(e);
+        if (security_) connected_key_[e] = key_of[e];
       } catch (const zmq::error_t& err) {
         FABRIC_LOG(kWarning, kPubSub, "FAB-SUB-CONNECT ", e, ": ", err.what());
       }
@@ -457,6 +468,7 @@ class Subscriber::Impl : public ps::SubscriberEndpoint,
       } catch (const zmq::error_t&) {
       }
       connected_.erase(it->first);
+      connected_key_.erase(it->first);
       disconnect_at_.erase(it++);
       changed = true;
     }
@@ -836,6 +848,8 @@ class Subscriber::Impl : public ps::SubscriberEndpoint,
   zmq::socket_t sub_;
   std::thread thread_;
   absl::flat_hash_set<std::string> connected_;
+  // Secure mode: the key each connected endpoint was connected with.
+  absl::flat_hash_map<std::string, std::string> connected_key_;
   std::map<std::string, absl::Time> disconnect_at_;
   absl::flat_hash_map<uint64_t, Stream> streams_;
   uint64_t request_seq_ = 0;
