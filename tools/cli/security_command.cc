@@ -20,6 +20,7 @@
 #include "absl/time/time.h"
 #include "discovery/beacon_auth.h"
 #include "fabric/base/status_macros.h"
+#include "fabric/log.h"
 #include "fabric/security/keys.h"
 #include "fabric/security/node_security.h"
 #include "fabric/security/zap.h"
@@ -236,8 +237,13 @@ absl::StatusOr<std::string> SelfTestOn(const NodeSecurity& secure,
 void CheckZap(const NodeOptions& options, Report& r) {
   // The node's own loader, as the authority: the checks above mirror it one
   // by one, and the self-test runs on what it loaded.
+  // Its roster warnings were printed above as "warn roster" lines; keep
+  // them off stderr the second time.
+  const LogLevel level = GetLogLevel();
+  if (level < LogLevel::kError) SetLogLevel(LogLevel::kError);
   absl::StatusOr<std::shared_ptr<NodeSecurity>> secure =
       security::LoadNodeSecurity(options);
+  SetLogLevel(level);
   if (!secure.ok()) {
     r.Fail("load", secure.status().message());
     return;
