@@ -132,6 +132,12 @@ TEST_F(SecureCliFilesTest, KeyFilesThatAreNotOwnerOnlyAreRefused) {
     KeyRefused(KeyCopy(absl::StrCat("k", mode, ".key"), mode),
                "FAB-SEC-KEY-PERMS");
   }
+  // Owner-only but someone else's: refused too (chown needs root).
+  if (::geteuid() == 0) {
+    const std::string theirs = KeyCopy("theirs.key", 0600);
+    ASSERT_EQ(::chown(theirs.c_str(), 65534, 65534), 0);
+    KeyRefused(theirs, "FAB-SEC-KEY-PERMS");
+  }
   // The mode is named too, so the fix is obvious.
   FABRIC_ASSERT_OK_AND_ASSIGN(
       RunResult r,
@@ -325,6 +331,18 @@ TEST_F(SecureCliFilesTest, SecurityCheckPassesOnAGoodSetUp) {
               Contains(absl::StrCat("ok seed tcp://127.0.0.1:9#n: roster "
                                     "entry 'n', fingerprint ",
                                     fp)));
+
+  // A secret key file left in the roster is a warning (the node starts,
+  // skipping it), printed once.
+  const std::string roster = keys_.MakeRoster("with-secret");
+  keys_.AddToRoster("n", roster);
+  WriteFile(roster + "/n.key", key_text_, 0600);
+  const RunResult warned = Check(Secure("n", roster));
+  ASSERT_EQ(warned.exit_code, 0) << warned.out << warned.err;
+  EXPECT_THAT(warned.lines,
+              Contains(StartsWith(absl::StrCat(
+                  "warn roster FAB-SEC-ROSTER-SECRET ", roster, "/n.key"))));
+  EXPECT_THAT(warned.err, Not(HasSubstr("FAB-SEC-ROSTER-SECRET")));
 }
 
 TEST_F(SecureCliFilesTest, SecurityCheckNamesEachFailure) {
