@@ -275,7 +275,8 @@ CLI::App* AddReq(CLI::App& app, ReqFlags& f) {
       ->type_name("N");
   cmd->add_option("--key", f.key,
                   "idempotency key: servers run each key once within their "
-                  "dedup window")
+                  "dedup window (the secure-mode --key FILE goes before "
+                  "`req`)")
       ->type_name("KEY");
   cmd->add_option("--header", f.headers,
                   "request header KEY=VALUE (repeatable; HELLO headers go "
@@ -375,6 +376,20 @@ CLI::App* AddKeygen(CLI::App& app, KeygenFlags& f) {
       ->type_name("ID")
       ->each([&f](const std::string&) { f.has_remove = true; });
   return cmd;
+}
+
+// Registers `fabric security check` on `app`; returns `check`.
+CLI::App* AddSecurity(CLI::App& app) {
+  CLI::App* security =
+      app.add_subcommand("security", "secure mode set-up (docs/security.md)");
+  security->require_subcommand(1);
+  return security->add_subcommand(
+      "check",
+      "run every start-up check of secure mode without joining: CURVE, the "
+      "key file (--key), the roster (--roster) and this node's key in it, "
+      "the beacon secret (--beacon-secret), each --seed's key, and the ZAP "
+      "self-test on a throwaway mailbox and publisher on 127.0.0.1. Prints "
+      "one line per check (ok / FAIL) and exits 0 or 1");
 }
 
 struct SpoolVerbs {
@@ -496,6 +511,7 @@ int Run(int argc, char** argv) {
 
   KeygenFlags keygen;
   CLI::App* keygen_cmd = AddKeygen(app, keygen);
+  CLI::App* security_check_cmd = AddSecurity(app);
 
   NodeFlags node;
   CLI::App* node_cmd = app.add_subcommand(
@@ -562,6 +578,8 @@ int Run(int argc, char** argv) {
     status = RunDlqPurge(common, dlq);
   } else if (keygen_cmd->parsed()) {
     status = RunKeygen(common, keygen);
+  } else if (security_check_cmd->parsed()) {
+    status = RunSecurityCheck(common);
   }
   if (!status.ok()) {
     std::fprintf(stderr, "fabric: %s\n", std::string(status.message()).c_str());

@@ -220,6 +220,15 @@ absl::Status RunDlqPurge(const CommonFlags& common, const DlqFlags& flags);
 // kInvalidArgument for flags that do not fit together.
 absl::Status RunKeygen(const CommonFlags& common, const KeygenFlags& flags);
 
+// `fabric security check`: runs every start-up check of secure mode
+// without joining (CURVE, the key file, the roster and this node's key in
+// it, the beacon secret, each seed's key, then the ZAP self-test on a
+// throwaway mailbox and publisher bound on 127.0.0.1) and prints one line
+// per check, "ok CHECK ..." or "FAIL CHECK FAB-SEC-...". The files come from
+// the common flags and FABRIC_* variables. Returns kFailedPrecondition when
+// any check failed, kInvalidArgument for bad flags.
+absl::Status RunSecurityCheck(const CommonFlags& common);
+
 // A started node whose peer events are printed to stdout (when `print`),
 // and counted. Shared by `node` and `peers --watch`.
 struct PrintingNode {

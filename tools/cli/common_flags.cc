@@ -41,17 +41,30 @@ absl::Status SetDuration(absl::string_view flag, const std::string& text,
 void AddSecurityFlags(CLI::App& app, CommonFlags& f,
                       const std::string& prefix) {
   const std::string p = "--" + prefix;
+  // fabric-relay's per-side flags ("a-", "b-") name the side; the
+  // environment variables apply to both sides there.
+  const std::string whose =
+      prefix.empty()
+          ? "this node's"
+          : absl::StrCat("side ", prefix.substr(0, prefix.size() - 1), "'s");
+  const std::string env = prefix.empty() ? "env " : "env, both sides: ";
   app.add_option(p + "security", f.security,
-                 "off (default) or curve; any of the next three implies curve");
+                 absl::StrCat("off (default) or curve for ", whose,
+                              " node; any of the next three implies curve (",
+                              env, "FABRIC_SECURITY)"));
   app.add_option(p + "key", f.key_file,
-                 "this node's key file, owner-only (fabric keygen; env "
-                 "FABRIC_KEY_FILE)");
-  app.add_option(p + "roster", f.roster,
-                 "directory of the *.pub keys allowed to join, reloaded on "
-                 "change and SIGHUP (env FABRIC_ROSTER)");
+                 absl::StrCat(whose, " key file, owner-only (fabric keygen; ",
+                              env, "FABRIC_KEY_FILE)"));
+  app.add_option(
+      p + "roster", f.roster,
+      absl::StrCat("directory of the *.pub keys allowed to join ",
+                   prefix.empty() ? std::string() : whose + " node ",
+                   "(reloaded on change and SIGHUP; ", env, "FABRIC_ROSTER)"));
   app.add_option(p + "beacon-secret", f.beacon_secret,
-                 "the cluster's beacon secret file, owner-only (fabric keygen "
-                 "--beacon-secret; env FABRIC_BEACON_SECRET_FILE)");
+                 absl::StrCat(prefix.empty() ? "the cluster's" : whose,
+                              " beacon secret file, owner-only (fabric keygen "
+                              "--beacon-secret; ",
+                              env, "FABRIC_BEACON_SECRET_FILE)"));
 }
 
 void AddCommonFlags(CLI::App& app, CommonFlags& f) {
@@ -163,6 +176,17 @@ absl::StatusOr<NodeOptions> BuildNodeOptions(const CommonFlags& f) {
     if (!mode.ok()) {
       return absl::InvalidArgumentError(
           absl::StrCat("--security: ", mode.status().message()));
+    }
+    if (*mode == SecurityMode::kOff) {
+      if (!f.key_file.empty() || !f.roster.empty() ||
+          !f.beacon_secret.empty()) {
+        return absl::InvalidArgumentError(
+            "--security off contradicts --key, --roster and --beacon-secret");
+      }
+      // A flag beats the environment: an explicit off is plaintext even
+      // where FABRIC_KEY_FILE and the like name files (fabric-relay's
+      // plaintext side under an environment meant for its secure one).
+      o.security = SecurityOptions();
     }
     o.security.mode = *mode;
   }

@@ -61,7 +61,9 @@ absl::Status ApplyLogLevel(const CommonFlags& flags);
 // FABRIC_DISCOVERY, FABRIC_INTERFACE, FABRIC_BEACON_PORT, FABRIC_SEEDS,
 // FABRIC_SECURITY, FABRIC_KEY_FILE, FABRIC_ROSTER,
 // FABRIC_BEACON_SECRET_FILE), then the flags. Sets the log level. Returns
-// kInvalidArgument for bad values.
+// kInvalidArgument for bad values. Any security path implies secure mode,
+// except that an explicit `--security off` flag drops the paths the
+// environment named (and is kInvalidArgument next to a path flag).
 absl::StatusOr<NodeOptions> BuildNodeOptions(const CommonFlags& flags);
 
 // Parses "1.5s", "200ms", "2m" or a plain number of seconds.

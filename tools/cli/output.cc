@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "fabric/security/keys.h"
 #include "tools/cli/json.h"
 
 namespace fabric::cli {
@@ -27,6 +28,13 @@ Json JsonPeer(const PeerInfo& p, absl::Time now) {
       std::max<int64_t>(0, absl::ToInt64Milliseconds(now - p.last_seen));
   o["messages_in"] = p.messages_in;
   o["messages_out"] = p.messages_out;
+  // Secure mode only: the key the peer authenticated with (a fingerprint,
+  // never the key) and the beacon key id it sends under, so a key or
+  // beacon-secret rotation can be followed (docs/security.md).
+  if (!p.public_key.empty()) {
+    o["key"] = security::KeyFingerprint(p.public_key);
+  }
+  if (p.beacon_key_id != 0) o["beacon_key_id"] = p.beacon_key_id;
   SetBytesMapField(o, "headers", p.headers);
   SetBytesSetMapField(o, "offers", p.offers);
   return o;
@@ -107,12 +115,22 @@ std::string FormatOffers(const Offers& offers) {
 
 std::string FormatPeerTable(const std::vector<PeerInfo>& peers,
                             absl::Time now) {
+  // The KEY column only when some peer has a key (secure mode), so the
+  // plaintext table stays as it was.
+  const bool keys = std::any_of(peers.begin(), peers.end(), [](const auto& p) {
+    return !p.public_key.empty();
+  });
   std::vector<std::vector<std::string>> rows = {
       {"NAME", "ID", "ADDRESS", "STATE", "LAST-SEEN", "OFFERS"}};
+  if (keys) rows[0].push_back("KEY");
   for (const PeerInfo& p : peers) {
     rows.push_back({p.name, p.id.ShortHex(), p.mailbox_endpoint,
                     std::string(PeerStateName(p.state)), Ago(p.last_seen, now),
                     FormatOffers(p.offers)});
+    if (keys) {
+      rows.back().push_back(
+          p.public_key.empty() ? "-" : security::KeyFingerprint(p.public_key));
+    }
   }
   std::vector<size_t> width(rows[0].size(), 0);
   for (const auto& row : rows) {

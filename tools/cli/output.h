@@ -30,9 +30,12 @@ std::string FormatReadyLine(absl::string_view endpoint, absl::string_view id,
 // "queue:images,queue:thumbs service:echo" (empty as "-").
 std::string FormatOffers(const Offers& offers);
 
-// A table with a header row: NAME ID ADDRESS STATE LAST-SEEN OFFERS.
+// A table with a header row: NAME ID ADDRESS STATE LAST-SEEN OFFERS, and
+// KEY (each peer's key fingerprint) when some peer has a key (secure mode).
 std::string FormatPeerTable(const std::vector<PeerInfo>& peers, absl::Time now);
-// A JSON array with one object per peer, on one line.
+// A JSON array with one object per peer, on one line. Secure mode adds
+// "key" (the fingerprint of the peer's public key) and "beacon_key_id"
+// (when not 0); both are omitted in plaintext.
 std::string FormatPeerJson(const std::vector<PeerInfo>& peers, absl::Time now);
 
 // One line per event: "joined web-1 1a2b3c4d tcp://127.0.0.1:4000 peers=3

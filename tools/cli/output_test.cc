@@ -8,6 +8,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "fabric/security/keys.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tools/cli/json.h"
@@ -16,6 +17,7 @@ namespace fabric::cli {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 PeerInfo Sample() {
   PeerInfo p;
@@ -324,6 +326,39 @@ TEST(Output, JsonIsEscapedAndComplete) {
   EXPECT_THAT(json, HasSubstr("\"offers\":{\"queue\":[\"images\"]}"));
   EXPECT_THAT(json, HasSubstr("\"zone\":\"a\\nb\""));
   EXPECT_THAT(json, HasSubstr(p.id.ToHex()));
+}
+
+TEST(Output, PlaintextPeersHaveNoKeyFields) {
+  const PeerInfo p = Sample();
+  const nlohmann::json j = ParseLine(FormatPeerJson({p}, absl::Now()))[0];
+  EXPECT_FALSE(j.contains("key")) << j;
+  EXPECT_FALSE(j.contains("beacon_key_id")) << j;
+  EXPECT_THAT(FormatPeerTable({p}, absl::Now()), Not(HasSubstr("KEY")));
+}
+
+TEST(Output, SecurePeersShowTheirKeyFingerprintAndBeaconKeyId) {
+  PeerInfo secure = Sample();
+  secure.public_key = std::string(32, '\x5a');
+  secure.public_key[0] = '\x01';
+  secure.beacon_key_id = 2;
+  PeerInfo seeds_only = Sample();  // seeds mode: a key, no beacon
+  seeds_only.public_key = std::string(32, '\xff');
+  const std::string fingerprint = security::KeyFingerprint(secure.public_key);
+  ASSERT_EQ(fingerprint, "015a5a5a5a5a5a5a");
+
+  const nlohmann::json peers =
+      ParseLine(FormatPeerJson({secure, seeds_only}, absl::Now()));
+  EXPECT_EQ(peers[0]["key"], fingerprint);
+  EXPECT_EQ(peers[0]["beacon_key_id"], 2);
+  EXPECT_EQ(peers[1]["key"], "ffffffffffffffff");
+  EXPECT_FALSE(peers[1].contains("beacon_key_id")) << peers[1];
+  // Never the key itself, raw or in Z85.
+  const std::string line = FormatPeerJson({secure}, absl::Now());
+  EXPECT_THAT(line, Not(HasSubstr(security::Z85Key(secure.public_key))));
+
+  const std::string table = FormatPeerTable({secure, Sample()}, absl::Now());
+  EXPECT_THAT(table, HasSubstr("KEY"));
+  EXPECT_THAT(table, HasSubstr(fingerprint));
 }
 
 TEST(Output, EventLine) {

@@ -123,6 +123,15 @@ absl::Status RunReq(const CommonFlags& common, const ReqFlags& flags) {
   const absl::Time start = absl::Now();
   FABRIC_ASSIGN_OR_RETURN(ReqPlan plan, ParseReqFlags(flags));
   FABRIC_ASSIGN_OR_RETURN(NodeOptions options, BuildNodeOptions(common));
+  if (options.security.enabled() && options.security.key_file.empty() &&
+      !flags.key.empty()) {
+    // After the verb, --key is req's idempotency key (as --header is a
+    // message header): say so rather than "needs a key file".
+    return absl::InvalidArgumentError(
+        "after `req`, --key is the idempotency key; give the secure-mode key "
+        "file before the verb (fabric --key FILE req ...) or in "
+        "FABRIC_KEY_FILE");
+  }
   options.headers.emplace("fabric.role", "cli");
   if (!flags.file.empty()) {
     FABRIC_ASSIGN_OR_RETURN(

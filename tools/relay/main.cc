@@ -2,7 +2,8 @@
 // `fabric-relay`: the relay daemon (tools/relay/relay.h). Flags or a
 // TOML/INI file (--config) name the two sides and what to forward; it
 // prints "READY <a mailbox> <b mailbox> <name> <relay id>" (and "METRICS
-// <url>" with --metrics) and runs until SIGINT/SIGTERM.
+// <url>" with --metrics) and runs until SIGINT/SIGTERM; SIGHUP reloads the
+// rosters of its secure sides.
 #include <signal.h>
 
 #include <CLI/CLI.hpp>
@@ -33,6 +34,9 @@ struct SideFlags {
   int beacon_port = 0;
   int port = 0;
   std::vector<std::string> seeds;
+  // --X-security, --X-key, --X-roster, --X-beacon-secret: only these four
+  // fields are used. Each side is secure or plaintext on its own.
+  cli::CommonFlags security;
 };
 
 struct Flags {
@@ -66,6 +70,7 @@ void AddSideFlags(CLI::App& app, const std::string& side, SideFlags& f) {
       ->check(CLI::Range(1, 65535));
   app.add_option(p + "seed", f.seeds,
                  "seed mailbox tcp://HOST:PORT (repeatable; implies seeds)");
+  cli::AddSecurityFlags(app, f.security, side + "-");
 }
 
 absl::StatusOr<NodeOptions> SideOptions(const Flags& f, int i) {
@@ -77,6 +82,10 @@ absl::StatusOr<NodeOptions> SideOptions(const Flags& f, int i) {
   c.beacon_port = s.beacon_port;
   c.port = s.port;
   c.seeds = s.seeds;
+  c.security = s.security.security;
+  c.key_file = s.security.key_file;
+  c.roster = s.security.roster;
+  c.beacon_secret = s.security.beacon_secret;
   absl::StatusOr<NodeOptions> o = cli::BuildNodeOptions(c);
   if (!o.ok()) {
     return absl::Status(
@@ -136,7 +145,13 @@ absl::Status Serve(const Flags& f) {
               relay->relay_id().c_str());
   if (metrics != nullptr) std::printf("METRICS %s\n", metrics->url().c_str());
   std::fflush(stdout);
-  while (!cli::WaitForSignal(absl::Seconds(1))) {
+  {
+    // A SIGHUP reloads the roster of each secure side (a plaintext side
+    // has none and is skipped).
+    const cli::ReloadOnHangup hangup_a(&relay->node('a'));
+    const cli::ReloadOnHangup hangup_b(&relay->node('b'));
+    while (!cli::WaitForSignal(absl::Seconds(1))) {
+    }
   }
   metrics.reset();  // no scrape can reach the relay from here on
   running = nullptr;

@@ -113,6 +113,7 @@ class Relay::Impl {
     return nodes_[side == 'a' ? 0 : 1]->mailbox_endpoint();
   }
   const std::string& relay_id() const { return relay_id_; }
+  Node& node(char side) const { return *nodes_[side == 'a' ? 0 : 1]; }
 
  private:
   // One queue in one direction: a worker on the sending side (while the
@@ -551,6 +552,7 @@ Relay::~Relay() { Close(); }
 RelayStats Relay::Stats() const { return impl_->Stats(); }
 std::string Relay::mailbox(char side) const { return impl_->mailbox(side); }
 const std::string& Relay::relay_id() const { return impl_->relay_id(); }
+Node& Relay::node(char side) const { return impl_->node(side); }
 void Relay::Close() { impl_->Close(); }
 
 }  // namespace fabric::relay

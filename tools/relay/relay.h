@@ -38,6 +38,10 @@
 #include "fabric/node_options.h"
 #include "fabric/spool/spool.h"
 
+namespace fabric {
+class Node;
+}
+
 namespace fabric::relay {
 
 // HELLO headers of relay nodes and the message header of relayed messages.
@@ -153,6 +157,10 @@ class Relay {
   // Mailbox endpoints of the two sides' nodes.
   std::string mailbox(char side) const;
   const std::string& relay_id() const;
+  // The node of side 'a' or 'b', for what the daemon does to a node as
+  // such (a SIGHUP reloads a secure side's roster). It lives as long as the
+  // relay; the relay's own forwarding must not be disturbed through it.
+  Node& node(char side) const;
 
   // Stops taking tasks and messages, lets running forwards finish, closes
   // the spools (what they hold is delivered by the next run) and leaves
