@@ -81,8 +81,10 @@ class LoopbackCapture {
   LoopbackCapture(int fd, std::string marker, int receive_buffer);
   void Run();
   // Handles one IPv4 packet (the link header is already stripped).
-  void HandlePacket(absl::string_view packet);
-  void HandleTcp(const Flow& flow, absl::string_view payload);
+  void HandlePacket(absl::string_view packet)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void HandleTcp(const Flow& flow, absl::string_view payload)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReadKernelStats();
 
   const int fd_;
