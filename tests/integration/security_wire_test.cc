@@ -111,7 +111,7 @@ class SecurityWireTest
     EXPECT_THAT(node, IsOk());
     if (!node.ok()) return nullptr;
     EXPECT_EQ((*node)->security() != nullptr, secure());
-    capture_->AddPort(PortOf((*node)->mailbox_endpoint()));
+    EXPECT_THAT(capture_->AddPort(PortOf((*node)->mailbox_endpoint())), IsOk());
     return std::move(*node);
   }
 
@@ -210,7 +210,7 @@ int SecurityWireTest::RunPubSub() {
       Publisher::Create(*pn, PublisherOptions());
   EXPECT_THAT(pub, IsOk());
   if (!pub.ok()) return 0;
-  capture_->AddPort(PortOf((*pub)->endpoint()));
+  EXPECT_THAT(capture_->AddPort(PortOf((*pub)->endpoint())), IsOk());
   std::atomic<int> intact{0};
   SubscriberOptions so;
   so.prefixes = {"wire."};
@@ -245,7 +245,7 @@ int SecurityWireTest::RunDurableReplay() {
       Publisher::Create(*pn, std::move(po));
   EXPECT_THAT(pub, IsOk());
   if (!pub.ok()) return 0;
-  capture_->AddPort(PortOf((*pub)->endpoint()));
+  EXPECT_THAT(capture_->AddPort(PortOf((*pub)->endpoint())), IsOk());
   for (int i = 0; i < kMessages; ++i) {
     EXPECT_THAT((*pub)->Publish("wire.audit", Body(i)).status(), IsOk());
   }

@@ -2,6 +2,7 @@
 #include "tests/testing/loopback_capture.h"
 
 #include <arpa/inet.h>
+#include <linux/filter.h>
 #include <linux/if_packet.h>
 #include <net/ethernet.h>
 #include <net/if.h>
@@ -47,6 +48,46 @@ uint64_t CountOccurrences(absl::string_view haystack,
   return hits;
 }
 
+// Attaches a classic BPF filter that passes only arriving (not outgoing)
+// IPv4 packets that are UDP (the sentinel) or TCP from or to `ports`, so
+// other loopback traffic (another test's flood) never fills the buffer.
+// Offsets count from the IP header (a SOCK_DGRAM packet socket).
+absl::Status AttachFilter(int fd, const std::set<uint16_t>& ports) {
+  const uint32_t n = static_cast<uint32_t>(ports.size());
+  const uint32_t drop = 10 + 2 * n;  // index of "return 0"
+  const uint32_t keep = drop + 1;    // index of "return everything"
+  std::vector<sock_filter> f;
+  // Jump offsets are relative to the next instruction.
+  const auto to = [&f](uint32_t target) {
+    return static_cast<uint8_t>(target - f.size() - 1);
+  };
+  f.push_back(BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+                       static_cast<uint32_t>(SKF_AD_OFF + SKF_AD_PKTTYPE)));
+  f.push_back(
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, PACKET_OUTGOING, to(drop), 0));
+  f.push_back(BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+                       static_cast<uint32_t>(SKF_AD_OFF + SKF_AD_PROTOCOL)));
+  f.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ETH_P_IP, 0, to(drop)));
+  f.push_back(BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 9));  // IP protocol
+  f.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, IPPROTO_UDP, to(keep), 0));
+  f.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, IPPROTO_TCP, 0, to(drop)));
+  f.push_back(BPF_STMT(BPF_LDX | BPF_B | BPF_MSH, 0));  // X = IP header size
+  for (const uint32_t field : {0u, 2u}) {  // TCP source, then destination
+    f.push_back(BPF_STMT(BPF_LD | BPF_H | BPF_IND, field));
+    for (const uint16_t port : ports) {
+      f.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, port, to(keep), 0));
+    }
+  }
+  f.push_back(BPF_STMT(BPF_RET | BPF_K, 0));
+  f.push_back(BPF_STMT(BPF_RET | BPF_K, 0x40000));
+  sock_fprog program{static_cast<unsigned short>(f.size()), f.data()};
+  if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &program, sizeof(program)) !=
+      0) {
+    return ErrnoStatus("setsockopt(SO_ATTACH_FILTER)");
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<LoopbackCapture>> LoopbackCapture::Start(
@@ -67,6 +108,10 @@ absl::StatusOr<std::unique_ptr<LoopbackCapture>> LoopbackCapture::Start(
   int granted = 0;
   socklen_t len = sizeof(granted);
   getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &granted, &len);
+  if (absl::Status s = AttachFilter(fd, {}); !s.ok()) {
+    close(fd);
+    return s;
+  }
   sockaddr_ll addr{};
   addr.sll_family = AF_PACKET;
   addr.sll_protocol = htons(ETH_P_ALL);
@@ -97,9 +142,10 @@ LoopbackCapture::~LoopbackCapture() {
   close(fd_);
 }
 
-void LoopbackCapture::AddPort(uint16_t port) {
+absl::Status LoopbackCapture::AddPort(uint16_t port) {
   absl::MutexLock lock(&mu_);
   ports_.insert(port);
+  return AttachFilter(fd_, ports_);
 }
 
 void LoopbackCapture::Run() {

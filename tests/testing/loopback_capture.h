@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 // A packet capture on `lo` for tests that must prove what does or does not
 // cross the wire (plan S10 of security-anchors.md: no plaintext in secure
-// mode). It reads every packet of the loopback interface through an
-// AF_PACKET socket, keeps the TCP segments whose source or destination port
-// is one the test registered, counts their payload bytes and searches them
-// for a marker string, across segment boundaries. Needs CAP_NET_RAW (root);
+// mode). It reads the loopback interface through an AF_PACKET socket whose
+// kernel filter passes only the TCP segments whose source or destination
+// port is one the test registered (and UDP, for its own sentinel), counts
+// their payload bytes and searches them for a marker string, across
+// segment boundaries. Needs CAP_NET_RAW (root);
 // tests GTEST_SKIP when `Start` says kPermissionDenied.
 #ifndef FABRIC_TESTS_TESTING_LOOPBACK_CAPTURE_H_
 #define FABRIC_TESTS_TESTING_LOOPBACK_CAPTURE_H_
@@ -29,7 +30,7 @@ namespace fabric::testing {
 
 // What a capture saw on the registered ports. Thread-compatible value.
 struct CaptureResult {
-  uint64_t packets = 0;        // every packet read from `lo`, any protocol
+  uint64_t packets = 0;        // packets the kernel filter passed
   uint64_t segments = 0;       // TCP segments on a registered port
   uint64_t payload_bytes = 0;  // their TCP payload bytes
   uint64_t marker_hits = 0;    // occurrences of the marker in those streams
@@ -60,8 +61,10 @@ class LoopbackCapture {
   // Stops the thread (without waiting for the sentinel) and closes.
   ~LoopbackCapture();
 
-  // Keeps segments from or to TCP `port` on 127.0.0.0/8 from now on.
-  void AddPort(uint16_t port);
+  // Keeps segments from or to TCP `port` on 127.0.0.0/8 from now on (the
+  // kernel filter is replaced to pass them). Returns the errno status
+  // when the filter cannot be attached.
+  absl::Status AddPort(uint16_t port);
 
   // Sends a sentinel UDP datagram over `lo` and waits until the capture
   // thread reads it, so every packet sent before the call is counted;
