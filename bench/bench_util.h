@@ -6,12 +6,15 @@
 #ifndef FABRIC_BENCH_BENCH_UTIL_H_
 #define FABRIC_BENCH_BENCH_UTIL_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/strings/string_view.h"
 #include "fabric/node.h"
+#include "fabric/node_options.h"
 
 namespace CLI {
 class App;
@@ -32,15 +35,43 @@ inline constexpr int kMaxFlag = 1'000'000'000;
 // with a message on stderr for a bad or unknown flag).
 int ParseBenchFlags(CLI::App& app, int argc, char** argv);
 
+// Registers `--secure` on `app`: every fabric node of the run is then in
+// secure mode (CURVE on every socket, a roster, signed beacons), so the
+// same bench compares plaintext (NULL) with CURVE. Raw libzmq yardsticks
+// stay plaintext.
+void AddSecureFlag(CLI::App& app);
+// True when `--secure` was given.
+bool BenchSecure();
+
+// The key material of one secure bench cluster, in a temporary directory
+// removed when the last `BenchCluster` copy holding it goes: one CURVE
+// keypair per node slot (all in the roster before any node starts, so no
+// node is refused while the others' roster reloads) and one beacon secret.
+class BenchKeys;
+
 // A cluster name no other run uses and a beacon port of 127.0.0.1 that was
-// free a moment ago. Exits with a message if no port can be had.
+// free a moment ago; in a `--secure` run, also its key material. Copies
+// share the key material. Thread safety: thread-compatible.
 struct BenchCluster {
   std::string name;
   uint16_t beacon_port = 0;
-};
-BenchCluster NewBenchCluster(absl::string_view tag);
+  std::shared_ptr<BenchKeys> keys;  // null in plaintext runs
 
-// Starts an in-process node of `cluster` with 200 ms beacons; exits with a
+  // Secure options for node slot `slot` (its own keypair); off in
+  // plaintext runs. REQUIRES: slot < the slots the cluster was made with.
+  SecurityOptions Security(size_t slot) const;
+  // The same as `fabric` command-line flags (--key, --roster,
+  // --beacon-secret); empty in plaintext runs.
+  std::vector<std::string> SecurityFlags(size_t slot) const;
+  // Hands out slots 0, 1, 2 ... in turn, for `StartBenchNode`.
+  size_t NextSlot() const;
+};
+// Makes a cluster with key material for `slots` nodes when `--secure` was
+// given. Exits with a message if no port or no key can be had.
+BenchCluster NewBenchCluster(absl::string_view tag, size_t slots = 16);
+
+// Starts an in-process node of `cluster` with 200 ms beacons, in secure
+// mode under the next free slot's key in a `--secure` run; exits with a
 // message if it cannot.
 std::unique_ptr<Node> StartBenchNode(const std::string& name,
                                      const BenchCluster& cluster);

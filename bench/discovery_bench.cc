@@ -5,7 +5,7 @@
 // measurement, never a pass/fail test (see bench/README.md).
 //
 //   discovery_bench [--nodes 10,50,100] [--runs 3] [--kill-reps 5]
-//                   [--stop-reps 3] [--traffic-seconds 10]
+//                   [--stop-reps 3] [--traffic-seconds 10] [--secure]
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -71,6 +71,7 @@ struct Event {
 // One `fabric node` child process and what it has printed so far.
 struct NodeProcess {
   std::string name;
+  size_t slot = 0;  // its key in a secure run (a replacement reuses it)
   pid_t pid = -1;
   int fd = -1;         // read end of its stdout+stderr pipe; -1 after EOF
   bool alive = false;  // not yet killed by us
@@ -80,20 +81,24 @@ struct NodeProcess {
   std::vector<Event> events;
 };
 
-// A set of `fabric node` processes sharing one cluster and beacon port. The
+// A set of `fabric node` processes sharing one cluster and beacon port (and,
+// in a `--secure` run, one roster with a key per node slot). The
 // destructor SIGKILLs and reaps every child still running, so an early return
 // never leaks processes; PR_SET_PDEATHSIG covers a crash of the bench itself.
 // Thread safety: thread-compatible (the bench drives it from main only).
 class Cluster {
  public:
-  Cluster() : cluster_(NewBenchCluster("disc")) {}
+  // `slots`: how many distinct nodes (keys) a secure run may spawn.
+  explicit Cluster(size_t slots) : cluster_(NewBenchCluster("disc", slots)) {}
   Cluster(const Cluster&) = delete;
   Cluster& operator=(const Cluster&) = delete;
   ~Cluster() {
     for (size_t i = 0; i < nodes_.size(); ++i) Kill(i);
   }
 
-  absl::Status Spawn(const std::string& name);
+  // Starts `fabric node` as `name`, under node slot `slot`'s key in a
+  // secure run.
+  absl::Status Spawn(const std::string& name, size_t slot);
   // Sends `signal` to node `i` if we have not killed it yet.
   void Signal(size_t i, int signal) {
     if (nodes_[i].alive) kill(nodes_[i].pid, signal);
@@ -126,13 +131,16 @@ class Cluster {
   std::vector<NodeProcess> nodes_;
 };
 
-absl::Status Cluster::Spawn(const std::string& name) {
+absl::Status Cluster::Spawn(const std::string& name, size_t slot) {
   std::vector<std::string> args = {
       FABRIC_CLI_PATH, "node",
       "--cluster",     cluster_.name,
       "--beacon-port", absl::StrCat(cluster_.beacon_port),
       "--name",        name,
       "--log-level",   "warning"};
+  for (std::string& flag : cluster_.SecurityFlags(slot)) {
+    args.push_back(std::move(flag));
+  }
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -160,6 +168,7 @@ absl::Status Cluster::Spawn(const std::string& name) {
   fcntl(pipe_fds[0], F_SETFL, O_NONBLOCK);
   NodeProcess node;
   node.name = name;
+  node.slot = slot;
   node.pid = pid;
   node.fd = pipe_fds[0];
   node.alive = true;
@@ -335,10 +344,10 @@ struct MeshSample {
 };
 
 absl::StatusOr<MeshSample> MeshOnce(int n) {
-  Cluster cluster;
+  Cluster cluster(static_cast<size_t>(n));
   const absl::Time first = absl::Now();
   for (int i = 0; i < n; ++i) {
-    if (absl::Status s = cluster.Spawn(absl::StrCat("n", i)); !s.ok()) {
+    if (absl::Status s = cluster.Spawn(absl::StrCat("n", i), i); !s.ok()) {
       return s;
     }
     cluster.Drain(absl::ZeroDuration());  // keep pipes empty while spawning
@@ -396,12 +405,16 @@ absl::Status RunMesh(const Flags& flags, std::vector<Row>& rows) {
 // ---------------------------------------------------------------------------
 // b, c. Failure detection in a 10-node mesh.
 
-// Replaces the killed node `victim` with a fresh one and waits for the
-// mesh to be whole again, so every repetition starts from 10 nodes.
+// Replaces the killed node `victim` with a fresh one (under the same key,
+// as a restarted node would be) and waits for the mesh to be whole again,
+// so every repetition starts from 10 nodes.
 absl::Status Replace(Cluster& cluster, size_t victim, int rep) {
   cluster.Kill(victim);
   const std::string name = absl::StrCat(cluster.nodes()[victim].name, "r", rep);
-  if (absl::Status s = cluster.Spawn(name); !s.ok()) return s;
+  if (absl::Status s = cluster.Spawn(name, cluster.nodes()[victim].slot);
+      !s.ok()) {
+    return s;
+  }
   const int want = static_cast<int>(kDetectionMeshSize) - 1;
   if (!cluster.WaitUntil([&] { return cluster.AllAt(want); }, kMeshTimeout)) {
     return absl::DeadlineExceededError("mesh did not heal after a kill");
@@ -423,9 +436,11 @@ size_t PickVictim(const Cluster& cluster, int rep) {
 
 absl::Status RunDetection(const Flags& flags, std::vector<Row>& rows) {
   if (flags.kill_reps == 0 && flags.stop_reps == 0) return absl::OkStatus();
-  Cluster cluster;
+  Cluster cluster(kDetectionMeshSize);
   for (size_t i = 0; i < kDetectionMeshSize; ++i) {
-    if (absl::Status s = cluster.Spawn(absl::StrCat("d", i)); !s.ok()) return s;
+    if (absl::Status s = cluster.Spawn(absl::StrCat("d", i), i); !s.ok()) {
+      return s;
+    }
   }
   const int want = static_cast<int>(kDetectionMeshSize) - 1;
   if (!cluster.WaitUntil([&] { return cluster.AllAt(want); }, kMeshTimeout)) {
@@ -484,13 +499,14 @@ absl::Status RunDetection(const Flags& flags, std::vector<Row>& rows) {
 // d. Beacon and heartbeat traffic, in process: two nodes, one steady window.
 
 absl::Status RunTraffic(const Flags& flags, std::vector<Row>& rows) {
-  const BenchCluster cluster = NewBenchCluster("traffic");
+  const BenchCluster cluster = NewBenchCluster("traffic", 2);
   std::vector<std::unique_ptr<Node>> nodes;
   for (int i = 0; i < 2; ++i) {
     NodeOptions options;
     options.name = absl::StrCat("t", i);
     options.cluster = cluster.name;
     options.beacon_port = cluster.beacon_port;
+    options.security = cluster.Security(static_cast<size_t>(i));
     absl::StatusOr<std::unique_ptr<Node>> node = Node::Start(options);
     if (!node.ok()) return node.status();
     nodes.push_back(*std::move(node));
@@ -568,6 +584,8 @@ void PrintMachine() {
                std::thread::hardware_concurrency(), u.sysname, u.nodename,
                u.release, u.machine, static_cast<long long>(limit.rlim_cur));
   absl::PrintF("fabric binary: %s\n", FABRIC_CLI_PATH);
+  absl::PrintF("security: %s\n",
+               BenchSecure() ? "curve (one key per node)" : "off");
   std::fflush(stdout);
 }
 
@@ -587,13 +605,15 @@ int Main(int argc, char** argv) {
   app.add_option("--traffic-seconds", flags.traffic_seconds,
                  "steady window of the traffic measurement")
       ->check(CLI::Range(1, kMaxFlag));
+  AddSecureFlag(app);
   if (int code = ParseBenchFlags(app, argc, argv); code >= 0) return code;
   RaiseFileLimit();
   // The nodes read these (ApplyEnvironment); they must not override the
   // cluster and port each run picks.
   for (const char* var :
        {"FABRIC_CLUSTER", "FABRIC_DISCOVERY", "FABRIC_INTERFACE",
-        "FABRIC_BEACON_PORT", "FABRIC_SEEDS"}) {
+        "FABRIC_BEACON_PORT", "FABRIC_SEEDS", "FABRIC_SECURITY",
+        "FABRIC_KEY_FILE", "FABRIC_ROSTER", "FABRIC_BEACON_SECRET_FILE"}) {
     unsetenv(var);
   }
   PrintMachine();

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// Pub/sub benchmark: 1 publisher -> 2 subscribers, 100-byte messages,
+// Pub/sub benchmark: 1 publisher -> 2 subscribers (--subscribers), 100-byte
+// messages,
 // messages/s per subscriber and loss, for raw libzmq PUB/SUB and fabric in
 // the same run; then durable-topic replay from a warm topic log (published
 // and synced first, so the log is in the page cache). Everything runs in
@@ -13,6 +14,7 @@
 //   pubsub_bench [--count 200000] [--size 100] [--replay-count 1000000]
 //                [--modes zmq,fabric,replay,latency] [--runs 3]
 //                [--latency-count 5000] [--interval-us 200]
+//                [--subscribers 2] [--secure]
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
@@ -44,6 +46,7 @@ struct Flags {
   int runs = 3;
   int latency_count = 5000;
   int interval_us = 200;
+  int subscribers = 2;  // fan-out: subscriber threads (zmq) or nodes
   std::vector<std::string> modes = {"zmq", "fabric", "replay", "latency"};
 };
 
@@ -153,7 +156,7 @@ Result RunZmq(const Flags& f, bool paced) {
   std::vector<std::thread> threads;
   std::atomic<int> ready{0};
   std::atomic<bool> stop{false};
-  for (int i = 0; i < 2; ++i) {
+  for (int i = 0; i < f.subscribers; ++i) {
     counters.push_back(std::make_unique<Counter>());
     Counter* c = counters.back().get();
     c->paced = paced;
@@ -179,8 +182,8 @@ Result RunZmq(const Flags& f, bool paced) {
       }
     });
   }
-  // Probe until both subscriptions are in place (the slow-joiner problem).
-  while (ready.load() < 2) {
+  // Probe until every subscription is in place (the slow-joiner problem).
+  while (ready.load() < f.subscribers) {
     pub.send(zmq::buffer(std::string("probe")), zmq::send_flags::none);
     absl::SleepFor(absl::Milliseconds(10));
   }
@@ -201,12 +204,13 @@ Result RunZmq(const Flags& f, bool paced) {
 }
 
 Result RunFabric(const Flags& f, bool paced) {
-  const BenchCluster cluster = NewBenchCluster("ps");
+  const BenchCluster cluster =
+      NewBenchCluster("ps", static_cast<size_t>(f.subscribers) + 1);
   auto pn = StartBenchNode("pub", cluster);
   std::vector<std::unique_ptr<Node>> nodes;
   std::vector<std::unique_ptr<Counter>> counters;
   std::vector<std::unique_ptr<Subscriber>> subs;
-  for (int i = 0; i < 2; ++i) {
+  for (int i = 0; i < f.subscribers; ++i) {
     nodes.push_back(StartBenchNode(absl::StrCat("sub", i), cluster));
     counters.push_back(std::make_unique<Counter>());
     Counter* c = counters.back().get();
@@ -222,7 +226,8 @@ Result RunFabric(const Flags& f, bool paced) {
   PublisherOptions po;
   po.send_hwm = kHwm;
   auto pub = Publisher::Create(*pn, po);
-  if (!pub.ok() || !(*pub)->WaitForSubscribers(2, absl::Seconds(30)).ok()) {
+  if (!pub.ok() ||
+      !(*pub)->WaitForSubscribers(f.subscribers, absl::Seconds(30)).ok()) {
     std::fprintf(stderr, "publisher not ready\n");
     std::exit(1);
   }
@@ -327,12 +332,17 @@ int main(int argc, char** argv) {
   app.add_option("--modes", f.modes, "zmq,fabric,replay,latency")
       ->delimiter(',')
       ->check(CLI::IsMember({"zmq", "fabric", "replay", "latency"}));
+  app.add_option("--subscribers", f.subscribers,
+                 "subscribers of the zmq, fabric and latency modes")
+      ->check(CLI::Range(1, 64));
+  AddSecureFlag(app);
   if (int code = ParseBenchFlags(app, argc, argv); code >= 0) return code;
   if (f.size < 16) f.size = 16;  // "bench" and the send stamp
   std::printf(
-      "pubsub_bench: 1 publisher -> 2 subscribers, %d messages of %d "
-      "bytes, %d runs each (interleaved)\n",
-      f.count, f.size, f.runs);
+      "pubsub_bench: 1 publisher -> %d subscribers, %d messages of %d "
+      "bytes, %d runs each (interleaved); fabric security: %s\n",
+      f.subscribers, f.count, f.size, f.runs,
+      BenchSecure() ? "curve (one key per node)" : "off");
   for (int run = 0; run < f.runs; ++run) {
     for (const std::string& mode : f.modes) {
       if (mode == "zmq") Print(RunZmq(f, false));

@@ -7,7 +7,7 @@
 // never a pass/fail test (bench/README.md).
 //
 //   reqrep_bench [--count 20000] [--warmup 2000] [--pipelined 300000]
-//                [--window 100] [--size 100] [--runs 3]
+//                [--window 100] [--size 100] [--runs 3] [--secure]
 //
 // fabric runs twice: with one handler thread (the default shape: the
 // handler runs off the engine thread) and with the handler inline on the
@@ -298,6 +298,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, kMaxFlag));
   app.add_option("--runs", f.runs, "runs, interleaved")
       ->check(CLI::Range(1, kMaxFlag));
+  AddSecureFlag(app);
   if (int code = ParseBenchFlags(app, argc, argv); code >= 0) return code;
   Row zreq{"raw libzmq REQ/REP", {}, {}};
   Row zdr{"raw libzmq DEALER/ROUTER", {}, {}};
@@ -305,8 +306,11 @@ int main(int argc, char** argv) {
   Row fab0{"fabric, inline handler", {}, {}};
   Row fab1q{"  same, client spin off", {}, {}};
   Row fab0q{"  same, client spin off", {}, {}};
-  FabricPair pair1 = StartFabric(1, NewBenchCluster("rr-t1"));
-  FabricPair pair0 = StartFabric(0, NewBenchCluster("rr-t0"));
+  // Held for the whole run: a secure cluster's key files live as long.
+  const BenchCluster cluster1 = NewBenchCluster("rr-t1");
+  const BenchCluster cluster0 = NewBenchCluster("rr-t0");
+  FabricPair pair1 = StartFabric(1, cluster1);
+  FabricPair pair0 = StartFabric(0, cluster0);
   for (int run = 0; run < f.runs; ++run) {
     std::fprintf(stderr, "run %d/%d ...\n", run + 1, f.runs);
     std::vector<Latency> l =
@@ -335,8 +339,9 @@ int main(int argc, char** argv) {
   std::printf(
       "%d-byte bodies; sequential: %d round trips (+%d warm-up) each, "
       "interleaved in blocks of 500; pipelined: %d requests, window %d; "
-      "median of %d runs\n",
-      f.size, f.count, f.warmup, f.pipelined, f.window, f.runs);
+      "median of %d runs; fabric security: %s\n",
+      f.size, f.count, f.warmup, f.pipelined, f.window, f.runs,
+      BenchSecure() ? "curve (one key per node)" : "off");
   std::printf("%-28s %9s %9s %9s %12s %12s %12s\n", "system", "p50 us",
               "p99 us", "mean us", "p50/REQ-REP", "pipelined/s", "/DEALER-RTR");
   std::printf("%-28s %9.1f %9.1f %9.1f %12s %12s %12s\n", zreq.name.c_str(),

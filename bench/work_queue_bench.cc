@@ -8,6 +8,7 @@
 //
 //   work_queue_bench [--count 300000] [--always-count 20000] [--size 100]
 //                    [--window 20000] [--prefetch 1000] [--modes LIST]
+//                    [--secure]
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
@@ -226,6 +227,7 @@ int main(int argc, char** argv) {
   app.add_option("--modes", f.modes, "zmq,memory,none,batch,always")
       ->delimiter(',')
       ->check(CLI::IsMember({"zmq", "memory", "none", "batch", "always"}));
+  AddSecureFlag(app);
   if (int code = ParseBenchFlags(app, argc, argv); code >= 0) return code;
   std::vector<Result> results;
   for (const std::string& mode : f.modes) {
@@ -248,8 +250,10 @@ int main(int argc, char** argv) {
     results.push_back(r);
   }
   std::printf(
-      "1 producer -> 2 workers, %d-byte tasks, window %d, prefetch %d\n",
-      f.size, f.window, f.prefetch);
+      "1 producer -> 2 workers, %d-byte tasks, window %d, prefetch %d; "
+      "fabric security: %s\n",
+      f.size, f.window, f.prefetch,
+      BenchSecure() ? "curve (one key per node)" : "off");
   std::printf("%-34s %9s %12s %10s %10s %s\n", "mode", "tasks", "tasks/s",
               "p50 us", "p99 us", "notes");
   for (const Result& r : results) {
