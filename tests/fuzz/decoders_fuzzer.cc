@@ -22,6 +22,7 @@
 #include "discovery/beacon_auth.h"
 #include "discovery/beacon_format.h"
 #include "discovery/beacon_replay_filter.h"
+#include "discovery/internal/big_endian.h"
 #include "fabric/codec/control.h"
 #include "fabric/codec/envelope.h"
 #include "fabric/security/keys.h"
@@ -31,15 +32,7 @@ namespace {
 
 namespace discovery = ::fabric::discovery;
 
-// Returns the big-endian `T` at `in[offset]` (the beacon byte order).
-template <typename T>
-T GetBigEndian(absl::string_view in, size_t offset) {
-  T value = 0;
-  for (size_t i = 0; i < sizeof(T); ++i) {
-    value = static_cast<T>((value << 8) | static_cast<uint8_t>(in[offset + i]));
-  }
-  return value;
-}
+using ::fabric::discovery_internal::GetBigEndian;
 
 // Aborts, so libFuzzer reports the input, when an invariant breaks.
 void Require(bool condition) {
