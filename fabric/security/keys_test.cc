@@ -30,6 +30,7 @@
 namespace fabric::security {
 namespace {
 
+using ::fabric::testing::ScopedUmask;
 using ::fabric::testing::StatusIs;
 using ::testing::AllOf;
 using ::testing::ElementsAre;
@@ -89,16 +90,6 @@ class KeysTest : public ::testing::Test {
   }
 
   std::string dir_;
-};
-
-// Sets the umask for one scope.
-class ScopedUmask {
- public:
-  explicit ScopedUmask(mode_t mask) : previous_(umask(mask)) {}
-  ~ScopedUmask() { umask(previous_); }
-
- private:
-  const mode_t previous_;
 };
 
 TEST_F(KeysTest, Z85RoundTripsAndRejectsWhatIsNotAKey) {

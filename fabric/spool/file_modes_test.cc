@@ -31,6 +31,8 @@
 namespace fabric {
 namespace {
 
+using ::fabric::testing::ScopedUmask;
+
 using spool_internal::CurrentFileSystem;
 using spool_internal::FileStat;
 using spool_internal::MemFileSystem;
@@ -39,16 +41,6 @@ using ::testing::Contains;
 using ::testing::HasSubstr;
 
 constexpr absl::Duration kFlush = absl::Seconds(10);
-
-// Sets the umask for one scope.
-class ScopedUmask {
- public:
-  explicit ScopedUmask(mode_t mask) : previous_(umask(mask)) {}
-  ~ScopedUmask() { umask(previous_); }
-
- private:
-  const mode_t previous_;
-};
 
 // Writes a spool at `dir` with several segments, acks and a dead letter,
 // then damages its META so that a reopen rebuilds it and quarantines the

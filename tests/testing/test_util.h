@@ -5,6 +5,8 @@
 #ifndef FABRIC_TESTS_TESTING_TEST_UTIL_H_
 #define FABRIC_TESTS_TESTING_TEST_UTIL_H_
 
+#include <sys/stat.h>
+
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -20,6 +22,19 @@ std::string UniqueClusterName(const std::string& prefix = "test");
 // 0 when none could be had (tests assert it is not 0).
 uint16_t FreeUdpPort();
 uint16_t FreeTcpPort();
+
+// Sets the process's umask for one scope (tests of file modes). Not
+// thread-safe: the umask is process-wide.
+class ScopedUmask {
+ public:
+  explicit ScopedUmask(mode_t mask) : previous_(umask(mask)) {}
+  ~ScopedUmask() { umask(previous_); }
+  ScopedUmask(const ScopedUmask&) = delete;
+  ScopedUmask& operator=(const ScopedUmask&) = delete;
+
+ private:
+  const mode_t previous_;
+};
 
 // Creates a fresh directory under $TEST_TMPDIR or /tmp; the caller owns it.
 std::string MakeTempDir(const std::string& prefix);
