@@ -214,6 +214,20 @@ std::vector<PeerEvent> PeerTable::Tick(absl::Time now) {
   return events;
 }
 
+absl::Time PeerTable::NextDeadline() const {
+  absl::Time next = absl::InfiniteFuture();
+  for (const auto& [id, record] : peers_) {
+    if (record.link_down) {
+      next = std::min(next, record.link_down_at + options_.disconnect_grace);
+    }
+    next = std::min(
+        next, record.info.last_seen + (record.info.state == PeerState::kAlive
+                                           ? options_.suspect_timeout
+                                           : options_.dead_timeout));
+  }
+  return next;
+}
+
 void PeerTable::ForgiveSilence(absl::Time now) {
   for (auto& [id, record] : peers_) {
     record.info.last_seen = std::max(record.info.last_seen, now);

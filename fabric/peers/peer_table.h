@@ -61,6 +61,10 @@ class PeerTable {
                                 absl::Time now);
   // Applies timeouts. Returns kSuspect and kLeft events.
   std::vector<PeerEvent> Tick(absl::Time now);
+  // The earliest time at which `Tick` could change a peer's state, given
+  // what was heard so far (InfiniteFuture with no peers). Hearing from a
+  // peer only moves it later, so a caller may wake at an older answer.
+  absl::Time NextDeadline() const;
   // Treats every peer as heard from at `now`. Used after this process itself
   // stalled (SIGSTOP, swap), so our own pause is not blamed on the peers.
   void ForgiveSilence(absl::Time now);

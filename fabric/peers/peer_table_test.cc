@@ -138,6 +138,37 @@ TEST_F(PeerTableTest, DroppedConnectionIsDeadAfterGrace) {
   EXPECT_EQ(events[0].reason, "connection lost");
 }
 
+TEST_F(PeerTableTest, NextDeadlineIsWhenTickFirstChangesSomething) {
+  // The engine sleeps until NextDeadline: a tick just before it must find
+  // nothing to do, and a tick at it must act.
+  EXPECT_EQ(table_.NextDeadline(), absl::InfiniteFuture());
+  const absl::Time t0 = clock_.Now();
+  table_.OnHello(MakeHello(a_, "tcp://h:1"), t0);
+  NodeId b = NodeId::Random();
+  table_.OnHello(MakeHello(b, "tcp://h:2"), t0 + absl::Milliseconds(400));
+  EXPECT_EQ(table_.NextDeadline(), t0 + absl::Milliseconds(1500));  // a
+  const absl::Duration ns = absl::Nanoseconds(1);
+  EXPECT_THAT(table_.Tick(table_.NextDeadline() - ns), IsEmpty());
+  EXPECT_THAT(table_.Tick(table_.NextDeadline()),
+              ElementsAre(Type(PeerEventType::kSuspect)));          // a
+  EXPECT_EQ(table_.NextDeadline(), t0 + absl::Milliseconds(1900));  // b
+  table_.OnBeacon(b, t0 + absl::Seconds(1));                        // later
+  EXPECT_EQ(table_.NextDeadline(), t0 + absl::Milliseconds(2500));
+  // A suspect's next change is death; a dropped link's is its grace.
+  EXPECT_THAT(table_.Tick(t0 + absl::Milliseconds(2500)),
+              ElementsAre(Type(PeerEventType::kSuspect)));  // b
+  EXPECT_EQ(table_.NextDeadline(), t0 + absl::Seconds(3));  // a dies
+  table_.OnDisconnected(b, t0 + absl::Milliseconds(2600));
+  EXPECT_EQ(table_.NextDeadline(), t0 + absl::Milliseconds(2900));
+  EXPECT_THAT(table_.Tick(table_.NextDeadline() - ns), IsEmpty());
+  EXPECT_THAT(table_.Tick(table_.NextDeadline()),
+              ElementsAre(Type(PeerEventType::kLeft)));  // b: grace
+  EXPECT_EQ(table_.NextDeadline(), t0 + absl::Seconds(3));
+  EXPECT_THAT(table_.Tick(t0 + absl::Seconds(3)),
+              ElementsAre(Type(PeerEventType::kLeft)));  // a: silence
+  EXPECT_EQ(table_.NextDeadline(), absl::InfiniteFuture());
+}
+
 TEST_F(PeerTableTest, ReconnectWithinGraceKeepsPeer) {
   table_.OnHello(MakeHello(a_, "tcp://h:1"), clock_.Now());
   table_.OnDisconnected(a_, clock_.Now());
