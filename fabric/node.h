@@ -59,6 +59,10 @@ struct NodeStats {
   uint64_t peers_joined = 0;
   uint64_t peers_left = 0;
   uint64_t local_stalls = 0;  // our own loop paused (SIGSTOP, swap)
+  // Times the engine's loop woke up. It sleeps until a socket is ready or
+  // a timer is due, so an idle node wakes a few times a second
+  // (docs/architecture.md, "The engine loop").
+  uint64_t loop_wakeups = 0;
 
   // Secure mode (docs/security.md); all zero in plaintext mode.
   uint64_t beacons_unauthenticated = 0;     // a v1 beacon: dropped

@@ -416,6 +416,47 @@ TEST_F(NodeTest, CleanCloseIsSeenAsGoodbye) {
       [&] { return log.Has(PeerEventType::kLeft, b_id, "goodbye"); }, kWait));
 }
 
+TEST_F(NodeTest, IdleNodesSleepBetweenTimers) {
+  // The loop sleeps until a socket is ready or a timer is due, and
+  // coalesces timers and beacon reads into quarter-second slots: an idle
+  // node wakes a few times a second, alone or among peers (a fixed 50 ms
+  // sweep woke it 20 times). A loaded machine only makes the count lower.
+  constexpr int kNodes = 5;
+  constexpr absl::Duration kWindow = absl::Seconds(3);
+  constexpr uint64_t kMaxWakeupsPerSecond = 8;
+  auto idle = [&](const std::string& name) {
+    NodeOptions o = Options(name);
+    o.beacon_interval = absl::Seconds(1);  // the defaults
+    o.heartbeat_interval = absl::Seconds(1);
+    return o;
+  };
+  auto wakeups_over_window = [&](const Node& node) {
+    const uint64_t before = node.Stats().loop_wakeups;
+    absl::SleepFor(kWindow);
+    return node.Stats().loop_wakeups - before;
+  };
+  std::vector<std::unique_ptr<Node>> nodes;
+  nodes.push_back(StartNode(idle("n0")));
+  ASSERT_NE(nodes[0], nullptr);
+  absl::SleepFor(absl::Seconds(1));  // past the start-up
+  const uint64_t alone = wakeups_over_window(*nodes[0]);
+  EXPECT_GT(alone, 0u);  // it does wake: beacons go out
+  EXPECT_LE(alone, kMaxWakeupsPerSecond * absl::ToInt64Seconds(kWindow));
+  for (int i = 1; i < kNodes; ++i) {
+    nodes.push_back(StartNode(idle("n" + std::to_string(i))));
+  }
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        for (const auto& n : nodes) {
+          if (PeerCount(*n) != kNodes - 1) return false;
+        }
+        return true;
+      },
+      kWait));
+  const uint64_t among_peers = wakeups_over_window(*nodes[0]);
+  EXPECT_LE(among_peers, kMaxWakeupsPerSecond * absl::ToInt64Seconds(kWindow));
+}
+
 TEST_F(NodeTest, OtherClustersAreIgnoredAndCounted) {
   auto a = StartNode(Options("a"));
   NodeOptions other = Options("stranger");

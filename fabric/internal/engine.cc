@@ -5,11 +5,13 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "discovery/interfaces.h"
@@ -21,9 +23,38 @@
 namespace fabric::node_internal {
 namespace {
 
-// How often links are swept and timers run. Bounds the extra latency of a
-// handshake, a dropped connection or a heartbeat.
-constexpr absl::Duration kSweepInterval = absl::Milliseconds(50);
+// The loop sleeps until a socket is ready or a timer is due (NextWake),
+// and never longer than this: it bounds what a libzmq signal consumed by
+// another thread's send (Link::recheck) can delay, and lets a test's fake
+// clock be read again.
+constexpr absl::Duration kMaxWait = absl::Seconds(1);
+// Plugins are ticked this often while any is attached (plugin.h).
+constexpr absl::Duration kPluginTickInterval = absl::Milliseconds(50);
+// The core timers (beacons, liveness, PINGs, gossip, backoffs, batched
+// beacon reads) fire on a grid of this many milliseconds at most (a
+// quarter of the heartbeat or beacon interval if less), so timers that
+// fall into one slot share one wake-up. Timeouts are late by a slot at
+// most; plugin wake-ups are never rounded.
+constexpr absl::Duration kMaxTimerSlot = absl::Milliseconds(250);
+// A wake-up caused by beacons leaves the beacon socket unwatched until the
+// next slot (and again while each look finds more): 100 peers' beacons
+// then cost four wake-ups a second, not 100. Discovery and beacon
+// heartbeats are a slot later at most.
+constexpr absl::Duration kMinBeaconBatch = absl::Milliseconds(10);
+// How soon a link another thread sent on is looked at (Link::recheck).
+constexpr absl::Duration kRecheckDelay = absl::Milliseconds(50);
+// Every link is polled this often anyway: a safety net under the
+// event-driven path, costing one zmq_poll over all links (at 2 s it was a
+// quarter of an idle 100-peer node's CPU).
+constexpr absl::Duration kFullSweepInterval = absl::Seconds(10);
+// epoll tags of the fixed descriptors. A link's tag is its address (8-byte
+// aligned, so never one of these), plus 1 for its monitor.
+constexpr uint64_t kTagWake = 1;
+constexpr uint64_t kTagMailbox = 2;
+constexpr uint64_t kTagBeacon = 4;
+constexpr int kMaxEpollEvents = 256;
+// ZMTP PING interval (and timeout) on the node's TCP links, at least.
+constexpr absl::Duration kZmtpHeartbeat = absl::Seconds(60);
 // A loop iteration that starts this long after the previous one means this
 // process was paused (SIGSTOP, swap, debugger).
 constexpr absl::Duration kStallThreshold = absl::Seconds(1);
@@ -143,6 +174,22 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(NodeOptions options) {
   if (engine->wake_fd_ < 0) {
     return ZmqErrnoToStatus(errno, "eventfd");
   }
+  engine->epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+  if (engine->epoll_fd_ < 0) {
+    return ZmqErrnoToStatus(errno, "epoll_create1");
+  }
+  int mailbox_fd = -1;
+  try {
+    mailbox_fd = engine->mailbox_.get(zmq::sockopt::fd);
+  } catch (const zmq::error_t& e) {
+    return ZmqErrnoToStatus(e.num(), "mailbox ZMQ_FD");
+  }
+  if (!engine->Watch(EPOLL_CTL_ADD, engine->wake_fd_, kTagWake, EPOLLIN) ||
+      !engine->Watch(EPOLL_CTL_ADD, mailbox_fd, kTagMailbox, EPOLLIN) ||
+      (engine->beacon_ && !engine->Watch(EPOLL_CTL_ADD, engine->beacon_->fd(),
+                                         kTagBeacon, EPOLLIN))) {
+    return absl::InternalError("epoll_ctl failed (logged)");
+  }
   if (o.on_peer_event) {
     engine->dispatcher_ = std::make_unique<EventDispatcher>(o.on_peer_event);
   }
@@ -162,9 +209,20 @@ Engine::Engine(NodeOptions options, NodeId id)
       rng_(std::hash<std::string>()(id.ToHex())) {
   profile_.max_message_bytes = options_.max_message_bytes;
   profile_.linger = options_.linger;
-  profile_.zmtp_heartbeat = options_.dead_timeout;
-  profile_.zmtp_timeout = options_.dead_timeout;
+  // Peer death is the engine's business (beacons, PINGs, dropped
+  // connections: a dead peer's link is closed); ZMTP heartbeats only reap
+  // half-open TCP connections, so they can be slow. At the dead timeout
+  // they were most of an idle mesh's cost: 100 peers meant 200 connection
+  // timers firing every 3 s in each node's I/O thread.
+  profile_.zmtp_heartbeat = std::max(kZmtpHeartbeat, options_.dead_timeout);
+  profile_.zmtp_timeout = profile_.zmtp_heartbeat;
+  // Data sent into a dead connection is noticed as fast as the old 3 s
+  // ZMTP timeout noticed it, by the kernel.
+  profile_.tcp_maxrt = options_.dead_timeout;
   cluster_hash_ = discovery::ClusterHash(options_.cluster);
+  slot_ = std::clamp(
+      std::min(options_.heartbeat_interval, options_.beacon_interval) / 4,
+      absl::Milliseconds(1), kMaxTimerSlot);
 }
 
 Engine::~Engine() {
@@ -175,7 +233,20 @@ Engine::~Engine() {
   links_.clear();
   mailbox_.close();
   if (wake_fd_ >= 0) close(wake_fd_);
+  if (epoll_fd_ >= 0) close(epoll_fd_);
   dispatcher_.reset();
+}
+
+bool Engine::Watch(int op, int fd, uint64_t tag, uint32_t events) {
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.u64 = tag;
+  if (epoll_ctl(epoll_fd_, op, fd, op == EPOLL_CTL_DEL ? nullptr : &ev) == 0) {
+    return true;
+  }
+  FABRIC_LOG(kError, kNode, "FAB-EPOLL ", options_.name, " op ", op, " fd ", fd,
+             ": ", std::strerror(errno));
+  return false;
 }
 
 void Engine::Start() {
@@ -249,6 +320,7 @@ NodeStats Engine::Stats() const {
   s.peers_joined = get(c.peers_joined);
   s.peers_left = get(c.peers_left);
   s.local_stalls = get(c.local_stalls);
+  s.loop_wakeups = get(c.loop_wakeups);
   s.beacons_unauthenticated = get(c.beacons_unauthenticated);
   s.beacons_unknown_key_id = get(c.beacons_unknown_key_id);
   s.beacons_bad_mac = get(c.beacons_bad_mac);
@@ -280,7 +352,9 @@ void Engine::Run() {
   const absl::Time now = Now();
   last_iteration_ = now;
   next_beacon_ = now;  // the first beacon goes out at once
-  next_sweep_ = now;
+  next_timers_ = now;
+  next_plugin_tick_ = now;
+  next_full_sweep_ = now + kFullSweepInterval;
   next_gossip_ = now + options_.beacon_interval;
   next_roster_check_ = now + options_.security.roster_check_interval;
   for (const Seed& seed : seeds_) {
@@ -301,57 +375,159 @@ void Engine::Run() {
   Shutdown();
 }
 
-void Engine::RunOnce() {
-  // Each wake-up polls only the sockets that carry traffic: the command
-  // eventfd, the mailbox and the beacon socket. Links (a DEALER and a
-  // monitor per peer) see rare events (handshake, drop, HELLO_REQUEST), so
-  // they are swept with the timers every kSweepInterval. Polling two sockets
-  // per peer on every incoming heartbeat made the cost grow with the square
-  // of the peer count, and 100 nodes on one host starved each other.
-  zmq::pollitem_t items[3] = {
-      {nullptr, wake_fd_, ZMQ_POLLIN, 0},
-      {mailbox_.handle(), 0, ZMQ_POLLIN, 0},
-      {nullptr, beacon_ ? beacon_->fd() : -1, ZMQ_POLLIN, 0}};
-  const size_t count = beacon_ ? 3 : 2;
-  // Rounded up to whole milliseconds (poll's unit): rounding down woke the
-  // loop early and then spun with zero timeouts until the deadline.
-  const absl::Duration wait =
-      std::max(std::min(next_sweep_, wake_at_) - Now(), absl::ZeroDuration());
-  try {
-    zmq::poll(items, count,
-              std::chrono::milliseconds(absl::ToInt64Milliseconds(
-                  absl::Ceil(wait, absl::Milliseconds(1)))));
-  } catch (const zmq::error_t& e) {
-    if (e.num() != EINTR) {
-      FABRIC_LOG(kError, kNode, "FAB-POLL-ERROR ", e.what());
-    }
-    return;
+absl::Time Engine::NextWake(absl::Time now) const {
+  absl::Time wake = std::min(next_timers_, beacon_rearm_at_);
+  wake = std::min(wake, next_full_sweep_);
+  if (wake != absl::InfiniteFuture()) {
+    // Up to the slot boundary, measured from the Unix epoch so that every
+    // timer (and every node's clock) shares the grid.
+    wake = absl::UnixEpoch() + absl::Ceil(wake - absl::UnixEpoch(), slot_);
   }
+  wake = std::min(wake, wake_at_);
+  if (!plugins_.empty()) wake = std::min(wake, next_plugin_tick_);
+  if (timers_dirty_ || reap_pending_) wake = now;
+  if (links_recheck_.load(std::memory_order_relaxed)) {
+    wake = std::min(wake, now + kRecheckDelay);
+  }
+  return wake;
+}
+
+bool Engine::MailboxReadable() {
+  try {
+    return (mailbox_.get(zmq::sockopt::events) & ZMQ_POLLIN) != 0;
+  } catch (const zmq::error_t& e) {
+    return false;  // EINTR: the next iteration looks again
+  }
+}
+
+void Engine::RunOnce() {
+  // The loop sleeps in epoll until a descriptor is ready or the earliest
+  // timer is due, so its cost follows traffic, not time or the peer count.
+  // Each ZeroMQ socket is watched through its ZMQ_FD, which only says that
+  // the socket's state may have changed: ZMQ_EVENTS then tells whether a
+  // message is there (the mailbox is asked on every iteration, which also
+  // covers a drain cut short by its batch limit).
+  const absl::Time before = Now();
+  absl::Duration wait =
+      std::clamp(NextWake(before) - before, absl::ZeroDuration(), kMaxWait);
+  if (MailboxReadable()) wait = absl::ZeroDuration();
+  epoll_event events[kMaxEpollEvents];
+  // Rounded up to whole milliseconds (epoll's unit): rounding down woke the
+  // loop early and then spun with zero timeouts until the deadline.
+  int n = epoll_wait(epoll_fd_, events, kMaxEpollEvents,
+                     static_cast<int>(absl::ToInt64Milliseconds(
+                         absl::Ceil(wait, absl::Milliseconds(1)))));
+  if (n < 0) {
+    if (errno != EINTR) {
+      FABRIC_LOG(kError, kNode, "FAB-POLL-ERROR ", std::strerror(errno));
+    }
+    n = 0;
+  }
+  counters_.loop_wakeups.fetch_add(1, std::memory_order_relaxed);
 
   const absl::Time now = Now();
-  if (now - last_iteration_ > kStallThreshold) {
+  // Time neither spent in a planned wait nor explained by one: the last
+  // iteration's work, and any overshoot of this wait.
+  const absl::Duration unplanned =
+      (before - last_iteration_) +
+      std::max(now - (before + wait), absl::ZeroDuration());
+  if (unplanned > kStallThreshold) {
     // We were paused; the silence we measured is ours, not the peers'.
     counters_.local_stalls.fetch_add(1, std::memory_order_relaxed);
     FABRIC_LOG(kWarning, kNode, "FAB-LOCAL-STALL ", options_.name,
-               " paused for ", absl::FormatDuration(now - last_iteration_));
+               " paused for ", absl::FormatDuration(unplanned));
     peers_.ForgiveSilence(now);
     next_beacon_ = now;
+    timers_dirty_ = true;
   }
   last_iteration_ = now;
 
-  if (items[0].revents & ZMQ_POLLIN) DrainCommands();
-  if (items[1].revents & ZMQ_POLLIN) DrainMailbox();
-  if (count == 3 && (items[2].revents & ZMQ_POLLIN)) DrainBeacons();
-  if (now >= next_sweep_) {
-    next_sweep_ = now + kSweepInterval;
-    if (now >= wake_at_) wake_at_ = absl::InfiniteFuture();  // ticks below
+  bool beacons = false;
+  for (int i = 0; i < n; ++i) {
+    const uint64_t tag = events[i].data.u64;
+    if (tag == kTagWake) DrainCommands();
+    if (tag == kTagBeacon) beacons = true;
+  }
+  for (int i = 0; i < n; ++i) {
+    const uint64_t tag = events[i].data.u64;
+    if (tag != kTagWake && tag != kTagBeacon && tag != kTagMailbox) {
+      // Links are freed only in ReapLinks, at the end of an iteration.
+      Link* link = reinterpret_cast<Link*>(tag & ~uint64_t{1});
+      if (!link->closing) PollLink(*link, (tag & 1) != 0);
+    }
+  }
+  if (MailboxReadable()) DrainMailbox();
+  if (beacon_ && (beacons || now >= beacon_rearm_at_)) {
+    const size_t read = DrainBeacons();
+    if (beacons || read > 0) {
+      // Unwatched for a while: the next ones are read in one batch.
+      if (beacon_rearm_at_ == absl::InfiniteFuture()) {
+        (void)Watch(EPOLL_CTL_MOD, beacon_->fd(), kTagBeacon, 0);  // logged
+      }
+      beacon_rearm_at_ = now + kMinBeaconBatch;  // then the next slot
+    } else if (Watch(EPOLL_CTL_MOD, beacon_->fd(), kTagBeacon, EPOLLIN)) {
+      beacon_rearm_at_ = absl::InfiniteFuture();
+    } else {
+      beacon_rearm_at_ = now + kMinBeaconBatch;  // logged; read by timer
+    }
+  }
+  if (now >= next_full_sweep_) {
+    next_full_sweep_ = now + kFullSweepInterval;
     SweepLinks();
+  }
+  if (now >= next_timers_) {
     OnTimers(now);
-    ReapLinks();
-  } else if (now >= wake_at_) {
-    wake_at_ = absl::InfiniteFuture();
+    timers_dirty_ = true;
+  }
+  const bool wake_due = now >= wake_at_;
+  if (wake_due) wake_at_ = absl::InfiniteFuture();  // asked again in OnTick
+  if (!plugins_.empty() && (wake_due || now >= next_plugin_tick_)) {
+    next_plugin_tick_ = now + kPluginTickInterval;
     for (auto& plugin : plugins_) plugin->OnTick(*this, now);
   }
+  // Last: every send above may have consumed a link's signal.
+  RecheckLinks();
+  if (reap_pending_) ReapLinks();
+  if (timers_dirty_) {
+    timers_dirty_ = false;
+    next_timers_ = TimersDeadline(now);
+  }
+}
+
+void Engine::PollLink(Link& link, bool monitor) {
+  if (monitor) {
+    int events = 0;
+    try {
+      events = link.monitor.get(zmq::sockopt::events);
+    } catch (const zmq::error_t& e) {
+      return;  // EINTR: the next sweep looks again
+    }
+    if (events & ZMQ_POLLIN) DrainMonitor(link);
+    return;
+  }
+  int events = 0;
+  try {
+    absl::MutexLock lock(&link_mu_);
+    events = link.dealer.get(zmq::sockopt::events);
+  } catch (const zmq::error_t& e) {
+    return;
+  }
+  if (events & ZMQ_POLLIN) DrainLink(link);
+}
+
+void Engine::RecheckLinks() {
+  if (!links_recheck_.exchange(false)) return;
+  // Collected first: handling an event may add links (never free one).
+  std::vector<Link*> flagged;
+  for (auto& [endpoint, link] : links_) {
+    if (link->recheck.exchange(false)) flagged.push_back(link.get());
+  }
+  for (Link* link : flagged) {
+    if (!link->closing) PollLink(*link, /*monitor=*/true);
+    if (!link->closing) PollLink(*link, /*monitor=*/false);
+  }
+  // The sends in DrainLink (HELLOs) set flags again; they are looked at
+  // after the next wake-up, within kRecheckDelay.
 }
 
 void Engine::SweepLinks() {
@@ -538,6 +714,7 @@ void Engine::BumpStateVersion() {
   hello_wire_.clear();
   BroadcastHello();
   next_beacon_ = Now();  // the beacon carries the new version at once too
+  timers_dirty_ = true;
 }
 
 const PeerInfo* Engine::FindPeer(const NodeId& id) const {
@@ -574,6 +751,9 @@ std::shared_ptr<Plugin> Engine::PluginOwning(uint16_t kind) const {
 }
 
 void Engine::Dispatch(std::vector<PeerEvent> events) {
+  // A peer that joined, dropped or went suspect may have an earlier
+  // liveness deadline than the loop planned for.
+  if (!events.empty()) timers_dirty_ = true;
   for (PeerEvent& event : events) {
     const PeerInfo& p = event.peer;
     FABRIC_LOG(kInfo, kNode, "FAB-PEER-", PeerEventTypeName(event.type), " ",
@@ -598,11 +778,15 @@ void Engine::Dispatch(std::vector<PeerEvent> events) {
       counters_.peers_left.fetch_add(1, std::memory_order_relaxed);
       // The id stays bound to its key while tombstoned (CheckRoster prunes
       // it after): a peer declared dead and back keeps its identity.
+      // A seed's link is closed too, and remade by the timers
+      // (RetryRefused): its new handshake sends HELLO and HELLO_REQUEST,
+      // so a seed that buried us while we were cut off hears from us
+      // again. An idle link kept open would carry nothing that heals it.
       Link* link = FindLink(p.mailbox_endpoint);
       if (link != nullptr && link->peer == p.id) {
         link->peer.reset();
         SyncDirect(*link);
-        if (!link->seed) CloseLink(*link);
+        CloseLink(*link);
       }
     }
     for (auto& plugin : plugins_) plugin->OnPeerEvent(*this, event);

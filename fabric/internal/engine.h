@@ -58,6 +58,14 @@ struct Link {
   // Written by any sender, read by the heartbeat timer: relaxed atomics.
   std::atomic<int64_t> last_sent_ns{0};
   std::atomic<uint64_t> direct_sent{0};  // not yet added to the peer table
+  // Set by every send. A send runs libzmq's command processing on the
+  // sending thread, which may consume the signal (ZMQ_FD) that would have
+  // woken the engine for an inbound message, so the engine looks at such
+  // a link's DEALER itself (Engine::RecheckLinks).
+  std::atomic<bool> recheck{false};
+  // The ZMQ_FDs of `dealer` and `monitor`, watched by the engine's epoll.
+  int dealer_fd = -1;
+  int monitor_fd = -1;
 };
 
 // Thread safety: `Post`, `SendDirect`, `Close`, `Join`, `Stats` and the
@@ -128,13 +136,31 @@ class Engine : public NodeContext {
         messages_unauthenticated{0}, messages_key_mismatch{0},
         messages_revoked_key{0}, gossip_unkeyed{0}, handshakes_failed_auth{0},
         handshakes_failed_protocol{0}, handshakes_failed_other{0},
-        roster_reloads{0}, roster_reload_errors{0}, keys_revoked{0};
+        roster_reloads{0}, roster_reload_errors{0}, keys_revoked{0},
+        loop_wakeups{0};
   };
 
   Engine(NodeOptions options, NodeId id);
 
   void Run();
   void RunOnce();
+  // The time the loop must wake by (before kMaxWait caps it).
+  absl::Time NextWake(absl::Time now) const;
+  // The earliest of the core timers: beacon, gossip, roster check, peer
+  // liveness (PeerTable::NextDeadline), heartbeats, stale links, backoffs.
+  // Never earlier than just after `now`: a deadline that running the timers
+  // could not clear (a PING the HWM refused) is tried again a slot later,
+  // not in a spin.
+  absl::Time TimersDeadline(absl::Time now) const;
+  // epoll registration of `fd` under `tag` (engine.cc); false on error,
+  // logged.
+  bool Watch(int op, int fd, uint64_t tag, uint32_t events);
+  bool MailboxReadable();
+  // Handles what libzmq signalled on a link's monitor or DEALER.
+  void PollLink(Link& link, bool monitor);
+  // Looks at the monitor and DEALER of every link whose `recheck` is set.
+  void RecheckLinks();
+  // Polls every link (a slow safety net under the event-driven path).
   void SweepLinks();
   void Shutdown();
   void DrainCommands();
@@ -151,7 +177,8 @@ class Engine : public NodeContext {
   void HandleHello(const NodeId& sender, absl::string_view body,
                    absl::string_view key);
   void HandleGossip(const NodeId& sender, absl::string_view body);
-  void DrainBeacons();
+  // Returns how many datagrams it read.
+  size_t DrainBeacons();
   void HandleBeacon(const discovery::Datagram& datagram);
   // Secure mode: only a v2 beacon that passes every check (protocol.md,
   // "Beacon v2") reaches the plaintext rules; v1 is counted and dropped.
@@ -214,6 +241,9 @@ class Engine : public NodeContext {
   std::string mailbox_endpoint_;
   uint16_t mailbox_port_ = 0;
   int wake_fd_ = -1;
+  // The loop waits on this: the wake eventfd, the mailbox's and every
+  // link's ZMQ_FD, and the beacon socket.
+  int epoll_fd_ = -1;
 
   zmq::context_t ctx_;
   // Secure mode (null otherwise). The ZAP handler is declared after the
@@ -249,8 +279,22 @@ class Engine : public NodeContext {
   absl::flat_hash_map<uint16_t, Plugin*> kind_owner_;
   absl::Time next_beacon_;
   absl::Time next_gossip_;
-  absl::Time next_sweep_;
   absl::Time next_roster_check_;
+  // When OnTimers runs next (TimersDeadline as of its last computation);
+  // `timers_dirty_` asks for a recomputation because something may have
+  // moved a deadline earlier (a peer joined or dropped, a link was made,
+  // a handshake refused).
+  absl::Time next_timers_;
+  absl::Duration slot_;  // the core timers' grid (engine.cc, kMaxTimerSlot)
+  bool timers_dirty_ = true;
+  absl::Time next_plugin_tick_;
+  absl::Time next_full_sweep_;
+  // The beacon socket is left out of the wait until then after a wake-up
+  // it caused (kBeaconBatch); InfiniteFuture while it is watched.
+  absl::Time beacon_rearm_at_ = absl::InfiniteFuture();
+  bool reap_pending_ = false;  // a link was closed: ReapLinks
+  // Some link has `recheck` set (written by any sending thread).
+  std::atomic<bool> links_recheck_{false};
   // Secure mode, engine thread only: the roster as last loaded, the key
   // each peer's first HELLO came under, and endpoints backing off after a
   // refused handshake.

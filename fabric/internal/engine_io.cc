@@ -266,18 +266,20 @@ void Engine::HandleGossip(const NodeId& sender, absl::string_view body) {
   }
 }
 
-void Engine::DrainBeacons() {
-  for (int i = 0; i < kMaxBatch; ++i) {
+size_t Engine::DrainBeacons() {
+  size_t read = 0;
+  for (; read < static_cast<size_t>(kMaxBatch); ++read) {
     absl::StatusOr<std::optional<discovery::Datagram>> datagram =
         beacon_->Receive();
     if (!datagram.ok()) {
       FABRIC_LOG(kWarning, kDiscovery, "FAB-BEACON-RECV ",
                  datagram.status().ToString());
-      return;
+      break;
     }
-    if (!datagram->has_value()) return;
+    if (!datagram->has_value()) break;
     HandleBeacon(**datagram);
   }
+  return read;
 }
 
 void Engine::HandleBeacon(const discovery::Datagram& datagram) {
@@ -385,7 +387,7 @@ void Engine::ActOnBeacon(const discovery::Beacon& beacon_in,
     EnsureLink(endpoint, /*seed=*/false, key);
     return;
   }
-  if (LinkOf(beacon->id) == nullptr && known->mailbox_endpoint == endpoint) {
+  if (known->mailbox_endpoint == endpoint && LinkOf(beacon->id) == nullptr) {
     // Its link was closed for a key change or a refusal: make it again
     // (EnsureLink honours the backoff).
     Link* link = EnsureLink(endpoint, /*seed=*/false, key);
@@ -431,6 +433,9 @@ void Engine::DrainLink(Link& link) {
     }
     SendHello(link);
   }
+  // Cut short: the pipe is not empty, so ZMQ_FD will not signal again.
+  link.recheck.store(true);
+  links_recheck_.store(true);
 }
 
 void Engine::DrainMonitor(Link& link) {
@@ -460,6 +465,7 @@ void Engine::DrainMonitor(Link& link) {
       backoff_.erase(link.endpoint);
       link.handshake_failures = 0;
       link.connected = true;
+      timers_dirty_ = true;  // heartbeats are due on it from now
       if (link.peer.has_value()) peers_.OnConnected(*link.peer);
       SendHello(link);  // HELLO is the first message on every connection
       if (!link.peer.has_value()) {
@@ -476,13 +482,26 @@ void Engine::DrainMonitor(Link& link) {
       // Only now may other threads send on it: HELLO goes first.
       SyncDirect(link);
     } else if (id == ZMQ_EVENT_DISCONNECTED) {
+      // libzmq also reports a connection whose handshake failed or timed
+      // out as disconnected. Only a link that was up going down starts the
+      // peer's reconnect grace: a failed attempt says nothing new about the
+      // peer (its beacons and messages still do), and under a burst of
+      // CURVE handshakes on a loaded host it made live peers "dead".
+      const bool was_connected = link.connected;
+      FABRIC_LOG(kDebug, kNode, "FAB-LINK-DOWN ", options_.name, " -> ",
+                 link.endpoint,
+                 was_connected ? " (was up)" : " (handshake never finished)");
       link.connected = false;
       SyncDirect(link);
-      if (link.peer.has_value()) {
+      if (was_connected && link.peer.has_value()) {
         Dispatch(peers_.OnDisconnected(*link.peer, Now()));
+        timers_dirty_ = true;  // the reconnect grace
       }
     }
   }
+  // Cut short: the pipe is not empty, so ZMQ_FD will not signal again.
+  link.recheck.store(true);
+  links_recheck_.store(true);
 }
 
 void Engine::RequestHello(absl::string_view routing_id) {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Outbound side of the engine: one DEALER link per peer mailbox, HELLOs,
 // heartbeats, beacons, gossip and the timers that drive them.
+#include <sys/epoll.h>
 #include <zmq.h>
 
 #include <algorithm>
@@ -99,7 +100,31 @@ Link* Engine::EnsureLink(const std::string& endpoint, bool seed,
   link->last_sent_ns.store(absl::ToUnixNanos(link->created_at),
                            std::memory_order_relaxed);
   Link* raw = link.get();
+  // Watched from now on: handshakes, drops and HELLO_REQUESTs wake the loop.
+  try {
+    raw->dealer_fd = raw->dealer.get(zmq::sockopt::fd);
+    raw->monitor_fd = raw->monitor.get(zmq::sockopt::fd);
+  } catch (const zmq::error_t& e) {
+    FABRIC_LOG(kWarning, kNode, "FAB-LINK-FAILED ", options_.name,
+               " ZMQ_FD: ", e.what());
+    return nullptr;
+  }
+  const uint64_t tag = reinterpret_cast<uintptr_t>(raw);
+  if (!Watch(EPOLL_CTL_ADD, raw->dealer_fd, tag, EPOLLIN)) {
+    return nullptr;  // logged; the sockets close with `link`
+  }
+  if (!Watch(EPOLL_CTL_ADD, raw->monitor_fd, tag | 1, EPOLLIN)) {
+    // The reaper closes a socket's ZMQ_FD later than zmq_close: leave no
+    // entry that could name the freed link.
+    (void)Watch(EPOLL_CTL_DEL, raw->dealer_fd, 0, 0);
+    return nullptr;
+  }
   links_[endpoint] = std::move(link);
+  timers_dirty_ = true;  // a stale-link deadline
+  // A new pipe signals nothing until its reader first found it empty:
+  // look once (RecheckLinks) so the first event wakes the loop.
+  raw->recheck.store(true);
+  links_recheck_.store(true);
   return raw;
 }
 
@@ -146,6 +171,7 @@ void Engine::OnHandshakeFailed(Link& link, uint16_t event, int32_t value) {
     Dispatch(peers_.OnDisconnected(*link.peer, now));
   }
   CloseLink(link);
+  timers_dirty_ = true;  // the backoff's end
 }
 
 void Engine::RetryRefused(absl::Time now) {
@@ -271,6 +297,8 @@ absl::Status Engine::CheckRoster(bool force) {
 
 void Engine::CloseLink(Link& link) {
   link.closing = true;
+  reap_pending_ = true;
+  timers_dirty_ = true;  // a seed's link is remade by the timers
   SyncDirect(link);
 }
 
@@ -280,6 +308,7 @@ void Engine::SyncDirect(Link& link) {
     want = link.peer;
   }
   if (want == link.direct_key) return;
+  timers_dirty_ = true;  // its PINGs start or stop
   const std::optional<NodeId> had = link.direct_key;
   uint64_t direct = 0;
   {
@@ -300,12 +329,18 @@ void Engine::SyncDirect(Link& link) {
 }
 
 void Engine::ReapLinks() {
+  reap_pending_ = false;
   for (auto it = links_.begin(); it != links_.end();) {
     if (it->second->closing) {
       // Closing links are out of direct_ (CloseLink), so no other thread
       // can reach this one. Stop monitoring first so libzmq does not queue
       // events nobody reads.
-      zmq_socket_monitor(it->second->dealer.handle(), nullptr, 0);
+      Link& link = *it->second;
+      zmq_socket_monitor(link.dealer.handle(), nullptr, 0);
+      // Before the sockets close: libzmq's reaper closes a ZMQ_FD later,
+      // and may signal it meanwhile.
+      (void)Watch(EPOLL_CTL_DEL, link.dealer_fd, 0, 0);   // logged
+      (void)Watch(EPOLL_CTL_DEL, link.monitor_fd, 0, 0);  // logged
       links_.erase(it++);
     } else {
       ++it;
@@ -314,6 +349,9 @@ void Engine::ReapLinks() {
 }
 
 absl::Status Engine::SendLocked(Link& link, absl::string_view wire) {
+  // Whatever happens, libzmq may process the socket's commands here.
+  link.recheck.store(true);
+  links_recheck_.store(true);
   try {
     if (!link.dealer.send(zmq::buffer(wire.data(), wire.size()),
                           zmq::send_flags::dontwait)) {
@@ -356,7 +394,9 @@ absl::Status Engine::SendDirect(const NodeId& peer, uint16_t kind,
                                                     ": ", sent.message()));
     }
     // Still under the lock: the link cannot be reaped before this.
-    link->last_sent_ns.store(absl::GetCurrentTimeNanos(),
+    // The engine's clock (thread-safe), which heartbeats compare with: the
+    // wall clock may step.
+    link->last_sent_ns.store(absl::ToUnixNanos(clock_->Now()),
                              std::memory_order_relaxed);
     link->direct_sent.fetch_add(1, std::memory_order_relaxed);
   }
@@ -456,7 +496,9 @@ void Engine::SendGossip(const NodeId& to,
 void Engine::OnTimers(absl::Time now) {
   if (beacon_ && now >= next_beacon_) {
     SendBeacon(/*leaving=*/false);
-    next_beacon_ = now + options_.beacon_interval;
+    // From the due time, not `now`: the loop wakes on slot boundaries, and
+    // `now + interval` would round up to the next slot every period.
+    next_beacon_ = std::max(next_beacon_ + options_.beacon_interval, now);
   }
   std::string ping;  // encoded on first use: most iterations send none
   for (auto& [endpoint, link] : links_) {
@@ -466,8 +508,10 @@ void Engine::OnTimers(absl::Time now) {
       if (direct > 0) peers_.OnSent(*link->peer, direct);
       const absl::Time last_sent = absl::FromUnixNanos(
           link->last_sent_ns.load(std::memory_order_relaxed));
+      // A slot early rather than a slot late: the loop wakes on slot
+      // boundaries, after the exact due time.
       if (link->connected && !BeaconsReach(*link->peer) &&
-          now - last_sent >= options_.heartbeat_interval) {
+          now - last_sent >= options_.heartbeat_interval - slot_) {
         if (ping.empty()) {
           ping = EncodeEnvelope(MessageKind::kPing, id_,
                                 EncodePing(state_version_));
@@ -501,7 +545,7 @@ void Engine::OnTimers(absl::Time now) {
     // nodes that joined through different seeds still find each other. In a
     // beacon mode only seeds-mode peers need it: they hear no beacons, so
     // this is how they learn of nodes that join after them.
-    next_gossip_ = now + options_.beacon_interval;
+    next_gossip_ = std::max(next_gossip_ + options_.beacon_interval, now);
     std::vector<PeerInfo> peers = peers_.Snapshot();
     if (options_.discovery != DiscoveryMode::kSeeds) {
       const absl::string_view seeds = DiscoveryModeName(DiscoveryMode::kSeeds);
@@ -515,7 +559,31 @@ void Engine::OnTimers(absl::Time now) {
       SendGossip(target.id, GossipList(target.id));
     }
   }
-  for (auto& plugin : plugins_) plugin->OnTick(*this, now);
+}
+
+absl::Time Engine::TimersDeadline(absl::Time now) const {
+  absl::Time next = std::min(next_gossip_, peers_.NextDeadline());
+  if (beacon_) next = std::min(next, next_beacon_);
+  if (security_) next = std::min(next, next_roster_check_);
+  for (const auto& [endpoint, link] : links_) {
+    if (link->closing) continue;
+    if (link->peer.has_value()) {
+      // A PING is due after a heartbeat interval without sends (earlier
+      // than that if other threads sent meanwhile: we wake and look).
+      if (link->connected && !BeaconsReach(*link->peer)) {
+        next = std::min(next, absl::FromUnixNanos(link->last_sent_ns.load(
+                                  std::memory_order_relaxed)) +
+                                  options_.heartbeat_interval - slot_);
+      }
+    } else if (!link->seed) {
+      next = std::min(next, link->created_at + options_.dead_timeout);
+    }
+  }
+  for (const auto& [endpoint, b] : backoff_) {
+    // An ended backoff stays while its link is retried; it needs no timer.
+    if (b.until > now) next = std::min(next, b.until);
+  }
+  return std::max(next, now + absl::Milliseconds(1));
 }
 
 }  // namespace fabric::node_internal

@@ -38,6 +38,9 @@ void ApplyZmtpHeartbeat(zmq::socket_t& s, const SocketProfile& p) {
   s.set(zmq::sockopt::heartbeat_ivl, Millis(p.zmtp_heartbeat));
   s.set(zmq::sockopt::heartbeat_timeout, Millis(p.zmtp_timeout));
   s.set(zmq::sockopt::heartbeat_ttl, Millis(2 * p.zmtp_heartbeat));
+  if (p.tcp_maxrt > absl::ZeroDuration()) {
+    s.set(zmq::sockopt::tcp_maxrt, Millis(p.tcp_maxrt));
+  }
 }
 
 absl::StatusOr<zmq::socket_t> MakeMailbox(zmq::context_t& ctx,

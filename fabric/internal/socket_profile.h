@@ -22,6 +22,10 @@ struct SocketProfile {
   absl::Duration linger;
   absl::Duration zmtp_heartbeat;  // ZMTP PING interval on TCP links
   absl::Duration zmtp_timeout;    // connection dropped after this silence
+  // If set, a connection whose sent data stays unacknowledged this long is
+  // dropped by the kernel (ZMQ_TCP_MAXRT, TCP_USER_TIMEOUT on Linux): a
+  // half-open link is found without waking anyone.
+  absl::Duration tcp_maxrt = absl::ZeroDuration();
 };
 
 // Options every socket gets: linger, maximum message size, handshake

@@ -262,6 +262,7 @@ void BindNode(py::module_& m) {
       .def_readonly("peers_joined", &fabric::NodeStats::peers_joined)
       .def_readonly("peers_left", &fabric::NodeStats::peers_left)
       .def_readonly("local_stalls", &fabric::NodeStats::local_stalls)
+      .def_readonly("loop_wakeups", &fabric::NodeStats::loop_wakeups)
       .def_readonly("beacons_unauthenticated",
                     &fabric::NodeStats::beacons_unauthenticated)
       .def_readonly("beacons_unknown_key_id",

@@ -43,6 +43,7 @@ class NodeStats:
     peers_joined: int
     peers_left: int
     local_stalls: int
+    loop_wakeups: int
     beacons_unauthenticated: int
     beacons_unknown_key_id: int
     beacons_bad_mac: int
