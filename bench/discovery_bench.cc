@@ -6,6 +6,7 @@
 //
 //   discovery_bench [--nodes 10,50,100] [--runs 3] [--kill-reps 5]
 //                   [--stop-reps 3] [--traffic-seconds 10] [--secure]
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -341,7 +342,54 @@ struct MeshSample {
   double from_first = INFINITY;
   double from_last = INFINITY;
   double spawn_span = 0;
+  double idle_cores = NAN;  // CPU of the whole meshed cluster, at rest
 };
+
+// CPU time used so far by every thread of `pid` (schedstat: nanoseconds on
+// the CPU), or 0 once it is gone.
+int64_t ProcessCpuNanos(pid_t pid) {
+  int64_t total = 0;
+  const std::string dir = absl::StrCat("/proc/", pid, "/task");
+  DIR* tasks = opendir(dir.c_str());
+  if (tasks == nullptr) return 0;
+  while (const dirent* entry = readdir(tasks)) {
+    if (entry->d_name[0] == '.') continue;
+    const std::string path =
+        absl::StrCat(dir, "/", entry->d_name, "/schedstat");
+    const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    char buf[128];
+    const ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0) continue;
+    const absl::string_view text(buf, static_cast<size_t>(n));
+    int64_t ns = 0;
+    if (absl::SimpleAtoi(text.substr(0, text.find(' ')), &ns)) total += ns;
+  }
+  closedir(tasks);
+  return total;
+}
+
+// The cores a meshed, idle cluster keeps busy: its CPU over a window after
+// it settled, divided by the window.
+double IdleCores(Cluster& cluster) {
+  constexpr absl::Duration kSettle = absl::Seconds(3);
+  constexpr absl::Duration kWindow = absl::Seconds(5);
+  cluster.Drain(kSettle);
+  auto total = [&] {
+    int64_t sum = 0;
+    for (const NodeProcess& p : cluster.nodes()) {
+      if (p.alive) sum += ProcessCpuNanos(p.pid);
+    }
+    return sum;
+  };
+  const int64_t before = total();
+  const absl::Time start = absl::Now();
+  cluster.Drain(kWindow);
+  const int64_t after = total();
+  return static_cast<double>(after - before) / 1e9 /
+         absl::ToDoubleSeconds(absl::Now() - start);
+}
 
 absl::StatusOr<MeshSample> MeshOnce(int n) {
   Cluster cluster(static_cast<size_t>(n));
@@ -359,6 +407,7 @@ absl::StatusOr<MeshSample> MeshOnce(int n) {
     const absl::Time meshed = cluster.LatestPeersSince();
     sample.from_first = absl::ToDoubleSeconds(meshed - first);
     sample.from_last = absl::ToDoubleSeconds(meshed - last);
+    sample.idle_cores = IdleCores(cluster);
   } else {
     int done = 0;
     for (const NodeProcess& p : cluster.nodes()) done += p.peers == n - 1;
@@ -370,22 +419,31 @@ absl::StatusOr<MeshSample> MeshOnce(int n) {
 
 absl::Status RunMesh(const Flags& flags, std::vector<Row>& rows) {
   for (int n : flags.nodes) {
+    // The target counts from the last start (issues 17 and 23): spawning
+    // 100 processes alone takes seconds on a 2-core machine.
     Row first{absl::StrFormat("mesh N=%d, from first spawn", n),
               {},
               "s",
-              n == 100 ? "< 3 s" : "-",
+              "-",
               nullptr};
-    if (n == 100) first.pass = [](double v) { return v < 3.0; };
     Row last{absl::StrFormat("mesh N=%d, from last spawn", n),
              {},
              "s",
-             "-",
+             n >= 100 ? "< 3 s" : "-",
              nullptr};
+    if (n >= 100) last.pass = [](double v) { return v < 3.0; };
     Row span{absl::StrFormat("mesh N=%d, spawn time (first..last)", n),
              {},
              "s",
              "-",
              nullptr};
+    // Issue 23: 100 idle nodes together under a tenth of a core.
+    Row idle{absl::StrFormat("idle CPU, N=%d meshed nodes", n),
+             {},
+             "cores",
+             n == 100 ? "< 0.1" : "-",
+             nullptr};
+    if (n == 100) idle.pass = [](double v) { return v < 0.1; };
     for (int run = 0; run < flags.runs; ++run) {
       absl::StatusOr<MeshSample> s = MeshOnce(n);
       if (!s.ok()) return s.status();
@@ -394,10 +452,12 @@ absl::Status RunMesh(const Flags& flags, std::vector<Row>& rows) {
       first.samples.push_back(s->from_first);
       last.samples.push_back(s->from_last);
       span.samples.push_back(s->spawn_span);
+      if (!std::isnan(s->idle_cores)) idle.samples.push_back(s->idle_cores);
     }
     rows.push_back(std::move(first));
     rows.push_back(std::move(last));
     rows.push_back(std::move(span));
+    rows.push_back(std::move(idle));
   }
   return absl::OkStatus();
 }
