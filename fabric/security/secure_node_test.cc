@@ -197,6 +197,74 @@ TEST_F(SecureNodeTest, UnknownKeyIsRefusedBothWays) {
   EXPECT_FALSE(Sees(*a, "intruder"));
 }
 
+// S2 at volume: 1,000 connections under 1,000 unknown keys each send a
+// message to a member's mailbox. Every handshake is refused by ZAP and not
+// one message arrives; the same message under a roster key (the control)
+// does arrive.
+TEST_F(SecureNodeTest, AThousandUnknownKeysGetNoMessageIn) {
+  constexpr int kStrangers = 1000;
+  constexpr int kBatch = 100;  // sockets open at once
+  keys_.AddMember("a");
+  keys_.AddMember("member");
+  std::unique_ptr<Node> a = Start(Options("a"));
+  ASSERT_TRUE(a);
+  absl::StatusOr<security::CurveKeypair> a_keys =
+      security::LoadKeyFile(keys_.key_file("a"));
+  ASSERT_TRUE(a_keys.ok()) << a_keys.status();
+  // Any well-formed message: a PING from a node nobody knows.
+  const std::string message =
+      EncodeEnvelope(MessageKind::kPing, NodeId::Random(), EncodePing(1));
+  const NodeStats before = a->Stats();
+  zmq::context_t ctx(1);
+  ctx.set(zmq::ctxopt::max_sockets, 4 * kBatch);
+  for (int done = 0; done < kStrangers; done += kBatch) {
+    std::vector<zmq::socket_t> sockets;
+    for (int i = 0; i < kBatch; ++i) {
+      absl::StatusOr<security::CurveKeypair> stranger =
+          security::GenerateKeypair("stranger");
+      ASSERT_TRUE(stranger.ok()) << stranger.status();
+      zmq::socket_t& dealer =
+          sockets.emplace_back(ctx, zmq::socket_type::dealer);
+      dealer.set(zmq::sockopt::linger, 0);
+      ASSERT_TRUE(
+          security::ApplyCurveClient(dealer, *stranger, a_keys->public_key)
+              .ok());
+      dealer.connect(a->mailbox_endpoint());
+      // Queued until the handshake, which never completes: dropped.
+      ASSERT_TRUE(dealer.send(zmq::buffer(message), zmq::send_flags::dontwait));
+    }
+    const uint64_t want = before.zap_denied + done + kBatch;
+    ASSERT_TRUE(testing::WaitUntil(
+        [&] { return a->Stats().zap_denied >= want; }, absl::Seconds(60)))
+        << "denied " << a->Stats().zap_denied - before.zap_denied << " of "
+        << done + kBatch;
+  }
+  NodeStats after = a->Stats();
+  EXPECT_GE(after.zap_denied - before.zap_denied, uint64_t{kStrangers});
+  EXPECT_EQ(after.zap_allowed, before.zap_allowed);
+  EXPECT_EQ(after.messages_received, before.messages_received);
+  EXPECT_EQ(after.messages_unknown_sender, before.messages_unknown_sender);
+  EXPECT_EQ(PeerCount(*a), 0u);
+
+  // The control: the same message under a roster key gets in.
+  absl::StatusOr<security::CurveKeypair> member =
+      security::LoadKeyFile(keys_.key_file("member"));
+  ASSERT_TRUE(member.ok()) << member.status();
+  zmq::socket_t dealer(ctx, zmq::socket_type::dealer);
+  dealer.set(zmq::sockopt::linger, 0);
+  ASSERT_TRUE(
+      security::ApplyCurveClient(dealer, *member, a_keys->public_key).ok());
+  dealer.connect(a->mailbox_endpoint());
+  ASSERT_TRUE(dealer.send(zmq::buffer(message), zmq::send_flags::dontwait));
+  EXPECT_TRUE(testing::WaitUntil(
+      [&] {
+        return a->Stats().messages_unknown_sender >
+               before.messages_unknown_sender;
+      },
+      absl::Seconds(10)));
+  EXPECT_EQ(a->Stats().zap_allowed, before.zap_allowed + 1);
+}
+
 // S3: a plaintext node and a secure one, same cluster and beacon port,
 // never meet, and each counts the other's beacons.
 TEST_F(SecureNodeTest, PlaintextAndSecureNeverMeet) {
