@@ -1,0 +1,92 @@
+// SPDX-License-Identifier: Apache-2.0
+// `AckedIds`: the worker's dedup memory, the ids of the tasks it acked
+// recently, so that a redelivery is acked again without running. Part of
+// `WorkerLedger`. Ids are kept per producer as ranges of seqs (`SeqRanges`)
+// and, for expiry, as a log of runs in ack order: a run is consecutive
+// seqs of one producer acked one after the other, so a worker acking its
+// tasks in order keeps a few entries however many it acks (issue 23: the
+// hash set and per-id log this replaces took ~80 bytes per id).
+//
+// Expiry, at each `Prune(now)`:
+// - By count: at most `max` ids are kept; the oldest acks go first, in
+//   exactly the order they were added.
+// - By age: an id goes once `window` has passed since its ack. A run
+//   carries one date, that of its first ack, and takes further acks only
+//   within `window / 256` of it; so an id is never forgotten before
+//   `window` has passed, and forgotten at most `window / 256` later (1.2 s
+//   at the default 5 min).
+// So an id added within `window` of `now` and among the last `max` added
+// is still here after `Prune(now)`.
+//
+// Thread safety: thread-compatible.
+#ifndef PATTERNS_WORK_QUEUE_INTERNAL_ACKED_IDS_H_
+#define PATTERNS_WORK_QUEUE_INTERNAL_ACKED_IDS_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <utility>
+#include <vector>
+
+#include "absl/container/node_hash_map.h"
+#include "absl/hash/hash.h"
+#include "absl/time/time.h"
+#include "fabric/base/node_id.h"
+#include "patterns/work_queue/internal/seq_ranges.h"
+
+namespace fabric::wq {
+
+class AckedIds {
+ public:
+  // `max` may be 0 (then `Prune` forgets everything).
+  AckedIds(absl::Duration window, size_t max);
+
+  // Not movable either: the containers point at `heap_bytes_`.
+  AckedIds(const AckedIds&) = delete;
+  AckedIds& operator=(const AckedIds&) = delete;
+
+  // Remembers `producer`:`seq`, acked at `at`. Returns false (and changes
+  // nothing) if it is remembered already: its first ack dates it.
+  bool Add(absl::Time at, const NodeId& producer, uint64_t seq);
+  bool Contains(const NodeId& producer, uint64_t seq) const;
+  // The seqs remembered for `producer`, or null if none. Valid until the
+  // next `Add` or `Prune`.
+  const SeqRanges* Find(const NodeId& producer) const;
+  // Forgets ids by count and by age (see the file comment). Returns the
+  // producers of which nothing is remembered any more.
+  std::vector<NodeId> Prune(absl::Time now);
+
+  uint64_t size() const { return size_; }  // ids remembered
+  // The heap bytes held (containers' allocations, not malloc's overhead).
+  size_t heap_bytes() const { return heap_bytes_; }
+  size_t runs() const { return runs_.size(); }
+
+ private:
+  using Producers = absl::node_hash_map<
+      NodeId, SeqRanges, absl::Hash<NodeId>, std::equal_to<NodeId>,
+      CountingAllocator<std::pair<const NodeId, SeqRanges>>>;
+  // Seqs `first` .. `first + count - 1` of one producer, acked in that
+  // order, the first at `at_unix_ns` and the others within `slack_` of it.
+  struct Run {
+    Producers::value_type* producer;  // node_hash_map: stable until erased
+    uint64_t first;
+    uint64_t count;
+    int64_t at_unix_ns;  // 8 bytes where an absl::Time takes 16
+  };
+
+  // Drops the `n` oldest ids of the front run.
+  void ForgetFront(uint64_t n);
+
+  const absl::Duration window_;
+  const absl::Duration slack_;  // window_ / 256
+  const size_t max_;
+  size_t heap_bytes_ = 0;  // declared before the containers that count it
+  Producers producers_;
+  std::deque<Run, CountingAllocator<Run>> runs_;  // oldest first
+  uint64_t size_ = 0;
+};
+
+}  // namespace fabric::wq
+
+#endif  // PATTERNS_WORK_QUEUE_INTERNAL_ACKED_IDS_H_
