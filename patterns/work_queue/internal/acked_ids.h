@@ -2,15 +2,17 @@
 // `AckedIds`: the worker's dedup memory, the ids of the tasks it acked
 // recently, so that a redelivery is acked again without running. Part of
 // `WorkerLedger`. Ids are kept per producer as ranges of seqs (`SeqRanges`)
-// and, for expiry, as a log of runs in ack order: a run is consecutive
-// seqs of one producer acked one after the other, so a worker acking its
-// tasks in order keeps a few entries however many it acks (issue 23: the
-// hash set and per-id log this replaces took ~80 bytes per id).
+// and, for expiry, as a log in ack order: chunks of acks of one producer,
+// each ack stored as its distance from the one before (a byte for a task
+// finished a few places out of order) and a run of consecutive seqs as
+// one count. So a worker acking in order keeps a few bytes however many it
+// acks, and one with several handler threads about a byte per ack (issue
+// 23: the hash set and per-id log this replaces took ~61 bytes per id).
 //
 // Expiry, at each `Prune(now)`:
 // - By count: at most `max` ids are kept; the oldest acks go first, in
 //   exactly the order they were added.
-// - By age: an id goes once `window` has passed since its ack. A run
+// - By age: an id goes once `window` has passed since its ack. A chunk
 //   carries one date, that of its first ack, and takes further acks only
 //   within `window / 256` of it; so an id is never forgotten before
 //   `window` has passed, and forgotten at most `window / 256` later (1.2 s
@@ -60,22 +62,40 @@ class AckedIds {
   uint64_t size() const { return size_; }  // ids remembered
   // The heap bytes held (containers' allocations, not malloc's overhead).
   size_t heap_bytes() const { return heap_bytes_; }
-  size_t runs() const { return runs_.size(); }
+  size_t chunks() const { return log_.size(); }
 
  private:
   using Producers = absl::node_hash_map<
       NodeId, SeqRanges, absl::Hash<NodeId>, std::equal_to<NodeId>,
       CountingAllocator<std::pair<const NodeId, SeqRanges>>>;
-  // Seqs `first` .. `first + count - 1` of one producer, acked in that
-  // order, the first at `at_unix_ns` and the others within `slack_` of it.
-  struct Run {
+  using Bytes = std::vector<uint8_t, CountingAllocator<uint8_t>>;
+  // Acks of one producer, the first at `at_unix_ns` and the others within
+  // `slack_` of it, as ops in `ops` (see acked_ids.cc) written at the back
+  // and read (forgotten) from the front.
+  struct Chunk {
+    Chunk(Producers::value_type* p, uint64_t seq, int64_t at, size_t* bytes)
+        : producer(p),
+          at_unix_ns(at),
+          last_added(seq - 1),  // wraps for seq 0, as the deltas do
+          last_forgotten(seq - 1),
+          ops(CountingAllocator<uint8_t>(bytes)) {}
+
     Producers::value_type* producer;  // node_hash_map: stable until erased
-    uint64_t first;
-    uint64_t count;
-    int64_t at_unix_ns;  // 8 bytes where an absl::Time takes 16
+    int64_t at_unix_ns;               // 8 bytes where an absl::Time takes 16
+    uint64_t count = 0;               // ids added, not yet forgotten
+    uint64_t last_added;
+    uint64_t open_run = 0;  // consecutive seqs added, not yet in `ops`
+    uint64_t last_forgotten;
+    uint64_t run_left = 0;  // of the run op being forgotten
+    size_t read = 0;        // next op to forget
+    Bytes ops;
   };
 
-  // Drops the `n` oldest ids of the front run.
+  // Appends `seq` to the back chunk.
+  static void Append(Chunk& c, uint64_t seq);
+  // Writes the back chunk's open run into its ops.
+  static void CloseRun(Chunk& c);
+  // Drops the `n` oldest ids of the front chunk (n <= its count).
   void ForgetFront(uint64_t n);
 
   const absl::Duration window_;
@@ -83,7 +103,7 @@ class AckedIds {
   const size_t max_;
   size_t heap_bytes_ = 0;  // declared before the containers that count it
   Producers producers_;
-  std::deque<Run, CountingAllocator<Run>> runs_;  // oldest first
+  std::deque<Chunk, CountingAllocator<Chunk>> log_;  // oldest first
   uint64_t size_ = 0;
 };
 
