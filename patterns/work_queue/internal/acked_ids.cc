@@ -8,12 +8,14 @@ namespace fabric::wq {
 namespace {
 
 // A chunk's ops, each a varint (7 bits a byte, low first):
-//   v != 0      one id, at distance unzigzag(v) from the one before
+//   v != 0      one id of the current slot's producer, at distance
+//               unzigzag(v) from that producer's previous id in the chunk
 //               (modulo 2^64: a task finished out of order goes back)
-//   0, n - 2    a run of n >= 2 ids, each the seq after the one before
-// "The one before" is the previous id of the chunk in ack order; for the
-// first, the chunk starts from its first seq - 1. A distance is never 0
-// (a remembered id is not added again), which frees 0 to mark runs.
+//   0, 2k       a run of k + 2 ids, each the seq after the one before
+//   0, 2k + 1   the current slot is now slot k
+// A chunk starts at slot 0; a slot's first id is its first seq's distance
+// from that seq - 1. A distance is never 0 (an id is added again only
+// after it was forgotten: a new chunk then), which frees 0 as a marker.
 
 void PutVarint(std::vector<uint8_t, CountingAllocator<uint8_t>>& out,
                uint64_t v) {
@@ -56,42 +58,67 @@ bool AckedIds::Add(absl::Time at, const NodeId& producer, uint64_t seq) {
   auto [it, inserted] = producers_.try_emplace(producer, &heap_bytes_);
   if (!it->second.Insert(seq)) return false;
   size_++;
-  const int64_t at_ns = absl::ToUnixNanos(at);
+  Producers::value_type* p = &*it;
   if (!log_.empty()) {
     Chunk& back = log_.back();
     const absl::Time dated = absl::FromUnixNanos(back.at_unix_ns);
-    if (back.producer == &*it && seq != back.last_added && at >= dated &&
-        at - dated <= slack_) {
-      Append(back, seq);
-      return true;
+    if (at >= dated && at - dated <= slack_) {
+      size_t slot = 0;
+      while (slot < back.slots.size() && back.slots[slot].producer != p) {
+        slot++;
+      }
+      if (slot == back.slots.size() && slot < kMaxSlots) {
+        back.slots.push_back(Slot{p, seq - 1, seq - 1});
+      }
+      if (slot < back.slots.size() && seq != back.slots[slot].last_added) {
+        if (slot != back_slot_) {
+          CloseRun(back);
+          PutVarint(back.ops, 0);
+          PutVarint(back.ops, 2 * slot + 1);
+          back_slot_ = slot;
+        }
+        Append(back, seq);
+        return true;
+      }
     }
+    CloseRun(back);
   }
-  log_.emplace_back(&*it, seq, at_ns, &heap_bytes_);
-  Append(log_.back(), seq);
+  log_.emplace_back(absl::ToUnixNanos(at), &heap_bytes_);
+  Chunk& c = log_.back();
+  // (seq - 1 wraps for seq 0, as the distances do.)
+  c.slots.push_back(Slot{p, seq - 1, seq - 1});
+  back_slot_ = 0;
+  if (log_.size() == 1) {
+    front_slot_ = 0;
+    front_read_ = 0;
+    run_left_ = 0;
+  }
+  Append(c, seq);
   return true;
 }
 
 void AckedIds::Append(Chunk& c, uint64_t seq) {
+  Slot& slot = c.slots[back_slot_];
   // A run never passes the largest seq: 0 after it is a distance of 1.
-  if (c.last_added != std::numeric_limits<uint64_t>::max() &&
-      seq == c.last_added + 1) {
-    c.open_run++;
+  if (slot.last_added != std::numeric_limits<uint64_t>::max() &&
+      seq == slot.last_added + 1) {
+    open_run_++;
   } else {
     CloseRun(c);
-    PutVarint(c.ops, ZigZag(seq - c.last_added));
+    PutVarint(c.ops, ZigZag(seq - slot.last_added));
   }
-  c.last_added = seq;
+  slot.last_added = seq;
   c.count++;
 }
 
 void AckedIds::CloseRun(Chunk& c) {
-  if (c.open_run == 1) {
+  if (open_run_ == 1) {
     PutVarint(c.ops, ZigZag(1));
-  } else if (c.open_run > 1) {
+  } else if (open_run_ > 1) {
     PutVarint(c.ops, 0);
-    PutVarint(c.ops, c.open_run - 2);
+    PutVarint(c.ops, 2 * (open_run_ - 2));
   }
-  c.open_run = 0;
+  open_run_ = 0;
 }
 
 bool AckedIds::Contains(const NodeId& producer, uint64_t seq) const {
@@ -104,41 +131,53 @@ const SeqRanges* AckedIds::Find(const NodeId& producer) const {
   return it == producers_.end() ? nullptr : &it->second;
 }
 
-void AckedIds::ForgetFront(uint64_t n) {
+void AckedIds::ForgetFront(uint64_t n, std::vector<NodeId>& gone) {
   Chunk& c = log_.front();
   // Every id of a chunk is in its producer's set: added there when the
   // chunk took it, removed only here.
-  SeqRanges& seqs = c.producer->second;
+  auto forget = [&](Slot& slot, uint64_t first, uint64_t k) {
+    slot.producer->second.Erase(first, k);
+    c.count -= k;
+    size_ -= k;
+    if (slot.producer->second.empty()) {
+      // Its slots are read no more: every op of theirs is read.
+      gone.push_back(slot.producer->first);
+      producers_.erase(slot.producer->first);
+    }
+  };
   while (n > 0) {
-    if (c.run_left > 0) {
-      const uint64_t k = std::min(n, c.run_left);
-      seqs.Erase(c.last_forgotten + 1, k);
-      c.last_forgotten += k;
-      c.run_left -= k;
-      c.count -= k;
-      size_ -= k;
+    if (run_left_ > 0) {
+      Slot& slot = c.slots[front_slot_];
+      const uint64_t k = std::min(n, run_left_);
+      const uint64_t first = slot.last_forgotten + 1;
+      slot.last_forgotten += k;
+      run_left_ -= k;
       n -= k;
+      forget(slot, first, k);
       continue;
     }
-    if (c.read == c.ops.size()) {
-      CloseRun(c);                   // what is left is the run still open
-      if (c.read == c.ops.size()) {  // count says otherwise: a bug; stop
-        size_ -= c.count;
-        c.count = 0;
-        return;
-      }
+    if (front_read_ == c.ops.size() && &c == &log_.back()) {
+      CloseRun(c);  // what is left is the run still open
     }
-    const uint64_t v = GetVarint(c.ops, c.read);
+    if (front_read_ == c.ops.size()) {  // count says otherwise: a bug; stop
+      size_ -= c.count;
+      c.count = 0;
+      return;
+    }
+    const uint64_t v = GetVarint(c.ops, front_read_);
     if (v == 0) {
-      c.run_left = GetVarint(c.ops, c.read) + 2;
+      const uint64_t k = GetVarint(c.ops, front_read_);
+      if (k % 2 == 0) {
+        run_left_ = k / 2 + 2;
+      } else if (k / 2 < c.slots.size()) {
+        front_slot_ = static_cast<size_t>(k / 2);
+      }
       continue;
     }
-    const uint64_t seq = c.last_forgotten + UnZigZag(v);
-    seqs.Erase(seq, 1);
-    c.last_forgotten = seq;
-    c.count--;
-    size_--;
+    Slot& slot = c.slots[front_slot_];
+    slot.last_forgotten += UnZigZag(v);
     n--;
+    forget(slot, slot.last_forgotten, 1);
   }
 }
 
@@ -157,12 +196,12 @@ std::vector<NodeId> AckedIds::Prune(absl::Time now) {
     } else {
       break;
     }
-    Producers::value_type* producer = front.producer;
-    ForgetFront(n);
-    if (front.count == 0) log_.pop_front();
-    if (producer->second.empty()) {
-      gone.push_back(producer->first);
-      producers_.erase(producer->first);
+    ForgetFront(n, gone);
+    if (front.count == 0) {
+      log_.pop_front();
+      front_slot_ = 0;
+      front_read_ = 0;
+      run_left_ = 0;
     }
   }
   // A deque keeps the block map it grew to; a worker gone idle gives it

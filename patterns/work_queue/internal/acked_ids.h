@@ -2,12 +2,13 @@
 // `AckedIds`: the worker's dedup memory, the ids of the tasks it acked
 // recently, so that a redelivery is acked again without running. Part of
 // `WorkerLedger`. Ids are kept per producer as ranges of seqs (`SeqRanges`)
-// and, for expiry, as a log in ack order: chunks of acks of one producer,
-// each ack stored as its distance from the one before (a byte for a task
-// finished a few places out of order) and a run of consecutive seqs as
-// one count. So a worker acking in order keeps a few bytes however many it
-// acks, and one with several handler threads about a byte per ack (issue
-// 23: the hash set and per-id log this replaces took ~61 bytes per id).
+// and, for expiry, as a log in ack order: chunks of acks (of up to 8
+// producers), each ack stored as its distance from the producer's one
+// before (a byte for a task finished a few places out of order) and a run
+// of consecutive seqs as one count. So a worker acking in order keeps a few
+// bytes however many it acks, and one with several handler threads about a byte
+// per ack (issue 23: the hash set and per-id log this replaces took ~61 bytes
+// per id).
 //
 // Expiry, at each `Prune(now)`:
 // - By count: at most `max` ids are kept; the oldest acks go first, in
@@ -69,34 +70,37 @@ class AckedIds {
       NodeId, SeqRanges, absl::Hash<NodeId>, std::equal_to<NodeId>,
       CountingAllocator<std::pair<const NodeId, SeqRanges>>>;
   using Bytes = std::vector<uint8_t, CountingAllocator<uint8_t>>;
-  // Acks of one producer, the first at `at_unix_ns` and the others within
-  // `slack_` of it, as ops in `ops` (see acked_ids.cc) written at the back
-  // and read (forgotten) from the front.
+  // A producer of a chunk, and the seq its next delta starts from when
+  // writing and when reading.
+  struct Slot {
+    Producers::value_type* producer;  // node_hash_map: stable until erased
+    uint64_t last_added;
+    uint64_t last_forgotten;
+  };
+  // Producers per chunk at most: finding a slot is a linear search.
+  static constexpr size_t kMaxSlots = 8;
+  // Acks, the first at `at_unix_ns` and the others within `slack_` of it,
+  // as ops in `ops` (see acked_ids.cc) written at the back and read
+  // (forgotten) from the front.
   struct Chunk {
-    Chunk(Producers::value_type* p, uint64_t seq, int64_t at, size_t* bytes)
-        : producer(p),
-          at_unix_ns(at),
-          last_added(seq - 1),  // wraps for seq 0, as the deltas do
-          last_forgotten(seq - 1),
+    Chunk(int64_t at, size_t* bytes)
+        : at_unix_ns(at),
+          slots(CountingAllocator<Slot>(bytes)),
           ops(CountingAllocator<uint8_t>(bytes)) {}
 
-    Producers::value_type* producer;  // node_hash_map: stable until erased
-    int64_t at_unix_ns;               // 8 bytes where an absl::Time takes 16
-    uint64_t count = 0;               // ids added, not yet forgotten
-    uint64_t last_added;
-    uint64_t open_run = 0;  // consecutive seqs added, not yet in `ops`
-    uint64_t last_forgotten;
-    uint64_t run_left = 0;  // of the run op being forgotten
-    size_t read = 0;        // next op to forget
+    int64_t at_unix_ns;  // 8 bytes where an absl::Time takes 16
+    uint64_t count = 0;  // ids added, not yet forgotten
+    std::vector<Slot, CountingAllocator<Slot>> slots;
     Bytes ops;
   };
 
-  // Appends `seq` to the back chunk.
-  static void Append(Chunk& c, uint64_t seq);
+  // Appends `seq` for the current slot of the back chunk.
+  void Append(Chunk& c, uint64_t seq);
   // Writes the back chunk's open run into its ops.
-  static void CloseRun(Chunk& c);
-  // Drops the `n` oldest ids of the front chunk (n <= its count).
-  void ForgetFront(uint64_t n);
+  void CloseRun(Chunk& c);
+  // Drops the `n` oldest ids of the front chunk (n <= its count), adding
+  // to `gone` the producers of which nothing is left.
+  void ForgetFront(uint64_t n, std::vector<NodeId>& gone);
 
   const absl::Duration window_;
   const absl::Duration slack_;  // window_ / 256
@@ -105,6 +109,15 @@ class AckedIds {
   Producers producers_;
   std::deque<Chunk, CountingAllocator<Chunk>> log_;  // oldest first
   uint64_t size_ = 0;
+  // Writing the back chunk: its current slot, and consecutive seqs added
+  // to it that are not yet in `ops`.
+  size_t back_slot_ = 0;
+  uint64_t open_run_ = 0;
+  // Reading the front chunk: its current slot, the next op, and what is
+  // left of the run op being forgotten.
+  size_t front_slot_ = 0;
+  size_t front_read_ = 0;
+  uint64_t run_left_ = 0;
 };
 
 }  // namespace fabric::wq

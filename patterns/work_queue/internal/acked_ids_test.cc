@@ -63,7 +63,7 @@ TEST(AckedIds, AChunkTakesAcksWithinTheSlackOfItsFirst) {
   ids.Add(kT0 + kSlack + absl::Nanoseconds(1), p, 5);  // same chunk
   EXPECT_EQ(ids.chunks(), 2u);
   ids.Add(kT0 + kSlack + absl::Nanoseconds(1), NodeId::Random(), 6);
-  EXPECT_EQ(ids.chunks(), 3u);
+  EXPECT_EQ(ids.chunks(), 2u);        // another producer: a slot of its own
   ids.Prune(kT0 + kSlack + kWindow);  // seq 2's window just ends
   EXPECT_TRUE(ids.Contains(p, 1));
   EXPECT_TRUE(ids.Contains(p, 2));
@@ -119,9 +119,9 @@ TEST(AckedIds, AnyDistanceBetweenAcksRoundTrips) {
   }
 }
 
-// Seeded schedules: 3 producers, acks out of order within a window of
-// in-flight seqs, gaps never filled (tasks acked elsewhere), duplicate
-// adds, time moving on in random steps, random limits. After every
+// Seeded schedules: 10 producers (more than a chunk's slots), acks out of order
+// within a window of in-flight seqs, gaps never filled (tasks acked elsewhere),
+// duplicate adds, time moving on in random steps, random limits. After every
 // Prune(now): an id acked within the window and among the last `max`
 // adds is remembered; one older than window + slack is not; at most `max`
 // are; and what is remembered is a suffix of the adds (oldest first).
@@ -133,8 +133,8 @@ TEST(AckedIds, KeepsTheGuaranteeUnderRandomOutOfOrderAcks) {
     const absl::Duration window = absl::Seconds(1 + rng() % 60);
     const absl::Duration slack = window / 256;
     AckedIds ids(window, max);
-    const std::vector<NodeId> producers = {NodeId::Random(), NodeId::Random(),
-                                           NodeId::Random()};
+    std::vector<NodeId> producers;
+    for (int i = 0; i < 10; ++i) producers.push_back(NodeId::Random());
     struct Add {
       absl::Time at;
       size_t producer;
@@ -143,13 +143,13 @@ TEST(AckedIds, KeepsTheGuaranteeUnderRandomOutOfOrderAcks) {
     };
     std::vector<Add> adds;
     std::map<std::pair<size_t, uint64_t>, size_t> latest;  // -> adds index
-    std::vector<uint64_t> next_seq = {1, 1, 1};
-    std::vector<std::vector<uint64_t>> in_flight(3);
+    std::vector<uint64_t> next_seq(producers.size(), 1);
+    std::vector<std::vector<uint64_t>> in_flight(producers.size());
     size_t first_alive = 0;
     absl::Time now = kT0;
     for (int step = 0; step < 4000; ++step) {
       now += absl::Milliseconds(rng() % 200);
-      const size_t p = rng() % (rng() % 4 == 0 ? 3 : 1);  // mostly one
+      const size_t p = rng() % 4 == 0 ? rng() % producers.size() : 0;
       std::vector<uint64_t>& flight = in_flight[p];
       while (flight.size() < 6) flight.push_back(next_seq[p]++);
       const size_t pick = rng() % flight.size();
@@ -215,6 +215,17 @@ TEST(AckedIds, AcksInOrderOrNearlyCostLittleAndTheHeapIsCounted) {
   }
   EXPECT_EQ(shuffled.size(), 100000u);
   EXPECT_LT(shuffled.heap_bytes(), 100000 * 2);
+  // Two producers' acks alternating (credit granted a task at a time):
+  // a slot switch and a distance, 3 bytes each (and the vector's growth).
+  AckedIds two(kWindow, size_t{1} << 20);
+  const NodeId p2 = NodeId::Random();
+  for (uint64_t seq = 1; seq <= 50000; ++seq) {
+    two.Add(kT0, p, seq);
+    two.Add(kT0, p2, seq);
+  }
+  EXPECT_EQ(two.chunks(), 1u);
+  EXPECT_LT(two.heap_bytes(), 100000 * 6);
+  EXPECT_THAT(two.Prune(kT0 + absl::Hours(1)), ElementsAre(p, p2));
   // Every other seq: a range each, and the heap shows it.
   AckedIds sparse(kWindow, size_t{1} << 20);
   for (uint64_t seq = 1; seq <= 20000; seq += 2) sparse.Add(kT0, p, seq);
