@@ -36,11 +36,12 @@ struct Flags {
 
 // Which seqs this worker gets and in which order it acks them.
 enum class Order {
-  kInOrder,     // every seq, acked in order (one handler thread)
-  kShuffled8,   // every seq, acked in random order within groups of 8
-                // (8 handler threads finishing in any order)
-  kHalfChunks,  // every other frame (a second worker takes the rest)
-  kEveryOther,  // every other seq: no two acked seqs adjacent (worst case)
+  kInOrder,       // every seq, acked in order (one handler thread)
+  kShuffled8,     // every seq, acked in random order within groups of 8
+                  // (8 handler threads finishing in any order)
+  kHalfChunks,    // every other frame (a second worker takes the rest)
+  kEveryOther,    // every other seq: no two acked seqs adjacent
+  kTwoProducers,  // two producers' frames, acks alternating between them
 };
 
 const char* OrderName(Order o) {
@@ -53,6 +54,8 @@ const char* OrderName(Order o) {
       return "every other frame";
     case Order::kEveryOther:
       return "every other seq";
+    case Order::kTwoProducers:
+      return "2 producers, alternating";
     default:
       return "?";
   }
@@ -95,6 +98,7 @@ Row Run(const Flags& f, Order order, int count) {
   auto ledger = std::make_unique<wq::WorkerLedger>(options);
   const NodeId node = NodeId::Random();
   const NodeId producer = NodeId::Random();
+  const NodeId producer2 = NodeId::Random();
   const wq::ProducerKey key{node, "q"};
   std::mt19937_64 rng(static_cast<uint64_t>(f.seed));
   // Acks dated 10 us apart: 1M acks span 10 s, well inside the window.
@@ -118,6 +122,21 @@ Row Run(const Flags& f, Order order, int count) {
         std::shuffle(run.begin() + g, run.begin() + std::min(g + 8, run.size()),
                      rng);
       }
+    }
+    if (order == Order::kTwoProducers) {
+      // The same seqs from a second producer, acked in turn with the first.
+      wq::Tasks frame2 = frame;
+      frame2.producer = producer2;
+      ledger->Tasks(node, frame2);
+      for (size_t k : run) {
+        for (const NodeId& p : {producer, producer2}) {
+          const absl::Time at = t0 + absl::Microseconds(10 * acked);
+          ledger->Resolve(at, key, TaskId{p, frame.tasks[k].seq}, 1, 1,
+                          wq::Verdict::kAck, 0, no_reason);
+          acked++;
+        }
+      }
+      run.clear();
     }
     for (size_t i : run) {
       const absl::Time at = t0 + absl::Microseconds(10 * acked);
@@ -159,7 +178,7 @@ int main(int argc, char** argv) {
   if (int code = ParseBenchFlags(app, argc, argv); code >= 0) return code;
   std::vector<Row> rows;
   for (Order o : {Order::kInOrder, Order::kShuffled8, Order::kHalfChunks,
-                  Order::kEveryOther}) {
+                  Order::kEveryOther, Order::kTwoProducers}) {
     for (int count : f.counts) rows.push_back(Run(f, o, count));
   }
   std::printf("worker ledger, dedup_window 5 min, dedup_max 2^20, frame %d\n",

@@ -52,11 +52,11 @@ struct WorkerOptions {
   // At most 65536.
   int prefetch = 256;
   // Completed task ids remembered to drop redeliveries: for this long
-  // (forgotten up to 1/256 of it later: acks are dated in runs), and at most
+  // (forgotten up to 1/256 of it later: acks are dated in chunks), and at most
   // `dedup_max` of them (oldest forgotten first). Tasks completed in seq
-  // order cost almost nothing; each completion out of that order costs
-  // about 32 bytes, and each seq not completed here between completed ones
-  // (running, or acked elsewhere) about 20 more while it is a gap.
+  // order cost almost nothing, out of order or interleaved with other
+  // producers' a few bytes each, and a seq not completed here between
+  // completed ones (acked elsewhere) about 20 bytes while it is a gap.
   absl::Duration dedup_window = absl::Minutes(5);
   size_t dedup_max = 1 << 20;
   // On Close, how long running handlers may take to finish; tasks still
