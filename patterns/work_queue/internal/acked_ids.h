@@ -5,10 +5,10 @@
 // and, for expiry, as a log in ack order: chunks of acks (of up to 8
 // producers), each ack stored as its distance from the producer's one
 // before (a byte for a task finished a few places out of order) and a run
-// of consecutive seqs as one count. So a worker acking in order keeps a few
-// bytes however many it acks, and one with several handler threads about a byte
-// per ack (issue 23: the hash set and per-id log this replaces took ~61 bytes
-// per id).
+// of consecutive seqs as one count. So a worker acking in order keeps a
+// few bytes however many it acks, and one with several handler threads
+// about a byte per ack (issue 23: the hash set and per-id log this
+// replaces took ~61 bytes per id).
 //
 // Expiry, at each `Prune(now)`:
 // - By count: at most `max` ids are kept; the oldest acks go first, in
