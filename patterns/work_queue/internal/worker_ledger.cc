@@ -7,7 +7,8 @@
 namespace fabric::wq {
 
 WorkerLedger::WorkerLedger(WorkerLedgerOptions options)
-    : options_(std::move(options)) {}
+    : options_(std::move(options)),
+      acked_(options_.dedup_window, options_.dedup_max) {}
 
 void WorkerLedger::Demand(absl::Time now, const NodeId& from,
                           const wq::Demand& m) {
@@ -39,9 +40,10 @@ std::vector<size_t> WorkerLedger::Tasks(const NodeId& from,
   std::vector<size_t> run;
   run.reserve(m.tasks.size());
   SeenTasks& seen = SeenFor(m.producer);
+  const SeqRanges* done = acked_.Find(m.producer);  // no Add in this loop
   for (size_t i = 0; i < m.tasks.size(); ++i) {
     const wq::WireTask& t = m.tasks[i];
-    if (seen.done.contains(t.seq)) {
+    if (done != nullptr && done->Contains(t.seq)) {
       // Completed within the dedup window: ack again, do not run.
       duplicates_++;
       link.acked.push_back(t.seq);
@@ -96,9 +98,7 @@ void WorkerLedger::Resolve(absl::Time wall_now, const ProducerKey& key,
   SeenTasks& seen = SeenFor(id.producer);
   seen.in_progress.erase(id.seq);
   seen.running.erase(id.seq);
-  if (verdict == wq::Verdict::kAck && seen.done.insert(id.seq).second) {
-    done_order_.push_back(DoneEntry{wall_now, id.producer, id.seq});
-  }
+  if (verdict == wq::Verdict::kAck) acked_.Add(wall_now, id.producer, id.seq);
   auto owed = seen.owed.find(id.seq);
   if (owed != seen.owed.end()) {
     for (const Owed& o : owed->second) {
@@ -168,20 +168,14 @@ WorkerLedger::SeenTasks& WorkerLedger::SeenFor(const NodeId& producer) {
 }
 
 void WorkerLedger::Prune(absl::Time wall_now) {
-  while (!done_order_.empty() &&
-         (done_order_.size() > options_.dedup_max ||
-          wall_now - done_order_.front().at > options_.dedup_window)) {
-    const DoneEntry& e = done_order_.front();
-    auto it = seen_.find(e.producer);
-    if (it != seen_.end()) {
-      it->second.done.erase(e.seq);
-      if (it->second.done.empty() && it->second.in_progress.empty()) {
-        seen_cache_key_ = nullptr;
-        seen_cache_ = nullptr;
-        seen_.erase(it);
-      }
-    }
-    done_order_.pop_front();
+  // A producer of which no id is remembered and nothing is in progress
+  // here is forgotten altogether.
+  for (const NodeId& producer : acked_.Prune(wall_now)) {
+    auto it = seen_.find(producer);
+    if (it == seen_.end() || !it->second.in_progress.empty()) continue;
+    seen_cache_key_ = nullptr;
+    seen_cache_ = nullptr;
+    seen_.erase(it);
   }
 }
 

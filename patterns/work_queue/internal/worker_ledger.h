@@ -14,7 +14,9 @@
 //   that is running or waiting here is owed that run's result (and its
 //   start), not run again.
 // - A task acked here within the dedup window (and among the last
-//   `dedup_max`) is acked again without running.
+//   `dedup_max`) is acked again without running. Ids are forgotten once
+//   the window has passed (up to 1/256 of it later) or when more than
+//   `dedup_max` were acked since (see `AckedIds`).
 //
 // Thread safety: thread-compatible (the worker calls it on the node's
 // engine thread).
@@ -22,7 +24,6 @@
 #define PATTERNS_WORK_QUEUE_INTERNAL_WORKER_LEDGER_H_
 
 #include <cstdint>
-#include <deque>
 #include <string>
 #include <utility>
 #include <vector>
@@ -33,6 +34,7 @@
 #include "absl/container/node_hash_map.h"
 #include "absl/time/time.h"
 #include "fabric/base/node_id.h"
+#include "patterns/work_queue/internal/acked_ids.h"
 #include "patterns/work_queue/internal/wire.h"
 #include "patterns/work_queue/task.h"
 
@@ -56,6 +58,7 @@ struct ProducerKey {
 
 struct WorkerLedgerOptions {
   uint64_t prefetch = 256;  // >= 1
+  // Completed ids remembered: for this long and at most this many.
   absl::Duration dedup_window = absl::Minutes(5);
   size_t dedup_max = 1 << 20;
   // A producer that says it holds none of our credit while we count some
@@ -74,6 +77,10 @@ struct LedgerMessage {
 class WorkerLedger {
  public:
   explicit WorkerLedger(WorkerLedgerOptions options);
+
+  // Not movable: `AckedIds` is not.
+  WorkerLedger(const WorkerLedger&) = delete;
+  WorkerLedger& operator=(const WorkerLedger&) = delete;
 
   // A DEMAND from a producer.
   void Demand(absl::Time now, const NodeId& from, const wq::Demand& m);
@@ -111,6 +118,9 @@ class WorkerLedger {
   uint64_t duplicates() const { return duplicates_; }
   uint64_t held() const { return held_total_; }
   uint64_t outstanding() const { return outstanding_total_; }
+  // Completed ids remembered for dedup, and the heap bytes they take.
+  uint64_t dedup_ids() const { return acked_.size(); }
+  size_t dedup_bytes() const { return acked_.heap_bytes(); }
 
  private:
   struct Link {
@@ -133,15 +143,8 @@ class WorkerLedger {
   struct SeenTasks {
     absl::flat_hash_set<uint64_t> in_progress;
     absl::flat_hash_set<uint64_t> running;  // in progress, handler started
-    absl::flat_hash_set<uint64_t> done;     // acked within the dedup window
     absl::flat_hash_map<uint64_t, std::vector<Owed>> owed;  // by seq
   };
-  struct DoneEntry {
-    absl::Time at;
-    NodeId producer;
-    uint64_t seq;
-  };
-
   SeenTasks& SeenFor(const NodeId& producer);
 
   const WorkerLedgerOptions options_;
@@ -157,7 +160,7 @@ class WorkerLedger {
   absl::node_hash_map<NodeId, SeenTasks> seen_;  // stable: see SeenFor
   const NodeId* seen_cache_key_ = nullptr;
   SeenTasks* seen_cache_ = nullptr;
-  std::deque<DoneEntry> done_order_;
+  AckedIds acked_;  // acked within the dedup window
 };
 
 }  // namespace fabric::wq

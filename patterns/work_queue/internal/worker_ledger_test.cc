@@ -125,6 +125,45 @@ TEST_F(WorkerLedgerTest, RecentlyAckedTasksAreAckedAgainWithoutRunning) {
   EXPECT_THAT(ledger_.Tasks(p1_, Frame(id1_, {7})), ElementsAre(0));
 }
 
+// Handler threads finish in any order and some tasks are not acked: only
+// the acked ones are duplicates, not the gaps between them.
+TEST_F(WorkerLedgerTest, OutOfOrderAcksLeaveTheGapsRunnable) {
+  ASSERT_THAT(ledger_.Tasks(p1_, Frame(id1_, {1, 2, 3, 4, 5, 6})),
+              ElementsAre(0, 1, 2, 3, 4, 5));
+  const ProducerKey key{p1_, "q"};
+  for (uint64_t seq : {5, 3, 1, 6}) {
+    ledger_.Resolve(kT0, key, TaskId{id1_, seq}, 1, 1, Verdict::kAck, 0,
+                    kNoReason);
+  }
+  ledger_.Resolve(kT0, key, TaskId{id1_, 2}, 1, 1, Verdict::kRetry, 0, "x");
+  ledger_.Prune(kT0);
+  // 4 still runs here: a second delivery waits for it; 2 runs again.
+  EXPECT_THAT(ledger_.Tasks(p1_, Frame(id1_, {1, 2, 3, 4, 5, 6})),
+              ElementsAre(1));
+  EXPECT_EQ(ledger_.duplicates(), 5u);
+  EXPECT_EQ(ledger_.dedup_ids(), 4u);
+}
+
+// dedup_max is 100 here: of 1000 tasks acked in order, the last 100 are
+// acked again without running, the ones before run again; in order, they
+// take one range.
+TEST_F(WorkerLedgerTest, TheLastDedupMaxAcksAreRememberedInLittleMemory) {
+  const ProducerKey key{p1_, "q"};
+  for (uint64_t seq = 1; seq <= 1000; ++seq) {
+    ASSERT_THAT(ledger_.Tasks(p1_, Frame(id1_, {seq})), ElementsAre(0));
+    ledger_.Resolve(kT0, key, TaskId{id1_, seq}, 1, 1, Verdict::kAck, 0,
+                    kNoReason);
+  }
+  ledger_.Prune(kT0);
+  EXPECT_EQ(ledger_.dedup_ids(), 100u);
+  EXPECT_LT(ledger_.dedup_bytes(), 2048u);
+  EXPECT_THAT(ledger_.Tasks(p1_, Frame(id1_, {901, 1000})), IsEmpty());
+  EXPECT_THAT(ledger_.Tasks(p1_, Frame(id1_, {900})), ElementsAre(0));
+  // Once the window has passed, nothing is left.
+  ledger_.Prune(kT0 + absl::Minutes(6));
+  EXPECT_EQ(ledger_.dedup_ids(), 0u);
+}
+
 TEST_F(WorkerLedgerTest, ASecondDeliveryIsOwedTheRunsStartAndResult) {
   // A restarted producer (another node, same task ids) sends a task that
   // is running here.
