@@ -3,12 +3,16 @@
 // owner-only, directories 0700 and files 0600, whatever the umask: their
 // records hold message bodies (docs/spool.md, "Files and modes"). Checked
 // with stat(2) on a real directory under umask 0, and through the
-// in-memory file system, which records the modes asked for.
+// in-memory file system, which records the modes asked for. With
+// SharedFiles::kRefuse (what secure mode asks for, docs/security.md section
+// 3), existing state open to group or others is refused, and kAllow (the
+// default) is the control that opens the same directory.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <string>
@@ -33,12 +37,15 @@ namespace {
 
 using ::fabric::testing::ScopedUmask;
 
+using ::fabric::testing::StatusIs;
 using spool_internal::CurrentFileSystem;
 using spool_internal::FileStat;
 using spool_internal::MemFileSystem;
 using spool_internal::ScopedFileSystem;
+using ::testing::AllOf;
 using ::testing::Contains;
 using ::testing::HasSubstr;
+using ::testing::IsEmpty;
 
 constexpr absl::Duration kFlush = absl::Seconds(10);
 
@@ -182,6 +189,144 @@ TEST(FileModes, OwnerOnlyThroughTheInMemoryFileSystem) {
   Walk walk;
   WalkCurrent("/", &walk);
   ExpectEverythingSeen(walk);
+}
+
+// Existing state open to group or others, as an earlier release left it.
+class SharedFilesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = fabric::testing::MakeTempDir("shared");
+    ASSERT_FALSE(root_.empty());
+  }
+  void TearDown() override {
+    std::error_code ignored;
+    std::filesystem::remove_all(root_, ignored);
+  }
+
+  static void Chmod(const std::string& path, mode_t mode) {
+    ASSERT_EQ(::chmod(path.c_str(), mode), 0) << path;
+  }
+  static std::vector<std::string> Names(const std::string& dir) {
+    std::vector<std::string> names;
+    for (const auto& e : std::filesystem::directory_iterator(dir)) {
+      names.push_back(e.path().filename());
+    }
+    return names;
+  }
+  // The refusal names the id, the path, its mode and the fix.
+  static auto Refused(const std::string& path, const std::string& mode,
+                      const std::string& fix) {
+    return StatusIs(absl::StatusCode::kFailedPrecondition,
+                    AllOf(HasSubstr(absl::StrCat("FAB-SEC-FILE-PERMS ", path,
+                                                 " has mode ", mode)),
+                          HasSubstr(fix), HasSubstr("allow_shared_files")));
+  }
+
+  std::string root_;
+};
+
+SpoolOptions SpoolAt(const std::string& dir, SharedFiles shared) {
+  SpoolOptions o;
+  o.dir = dir;
+  o.queue = "jobs";
+  o.shared_files = shared;
+  return o;
+}
+
+TopicLogOptions LogAt(const std::string& dir, SharedFiles shared) {
+  TopicLogOptions o;
+  o.dir = dir;
+  o.topic = "prices";
+  o.shared_files = shared;
+  return o;
+}
+
+TEST_F(SharedFilesTest, ExistingOpenSpoolIsRefusedBeforeAnythingIsMade) {
+  const std::string dir = root_ + "/spool";
+  ASSERT_EQ(::mkdir(dir.c_str(), 0700), 0);
+  Chmod(dir, 0755);
+  EXPECT_THAT(Spool::Open(SpoolAt(dir, SharedFiles::kRefuse)),
+              Refused(dir, "0755", absl::StrCat("chmod -R go-rwx ", dir)));
+  EXPECT_THAT(Names(dir), IsEmpty());  // no LOCK, no META
+  // The control: allowed, the same directory opens and keeps its mode.
+  FABRIC_EXPECT_OK(Spool::Open(SpoolAt(dir, SharedFiles::kAllow)));
+  struct stat st;
+  ASSERT_EQ(::stat(dir.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0755u);
+}
+
+TEST_F(SharedFilesTest, OpenFileInAnOwnerOnlySpoolIsRefused) {
+  const std::string dir = root_ + "/spool";
+  {
+    FABRIC_ASSERT_OK_AND_ASSIGN(
+        std::unique_ptr<Spool> spool,
+        Spool::Open(SpoolAt(dir, SharedFiles::kRefuse)));
+    FABRIC_ASSERT_OK(spool->Append({}, "body").status());
+    FABRIC_ASSERT_OK(spool->Flush(kFlush));
+  }
+  Chmod(dir + "/META", 0644);
+  EXPECT_THAT(
+      Spool::Open(SpoolAt(dir, SharedFiles::kRefuse)),
+      Refused(dir + "/META", "0644", absl::StrCat("chmod -R go-rwx ", dir)));
+  // So is a group-only bit deeper down, in quarantine/.
+  Chmod(dir + "/META", 0600);
+  ASSERT_EQ(::mkdir((dir + "/quarantine").c_str(), 0700), 0);
+  const std::string copy = dir + "/quarantine/META";
+  std::ofstream(copy) << "old";
+  Chmod(copy, 0640);
+  EXPECT_THAT(Spool::Open(SpoolAt(dir, SharedFiles::kRefuse)),
+              Refused(copy, "0640", dir));
+  Chmod(copy, 0600);
+  // Owner-only throughout: the spool opens, with its task.
+  FABRIC_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Spool> spool,
+                              Spool::Open(SpoolAt(dir, SharedFiles::kRefuse)));
+  EXPECT_EQ(spool->recovery().pending, 1u);
+}
+
+TEST_F(SharedFilesTest, NewStateIsMadeOwnerOnlyWhenRefusing) {
+  ScopedUmask open_umask(0);
+  FABRIC_EXPECT_OK(
+      Spool::Open(SpoolAt(root_ + "/a/spool", SharedFiles::kRefuse)));
+  FABRIC_EXPECT_OK(
+      TopicLog::Open(LogAt(root_ + "/a/topic", SharedFiles::kRefuse)));
+  FABRIC_EXPECT_OK(
+      PositionFile::Open(root_ + "/a/subs/x.pos", SharedFiles::kRefuse));
+  const Walk walk = WalkPosix(root_ + "/a");
+  EXPECT_THAT(walk.wrong, IsEmpty());
+  EXPECT_GE(walk.files, 5);
+}
+
+TEST_F(SharedFilesTest, ExistingOpenTopicLogIsRefused) {
+  const std::string dir = root_ + "/topic";
+  FABRIC_ASSERT_OK(TopicLog::Open(LogAt(dir, SharedFiles::kRefuse)).status());
+  Chmod(dir, 0750);
+  EXPECT_THAT(TopicLog::Open(LogAt(dir, SharedFiles::kRefuse)),
+              Refused(dir, "0750", absl::StrCat("chmod -R go-rwx ", dir)));
+  FABRIC_EXPECT_OK(TopicLog::Open(LogAt(dir, SharedFiles::kAllow)).status());
+  Chmod(dir, 0700);
+  FABRIC_EXPECT_OK(TopicLog::Open(LogAt(dir, SharedFiles::kRefuse)).status());
+}
+
+TEST_F(SharedFilesTest, ExistingOpenPositionFileOrDirectoryIsRefused) {
+  const std::string dir = root_ + "/subs";
+  const std::string path = dir + "/x.pos";
+  FABRIC_ASSERT_OK(PositionFile::Open(path, SharedFiles::kRefuse).status());
+  Chmod(path, 0644);
+  EXPECT_THAT(PositionFile::Open(path, SharedFiles::kRefuse),
+              Refused(path, "0644", absl::StrCat("chmod go-rwx ", path)));
+  Chmod(path, 0600);
+  Chmod(dir, 0755);
+  EXPECT_THAT(PositionFile::Open(path, SharedFiles::kRefuse),
+              Refused(dir, "0755", absl::StrCat("chmod go-rwx ", dir)));
+  // Another subscriber's open file there is its own business.
+  Chmod(dir, 0700);
+  std::ofstream(dir + "/other.pos") << "";
+  Chmod(dir + "/other.pos", 0644);
+  FABRIC_EXPECT_OK(PositionFile::Open(path, SharedFiles::kRefuse).status());
+  // The control: allowed, the open directory and file are used as they are.
+  Chmod(dir, 0755);
+  Chmod(path, 0644);
+  FABRIC_EXPECT_OK(PositionFile::Open(path).status());
 }
 
 }  // namespace

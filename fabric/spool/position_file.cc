@@ -54,7 +54,15 @@ std::string DirName(const std::string& path) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<PositionFile>> PositionFile::Open(
-    const std::string& path) {
+    const std::string& path, SharedFiles shared_files) {
+  if (shared_files == SharedFiles::kRefuse) {
+    // The directory alone, not the tree: it may hold other subscribers'
+    // files, which they check when they open them.
+    FABRIC_RETURN_IF_ERROR(spool_internal::CheckOwnerOnly(
+        DirName(path), "durable subscriber state directory"));
+    FABRIC_RETURN_IF_ERROR(spool_internal::CheckOwnerOnly(
+        path, "durable subscriber position file"));
+  }
   // Through the file layer, which fsyncs the parent of each directory it
   // creates: the position file must not vanish with its directory.
   FABRIC_RETURN_IF_ERROR(spool_internal::MakeDirs(DirName(path)));

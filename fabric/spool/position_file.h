@@ -26,6 +26,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "fabric/spool/spool.h"
+
 namespace fabric {
 
 namespace spool_internal {
@@ -45,9 +47,11 @@ class PositionFile {
   // synced position cannot vanish with the file's directory entry in a power
   // loss. Damaged slots are skipped (their stream starts over as new) and
   // counted in `damaged()`. kFailedPrecondition when another process holds it;
-  // other errors as the file layer reports them.
+  // other errors as the file layer reports them. With SharedFiles::kRefuse
+  // (spool.h), kFailedPrecondition (FAB-SEC-FILE-PERMS) when `path` or its
+  // directory exists and is open to group or others (mode & 077).
   static absl::StatusOr<std::unique_ptr<PositionFile>> Open(
-      const std::string& path);
+      const std::string& path, SharedFiles shared_files = SharedFiles::kAllow);
   // Syncs (a failure only counts: call `Sync` first to see it), unmaps and
   // unlocks.
   ~PositionFile();

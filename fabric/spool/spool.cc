@@ -91,6 +91,10 @@ absl::StatusOr<FsyncPolicy> ParseFsyncPolicy(absl::string_view name) {
 
 absl::StatusOr<std::unique_ptr<Spool>> Spool::Open(SpoolOptions options) {
   FABRIC_RETURN_IF_ERROR(ValidateOptions(options));
+  if (options.shared_files == SharedFiles::kRefuse) {
+    FABRIC_RETURN_IF_ERROR(
+        spool_internal::CheckOwnerOnlyTree(options.dir, "spool"));
+  }
   FABRIC_RETURN_IF_ERROR(spool_internal::MakeDirs(options.dir));
   FABRIC_ASSIGN_OR_RETURN(File lock,
                           spool_internal::LockDirectory(options.dir, "spool"));

@@ -59,8 +59,22 @@ absl::StatusOr<FsyncPolicy> ParseFsyncPolicy(absl::string_view name);
 // Publishers name topic logs this way; the relay names its spools so.
 std::string EscapeDirName(absl::string_view name);
 
+// What `Open` does with durable state that already exists and that group or
+// others may access (mode & 077 != 0), such as a spool an earlier release
+// made 0755/0644. What it creates is owner-only either way (docs/spool.md,
+// "Files and modes").
+enum class SharedFiles {
+  kAllow,   // use it as it is (the default; plaintext mode)
+  kRefuse,  // kFailedPrecondition "FAB-SEC-FILE-PERMS PATH has mode ...",
+            // naming the fix; before anything is created or locked. Patterns
+            // ask for it in secure mode unless `allow_shared_files` is set
+            // (docs/security.md section 3)
+};
+
 struct SpoolOptions {
-  std::string dir;    // created (with parents, 0700) if missing; required
+  std::string dir;  // created (with parents, 0700) if missing; required
+  // An existing `dir`, or anything in it, open to group or others.
+  SharedFiles shared_files = SharedFiles::kAllow;
   std::string queue;  // recorded at creation; a mismatch on reopen fails;
                       // required
   FsyncPolicy fsync = FsyncPolicy::kBatch;

@@ -512,6 +512,10 @@ class TopicVisitor : public spool_internal::LogVisitor {
 absl::StatusOr<std::unique_ptr<TopicLog>> TopicLog::Open(
     TopicLogOptions options) {
   FABRIC_RETURN_IF_ERROR(ValidateOptions(options));
+  if (options.shared_files == SharedFiles::kRefuse) {
+    FABRIC_RETURN_IF_ERROR(
+        spool_internal::CheckOwnerOnlyTree(options.dir, "topic log"));
+  }
   FABRIC_RETURN_IF_ERROR(spool_internal::MakeDirs(options.dir));
   FABRIC_ASSIGN_OR_RETURN(
       File lock, spool_internal::LockDirectory(options.dir, "topic log"));

@@ -40,6 +40,9 @@ namespace fabric {
 struct TopicLogOptions {
   std::string dir;    // created (with parents, 0700) if missing; required
   std::string topic;  // recorded at creation; a mismatch on reopen fails
+  // An existing `dir`, or anything in it, open to group or others (see
+  // SharedFiles in spool.h).
+  SharedFiles shared_files = SharedFiles::kAllow;
   // When an appended message counts as durable (see FsyncPolicy). Readers
   // never see a message before it is durable.
   FsyncPolicy fsync = FsyncPolicy::kBatch;

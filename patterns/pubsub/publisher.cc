@@ -144,6 +144,9 @@ class Publisher::Impl : public ps::PublisherEndpoint,
       log.retention_bytes = options_.retention_bytes;
       log.retention_age = options_.retention_age;
       log.segment_bytes = options_.segment_bytes;
+      log.shared_files = security_ != nullptr && !options_.allow_shared_files
+                             ? SharedFiles::kRefuse
+                             : SharedFiles::kAllow;
       log.on_durable = [this, raw](uint64_t seq) { OnDurable(raw, seq); };
       FABRIC_ASSIGN_OR_RETURN(stream->log, TopicLog::Open(std::move(log)));
       uint64_t id = 0;

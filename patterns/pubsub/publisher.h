@@ -48,6 +48,13 @@ struct PublisherOptions {
   // not prefixes. Requires `spool_dir`.
   std::vector<std::string> durable_topics;
   std::string spool_dir;
+  // Secure mode refuses an existing topic log directory that group or
+  // others may access, or one holding such a file (mode & 077 != 0, e.g.
+  // 0755/0644 from an earlier release): Create fails with
+  // kFailedPrecondition (FAB-SEC-FILE-PERMS) naming the path, its mode and
+  // the fix. True uses it as it is. Plaintext mode never checks. Default
+  // false.
+  bool allow_shared_files = false;
   // A durable message is sent to live subscribers once it is durable under
   // this policy, so no subscriber ever sees a message its publisher could
   // forget in a crash.

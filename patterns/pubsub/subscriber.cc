@@ -124,9 +124,15 @@ class Subscriber::Impl : public ps::SubscriberEndpoint,
             "a durable subscriber needs a state_dir");
       }
       // Creates state_dir (durably) if needed.
-      FABRIC_ASSIGN_OR_RETURN(positions_, PositionFile::Open(absl::StrCat(
-                                              options_.state_dir, "/",
-                                              options_.durable_name, ".pos")));
+      const SharedFiles shared =
+          node_.security() != nullptr && !options_.allow_shared_files
+              ? SharedFiles::kRefuse
+              : SharedFiles::kAllow;
+      FABRIC_ASSIGN_OR_RETURN(
+          positions_,
+          PositionFile::Open(absl::StrCat(options_.state_dir, "/",
+                                          options_.durable_name, ".pos"),
+                             shared));
     }
     FABRIC_ASSIGN_OR_RETURN(plugin_, ps::PubSubPlugin::Get(node_));
     wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

@@ -54,6 +54,12 @@ struct SubscriberOptions {
   // process at a time may use a name.
   std::string durable_name;
   std::string state_dir;
+  // Secure mode refuses an existing `state_dir` or <name>.pos that group or
+  // others may access (mode & 077 != 0, e.g. 0755/0644 from an earlier
+  // release): Create fails with kFailedPrecondition (FAB-SEC-FILE-PERMS)
+  // naming the path, its mode and the fix. True uses them as they are.
+  // Plaintext mode never checks. Default false.
+  bool allow_shared_files = false;
   StartPosition start;
   // Called for each message, on the subscriber's thread, in order per
   // stream. A durable subscriber commits its position after the handler

@@ -205,6 +205,10 @@ absl::Status Producer::Impl::Init() {
     so.fsync = options_.fsync;
     so.fsync_interval = options_.fsync_interval;
     so.max_bytes = options_.max_bytes;
+    so.shared_files =
+        node_.security() != nullptr && !options_.allow_shared_files
+            ? SharedFiles::kRefuse
+            : SharedFiles::kAllow;
     // The spool calls back until it is destroyed, which happens in ~Impl.
     Impl* self = this;
     so.on_durable = [self](uint64_t seq) { self->OnDurable(seq); };

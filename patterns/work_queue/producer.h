@@ -43,6 +43,12 @@ struct ProducerOptions {
   // Spool directory; empty keeps tasks in memory only (lost if this process
   // dies, like any unconfirmed work).
   std::string spool_dir;
+  // Secure mode refuses an existing `spool_dir` that group or others may
+  // access, or one holding such a file (mode & 077 != 0, e.g. 0755/0644
+  // from an earlier release): Create fails with kFailedPrecondition
+  // (FAB-SEC-FILE-PERMS) naming the path, its mode and the fix. True uses
+  // it as it is. Plaintext mode never checks. Default false.
+  bool allow_shared_files = false;
   FsyncPolicy fsync = FsyncPolicy::kBatch;
   absl::Duration fsync_interval = absl::Milliseconds(100);
   // Limit on bytes of tasks held (spooled or in memory) until acked. A push
@@ -113,7 +119,8 @@ class Producer {
   // with `redelivered` set) and starts serving `options.queue` on `node`,
   // which must outlive the producer. Returns kAlreadyExists when `node`
   // already has a producer for the queue, kInvalidArgument for bad options
-  // and the spool's error when it cannot be opened.
+  // and the spool's error when it cannot be opened (kFailedPrecondition for
+  // a spool open to group or others on a secure node: `allow_shared_files`).
   static absl::StatusOr<std::unique_ptr<Producer>> Create(
       Node& node, ProducerOptions options);
 

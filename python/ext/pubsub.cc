@@ -88,6 +88,7 @@ class PyPublisher : public PatternObject<fabric::Publisher> {
     fabric::PublisherOptions o;
     o.durable_topics = options.Strings("durable_topics");
     o.spool_dir = options.String("spool_dir", "");
+    o.allow_shared_files = options.Bool("allow_shared_files", false);
     absl::StatusOr<fabric::FsyncPolicy> fsync =
         fabric::ParseFsyncPolicy(options.String("fsync", "batch"));
     if (!fsync.ok()) ThrowStatus(fsync.status());
@@ -159,6 +160,7 @@ class PySubscriber : public PatternObject<fabric::Subscriber> {
     o.prefixes = options.Strings("prefixes");
     o.durable_name = options.String("durable_name", "");
     o.state_dir = options.String("state_dir", "");
+    o.allow_shared_files = options.Bool("allow_shared_files", false);
     o.start = ToStart(options.Object("start"));
     py::object handler = options.Object("handler");
     py::object on_gap = options.Object("on_gap");

@@ -139,6 +139,7 @@ class PyProducer : public PatternObject<fabric::Producer> {
     fabric::ProducerOptions o;
     o.queue = options.String("queue", "");
     o.spool_dir = options.String("spool_dir", "");
+    o.allow_shared_files = options.Bool("allow_shared_files", false);
     absl::StatusOr<fabric::FsyncPolicy> fsync =
         ParsePolicy(options.String("fsync", "batch"));
     if (!fsync.ok()) ThrowStatus(fsync.status());

@@ -6,6 +6,7 @@ raises FailedPrecondition, and a revocation."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -103,6 +104,42 @@ def test_missing_key_file_refuses_to_start(cluster, beacon_port, keys):
         fm.Node("a", cluster=cluster, beacon_port=beacon_port,
                 key_file=str(keydir / "a.key"), roster=str(roster),
                 beacon_secret_file=str(secret))
+
+
+def test_shared_spool_and_state_dir_refused_unless_allowed(
+        cluster, beacon_port, keys, tmp_path):
+    spool = tmp_path / "spool"
+    subs = tmp_path / "subs"
+    for d in (spool, subs):
+        d.mkdir()
+        os.chmod(d, 0o755)  # as an earlier release left it
+    a = secure_node("a", cluster, beacon_port, keys)
+    try:
+        with pytest.raises(fm.FailedPrecondition,
+                           match=re.escape(
+                               f"FAB-SEC-FILE-PERMS {spool} has mode 0755")):
+            fm.Producer(a, "jobs", spool_dir=spool)
+        fm.Producer(a, "jobs", spool_dir=spool,
+                    allow_shared_files=True).close()
+        with pytest.raises(fm.FailedPrecondition,
+                           match=re.escape(
+                               f"FAB-SEC-FILE-PERMS {subs} has mode 0755")):
+            fm.Subscriber(a, "t", durable_name="x", state_dir=subs)
+        fm.Subscriber(a, "t", durable_name="x", state_dir=subs,
+                      allow_shared_files=True).close()
+        topics = tmp_path / "topics"
+        (topics / "t").mkdir(parents=True)
+        os.chmod(topics / "t", 0o755)
+        with pytest.raises(fm.FailedPrecondition,
+                           match="FAB-SEC-FILE-PERMS"):
+            fm.Publisher(a, durable_topics=["t"], spool_dir=topics)
+        fm.Publisher(a, durable_topics=["t"], spool_dir=topics,
+                     allow_shared_files=True).close()
+        # Owner-only: accepted without the override.
+        os.chmod(spool, 0o700)
+        fm.Producer(a, "jobs", spool_dir=spool).close()
+    finally:
+        a.close()
 
 
 def test_work_queue_and_revocation(cluster, beacon_port, keys):

@@ -277,6 +277,9 @@ TEST_F(PubSubCliTest, BadArgumentsExitTwoWithAReason) {
        "unknown policy"},
       {{"sub", "x", "--from", "soon"}, "bad start position"},
       {{"sub", "x", "--state-dir", "/tmp"}, "--state-dir needs --durable"},
+      {{"pub", "t", "--allow-shared-files", "--count", "1"}, "need --durable"},
+      {{"sub", "x", "--allow-shared-files"},
+       "--allow-shared-files needs --durable"},
       {{"sub", "x", "--durable", "../up"}, "bad durable name"},
       {{"pub", "", "m"}, "TOPIC is required"},
   };

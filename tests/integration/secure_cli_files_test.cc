@@ -6,8 +6,9 @@
 // 0600 and 0400 are accepted; an `--exec` command's environment and the
 // node's own command line and environment hold no key material; an
 // explicit `--security off` beats the environment; and `fabric security
-// check` passing and failing. Patterns, S3, SIGHUP and the relay are in
-// secure_cli_test.cc (one file would pass STYLE.md's 800 lines).
+// check` passing and failing; and (S12) a shared spool or state directory
+// refused unless --allow-shared-files. Patterns, S3, SIGHUP and the relay are
+// in secure_cli_test.cc (one file would pass STYLE.md's 800 lines).
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -395,6 +396,55 @@ TEST_F(SecureCliFilesTest, SecurityCheckNamesEachFailure) {
   r = Check({"--security", "sometimes"});
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_THAT(r.lines, IsEmpty());
+}
+
+// S12 through the binary: a secure `push --spool` on a spool and a secure
+// `sub --durable` on a state directory that an earlier release left 0755
+// exit 1 before READY, naming FAB-SEC-FILE-PERMS, the path and the flag;
+// `--allow-shared-files` takes them as they are, and so does plaintext
+// mode (the control).
+TEST_F(SecureCliFilesTest, SharedSpoolAndStateDirAreRefusedUnlessAllowed) {
+  const std::string spool = cli_.dir() + "/spool";
+  const std::string subs = cli_.dir() + "/subs";
+  {
+    testing::ScopedUmask loose(022);
+    ASSERT_EQ(::mkdir(spool.c_str(), 0777), 0);
+    ASSERT_EQ(::mkdir(subs.c_str(), 0777), 0);
+  }
+  FABRIC_ASSERT_OK_AND_ASSIGN(
+      RunResult r, Run(As("n", {"push", "q", "hello", "--spool", spool})));
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_THAT(r.err, AllOf(HasSubstr(absl::StrCat("FAB-SEC-FILE-PERMS ", spool,
+                                                  " has mode 0755")),
+                           HasSubstr("--allow-shared-files")));
+  EXPECT_THAT(r.out, Not(HasSubstr("READY")));
+  FABRIC_ASSERT_OK_AND_ASSIGN(r, Run(As("n", {"push", "q", "hello", "--spool",
+                                              spool, "--allow-shared-files"})));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("pushed 1 confirmed 1"));
+  FABRIC_ASSERT_OK_AND_ASSIGN(
+      r, Run({"push", "q", "again", "--spool", spool}));  // plaintext
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+
+  const std::vector<std::string> sub = {"sub", "t",           "--durable",
+                                        "d",   "--state-dir", subs};
+  FABRIC_ASSERT_OK_AND_ASSIGN(r, Run(As("n", sub)));
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_THAT(r.err, HasSubstr(absl::StrCat("FAB-SEC-FILE-PERMS ", subs,
+                                            " has mode 0755")));
+  EXPECT_THAT(r.out, Not(HasSubstr("READY")));
+  std::vector<std::string> allowed = sub;
+  allowed.push_back("--allow-shared-files");
+  FABRIC_ASSERT_OK_AND_ASSIGN(Subprocess * node, Start(As("n", allowed)));
+  node->Signal(SIGTERM);
+  FABRIC_ASSERT_OK_AND_ASSIGN(r, Finish(*node));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  // Owner-only again: accepted without the flag.
+  ASSERT_EQ(::chmod(subs.c_str(), 0700), 0);
+  FABRIC_ASSERT_OK_AND_ASSIGN(node, Start(As("n", sub)));
+  node->Signal(SIGTERM);
+  FABRIC_ASSERT_OK_AND_ASSIGN(r, Finish(*node));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
 }
 
 }  // namespace

@@ -525,6 +525,8 @@ TEST_F(WorkQueueCliTest, BadArgumentsExitTwo) {
                    "--fsync: unknown policy 'often'");
   ExpectUsageError({"push", queue_, "x", "--fsync", "always"},
                    "--fsync needs --spool");
+  ExpectUsageError({"push", queue_, "x", "--allow-shared-files"},
+                   "--allow-shared-files needs --spool");
   ExpectUsageError({"push", queue_, "x", "--header", "novalue"},
                    "--header wants KEY=VALUE");
   ExpectUsageError({"push", queue_, "x", "--timeout", "soon"}, "--timeout");

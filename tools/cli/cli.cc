@@ -72,6 +72,10 @@ CLI::App* AddPush(CLI::App& app, PushFlags& f) {
   cmd->add_option("--fsync", f.fsync,
                   "with --spool: always, batch (default), interval or none")
       ->type_name("POLICY");
+  cmd->add_flag("--allow-shared-files", f.allow_shared_files,
+                "with --spool, in secure mode: use an existing spool that "
+                "group or others may access (refused otherwise: "
+                "FAB-SEC-FILE-PERMS)");
   cmd->add_option("--header", f.headers,
                   "task header KEY=VALUE (repeatable; HELLO headers go "
                   "before the verb)")
@@ -171,6 +175,10 @@ CLI::App* AddPub(CLI::App& app, PubFlags& f) {
   cmd->add_option("--fsync", f.fsync,
                   "with --durable: always, batch (default), interval or none")
       ->type_name("POLICY");
+  cmd->add_flag("--allow-shared-files", f.allow_shared_files,
+                "with --durable, in secure mode: use an existing topic log "
+                "that group or others may access (refused otherwise: "
+                "FAB-SEC-FILE-PERMS)");
   cmd->add_option("--retention-bytes", f.retention_bytes,
                   "with --durable: keep about this much (default 1GiB; "
                   "units as --size)")
@@ -222,6 +230,10 @@ CLI::App* AddSub(CLI::App& app, SubFlags& f) {
                   "with --durable: where positions are kept (default "
                   "./fabric-subs)")
       ->type_name("DIR");
+  cmd->add_flag("--allow-shared-files", f.allow_shared_files,
+                "with --durable, in secure mode: use an existing state "
+                "directory or position file that group or others may access "
+                "(refused otherwise: FAB-SEC-FILE-PERMS)");
   cmd->add_option("--from", f.from,
                   "where a durable stream with no saved position starts: "
                   "latest (default), earliest, a SEQ, an RFC 3339 time or "

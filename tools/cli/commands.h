@@ -37,6 +37,7 @@ struct PushFlags {
   std::string size;   // --size with units; empty: not given
   std::string spool;  // empty: memory only (implies wait_acked)
   std::string fsync;  // always|batch|interval|none; empty: batch
+  bool allow_shared_files = false;   // secure mode: use a group/world spool
   std::vector<std::string> headers;  // task headers KEY=VALUE
   bool wait_acked = false;
   std::string timeout;             // overall bound; empty or 0: none
@@ -71,7 +72,8 @@ struct PubFlags {
   bool durable = false;
   std::string spool;  // with --durable; empty: ./fabric-topics
   std::string fsync;
-  std::string retention_bytes;  // with units; empty: default
+  bool allow_shared_files = false;  // secure mode: use a group/world log
+  std::string retention_bytes;      // with units; empty: default
   std::string retention_age;
   int wait_subscribers = 0;
   std::string wait_timeout;       // default 30s
@@ -85,9 +87,10 @@ struct PubFlags {
 // `fabric sub PREFIX...`.
 struct SubFlags {
   std::vector<std::string> prefixes;
-  std::string durable;    // durable subscriber name
-  std::string state_dir;  // empty: ./fabric-subs
-  std::string from;       // latest|earliest|SEQ|TIME
+  std::string durable;              // durable subscriber name
+  std::string state_dir;            // empty: ./fabric-subs
+  bool allow_shared_files = false;  // secure mode: use group/world positions
+  std::string from;                 // latest|earliest|SEQ|TIME
   bool json = false;
   std::string out_dir;  // each body also written to DIR/<stream>-<seq>
   int64_t count = 0;    // 0: until interrupted

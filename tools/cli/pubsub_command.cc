@@ -72,10 +72,12 @@ absl::StatusOr<PubPlan> ParsePubFlags(const PubFlags& f,
     return absl::InvalidArgumentError(
         "--wait-subscribers must not be negative");
   }
-  if (!f.durable && (!f.spool.empty() || !f.fsync.empty() ||
-                     !f.retention_bytes.empty() || !f.retention_age.empty())) {
+  if (!f.durable &&
+      (!f.spool.empty() || !f.fsync.empty() || !f.retention_bytes.empty() ||
+       !f.retention_age.empty() || f.allow_shared_files)) {
     return absl::InvalidArgumentError(
-        "--spool, --fsync and --retention-* need --durable");
+        "--spool, --fsync, --retention-* and --allow-shared-files need "
+        "--durable");
   }
   if (plan.mode == InputMode::kNone && !f.stay) {
     return absl::InvalidArgumentError(
@@ -86,6 +88,7 @@ absl::StatusOr<PubPlan> ParsePubFlags(const PubFlags& f,
   if (f.durable) {
     plan.options.durable_topics = {f.topic};
     plan.options.spool_dir = f.spool.empty() ? kDefaultTopicSpool : f.spool;
+    plan.options.allow_shared_files = f.allow_shared_files;
     if (!f.fsync.empty()) {
       absl::StatusOr<FsyncPolicy> policy = ParseFsyncPolicy(f.fsync);
       if (!policy.ok()) {
@@ -241,6 +244,7 @@ absl::StatusOr<SubscriberOptions> ParseSubFlags(const SubFlags& f) {
   if (!f.durable.empty()) {
     o.durable_name = f.durable;
     o.state_dir = f.state_dir.empty() ? kDefaultStateDir : f.state_dir;
+    o.allow_shared_files = f.allow_shared_files;
     // Positions say what a subscriber read: owner-only, as the file layer
     // makes them (docs/spool.md, "Files and modes").
     if (mkdir(o.state_dir.c_str(), 0700) != 0 && errno != EEXIST) {
@@ -249,6 +253,9 @@ absl::StatusOr<SubscriberOptions> ParseSubFlags(const SubFlags& f) {
     }
   } else if (!f.state_dir.empty()) {
     return absl::InvalidArgumentError("--state-dir needs --durable NAME");
+  } else if (f.allow_shared_files) {
+    return absl::InvalidArgumentError(
+        "--allow-shared-files needs --durable NAME");
   }
   return o;
 }

@@ -63,6 +63,10 @@ absl::Status SetDuration(absl::string_view flag, const std::string& text,
 absl::Status ParseProducerFlags(const PushFlags& f, ProducerOptions* o) {
   o->queue = f.queue;
   o->spool_dir = f.spool;
+  if (f.allow_shared_files && f.spool.empty()) {
+    return absl::InvalidArgumentError("--allow-shared-files needs --spool DIR");
+  }
+  o->allow_shared_files = f.allow_shared_files;
   if (!f.fsync.empty()) {
     if (f.spool.empty()) {
       return absl::InvalidArgumentError("--fsync needs --spool DIR");

@@ -26,6 +26,46 @@ constexpr size_t kReadBlockBytes = 1 << 20;
 constexpr int kDirMode = 0700;
 constexpr int kFileMode = 0600;
 
+// How deep `CheckOwnerOnlyTree` looks below its root: a log's layout is two
+// levels (its files, quarantine/ and the copies in it). The bound also keeps
+// a symlink loop (Stat follows links) from recursing forever.
+constexpr int kOwnerOnlyDepth = 2;
+
+// The refusal for `path`, found while checking `root` (`recursive`: the
+// tree under it too).
+absl::Status SharedFileError(const std::string& path, uint32_t mode,
+                             const std::string& root, absl::string_view what,
+                             bool recursive) {
+  return absl::FailedPreconditionError(absl::StrFormat(
+      "FAB-SEC-FILE-PERMS %s has mode %04o; secure mode keeps a %s "
+      "owner-only: run 'chmod %sgo-rwx %s', or allow shared files "
+      "explicitly (allow_shared_files, --allow-shared-files)",
+      path, mode, what, recursive ? "-R " : "", root));
+}
+
+// Checks `path` and, when it is a directory and `depth` > 0, what is in it,
+// `depth` levels down.
+absl::Status CheckTree(const std::string& path, const std::string& root,
+                       absl::string_view what, bool recursive, int depth) {
+  FileSystem* fs = CurrentFileSystem();
+  absl::StatusOr<FileStat> st = fs->Stat(path);
+  // Gone since it was listed (or never there): nothing to expose.
+  if (absl::IsNotFound(st.status())) return absl::OkStatus();
+  if (!st.ok()) return st.status();
+  if ((st->mode & 077) != 0) {
+    return SharedFileError(path, st->mode, root, what, recursive);
+  }
+  if (!st->is_dir || depth <= 0) return absl::OkStatus();
+  absl::StatusOr<std::vector<std::string>> names = fs->ListDir(path);
+  if (absl::IsNotFound(names.status())) return absl::OkStatus();
+  if (!names.ok()) return names.status();
+  for (const std::string& name : *names) {
+    FABRIC_RETURN_IF_ERROR(
+        CheckTree(JoinPath(path, name), root, what, recursive, depth - 1));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status ErrnoStatus(int err, absl::string_view what) {
@@ -204,6 +244,15 @@ absl::StatusOr<File> LockDirectory(const std::string& dir,
   }
   if (!lock.ok()) return lock.status();
   return File(*std::move(lock));
+}
+
+absl::Status CheckOwnerOnly(const std::string& path, absl::string_view what) {
+  return CheckTree(path, path, what, /*recursive=*/false, /*depth=*/0);
+}
+
+absl::Status CheckOwnerOnlyTree(const std::string& path,
+                                absl::string_view what) {
+  return CheckTree(path, path, what, /*recursive=*/true, kOwnerOnlyDepth);
 }
 
 }  // namespace fabric::spool_internal

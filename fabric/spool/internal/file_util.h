@@ -42,6 +42,17 @@ std::string JoinPath(absl::string_view dir, absl::string_view name);
 // died between its mkdir and that fsync left an entry a power loss could
 // still take, with everything under it.
 absl::Status MakeDirs(const std::string& path);
+// Secure mode's rule for durable state that already exists (docs/security.md
+// section 3): kFailedPrecondition "FAB-SEC-FILE-PERMS PATH has mode 0755; ..."
+// naming the first path found with group or other permission bits (mode &
+// 077), its mode and the fix (chmod, or the `allow_shared_files` override).
+// `what` names the state in the message ("spool", "topic log", ...). OK when
+// `path` does not exist (it will be created owner-only). `CheckOwnerOnlyTree`
+// also checks everything under a directory `path`, down to the depth of a
+// log's layout (its files and quarantine/); `CheckOwnerOnly` only `path`.
+absl::Status CheckOwnerOnly(const std::string& path, absl::string_view what);
+absl::Status CheckOwnerOnlyTree(const std::string& path,
+                                absl::string_view what);
 // Returns the names in `dir`, without "." and "..".
 absl::StatusOr<std::vector<std::string>> ListDir(const std::string& dir);
 absl::StatusOr<std::string> ReadFile(const std::string& path);

@@ -27,7 +27,9 @@ class Publisher(Endpoint):
     """Publishes messages on topics to every subscriber of the cluster.
     Each topic is a stream numbered from 1, so subscribers see gaps. Topics
     in ``durable_topics`` are also kept in a log in ``spool_dir``, and a
-    subscriber that missed messages of those gets them replayed.
+    subscriber that missed messages of those gets them replayed. On a
+    secure node an existing log that group or others may access is refused
+    (FailedPrecondition, FAB-SEC-FILE-PERMS) unless ``allow_shared_files``.
 
     Thread safety: every method may be called from any thread.
     """
@@ -35,6 +37,7 @@ class Publisher(Endpoint):
     def __init__(self, node: Node, *,
                  durable_topics: Iterable[str] = (),
                  spool_dir: Union[str, "os.PathLike[str]", None] = None,
+                 allow_shared_files: bool = False,
                  fsync: str = "batch",
                  fsync_interval: Seconds = 0.1,
                  retention_bytes: int = 1 << 30,
@@ -47,6 +50,7 @@ class Publisher(Endpoint):
         options = dict(durable_topics=list(durable_topics),
                        spool_dir=None if spool_dir is None
                        else os.fspath(spool_dir),
+                       allow_shared_files=allow_shared_files,
                        fsync=fsync, fsync_interval=fsync_interval,
                        retention_bytes=retention_bytes,
                        retention_age=retention_age,
@@ -89,7 +93,9 @@ class Subscriber(Endpoint):
     Take messages with ``next()``, ``for msg in sub`` or ``async for msg in
     sub``, or give a ``handler(msg)`` that runs on the subscriber's own
     thread. A ``durable_name`` (with ``state_dir``) keeps the position in
-    each durable stream across restarts: replay resumes there, or at
+    each durable stream across restarts (on a secure node an existing
+    ``state_dir`` or position file open to group or others is refused
+    unless ``allow_shared_files``): replay resumes there, or at
     ``start`` ("latest", "earliest", a seq, a datetime or "-5m") the first
     time. The position of a message is committed when it is handed over
     (``next`` returns it, or the handler returns, even by raising): a crash
@@ -105,6 +111,7 @@ class Subscriber(Endpoint):
     def __init__(self, node: Node, prefixes: Union[str, Iterable[str]] = "",
                  *, durable_name: Optional[str] = None,
                  state_dir: Union[str, "os.PathLike[str]", None] = None,
+                 allow_shared_files: bool = False,
                  start: Start = "latest",
                  handler: Optional[Callable[[_fabric.Message], Any]] = None,
                  on_gap: Optional[Callable[[_fabric.GapEvent], Any]] = None,
@@ -124,6 +131,7 @@ class Subscriber(Endpoint):
         options = dict(prefixes=self._prefixes, durable_name=durable_name,
                        state_dir=None if state_dir is None
                        else os.fspath(state_dir),
+                       allow_shared_files=allow_shared_files,
                        start=start, handler=handler, on_gap=on_gap,
                        receive_hwm=receive_hwm, max_pending=max_pending,
                        max_held=max_held, replay_batch=replay_batch,

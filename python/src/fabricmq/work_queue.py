@@ -31,7 +31,9 @@ class Producer(Endpoint):
     ``max_worker_crashes`` workers in a row died while running it.
 
     ``fsync``: "batch" (default; group commit), "always", "interval" or
-    "none" (docs/spool.md). ``on_completed(completion)`` runs on the
+    "none" (docs/spool.md). On a secure node an existing ``spool_dir`` that
+    group or others may access is refused (FailedPrecondition,
+    FAB-SEC-FILE-PERMS) unless ``allow_shared_files`` (docs/security.md). ``on_completed(completion)`` runs on the
     producer's callback thread for each task that is acked or
     dead-lettered, in order; an exception it raises is reported and the
     next completion still comes.
@@ -41,6 +43,7 @@ class Producer(Endpoint):
 
     def __init__(self, node: Node, queue: str, *,
                  spool_dir: Union[str, "os.PathLike[str]", None] = None,
+                 allow_shared_files: bool = False,
                  fsync: str = "batch",
                  fsync_interval: Seconds = 0.1,
                  max_bytes: int = 1 << 30,
@@ -56,7 +59,8 @@ class Producer(Endpoint):
         self._push_timeout = seconds(push_timeout, "push_timeout")
         self._queue = queue
         self._spool_dir = None if spool_dir is None else os.fspath(spool_dir)
-        options = dict(queue=queue, spool_dir=self._spool_dir, fsync=fsync,
+        options = dict(queue=queue, spool_dir=self._spool_dir,
+                       allow_shared_files=allow_shared_files, fsync=fsync,
                        fsync_interval=fsync_interval, max_bytes=max_bytes,
                        push_timeout=push_timeout, lease=lease,
                        max_attempts=max_attempts,
