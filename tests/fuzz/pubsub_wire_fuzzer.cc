@@ -140,7 +140,8 @@ std::string Topic(FieldReader& in) {
   for (char& c : topic) {
     if (c == '\0') c = '.';
   }
-  if (topic.empty()) topic = "t";
+  // push_back: g++ 12 at -O2 warns falsely (-Wrestrict) on = "t".
+  if (topic.empty()) topic.push_back('t');
   return topic;
 }
 

@@ -124,7 +124,8 @@ void CheckEncoders(absl::string_view input) {
     r.id = in.U64();
     r.attempt = in.U32();
     std::string service = in.String();
-    if (service.empty()) service = "s";
+    // push_back: g++ 12 at -O2 warns falsely (-Wrestrict) on = "s".
+    if (service.empty()) service.push_back('s');
     r.service = keep(std::move(service));
     r.timeout_ms = in.U64();
     r.key = keep(in.String());

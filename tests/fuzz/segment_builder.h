@@ -102,7 +102,7 @@ inline void Damage(FieldReader& in, BuiltSegment* seg) {
       break;
     default: {
       std::string garbage = in.String(64);
-      if (garbage.empty()) garbage = "x";
+      if (garbage.empty()) garbage.push_back('x');
       image.insert(at, garbage);
       break;
     }
