@@ -231,9 +231,11 @@ class TopicLog::Impl : public spool_internal::LogCore {
         pos += record.size;
         uint64_t seq = 0;
         absl::Time t;
+        // Below `out->next`: a seq that does not ascend, which recovery
+        // reported and did not count as a message; never return it twice.
         if (record.type != static_cast<uint8_t>(RecordType::kEnq) ||
             !spool_internal::PeekEnqPayload(record.payload, &seq, &t) ||
-            seq < from) {
+            seq < out->next) {
           continue;
         }
         if (seq > out->durable_seq) return absl::OkStatus();
@@ -264,7 +266,7 @@ class TopicLog::Impl : public spool_internal::LogCore {
                   record.type != static_cast<uint8_t>(RecordType::kEnq) ||
                   !spool_internal::PeekEnqPayload(record.payload, &seq,
                                                   &when) ||
-                  seq < from || seq > out->durable_seq) {
+                  seq < out->next || seq > out->durable_seq) {
                 return;
               }
               if (out->entries.size() >= max_entries ||

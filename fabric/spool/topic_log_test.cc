@@ -1,15 +1,20 @@
 // SPDX-License-Identifier: Apache-2.0
 // TopicLog: append and read back by seq, durability before visibility,
 // restart recovery (torn tail, resumed seqs), retention by size and age,
-// lookups by time, and refusing a work-queue spool's directory.
+// lookups by time, refusing a work-queue spool's directory, and ignoring a
+// seq reservation no log can reach.
 #include "fabric/spool/topic_log.h"
 
 #include <atomic>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "fabric/spool/internal/file_util.h"
+#include "fabric/spool/internal/payload.h"
+#include "fabric/spool/internal/record.h"
 #include "fabric/spool/internal/spool_test_util.h"
 #include "gtest/gtest.h"
 
@@ -162,6 +167,90 @@ TEST(TopicLogTest, TornTailIsCutAndSeqsDoNotGoBack) {
   // again, so a subscriber that saw the old 10 reports a gap instead of
   // dropping a new message as a duplicate.
   EXPECT_EQ((*log)->next_seq(), spool_internal::kSeqReserveBlock + 1);
+}
+
+// Found by topic_log_fuzzer: a RESERVE record (checksum intact) whose
+// ceiling no log can reach made recovery hand out seqs above INT64_MAX,
+// which the reads cannot take from an ENQ, so every new message was
+// silently unreadable. Recovery now reports such a ceiling and ignores it.
+TEST(TopicLogTest, Issue20ReservationBeyondTheLargestSeqIsIgnored) {
+  const TempDir tmp("topic");
+  TopicLogOptions options = Options(tmp.path());
+  {
+    auto log = TopicLog::Open(options);
+    ASSERT_TRUE(log.ok());
+    for (uint64_t i = 1; i <= 3; ++i) {
+      ASSERT_TRUE((*log)->Append(absl::Now(), {}, Body(i)).ok());
+    }
+  }
+  std::vector<std::string> segments = SegmentPaths(tmp.path());
+  ASSERT_FALSE(segments.empty());
+  const std::string last = segments.back();
+  std::string image = ReadAll(last);
+  const std::optional<uint64_t> number =
+      spool_internal::ParseSegmentFileName(last.substr(last.rfind('/') + 1));
+  ASSERT_TRUE(number.has_value());
+  const spool_internal::SegmentWalk walk = spool_internal::WalkSegment(
+      image, *number, spool_internal::kSegmentHeaderSize,
+      [](const spool_internal::RecordView&) {});
+  std::string ceiling;
+  spool_internal::EncodeReservePayload(uint64_t{1} << 63, &ceiling);
+  spool_internal::AppendRecord(&image, spool_internal::RecordType::kReserve,
+                               walk.last_lsn + 1, *number, ceiling);
+  WriteAll(last, image);
+
+  auto log = TopicLog::Open(options);
+  ASSERT_TRUE(log.ok()) << log.status();
+  ASSERT_EQ((*log)->recovery().corrupt.size(), 1u);
+  EXPECT_NE((*log)->recovery().corrupt[0].what.find("RESERVE ceiling"),
+            std::string::npos);
+  EXPECT_EQ((*log)->next_seq(), 4u);
+  absl::StatusOr<uint64_t> seq = (*log)->Append(absl::Now(), {}, Body(4));
+  ASSERT_TRUE(seq.ok());
+  EXPECT_EQ(*seq, 4u);
+  ASSERT_TRUE((*log)->Flush(absl::Seconds(10)).ok());
+  EXPECT_EQ(ReadAllFrom(**log, 1).size(), 4u);
+}
+
+// Found by topic_log_fuzzer: an ENQ record repeating an earlier seq
+// (checksum intact) was reported by recovery as not a message, yet `Read`
+// returned it, so one chunk held the same seq twice.
+TEST(TopicLogTest, Issue20ReadSkipsARepeatedSeq) {
+  const TempDir tmp("topic");
+  TopicLogOptions options = Options(tmp.path());
+  {
+    auto log = TopicLog::Open(options);
+    ASSERT_TRUE(log.ok());
+    for (uint64_t i = 1; i <= 3; ++i) {
+      ASSERT_TRUE((*log)->Append(absl::Now(), {}, Body(i)).ok());
+    }
+  }
+  std::vector<std::string> segments = SegmentPaths(tmp.path());
+  ASSERT_FALSE(segments.empty());
+  const std::string last = segments.back();
+  std::string image = ReadAll(last);
+  const std::optional<uint64_t> number =
+      spool_internal::ParseSegmentFileName(last.substr(last.rfind('/') + 1));
+  ASSERT_TRUE(number.has_value());
+  const spool_internal::SegmentWalk walk = spool_internal::WalkSegment(
+      image, *number, spool_internal::kSegmentHeaderSize,
+      [](const spool_internal::RecordView&) {});
+  std::string payload;
+  spool_internal::EncodeEnqPayload(2, absl::Now(), {}, "again", &payload);
+  spool_internal::AppendRecord(&image, spool_internal::RecordType::kEnq,
+                               walk.last_lsn + 1, *number, payload);
+  WriteAll(last, image);
+
+  auto log = TopicLog::Open(options);
+  ASSERT_TRUE(log.ok()) << log.status();
+  EXPECT_EQ((*log)->recovery().messages, 3u);
+  ASSERT_EQ((*log)->recovery().corrupt.size(), 1u);
+  std::vector<SpooledTask> all = ReadAllFrom(**log, 1);
+  ASSERT_EQ(all.size(), 3u);
+  for (uint64_t i = 0; i < all.size(); ++i) {
+    EXPECT_EQ(all[i].seq, i + 1);
+    EXPECT_EQ(all[i].body, Body(i + 1));
+  }
 }
 
 TEST(TopicLogTest, ReadsStepOverDamageInTheMiddle) {

@@ -216,14 +216,23 @@ class Recovery {
                        absl::StrCat(header.status().message(),
                                     "; reading its records anyway"));
     }
-    if (header.ok()) reservation_.Header(header->seq_reserved);
+    if (header.ok()) {
+      if (SeqInRange(name, 0, "header seq_reserved", header->seq_reserved)) {
+        reservation_.Header(header->seq_reserved);
+      }
+      if (!SeqInRange(name, 0, "header base_seq", header->base_seq)) {
+        header->base_seq = 0;
+      }
+    }
     visitor_->BeginSegment(n, header.ok() ? &*header : nullptr, image.size());
     const SegmentWalk walk =
         WalkSegment(image, n, kSegmentHeaderSize, [&](const RecordView& r) {
           if (r.type == static_cast<uint8_t>(RecordType::kReserve)) {
             absl::StatusOr<uint64_t> ceiling = DecodeReservePayload(r.payload);
             if (ceiling.ok()) {
-              reservation_.Record(*ceiling);
+              if (SeqInRange(name, r.offset, "RESERVE ceiling", *ceiling)) {
+                reservation_.Record(*ceiling);
+              }
             } else {
               out_->AddProblem(name, r.offset,
                                absl::StrCat("undecodable record: ",
@@ -269,6 +278,16 @@ class Recovery {
       out_->next_lsn = std::max(out_->next_lsn, walk.last_lsn + 1);
     }
     return absl::OkStatus();
+  }
+
+  // Whether `seq` can be a seq of this log; reports it as damage if not.
+  bool SeqInRange(absl::string_view file, uint64_t offset,
+                  absl::string_view what, uint64_t seq) {
+    if (seq <= kMaxSeq) return true;
+    out_->AddProblem(
+        file, offset,
+        absl::StrCat(what, " ", seq, " is beyond the largest seq; ignored"));
+    return false;
   }
 
   const std::string& dir_;

@@ -69,6 +69,12 @@ enum class RecordType : uint8_t {
 // handed out twice (section 6.1).
 inline constexpr uint64_t kSeqReserveBlock = 16384;
 
+// The largest seq a log hands out. Readers take an ENQ's seq as an int64
+// (`PeekEnqPayload`) and no log comes near 2^63 messages, so recovery
+// reports a reservation or `base_seq` above this as damage and ignores it
+// rather than handing out seqs no reader can read (section 6.1).
+inline constexpr uint64_t kMaxSeq = INT64_MAX;
+
 // Caps that keep a record's msgpack small enough to decode safely.
 inline constexpr uint32_t kMaxRangesPerRecord = 32 * 1024;
 inline constexpr size_t kMaxHeadersPerTask = 64 * 1024;
