@@ -75,6 +75,11 @@ absl::StatusOr<Offers> DecodeOffers(const msgpack::object& o) {
                               BoundedString(names->ptr[j], "offer name"));
       set.insert(std::move(name));
     }
+    // A kind repeated in the map merges into one set: the limit holds for
+    // the merge too, or re-encoding this HELLO would give one peers refuse.
+    if (set.size() > kMaxOffersPerKind) {
+      return absl::InvalidArgumentError("too many offers of one kind");
+    }
   }
   return offers;
 }

@@ -2,8 +2,11 @@
 #include "fabric/codec/control.h"
 
 #include <random>
+#include <string>
 
+#include "fabric/limits.h"
 #include "gtest/gtest.h"
+#include "msgpack.hpp"
 #include "tests/testing/status_matchers.h"
 
 namespace fabric {
@@ -64,6 +67,41 @@ TEST(Control, HelloRejectsWrongTypes) {
   std::string body = "\x83\xa2id\xc4\x10" + std::string(16, 'a');
   body += "\xa7mailbox\xa9tcp://x:1\xa6offers\xa1x";
   EXPECT_THAT(DecodeHello(body), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+// A HELLO naming one offer kind twice, `first` names then `second` names.
+std::string HelloWithRepeatedKind(size_t first, const std::string& second) {
+  msgpack::sbuffer buffer;
+  msgpack::packer<msgpack::sbuffer> pk(buffer);
+  pk.pack_map(3);
+  pk.pack("id");
+  const std::string id(16, 'a');
+  pk.pack_bin(16);
+  pk.pack_bin_body(id.data(), 16);
+  pk.pack("mailbox");
+  pk.pack("tcp://x:1");
+  pk.pack("offers");
+  pk.pack_map(2);
+  pk.pack("queue");
+  pk.pack_array(static_cast<uint32_t>(first));
+  for (size_t i = 0; i < first; ++i) pk.pack("q" + std::to_string(i));
+  pk.pack("queue");
+  pk.pack_array(1);
+  pk.pack(second);
+  return std::string(buffer.data(), buffer.size());
+}
+
+TEST(Control, HelloLimitsOffersOfAKindNamedTwice) {
+  // Found by control_fuzzer's review: the sets merge, and the merge must
+  // respect the limit, or re-encoding gives a HELLO peers refuse.
+  EXPECT_THAT(DecodeHello(HelloWithRepeatedKind(kMaxOffersPerKind, "extra")),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  // The control: the second list repeats a name, so the merge is at the
+  // limit, and the HELLO re-encodes and decodes.
+  FABRIC_ASSERT_OK_AND_ASSIGN(
+      Hello h, DecodeHello(HelloWithRepeatedKind(kMaxOffersPerKind, "q0")));
+  EXPECT_EQ(h.offers["queue"].size(), kMaxOffersPerKind);
+  FABRIC_EXPECT_OK(DecodeHello(EncodeHello(h)).status());
 }
 
 TEST(Control, PingRoundTripAndGarbage) {
