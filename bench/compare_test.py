@@ -178,7 +178,8 @@ class RowsTest(unittest.TestCase):
         r = find(rows, "100 idle meshed nodes, CPU per node", "issue 23 target")
         self.assertAlmostEqual(r["fabric"], 1.35)
         r = find(rows, "worker dedup", "issue 23 target")
-        self.assertEqual(r["fabric"], 4.25)
+        self.assertEqual(r["fabric"], 6.00)  # the worst order
+        self.assertIn("shuffled in groups of 8", r["workload"])
         self.assertTrue(r["met"](compare.ratio(r["fabric"], r["against_v"])))
 
 
@@ -204,7 +205,7 @@ class ReportTest(unittest.TestCase):
         else:
             with open(os.path.join(raw, "peers.err"), "w") as f:
                 f.write("E: Unable to locate package nats-server\n")
-        args = types.SimpleNamespace(quick=True, started="2026-01-02 03:04",
+        args = types.SimpleNamespace(quick=True, started="2026-01-02 03:04", git="abc1234",
                                      build=os.path.join(compare.ROOT, "build"))
         md = os.path.join(out, "2026-01-02.md")
         png = os.path.join(out, "2026-01-02.png")
