@@ -43,6 +43,7 @@ using ::fabric::testing::RunResult;
 using ::fabric::testing::Subprocess;
 using ::fabric::testing::WaitUntil;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 constexpr absl::Duration kTimeout = absl::Seconds(60);
@@ -250,6 +251,31 @@ TEST_F(WorkQueueCliTest, WorkerExitsAfterCountWithJsonLines) {
   }
   EXPECT_THAT(r.out, HasSubstr("\"body\":\"one\"}"));
   EXPECT_THAT(r.out, HasSubstr("\"body\":\"two\"}"));
+}
+
+TEST_F(WorkQueueCliTest, DiscardAcksEveryTaskWithoutPrintingIt) {
+  // The no-op handler for benchmarks: every task is acked, none is printed.
+  constexpr int kTasks = 500;
+  FABRIC_ASSERT_OK_AND_ASSIGN(
+      auto w, StartWorker("w", {"--discard", "--count", absl::StrCat(kTasks)}));
+  FABRIC_ASSERT_OK_AND_ASSIGN(
+      RunResult push, Run({"push", queue_, "--count", absl::StrCat(kTasks),
+                           "--wait-acked", "--timeout", "50s"}));
+  ASSERT_EQ(push.exit_code, 0) << push.err;
+  const auto summary = Summary(push.lines);
+  EXPECT_EQ(summary.at("pushed"), kTasks) << push.out;
+  EXPECT_EQ(summary.at("acked"), kTasks) << push.out;
+  EXPECT_EQ(summary.at("dead"), 0) << push.out;
+
+  FABRIC_ASSERT_OK_AND_ASSIGN(RunResult r, Finish(*w));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  // READY and nothing else on stdout; no body anywhere.
+  ASSERT_EQ(r.lines.size(), 1u) << r.out;
+  EXPECT_THAT(r.lines[0], StartsWith("READY "));
+  EXPECT_THAT(r.out + r.err, Not(HasSubstr("msg-")));
+  EXPECT_THAT(r.err, HasSubstr(absl::StrCat("work: ", kTasks, " handled in ")))
+      << r.err;
+  EXPECT_THAT(r.err, HasSubstr(absl::StrCat("acked ", kTasks, ","))) << r.err;
 }
 
 TEST_F(WorkQueueCliTest, KilledWorkersTasksGoToAnother) {
@@ -534,6 +560,10 @@ TEST_F(WorkQueueCliTest, BadArgumentsExitTwo) {
   ExpectUsageError({"work", queue_, "--reject-exit", "3"},
                    "--reject-exit needs --exec");
   ExpectUsageError({"work", queue_, "--concurrency", "0"}, "--concurrency");
+  ExpectUsageError({"work", queue_, "--discard", "--exec", "true"},
+                   "--discard and --exec exclude each other");
+  ExpectUsageError({"work", queue_, "--discard", "--out-dir", dir_ + "/out"},
+                   "--discard and --out-dir exclude each other");
   ExpectUsageError({"spool"}, "subcommand is required");
   ExpectUsageError({"dlq", "replay"}, "dir is required");
 }

@@ -133,6 +133,9 @@ CLI::App* AddWork(CLI::App& app, WorkFlags& f) {
                   "FABRIC_TASK_ID, FABRIC_QUEUE, FABRIC_ATTEMPT; its output "
                   "goes to stderr. Exit 0 acks, anything else retries")
       ->type_name("CMD");
+  cmd->add_flag("--discard", f.discard,
+                "ack each task without printing it or running anything (for "
+                "benchmarks); not with --exec or --out-dir");
   cmd->add_option("--reject-exit", f.reject_exit,
                   "with --exec: this exit code dead-letters the task at once")
       ->type_name("CODE");

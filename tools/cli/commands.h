@@ -56,6 +56,7 @@ struct WorkFlags {
   bool json = false;
   std::string out_dir;   // each body also written to DIR/<producer>-<seq>
   std::string exec;      // empty: print and ack
+  bool discard = false;  // ack without printing or running anything
   int reject_exit = -1;  // -1: none
   int concurrency = 1;
   int prefetch = 0;          // 0: the worker's default

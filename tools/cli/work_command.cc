@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // `fabric work QUEUE [QUEUE...]`: a work-queue worker on the command line.
 // Prints one line per task and acks it, or with --exec runs a shell command
-// per task (body on stdin) and turns its exit status into the verdict.
+// per task (body on stdin) and turns its exit status into the verdict, or
+// with --discard only acks (a no-op handler, to benchmark the CLI).
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -70,6 +71,10 @@ class WorkState {
     ready_.WaitForNotification();  // READY is the first line
     if (shutting_down_.load()) {
       return Outcome::RetryAfter(kShutdownRetryDelay, "worker shutting down");
+    }
+    if (flags_.discard) {
+      handled_.fetch_add(1);
+      return Outcome::Ack();
     }
     if (out_dir_.has_value()) {
       absl::StatusOr<std::string> path = out_dir_->Write(
@@ -226,6 +231,15 @@ absl::StatusOr<absl::Duration> CheckWorkFlags(const WorkFlags& f) {
   }
   for (const std::string& q : f.queues) {
     if (q.empty()) return absl::InvalidArgumentError("empty QUEUE name");
+  }
+  // --discard is the handler: nothing else may handle or keep the task.
+  if (f.discard && !f.exec.empty()) {
+    return absl::InvalidArgumentError(
+        "--discard and --exec exclude each other");
+  }
+  if (f.discard && !f.out_dir.empty()) {
+    return absl::InvalidArgumentError(
+        "--discard and --out-dir exclude each other");
   }
   if (f.exec.empty() && f.reject_exit != -1) {
     return absl::InvalidArgumentError("--reject-exit needs --exec");
