@@ -158,6 +158,11 @@ class Engine : public NodeContext {
   bool MailboxReadable();
   // Handles what libzmq signalled on a link's monitor or DEALER.
   void PollLink(Link& link, bool monitor);
+  // Asks RecheckLinks to look at `link` (any thread).
+  void FlagForRecheck(Link& link) {
+    link.recheck.store(true);
+    links_recheck_.store(true);
+  }
   // Looks at the monitor and DEALER of every link whose `recheck` is set.
   void RecheckLinks();
   // Polls every link (a slow safety net under the event-driven path).

@@ -434,8 +434,7 @@ void Engine::DrainLink(Link& link) {
     SendHello(link);
   }
   // Cut short: the pipe is not empty, so ZMQ_FD will not signal again.
-  link.recheck.store(true);
-  links_recheck_.store(true);
+  FlagForRecheck(link);
 }
 
 void Engine::DrainMonitor(Link& link) {
@@ -500,8 +499,7 @@ void Engine::DrainMonitor(Link& link) {
     }
   }
   // Cut short: the pipe is not empty, so ZMQ_FD will not signal again.
-  link.recheck.store(true);
-  links_recheck_.store(true);
+  FlagForRecheck(link);
 }
 
 void Engine::RequestHello(absl::string_view routing_id) {

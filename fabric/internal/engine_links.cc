@@ -123,8 +123,7 @@ Link* Engine::EnsureLink(const std::string& endpoint, bool seed,
   timers_dirty_ = true;  // a stale-link deadline
   // A new pipe signals nothing until its reader first found it empty:
   // look once (RecheckLinks) so the first event wakes the loop.
-  raw->recheck.store(true);
-  links_recheck_.store(true);
+  FlagForRecheck(*raw);
   return raw;
 }
 
@@ -350,8 +349,7 @@ void Engine::ReapLinks() {
 
 absl::Status Engine::SendLocked(Link& link, absl::string_view wire) {
   // Whatever happens, libzmq may process the socket's commands here.
-  link.recheck.store(true);
-  links_recheck_.store(true);
+  FlagForRecheck(link);
   try {
     if (!link.dealer.send(zmq::buffer(wire.data(), wire.size()),
                           zmq::send_flags::dontwait)) {
